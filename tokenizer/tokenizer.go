@@ -1,0 +1,25 @@
+// Package tokenizer turns text into token ids and back exactly as the Python
+// ecosystem (Hugging Face tokenizers, jinja2 chat templates) does.
+//
+// The rest of tether uses only the Tokenizer interface, so another
+// implementation (for example a cgo binding to the Rust tokenizers library)
+// can be plugged in without touching the engine or the probes.
+package tokenizer
+
+// Tokenizer encodes and decodes text for one model.
+type Tokenizer interface {
+	// Encode splits text into ids. With addSpecial, the post-processor's
+	// special tokens (e.g. BOS) are added as the model's tokenizer.json says.
+	Encode(text string, addSpecial bool) ([]int, error)
+	// Decode turns ids back into text; skipSpecial drops special tokens.
+	// An id outside the vocabulary is an error.
+	Decode(ids []int, skipSpecial bool) (string, error)
+	// VocabSize is the number of ids, added tokens included.
+	VocabSize() int
+	// TokenID looks up the id of a token's exact string (e.g. "<|im_end|>").
+	TokenID(token string) (int, bool)
+	// Token returns the string of an id ("" and false when out of range).
+	Token(id int) (string, bool)
+	// IsSpecial reports whether id is a special added token.
+	IsSpecial(id int) bool
+}
