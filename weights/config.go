@@ -81,9 +81,9 @@ type Config struct {
 	// for Gemma 3, RopeLocalTheta). Length NumLayers; all false when none.
 	SlidingLayers []bool
 
-	BOSTokenID int   // -1 when absent
+	BOSTokenID  int   // -1 when absent
 	EOSTokenIDs []int // eos_token_id may be an int or a list
-	PadTokenID int   // -1 when absent
+	PadTokenID  int   // -1 when absent
 
 	TorchDType string // "float32", "bfloat16", "float16" as declared
 

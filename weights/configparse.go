@@ -1,0 +1,471 @@
+package weights
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// familyDefaults are the values transformers' config class of a family uses
+// for keys absent from config.json.
+type familyDefaults struct {
+	vocab, hidden, intermediate, layers, heads int
+	kvHeads                                    int // 0: same as heads
+	headDim                                    int // 0: hidden / heads
+	maxPositions                               int
+	eps, ropeTheta                             float64
+	tie                                        bool
+	bos, eos, pad                              int // -1: None
+	slidingWindow                              int
+	gemma                                      bool
+	attnSoftcap, finalSoftcap                  float64
+}
+
+var defaultsByFamily = map[Family]familyDefaults{
+	FamilyLlama: {vocab: 32000, hidden: 4096, intermediate: 11008, layers: 32, heads: 32,
+		maxPositions: 2048, eps: 1e-6, ropeTheta: 10000, bos: 1, eos: 2, pad: -1},
+	FamilyMistral: {vocab: 32000, hidden: 4096, intermediate: 14336, layers: 32, heads: 32, kvHeads: 8,
+		maxPositions: 4096 * 32, eps: 1e-6, ropeTheta: 10000, bos: 1, eos: 2, pad: -1, slidingWindow: 4096},
+	FamilyQwen2: {vocab: 151936, hidden: 4096, intermediate: 22016, layers: 32, heads: 32, kvHeads: 32,
+		maxPositions: 32768, eps: 1e-6, ropeTheta: 10000, bos: -1, eos: -1, pad: -1, slidingWindow: 4096},
+	FamilyQwen3: {vocab: 151936, hidden: 4096, intermediate: 22016, layers: 32, heads: 32, kvHeads: 32, headDim: 128,
+		maxPositions: 32768, eps: 1e-6, ropeTheta: 10000, bos: -1, eos: -1, pad: -1, slidingWindow: 4096},
+	FamilyGemma2: {vocab: 256000, hidden: 2304, intermediate: 9216, layers: 26, heads: 8, kvHeads: 4, headDim: 256,
+		maxPositions: 8192, eps: 1e-6, ropeTheta: 10000, tie: true, bos: 2, eos: 1, pad: 0, slidingWindow: 4096,
+		gemma: true, attnSoftcap: 50, finalSoftcap: 30},
+	FamilyGemma3: {vocab: 262208, hidden: 2304, intermediate: 9216, layers: 26, heads: 8, kvHeads: 4, headDim: 256,
+		maxPositions: 131072, eps: 1e-6, ropeTheta: 1e6, tie: true, bos: 2, eos: 1, pad: 0, slidingWindow: 4096,
+		gemma: true},
+}
+
+// architectures maps config.json "architectures" entries to families.
+var architectures = map[string]Family{
+	"LlamaForCausalLM":               FamilyLlama,
+	"MistralForCausalLM":             FamilyMistral,
+	"Qwen2ForCausalLM":               FamilyQwen2,
+	"Qwen3ForCausalLM":               FamilyQwen3,
+	"Gemma2ForCausalLM":              FamilyGemma2,
+	"Gemma3ForCausalLM":              FamilyGemma3,
+	"Gemma3ForConditionalGeneration": FamilyGemma3,
+}
+
+// modelTypes maps config.json "model_type" to families, used when
+// "architectures" is absent.
+var modelTypes = map[string]string{
+	"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM",
+	"qwen3": "Qwen3ForCausalLM", "gemma2": "Gemma2ForCausalLM", "gemma3_text": "Gemma3ForCausalLM",
+	"gemma3": "Gemma3ForConditionalGeneration",
+}
+
+// SupportedArchitectures lists the config.json architectures ParseConfig accepts.
+func SupportedArchitectures() []string {
+	out := make([]string, 0, len(architectures))
+	for a := range architectures {
+		out = append(out, a)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// LoadConfig reads and parses dir/config.json.
+func LoadConfig(dir string) (*Config, error) {
+	path := filepath.Join(dir, "config.json")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("weights: %w", err)
+	}
+	return ParseConfig(data, path)
+}
+
+// ParseConfig parses a Hugging Face config.json into a Config, filling absent
+// keys with the defaults of transformers' config class for the family, and
+// validates it. source names the data in errors.
+func ParseConfig(data []byte, source string) (*Config, error) {
+	top, err := parseJSONObject(data, source)
+	if err != nil {
+		return nil, err
+	}
+	archs, err := top.strings("architectures")
+	if err != nil {
+		return nil, err
+	}
+	modelType, err := top.string("model_type", "")
+	if err != nil {
+		return nil, err
+	}
+	arch := ""
+	if len(archs) > 0 {
+		arch = archs[0]
+	} else {
+		arch = modelTypes[modelType]
+	}
+	family, ok := architectures[arch]
+	if !ok {
+		name := arch
+		if name == "" {
+			name = fmt.Sprintf("(none; model_type %q)", modelType)
+		}
+		return nil, fmt.Errorf("weights: %s: unsupported architecture %s; supported: %s", source, name, strings.Join(SupportedArchitectures(), ", "))
+	}
+	cfg := &Config{Architecture: arch, ModelType: modelType, Family: family}
+	text := top
+	if arch == "Gemma3ForConditionalGeneration" {
+		tc, err := top.object("text_config")
+		if err != nil {
+			return nil, err
+		}
+		if tc == nil {
+			tc = &jsonObject{source: source + ": text_config", fields: nil}
+		}
+		text = tc
+		cfg.TensorPrefix = "language_model."
+		if mt, _ := tc.string("model_type", ""); mt != "" {
+			cfg.ModelType = mt
+		}
+	}
+	p := &configParser{cfg: cfg, top: top, text: text, def: defaultsByFamily[family]}
+	p.parse()
+	if p.err != nil {
+		return nil, p.err
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("weights: %s: %w", source, err)
+	}
+	return cfg, nil
+}
+
+// configParser fills a Config from a text config object, keeping the first
+// error so the parsing code reads as a list of fields.
+type configParser struct {
+	cfg       *Config
+	top, text *jsonObject // top is the whole file; text the text model's part
+	def       familyDefaults
+	err       error
+}
+
+func (p *configParser) keep(err error) {
+	if p.err == nil && err != nil {
+		p.err = err
+	}
+}
+
+func (p *configParser) int(key string, def int) int {
+	v, err := p.text.int(key, def)
+	p.keep(err)
+	return v
+}
+
+func (p *configParser) float(key string, def float64) float64 {
+	v, err := p.text.float(key, def)
+	p.keep(err)
+	return v
+}
+
+func (p *configParser) bool(key string, def bool) bool {
+	v, err := p.text.bool(key, def)
+	p.keep(err)
+	return v
+}
+
+func (p *configParser) string(key, def string) string {
+	v, err := p.text.string(key, def)
+	p.keep(err)
+	return v
+}
+
+// shared reads a key that multimodal configs keep at the top level (token
+// ids, dtype, tie_word_embeddings): the text config first, then the top.
+func (p *configParser) shared(key string) *jsonObject {
+	if p.text.has(key) || p.text == p.top {
+		return p.text
+	}
+	return p.top
+}
+
+func (p *configParser) parse() {
+	c, d := p.cfg, p.def
+	c.VocabSize = p.int("vocab_size", d.vocab)
+	c.HiddenSize = p.int("hidden_size", d.hidden)
+	c.IntermediateSize = p.int("intermediate_size", d.intermediate)
+	c.NumLayers = p.int("num_hidden_layers", d.layers)
+	c.NumHeads = p.int("num_attention_heads", d.heads)
+	kvDef := d.kvHeads
+	if kvDef == 0 {
+		kvDef = c.NumHeads
+	}
+	c.NumKVHeads = p.int("num_key_value_heads", kvDef)
+	c.HeadDim = p.int("head_dim", d.headDim)
+	if c.HeadDim == 0 && c.NumHeads > 0 {
+		if c.HiddenSize%c.NumHeads != 0 {
+			p.keep(fmt.Errorf("weights: %s: hidden_size = %d is not a multiple of num_attention_heads = %d and head_dim is not given", p.text.source, c.HiddenSize, c.NumHeads))
+		}
+		c.HeadDim = c.HiddenSize / c.NumHeads
+	}
+	c.MaxPositions = p.int("max_position_embeddings", d.maxPositions)
+	c.RMSNormEps = p.float("rms_norm_eps", d.eps)
+	c.RopeTheta = p.float("rope_theta", d.ropeTheta)
+
+	var err error
+	c.TieEmbeddings, err = p.shared("tie_word_embeddings").bool("tie_word_embeddings", d.tie)
+	p.keep(err)
+	bos, err := p.shared("bos_token_id").ints("bos_token_id", []int{d.bos})
+	p.keep(err)
+	c.BOSTokenID = firstOr(bos, -1)
+	pad, err := p.shared("pad_token_id").ints("pad_token_id", []int{d.pad})
+	p.keep(err)
+	c.PadTokenID = firstOr(pad, -1)
+	eos, err := p.shared("eos_token_id").ints("eos_token_id", []int{d.eos})
+	p.keep(err)
+	c.EOSTokenIDs = nil
+	for _, id := range eos {
+		if id >= 0 {
+			c.EOSTokenIDs = append(c.EOSTokenIDs, id)
+		}
+	}
+	dtypeKey := "torch_dtype"
+	if !p.shared("torch_dtype").has("torch_dtype") {
+		dtypeKey = "dtype"
+	}
+	c.TorchDType, err = p.shared(dtypeKey).string(dtypeKey, "")
+	p.keep(err)
+
+	c.RopeScaling = p.ropeScaling()
+	c.MLPBias = p.bool("mlp_bias", false)
+	c.SlidingLayers = make([]bool, max(c.NumLayers, 0))
+	switch c.Family {
+	case FamilyLlama, FamilyMistral:
+		c.AttentionBias = p.bool("attention_bias", false)
+		c.AttentionOutBias = c.AttentionBias
+		c.Activation = p.activation("silu")
+		if c.Family == FamilyMistral {
+			c.SlidingWindow = p.int("sliding_window", d.slidingWindow)
+			if !p.text.has("sliding_window") && p.text.present("sliding_window") {
+				c.SlidingWindow = 0
+			}
+			p.allSliding()
+		}
+	case FamilyQwen2, FamilyQwen3:
+		if c.Family == FamilyQwen2 {
+			c.AttentionBias = true
+		} else {
+			c.AttentionBias = p.bool("attention_bias", false)
+			c.AttentionOutBias = c.AttentionBias
+			c.QKNorm = true
+		}
+		c.Activation = p.activation("silu")
+		p.qwenSliding()
+	case FamilyGemma2, FamilyGemma3:
+		p.gemma()
+	}
+	c.AttnScale = 1 / math.Sqrt(float64(max(c.HeadDim, 1)))
+	if d.gemma {
+		c.AttnScale = 1 / math.Sqrt(p.float("query_pre_attn_scalar", 256))
+	}
+	if lt := p.layerTypes(); lt != nil {
+		c.SlidingLayers = lt
+	}
+	if c.SlidingWindow == 0 {
+		for i := range c.SlidingLayers {
+			c.SlidingLayers[i] = false
+		}
+	}
+	if !anyTrue(c.SlidingLayers) {
+		c.SlidingWindow = 0
+	}
+}
+
+// activation reads hidden_activation (Gemma) or hidden_act and normalises
+// the spelling to "silu" or "gelu_pytorch_tanh".
+func (p *configParser) activation(def string) string {
+	act := p.string("hidden_activation", "")
+	if act == "" {
+		act = p.string("hidden_act", def)
+	}
+	switch act {
+	case "silu", "swish":
+		return "silu"
+	case "gelu_pytorch_tanh", "gelu_new", "gelu_fast":
+		return "gelu_pytorch_tanh"
+	}
+	p.keep(fmt.Errorf("weights: %s: field %q: unsupported activation %q (expected silu or gelu_pytorch_tanh)", p.text.source, "hidden_act", act))
+	return act
+}
+
+// allSliding marks every layer sliding (Mistral) when a window is set.
+func (p *configParser) allSliding() {
+	for i := range p.cfg.SlidingLayers {
+		p.cfg.SlidingLayers[i] = p.cfg.SlidingWindow > 0
+	}
+}
+
+// qwenSliding applies use_sliding_window: layers from max_window_layers on
+// use the window.
+func (p *configParser) qwenSliding() {
+	c := p.cfg
+	if !p.bool("use_sliding_window", false) {
+		c.SlidingWindow = 0
+		return
+	}
+	c.SlidingWindow = p.int("sliding_window", p.def.slidingWindow)
+	from := p.int("max_window_layers", 28)
+	for i := range c.SlidingLayers {
+		c.SlidingLayers[i] = i >= from
+	}
+}
+
+// gemma fills the Gemma 2 / Gemma 3 switches.
+func (p *configParser) gemma() {
+	c, d := p.cfg, p.def
+	c.NormPlusOne, c.EmbedScale, c.SandwichNorm = true, true, true
+	c.AttentionBias = p.bool("attention_bias", false)
+	c.AttentionOutBias = c.AttentionBias
+	c.Activation = p.activation("gelu_pytorch_tanh")
+	c.AttnSoftcap = p.float("attn_logit_softcapping", d.attnSoftcap)
+	if p.text.present("attn_logit_softcapping") && !p.text.has("attn_logit_softcapping") {
+		c.AttnSoftcap = 0
+	}
+	c.FinalSoftcap = p.float("final_logit_softcapping", d.finalSoftcap)
+	if p.text.present("final_logit_softcapping") && !p.text.has("final_logit_softcapping") {
+		c.FinalSoftcap = 0
+	}
+	c.SlidingWindow = p.int("sliding_window", d.slidingWindow)
+	if c.Family == FamilyGemma2 {
+		for i := range c.SlidingLayers {
+			c.SlidingLayers[i] = i%2 == 0
+		}
+		return
+	}
+	c.QKNorm = true
+	c.RopeLocalTheta = p.float("rope_local_base_freq", 10000)
+	pattern := p.int("sliding_window_pattern", 6)
+	if pattern <= 0 {
+		p.keep(fmt.Errorf("weights: %s: field \"sliding_window_pattern\": expected a positive integer, got %d", p.text.source, pattern))
+		return
+	}
+	for i := range c.SlidingLayers {
+		c.SlidingLayers[i] = (i+1)%pattern != 0
+	}
+}
+
+// layerTypes reads an explicit layer_types list ("sliding_attention" or
+// "full_attention" per layer); nil when absent.
+func (p *configParser) layerTypes() []bool {
+	types, err := p.text.strings("layer_types")
+	p.keep(err)
+	if types == nil {
+		return nil
+	}
+	if len(types) != p.cfg.NumLayers {
+		p.keep(fmt.Errorf("weights: %s: field \"layer_types\": has %d entries, expected num_hidden_layers = %d", p.text.source, len(types), p.cfg.NumLayers))
+		return nil
+	}
+	out := make([]bool, len(types))
+	for i, t := range types {
+		switch t {
+		case "sliding_attention":
+			out[i] = true
+		case "full_attention":
+		default:
+			p.keep(fmt.Errorf("weights: %s: field \"layer_types\"[%d]: %q, expected sliding_attention or full_attention", p.text.source, i, t))
+		}
+	}
+	return out
+}
+
+// ropeScaling reads rope_scaling ("rope_type" or legacy "type").
+func (p *configParser) ropeScaling() *RopeScaling {
+	rs, err := p.text.object("rope_scaling")
+	p.keep(err)
+	if rs == nil {
+		return nil
+	}
+	typ, err := rs.string("rope_type", "")
+	p.keep(err)
+	if typ == "" {
+		typ, err = rs.string("type", "")
+		p.keep(err)
+	}
+	out := &RopeScaling{Type: typ}
+	var errs [4]error
+	out.Factor, errs[0] = rs.float("factor", 1)
+	switch typ {
+	case "default", "":
+		return nil
+	case "linear":
+	case "llama3":
+		out.LowFreqFactor, errs[1] = rs.float("low_freq_factor", 1)
+		out.HighFreqFactor, errs[2] = rs.float("high_freq_factor", 4)
+		out.OriginalMaxPositions, errs[3] = rs.int("original_max_position_embeddings", 8192)
+	default:
+		p.keep(fmt.Errorf("weights: %s: field \"rope_scaling\": unsupported rope_type %q (expected linear or llama3)", p.text.source, typ))
+		return nil
+	}
+	for _, e := range errs {
+		p.keep(e)
+	}
+	if out.Factor <= 0 {
+		p.keep(fmt.Errorf("weights: %s: field \"rope_scaling\": factor %v, expected a positive number", p.text.source, out.Factor))
+	}
+	return out
+}
+
+func firstOr(v []int, def int) int {
+	if len(v) == 0 {
+		return def
+	}
+	return v[0]
+}
+
+func anyTrue(v []bool) bool {
+	for _, b := range v {
+		if b {
+			return true
+		}
+	}
+	return false
+}
+
+// Validate checks that sizes are positive and consistent: heads divide
+// (NumHeads % NumKVHeads == 0), the head size is known, SlidingLayers has
+// NumLayers entries and the activation is supported.
+func (c *Config) Validate() error {
+	pos := []struct {
+		name string
+		v    int
+	}{
+		{"vocab_size", c.VocabSize}, {"hidden_size", c.HiddenSize},
+		{"intermediate_size", c.IntermediateSize}, {"num_hidden_layers", c.NumLayers},
+		{"num_attention_heads", c.NumHeads}, {"num_key_value_heads", c.NumKVHeads},
+		{"head_dim", c.HeadDim},
+	}
+	for _, f := range pos {
+		if f.v <= 0 {
+			return fmt.Errorf("config: %s = %d, expected a positive integer", f.name, f.v)
+		}
+	}
+	if c.NumHeads%c.NumKVHeads != 0 {
+		return fmt.Errorf("config: num_attention_heads = %d is not a multiple of num_key_value_heads = %d", c.NumHeads, c.NumKVHeads)
+	}
+	if c.RMSNormEps <= 0 || c.RopeTheta <= 0 {
+		return fmt.Errorf("config: rms_norm_eps = %v and rope_theta = %v, expected both positive", c.RMSNormEps, c.RopeTheta)
+	}
+	if c.HeadDim%2 != 0 {
+		return fmt.Errorf("config: head_dim = %d, expected an even number (rotary embedding)", c.HeadDim)
+	}
+	if len(c.SlidingLayers) != c.NumLayers {
+		return fmt.Errorf("config: %d sliding-layer flags for %d layers", len(c.SlidingLayers), c.NumLayers)
+	}
+	if c.SlidingWindow < 0 {
+		return fmt.Errorf("config: sliding_window = %d, expected >= 0", c.SlidingWindow)
+	}
+	if c.Activation != "silu" && c.Activation != "gelu_pytorch_tanh" {
+		return fmt.Errorf("config: activation %q, expected silu or gelu_pytorch_tanh", c.Activation)
+	}
+	if c.AttnSoftcap < 0 || c.FinalSoftcap < 0 {
+		return fmt.Errorf("config: softcaps %v and %v, expected >= 0", c.AttnSoftcap, c.FinalSoftcap)
+	}
+	return nil
+}
