@@ -97,12 +97,13 @@ func WriteFile(path string, tensors []Tensor, metadata map[string]string) error 
 // the order given by Order. Close finishes the file atomically; Abort removes
 // the temporary file.
 type StreamWriter struct {
-	path  string
-	tmp   *os.File
-	buf   *bufio.Writer
-	order []TensorInfo
-	next  int
-	done  bool
+	path    string
+	tmp     *os.File
+	buf     *bufio.Writer
+	order   []TensorInfo
+	next    int   // index in order of the tensor being written
+	written int64 // bytes of order[next] written so far
+	done    bool
 }
 
 // NewStreamWriter validates the tensor descriptions (Name, DType, Shape;
@@ -137,8 +138,21 @@ func (w *StreamWriter) Order() []TensorInfo {
 	return append([]TensorInfo(nil), w.order...)
 }
 
-// WriteTensor writes the data of the next tensor in Order.
+// WriteTensor writes the whole data of the next tensor in Order.
 func (w *StreamWriter) WriteTensor(name string, data []byte) error {
+	if w.written != 0 {
+		return fmt.Errorf("weights: %s: tensor %q: WriteTensor after a partial write", w.path, name)
+	}
+	if w.next < len(w.order) && w.order[w.next].Name == name && int64(len(data)) != w.order[w.next].Length {
+		want := w.order[w.next]
+		return fmt.Errorf("weights: %s: tensor %q: got %d bytes, expected %d for %s %v", w.path, name, len(data), want.Length, want.DType, want.Shape)
+	}
+	return w.WriteTensorPart(name, data)
+}
+
+// WriteTensorPart writes the next part of the current tensor's data; the
+// writer moves to the next tensor in Order once all its bytes are written.
+func (w *StreamWriter) WriteTensorPart(name string, part []byte) error {
 	if w.done {
 		return fmt.Errorf("weights: %s: write after close", w.path)
 	}
@@ -149,13 +163,17 @@ func (w *StreamWriter) WriteTensor(name string, data []byte) error {
 	if want.Name != name {
 		return fmt.Errorf("weights: %s: tensor %q written out of order, expected %q", w.path, name, want.Name)
 	}
-	if int64(len(data)) != want.Length {
-		return fmt.Errorf("weights: %s: tensor %q: got %d bytes, expected %d for %s %v", w.path, name, len(data), want.Length, want.DType, want.Shape)
+	if w.written+int64(len(part)) > want.Length {
+		return fmt.Errorf("weights: %s: tensor %q: %d bytes written, more than the %d expected for %s %v", w.path, name, w.written+int64(len(part)), want.Length, want.DType, want.Shape)
 	}
-	if _, err := w.buf.Write(data); err != nil {
+	if _, err := w.buf.Write(part); err != nil {
 		return fmt.Errorf("weights: %s: tensor %q: %w", w.path, name, err)
 	}
-	w.next++
+	w.written += int64(len(part))
+	if w.written == want.Length {
+		w.next++
+		w.written = 0
+	}
 	return nil
 }
 
