@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"slices"
+	"sync"
 )
 
 // SamplingParams selects how the next token is chosen from a row of logits.
@@ -93,7 +95,8 @@ func (p SamplingParams) normalized() SamplingParams {
 //     with probability < MinP * (highest probability) are removed;
 //  7. one token is drawn from the softmax of the survivors with a PCG generator seeded from Seed.
 //
-// Probabilities are computed in float64. NaN logits are treated as -Inf and never chosen. If some
+// Probabilities are computed in float64; a token whose probability is below e^-708 (about 3e-308)
+// times that of the most likely token counts as probability 0. NaN logits are treated as -Inf and never chosen. If some
 // logits are +Inf (after the penalty), the choice is among those tokens only: the lowest such id
 // when greedy, uniformly at random otherwise (the limit of softmax). If every logit is NaN or
 // -Inf, Sample returns 0; for empty logits it returns -1.
@@ -182,10 +185,10 @@ func (s *Sampler) penalized(logits []float32, history []int) []float32 {
 // argmax returns the index of the largest value, the lowest index among ties, and 0 when every
 // value is -Inf. NaN must already have been replaced.
 func argmax(w []float32) int {
-	best := 0
+	best, bestValue := 0, w[0]
 	for i, v := range w {
-		if v > w[best] {
-			best = i
+		if v > bestValue {
+			best, bestValue = i, v
 		}
 	}
 	return best
@@ -209,19 +212,13 @@ func (s *Sampler) filter(w []float32, maxLogit float32) {
 	if s.params.TopK > 0 {
 		lowest = s.kthLargest(w, s.params.TopK)
 	}
-	invT := 1 / s.params.Temperature
-	s.cand, s.weight = s.cand[:0], s.weight[:0]
-	for i, v := range w {
-		if v < lowest || math.IsInf(float64(v), -1) {
-			continue
-		}
-		e := math.Exp(float64(v-maxLogit) * invT)
-		if e == 0 { // underflow: probability 0, never drawn and removed by every filter
-			continue
-		}
-		s.cand = append(s.cand, int32(i))
-		s.weight = append(s.weight, e)
+	floor := minLogWeight
+	if s.params.MinP > 0 && s.params.TopP == 0 {
+		// Without top-p no total is needed, so tokens that min-p will remove are not weighed at
+		// all. The margin keeps borderline tokens for the exact test below.
+		floor = max(floor, math.Log(s.params.MinP)-1e-9)
 	}
+	s.weigh(w, lowest, maxLogit, floor)
 	if s.params.TopP > 0 {
 		s.keepTopP(s.params.TopP)
 	}
@@ -230,6 +227,66 @@ func (s *Sampler) filter(w []float32, maxLogit float32) {
 		// p_i >= MinP * p_max reads weight_i >= MinP.
 		s.keepIf(func(weight float64) bool { return weight >= s.params.MinP })
 	}
+}
+
+// minLogWeight is the smallest log of a probability relative to the most likely token that is
+// kept: exp(-708) is about 3e-308, the bottom of float64's normal range. Tokens below it have
+// probability 0 here.
+const minLogWeight = -708.0
+
+// parallelChunk is the smallest slice of the vocabulary worth weighing on its own goroutine.
+const parallelChunk = 32768
+
+// weigh fills s.cand and s.weight, in id order, with every token whose logit is at least lowest
+// and whose log weight (logit - maxLogit) / T is at least floor, together with its weight
+// exp((logit - maxLogit) / T). Large vocabularies are split across GOMAXPROCS goroutines; each
+// weight depends only on its own logit, so the result does not depend on the split.
+func (s *Sampler) weigh(w []float32, lowest, maxLogit float32, floor float64) {
+	n := len(w)
+	s.cand = slices.Grow(s.cand[:0], n)[:n]
+	s.weight = slices.Grow(s.weight[:0], n)[:n]
+	invT := 1 / s.params.Temperature
+	chunks := min(runtime.GOMAXPROCS(0), n/parallelChunk)
+	if chunks <= 1 {
+		kept := weighRange(w, 0, n, lowest, maxLogit, invT, floor, s.cand, s.weight)
+		s.cand, s.weight = s.cand[:kept], s.weight[:kept]
+		return
+	}
+	kept := make([]int, chunks)
+	var wg sync.WaitGroup
+	for c := range chunks {
+		lo, hi := c*n/chunks, (c+1)*n/chunks
+		wg.Go(func() { kept[c] = weighRange(w, lo, hi, lowest, maxLogit, invT, floor, s.cand, s.weight) })
+	}
+	wg.Wait()
+	total := 0
+	for c := range chunks {
+		lo := c * n / chunks
+		copy(s.cand[total:], s.cand[lo:lo+kept[c]])
+		copy(s.weight[total:], s.weight[lo:lo+kept[c]])
+		total += kept[c]
+	}
+	s.cand, s.weight = s.cand[:total], s.weight[:total]
+}
+
+// weighRange does weigh's work for ids lo..hi-1, writing the survivors from index lo of cand and
+// weight, and returns how many it wrote.
+func weighRange(w []float32, lo, hi int, lowest, maxLogit float32, invT, floor float64, cand []int32, weight []float64) int {
+	k := lo
+	top := float64(maxLogit)
+	for i := lo; i < hi; i++ {
+		v := w[i]
+		if v < lowest {
+			continue
+		}
+		d := (float64(v) - top) * invT
+		if !(d >= floor) { // also drops -Inf
+			continue
+		}
+		cand[k], weight[k] = int32(i), math.Exp(d)
+		k++
+	}
+	return k - lo
 }
 
 // kthLargest returns the k-th largest finite value of w, or -Inf when w has at most k finite
