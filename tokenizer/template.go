@@ -1,0 +1,189 @@
+package tokenizer
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nikolalohinski/gonja/v2/exec"
+	"github.com/nikolalohinski/gonja/v2/loaders"
+)
+
+// Message is one turn of a conversation, as a chat template sees it: a dict
+// with the keys "role" and "content".
+type Message struct {
+	Role    string
+	Content string
+}
+
+// RenderOptions are the variables a chat template is rendered with besides the
+// messages, like the keyword arguments of transformers' apply_chat_template.
+type RenderOptions struct {
+	// AddGenerationPrompt asks the template to end with the opening of an
+	// assistant turn (add_generation_prompt).
+	AddGenerationPrompt bool
+	// BOSToken and EOSToken are passed as bos_token and eos_token.
+	BOSToken, EOSToken string
+	// EnableThinking is passed as enable_thinking (Qwen 3) when not nil; nil
+	// leaves the variable undefined, so the template's default applies.
+	EnableThinking *bool
+	// Extra holds further template variables (tools, documents, date_string,
+	// pad_token, custom ones...). A key here overrides the variables above.
+	// Values are plain Go data: string, bool, numbers, nil, []any,
+	// map[string]any (rendered by tojson with keys sorted) and the like.
+	Extra map[string]any
+	// Now is the clock behind strftime_now; nil means time.Now. Tests inject
+	// a fixed instant to make templates that print the date reproducible.
+	Now func() time.Time
+}
+
+// ChatTemplate is a parsed Jinja chat template, ready to render
+// conversations the way transformers' apply_chat_template does. It is safe
+// for concurrent use.
+type ChatTemplate struct {
+	name      string
+	source    string
+	rewritten string
+	tmpl      *exec.Template
+}
+
+// TemplateError is returned by Render when the template itself calls
+// raise_exception(message), e.g. Gemma's "Conversation roles must
+// alternate ...".
+type TemplateError struct {
+	// Template is the name the template was created with.
+	Template string
+	// Message is the argument the template passed to raise_exception.
+	Message string
+}
+
+// Error implements error.
+func (e *TemplateError) Error() string {
+	return fmt.Sprintf("tokenizer: chat template %q: raise_exception: %s", e.Template, e.Message)
+}
+
+// NewChatTemplate parses a chat template once. name identifies it in errors
+// (for example "default" or "tool_use"). Jinja constructs that the gonja
+// engine does not parse are first rewritten into equivalent ones it does
+// (see rewriteTemplate).
+func NewChatTemplate(source string, name string) (*ChatTemplate, error) {
+	rewritten, err := rewriteTemplate(source)
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer: chat template %q: %w", name, err)
+	}
+	loader, err := loaders.NewFileSystemLoader("")
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer: chat template %q: %w", name, err)
+	}
+	const rootID = "chat_template"
+	shifted, err := loaders.NewShiftedLoader(rootID, strings.NewReader(rewritten), loader)
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer: chat template %q: %w", name, err)
+	}
+	tmpl, err := newGonjaTemplate(rootID, shifted)
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer: chat template %q: syntax error: %s", name, parseErrorText(err))
+	}
+	return &ChatTemplate{name: name, source: source, rewritten: rewritten, tmpl: tmpl}, nil
+}
+
+// Name is the name the template was created with.
+func (t *ChatTemplate) Name() string { return t.name }
+
+// Source is the template text as given to NewChatTemplate.
+func (t *ChatTemplate) Source() string { return t.source }
+
+// Render turns a conversation into the prompt text. An error that the
+// template raises with raise_exception is returned as a *TemplateError.
+func (t *ChatTemplate) Render(messages []Message, opts RenderOptions) (out string, err error) {
+	defer func() {
+		// gonja should not panic, but a template is untrusted input: turn
+		// any panic inside the engine into an error.
+		if r := recover(); r != nil {
+			out, err = "", fmt.Errorf("tokenizer: chat template %q: render failed: %v", t.name, r)
+		}
+	}()
+	state := &renderState{now: opts.Now}
+	if state.now == nil {
+		state.now = time.Now
+	}
+	ctx := exec.NewContext(t.variables(messages, opts, state))
+	out, err = t.tmpl.ExecuteToString(ctx)
+	if state.raised != nil {
+		return "", &TemplateError{Template: t.name, Message: *state.raised}
+	}
+	if err != nil {
+		return "", fmt.Errorf("tokenizer: chat template %q: %w", t.name, cleanRenderError(err))
+	}
+	return out, nil
+}
+
+// variables builds the template's global variables for one render.
+func (t *ChatTemplate) variables(messages []Message, opts RenderOptions, state *renderState) map[string]any {
+	msgs := make([]any, len(messages))
+	for i, m := range messages {
+		msgs[i] = map[string]any{"role": m.Role, "content": m.Content}
+	}
+	vars := map[string]any{
+		"messages":              msgs,
+		"add_generation_prompt": opts.AddGenerationPrompt,
+		"bos_token":             opts.BOSToken,
+		"eos_token":             opts.EOSToken,
+		"tools":                 nil,
+		"documents":             nil,
+		"raise_exception":       state.raiseException,
+		"strftime_now":          state.strftimeNow,
+	}
+	if opts.EnableThinking != nil {
+		vars["enable_thinking"] = *opts.EnableThinking
+	}
+	for k, v := range opts.Extra {
+		vars[k] = v
+	}
+	return vars
+}
+
+// renderState holds what the per-render global functions share.
+type renderState struct {
+	now    func() time.Time
+	raised *string
+}
+
+// raiseException is the template global raise_exception(message): it
+// records the message and stops rendering with an error.
+func (s *renderState) raiseException(args *exec.VarArgs) (*exec.Value, error) {
+	parts := make([]string, 0, len(args.Args))
+	for _, a := range args.Args {
+		parts = append(parts, a.String())
+	}
+	message := strings.Join(parts, " ")
+	if s.raised == nil {
+		s.raised = &message
+	}
+	return nil, errors.New("raise_exception: " + message)
+}
+
+// strftimeNow is the template global strftime_now(format).
+func (s *renderState) strftimeNow(args *exec.VarArgs) (*exec.Value, error) {
+	if len(args.Args) != 1 || !args.Args[0].IsString() || len(args.KwArgs) != 0 {
+		return nil, errors.New("strftime_now expects one string argument, the format")
+	}
+	return exec.AsValue(templateStrftime(s.now(), args.Args[0].String())), nil
+}
+
+// parseErrorText shortens gonja's parse errors, which quote the whole
+// template source, to the part that says what and where.
+func parseErrorText(err error) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, "': "); i >= 0 && strings.HasPrefix(msg, "failed to parse template '") {
+		return msg[i+3:]
+	}
+	return msg
+}
+
+// cleanRenderError drops gonja's generic wrapping prefix.
+func cleanRenderError(err error) error {
+	msg := strings.TrimPrefix(err.Error(), "unable to execute template: ")
+	return errors.New(msg)
+}
