@@ -1,0 +1,120 @@
+package engine
+
+import (
+	G "github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
+)
+
+// attention runs layer i's self-attention on the normalised x [B, T, H]:
+// projections, per-head q/k norm, rotary embedding, the cache write and
+// grouped-query attention over the cache. It returns the output [B, T, H]
+// and the updated caches.
+func (sb *stepBuilder) attention(i int, x, kCache, vCache *G.Node) (*G.Node, *G.Node, *G.Node) {
+	m, cfg := sb.m, sb.m.cfg
+	lp := m.layers[i]
+	p := sb.params
+	B, T, H := sb.batch, sb.steps, cfg.HiddenSize
+	nH, kvH, hd := cfg.NumHeads, cfg.NumKVHeads, cfg.HeadDim
+	group := nH / kvH
+	n := B * T
+	qkv := sb.linear(G.Reshape(x, n, H), p[lp.qkv]) // [N, (nH+2kvH)*hd]
+	if lp.qkvBias >= 0 {
+		qkv = G.Add(qkv, G.Reshape(p[lp.qkvBias], 1, (nH+2*kvH)*hd))
+	}
+	q := G.Reshape(G.Slice(qkv, G.AxisRange(), G.AxisRange(0, nH*hd)), B, T, nH, hd)
+	k := G.Reshape(G.Slice(qkv, G.AxisRange(), G.AxisRange(nH*hd, (nH+kvH)*hd)), B, T, kvH, hd)
+	v := G.Reshape(G.Slice(qkv, G.AxisRange(), G.AxisRange((nH+kvH)*hd, (nH+2*kvH)*hd)), B, T, kvH, hd)
+	if lp.qNorm >= 0 {
+		q = sb.rmsNorm(q, p[lp.qNorm])
+		k = sb.rmsNorm(k, p[lp.kNorm])
+	}
+	sliding := m.slidingLayer(i)
+	cos, sin, mask := sb.cosG, sb.sinG, sb.mask
+	if sliding {
+		cos, sin, mask = sb.cosL, sb.sinL, sb.slidingMask
+	}
+	q = applyRope(q, cos, sin)
+	k = applyRope(k, cos, sin)
+	kCache = sb.writeCache(kCache, G.TransposeAllDims(k, 0, 2, 1, 3)) // [B, kvH, S, hd]
+	vCache = sb.writeCache(vCache, G.TransposeAllDims(v, 0, 2, 1, 3))
+
+	qg := G.Reshape(q, B, T, kvH, group, hd)
+	scores := G.Einsum("btkgd,bksd->bkgts", qg, kCache) // [B, kvH, G, T, S]
+	scores = G.Mul(scores, G.Const(sb.g, float32(m.attnScale)))
+	if cfg.AttnSoftcap > 0 {
+		scores = softcap(scores, cfg.AttnSoftcap)
+	}
+	S := sb.slots
+	full := G.BroadcastToDims(G.Reshape(mask, B, 1, 1, T, S), B, kvH, group, T, S)
+	scores = G.Where(full, scores, G.Const(sb.g, float32(-1e30)))
+	probs := G.Softmax(scores, -1)
+	out := G.Einsum("bkgts,bksd->btkgd", probs, vCache) // [B, T, kvH, G, hd]
+	o := sb.linear(G.Reshape(out, n, nH*hd), p[lp.o])
+	if lp.oBias >= 0 {
+		o = G.Add(o, G.Reshape(p[lp.oBias], 1, H))
+	}
+	return G.Reshape(o, B, T, H), kCache, vCache
+}
+
+// writeCache stores kv [B, kvH, T, hd] into cache [B, kvH, S, hd] at slots
+// slot .. slot+T-1. Backends with DynamicUpdateSlice use it; others (simplego)
+// select between the cache and the new values with a mask over the slots.
+func (sb *stepBuilder) writeCache(cache, kv *G.Node) *G.Node {
+	dims := cache.Shape().Dimensions
+	B, kvH, S, hd := dims[0], dims[1], dims[2], dims[3]
+	T := sb.steps
+	g := sb.g
+	if sb.m.dynamicUpdate {
+		zero := G.Const(g, int32(0))
+		return G.DynamicUpdateSlice(cache, kv, []*G.Node{zero, zero, sb.slot, zero})
+	}
+	var written *G.Node
+	if T == 1 {
+		written = G.BroadcastToDims(kv, B, kvH, S, hd)
+	} else {
+		// One-hot [T, S] product: exact, since each slot sums one value times 1.
+		oneHot := G.ConvertDType(G.Equal(G.Reshape(sb.querySlots, T, 1), G.Reshape(sb.slotIota, 1, S)), dtypes.Float32)
+		written = G.Einsum("bktd,ts->bksd", kv, oneHot)
+	}
+	inStep := G.LogicalAnd(G.GreaterOrEqual(sb.slotIota, sb.slot),
+		G.LessThan(sb.slotIota, G.Add(sb.slot, G.Const(g, int32(T)))))
+	cond := G.BroadcastToDims(G.Reshape(inStep, 1, 1, S, 1), B, kvH, S, hd)
+	return G.Where(cond, written, cache)
+}
+
+// hook applies a layer hook to h [B, T, H] and returns the new h and, when
+// recording, the projections before each clamp and after the whole hook
+// [B, T, C].
+func (sb *stepBuilder) hook(h *G.Node, hn hookNodes) (*G.Node, *G.Node, *G.Node) {
+	B, T, H := sb.batch, sb.steps, sb.m.cfg.HiddenSize
+	orig := h
+	if hn.add != nil {
+		h = G.Add(h, G.Reshape(hn.add, 1, 1, H))
+	}
+	var before []*G.Node
+	for c := range hn.spec.clamps {
+		u := G.Reshape(G.Slice(hn.dirs, G.AxisRange(c, c+1)), H)
+		lo := G.Reshape(G.Slice(hn.lo, G.AxisRange(c, c+1)))
+		hi := G.Reshape(G.Slice(hn.hi, G.AxisRange(c, c+1)))
+		proj := G.Einsum("bth,h->bt", h, u) // [B, T]
+		before = append(before, proj)
+		clamped := G.Min(G.Max(proj, lo), hi)
+		delta := G.Sub(clamped, proj) // exactly 0 for an open clamp
+		h = G.Add(h, G.Mul(G.Reshape(delta, B, T, 1), G.Reshape(u, 1, 1, H)))
+	}
+	if hn.spec.newestOnly && T > 1 {
+		h = G.Concatenate([]*G.Node{
+			G.Slice(orig, G.AxisRange(), G.AxisRange(0, T-1)),
+			G.Slice(h, G.AxisRange(), G.AxisRange(T-1, T)),
+		}, 1)
+	}
+	if !hn.spec.record {
+		return h, nil, nil
+	}
+	var after []*G.Node
+	for c := range hn.spec.clamps {
+		u := G.Reshape(G.Slice(hn.dirs, G.AxisRange(c, c+1)), H)
+		after = append(after, G.Einsum("bth,h->bt", h, u))
+	}
+	return h, G.Stack(before, -1), G.Stack(after, -1)
+}

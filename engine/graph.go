@@ -1,0 +1,289 @@
+package engine
+
+import (
+	"math"
+
+	G "github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	"github.com/gomlx/gomlx/pkg/core/shapes"
+)
+
+// stepPlan is the structure of one compiled step graph. Everything that is
+// not in the plan (token values, positions, hook vectors and thresholds) is
+// a graph input, so changing it never recompiles.
+type stepPlan struct {
+	allLogits bool       // return logits of every position, not only the last
+	hooks     []hookSpec // sorted by layer
+	capture   []int      // sorted layers whose output is returned
+}
+
+// Graph inputs, in order:
+//
+//	0: tokens [B, T] int32
+//	1: pad [B] int32: left padding of each sequence (its first real slot)
+//	2: slot scalar int32: cache slot of the first token of this step
+//	3 .. 3+2L-1: K and V caches of each layer [B, kvHeads, S, HeadDim]
+//	then the hook inputs (see hookInputs), then Model.params.
+//
+// Outputs: logits ([B, V] or [B, T, V]), the 2L updated caches, the captured
+// layers [B, T, H] in plan.capture order, then for every recording hook the
+// projections before and after [B, T, clamps].
+
+// stepGraph returns the graph-building function for plan.
+func (m *Model) stepGraph(plan stepPlan) func([]*G.Node) []*G.Node {
+	return func(in []*G.Node) []*G.Node {
+		m.compiles.Add(1)
+		b := &stepBuilder{m: m, plan: plan}
+		return b.build(in)
+	}
+}
+
+// stepBuilder holds the state of building one step graph.
+type stepBuilder struct {
+	m      *Model
+	plan   stepPlan
+	g      *G.Graph
+	params []*G.Node
+
+	batch, steps, slots int
+	slot                *G.Node // scalar int32
+	querySlots          *G.Node // [T] int32: slot of each query position
+	slotIota            *G.Node // [S] int32
+	mask, slidingMask   *G.Node // [B, T, S] bool
+	cosG, sinG          *G.Node // [B, T, 1, hd/2] for global layers
+	cosL, sinL          *G.Node // same for sliding layers
+}
+
+// hookNodes are the graph inputs of one layer's hook.
+type hookNodes struct {
+	spec             hookSpec
+	add, dirs, lo, hi *G.Node
+}
+
+func (sb *stepBuilder) build(in []*G.Node) []*G.Node {
+	m, cfg := sb.m, sb.m.cfg
+	L := cfg.NumLayers
+	tokens, pad := in[0], in[1]
+	sb.slot = in[2]
+	caches := in[3 : 3+2*L]
+	next := 3 + 2*L
+	hooks := map[int]hookNodes{}
+	for _, s := range sb.plan.hooks {
+		hn := hookNodes{spec: s}
+		if s.hasAdd {
+			hn.add = in[next]
+			next++
+		}
+		if s.clamps > 0 {
+			hn.dirs, hn.lo, hn.hi = in[next], in[next+1], in[next+2]
+			next += 3
+		}
+		hooks[s.layer] = hn
+	}
+	sb.params = in[next:]
+	sb.g = tokens.Graph()
+	g := sb.g
+	sb.batch, sb.steps = tokens.Shape().Dimensions[0], tokens.Shape().Dimensions[1]
+	sb.slots = caches[0].Shape().Dimensions[2]
+	B, T, S, H := sb.batch, sb.steps, sb.slots, cfg.HiddenSize
+
+	// Positions: the query at step position t sits in slot slot+t; sequence
+	// b's position there is slot+t-pad[b] (0 at its first real token).
+	sb.querySlots = G.Add(G.Iota(g, shapeInt32(T), 0), sb.slot)
+	positions := G.Sub(G.Reshape(sb.querySlots, 1, T), G.Reshape(pad, B, 1)) // [B, T]
+	sb.slotIota = G.Iota(g, shapeInt32(S), 0)
+	sb.buildMasks(pad)
+	posF := G.ConvertDType(positions, dtypes.Float32)
+	sb.cosG, sb.sinG = sb.rope(posF, m.ropeGlobal)
+	sb.cosL, sb.sinL = sb.cosG, sb.sinG
+	if &m.ropeLocal[0] != &m.ropeGlobal[0] {
+		sb.cosL, sb.sinL = sb.rope(posF, m.ropeLocal)
+	}
+
+	x := sb.embed(tokens) // [B, T, H]
+	if cfg.EmbedScale {
+		x = G.Mul(x, G.Const(g, float32(math.Sqrt(float64(H)))))
+	}
+	outCaches := make([]*G.Node, 2*L)
+	captured := map[int]*G.Node{}
+	var records []*G.Node
+	for i := range L {
+		var k, v *G.Node
+		x, k, v = sb.block(i, x, caches[2*i], caches[2*i+1])
+		outCaches[2*i], outCaches[2*i+1] = k, v
+		if hn, ok := hooks[i]; ok {
+			var before, after *G.Node
+			x, before, after = sb.hook(x, hn)
+			if hn.spec.record {
+				records = append(records, before, after)
+			}
+		}
+		captured[i] = x
+	}
+	if !sb.plan.allLogits {
+		x = G.Slice(x, G.AxisRange(), G.AxisRange(T-1, T)) // [B, 1, H]
+	}
+	rows := x.Shape().Dimensions[0] * x.Shape().Dimensions[1]
+	x = sb.rmsNorm(x, sb.params[m.norm])
+	logits := sb.linear(G.Reshape(x, rows, H), sb.params[m.lmHead]) // [rows, V]
+	if cfg.FinalSoftcap > 0 {
+		logits = softcap(logits, cfg.FinalSoftcap)
+	}
+	if sb.plan.allLogits {
+		logits = G.Reshape(logits, B, T, cfg.VocabSize)
+	} else {
+		logits = G.Reshape(logits, B, cfg.VocabSize)
+	}
+	out := append([]*G.Node{logits}, outCaches...)
+	for _, layer := range sb.plan.capture {
+		out = append(out, captured[layer])
+	}
+	return append(out, records...)
+}
+
+// shapeInt32 returns the shape of an int32 vector of length n.
+func shapeInt32(n int) shapes.Shape {
+	return shapes.Make(dtypes.Int32, n)
+}
+
+// buildMasks computes which cache slots each query may attend to:
+// causal (slot <= query slot), not padding (slot >= pad[b], except a padding
+// query sees itself so its softmax stays finite) and, for sliding layers,
+// inside the window (slot > query slot - window).
+func (sb *stepBuilder) buildMasks(pad *G.Node) {
+	B, T, S := sb.batch, sb.steps, sb.slots
+	key := G.Reshape(sb.slotIota, 1, 1, S)
+	query := G.Reshape(sb.querySlots, 1, T, 1)
+	causal := G.LessOrEqual(key, query)               // [1, T, S]
+	real := G.GreaterOrEqual(key, G.Reshape(pad, B, 1, 1)) // [B, 1, S]
+	self := G.Equal(key, query)                       // [1, T, S]
+	full := []int{B, T, S}
+	sb.mask = G.LogicalAnd(G.BroadcastToDims(causal, full...),
+		G.LogicalOr(G.BroadcastToDims(real, full...), G.BroadcastToDims(self, full...)))
+	sb.slidingMask = sb.mask
+	if w := sb.m.cfg.SlidingWindow; w > 0 {
+		inWindow := G.GreaterThan(key, G.Sub(query, G.Const(sb.g, int32(w)))) // [1, T, S]
+		sb.slidingMask = G.LogicalAnd(sb.mask, G.BroadcastToDims(inWindow, full...))
+	}
+}
+
+// rope returns cos and sin of positions * invFreq, shaped [B, T, 1, hd/2].
+func (sb *stepBuilder) rope(positions *G.Node, invFreq []float32) (cos, sin *G.Node) {
+	B, T := sb.batch, sb.steps
+	half := len(invFreq)
+	freq := G.Reshape(G.Const(sb.g, invFreq), 1, 1, half)
+	angles := G.Mul(G.Reshape(positions, B, T, 1), freq) // [B, T, half]
+	angles = G.Reshape(angles, B, T, 1, half)
+	return G.Cos(angles), G.Sin(angles)
+}
+
+// applyRope rotates x [B, T, heads, hd] by the rotate-half convention:
+// (x1, x2) -> (x1*cos - x2*sin, x2*cos + x1*sin).
+func applyRope(x, cos, sin *G.Node) *G.Node {
+	hd := x.Shape().Dimensions[3]
+	x1 := G.Slice(x, G.AxisRange(), G.AxisRange(), G.AxisRange(), G.AxisRange(0, hd/2))
+	x2 := G.Slice(x, G.AxisRange(), G.AxisRange(), G.AxisRange(), G.AxisRange(hd/2, hd))
+	return G.Concatenate([]*G.Node{
+		G.Sub(G.Mul(x1, cos), G.Mul(x2, sin)),
+		G.Add(G.Mul(x2, cos), G.Mul(x1, sin)),
+	}, 3)
+}
+
+// rmsNorm normalises x over its last axis and scales by w (Gemma's 1+w is
+// folded into w at load time).
+func (sb *stepBuilder) rmsNorm(x, w *G.Node) *G.Node {
+	rank := x.Rank()
+	meanSq := G.ReduceAndKeep(G.Square(x), G.ReduceMean, rank-1)
+	eps := G.Const(sb.g, float32(sb.m.cfg.RMSNormEps))
+	normed := G.Mul(x, G.Rsqrt(G.Add(meanSq, eps)))
+	dims := make([]int, rank)
+	for i := range dims {
+		dims[i] = 1
+	}
+	dims[rank-1] = w.Shape().Dimensions[0]
+	return G.Mul(normed, G.Reshape(w, dims...))
+}
+
+// linear computes x [N, in] times the weight stored as [P, rows, in] (the
+// [out, in] matrix cut in P row blocks), giving [N, P*rows]. The P blocks
+// form a batch axis, which simplego runs in parallel.
+func (sb *stepBuilder) linear(x, w *G.Node) *G.Node {
+	n, in := x.Shape().Dimensions[0], x.Shape().Dimensions[1]
+	p, rows := w.Shape().Dimensions[0], w.Shape().Dimensions[1]
+	xb := G.BroadcastToDims(G.Reshape(x, 1, n, in), p, n, in)
+	y := G.Einsum("pbi,poi->pbo", xb, w) // [P, N, rows]
+	if p == 1 {
+		return G.Reshape(y, n, rows)
+	}
+	return G.Reshape(G.TransposeAllDims(y, 1, 0, 2), n, p*rows)
+}
+
+// embed looks up token embeddings in the [P, V/P, H] table.
+func (sb *stepBuilder) embed(tokens *G.Node) *G.Node {
+	w := sb.params[sb.m.embed]
+	rows := G.Const(sb.g, int32(w.Shape().Dimensions[1]))
+	idx := G.Stack([]*G.Node{G.Div(tokens, rows), G.Rem(tokens, rows)}, -1) // [B, T, 2]
+	return G.Gather(w, idx)
+}
+
+// softcap computes c * tanh(x / c).
+func softcap(x *G.Node, c float64) *G.Node {
+	g := x.Graph()
+	return G.Mul(G.Tanh(G.Div(x, G.Const(g, float32(c)))), G.Const(g, float32(c)))
+}
+
+// block runs decoder block i on x [B, T, H] with the layer's caches and
+// returns the new residual stream and caches.
+func (sb *stepBuilder) block(i int, x, kCache, vCache *G.Node) (*G.Node, *G.Node, *G.Node) {
+	m, cfg := sb.m, sb.m.cfg
+	lp := m.layers[i]
+	p := sb.params
+	attn, k, v := sb.attention(i, sb.rmsNorm(x, p[lp.attnNorm]), kCache, vCache)
+	if cfg.SandwichNorm {
+		attn = sb.rmsNorm(attn, p[lp.postAttnNorm])
+		x = G.Add(x, attn)
+		mlp := sb.mlp(i, sb.rmsNorm(x, p[lp.preFFNorm]))
+		x = G.Add(x, sb.rmsNorm(mlp, p[lp.postFFNorm]))
+	} else {
+		x = G.Add(x, attn)
+		x = G.Add(x, sb.mlp(i, sb.rmsNorm(x, p[lp.postAttnNorm])))
+	}
+	return x, k, v
+}
+
+// mlp computes down(act(gate(x)) * up(x)) for x [B, T, H].
+func (sb *stepBuilder) mlp(i int, x *G.Node) *G.Node {
+	lp := sb.m.layers[i]
+	cfg := sb.m.cfg
+	B, T, H := sb.batch, sb.steps, cfg.HiddenSize
+	n := B * T
+	flat := G.Reshape(x, n, H)
+	w := sb.params[lp.gateUp] // [2, I, H]
+	inter := w.Shape().Dimensions[1]
+	gu := G.Einsum("pbi,poi->pbo", G.BroadcastToDims(G.Reshape(flat, 1, n, H), 2, n, H), w) // [2, N, I]
+	if lp.gateUpBias >= 0 {
+		gu = G.Add(gu, G.Reshape(sb.params[lp.gateUpBias], 2, 1, inter))
+	}
+	gate := G.Reshape(G.Slice(gu, G.AxisRange(0, 1)), n, inter)
+	up := G.Reshape(G.Slice(gu, G.AxisRange(1, 2)), n, inter)
+	var act *G.Node
+	if cfg.Activation == "silu" {
+		act = G.Mul(gate, G.Logistic(gate))
+	} else {
+		act = geluTanh(gate)
+	}
+	out := sb.linear(G.Mul(act, up), sb.params[lp.down])
+	if lp.downBias >= 0 {
+		out = G.Add(out, G.Reshape(sb.params[lp.downBias], 1, H))
+	}
+	return G.Reshape(out, B, T, H)
+}
+
+// geluTanh is the tanh approximation of GELU:
+// 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+func geluTanh(x *G.Node) *G.Node {
+	g := x.Graph()
+	c := G.Const(g, float32(math.Sqrt(2/math.Pi)))
+	inner := G.Mul(c, G.Add(x, G.Mul(G.Const(g, float32(0.044715)), G.Mul(x, G.Mul(x, x)))))
+	return G.Mul(G.Mul(G.Const(g, float32(0.5)), x), G.Add(G.Const(g, float32(1)), G.Tanh(inner)))
+}

@@ -1,0 +1,198 @@
+package engine
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+
+	"tether/weights"
+)
+
+// loader reads tensors from a source, checks their shapes and uploads them to
+// the model's backend in the engine's layout.
+type loader struct {
+	m   *Model
+	src weights.TensorSource
+}
+
+// read returns the tensor called name after checking its shape.
+func (ld *loader) read(name string, shape ...int) ([]float32, error) {
+	if !ld.src.Has(name) {
+		return nil, fmt.Errorf("engine: missing tensor %q (expected shape %v)", name, shape)
+	}
+	data, got, err := ld.src.Float32(name)
+	if err != nil {
+		return nil, fmt.Errorf("engine: tensor %q: %w", name, err)
+	}
+	if !slices.Equal(got, shape) {
+		return nil, fmt.Errorf("engine: tensor %q has shape %v, expected %v", name, got, shape)
+	}
+	if len(data) != product(shape) {
+		return nil, fmt.Errorf("engine: tensor %q has %d values, expected %d for shape %v", name, len(data), product(shape), shape)
+	}
+	return data, nil
+}
+
+// upload puts data (owned by the callee from now on) on the backend with the given dimensions and returns its
+// index in the model's params.
+func (ld *loader) upload(name string, data []float32, dims ...int) (int, error) {
+	t := tensors.FromFlatDataAndDimensions(data, dims...)
+	if err := t.MaterializeOnDevice(ld.m.backend, true, 0); err != nil {
+		return -1, fmt.Errorf("engine: uploading tensor %q: %w", name, err)
+	}
+	t.FinalizeLocal()
+	ld.m.params = append(ld.m.params, t)
+	return len(ld.m.params) - 1, nil
+}
+
+// vector loads a 1-D tensor of length n (norm weights, biases). plusOne adds
+// 1 to every entry (Gemma's RMSNorm scales by 1 + weight).
+func (ld *loader) vector(name string, n int, plusOne bool) (int, error) {
+	data, err := ld.read(name, n)
+	if err != nil {
+		return -1, err
+	}
+	data = slices.Clone(data)
+	if plusOne {
+		for i := range data {
+			data[i] = 1 + data[i]
+		}
+	}
+	return ld.upload(name, data, n)
+}
+
+// projection loads the [out, in] weights named in names, stacks them along
+// the output rows and uploads them as [P, rows/P, in] (see linear).
+func (ld *loader) projection(names []string, outs []int, in int) (int, error) {
+	total := 0
+	for _, o := range outs {
+		total += o
+	}
+	stacked := make([]float32, 0, total*in)
+	for i, name := range names {
+		data, err := ld.read(name, outs[i], in)
+		if err != nil {
+			return -1, err
+		}
+		stacked = append(stacked, data...)
+	}
+	p := ld.m.splitFor(total)
+	return ld.upload(names[0], stacked, p, total/p, in)
+}
+
+// biases loads and concatenates 1-D biases.
+func (ld *loader) biases(names []string, outs []int) (int, error) {
+	var all []float32
+	for i, name := range names {
+		data, err := ld.read(name, outs[i])
+		if err != nil {
+			return -1, err
+		}
+		all = append(all, data...)
+	}
+	return ld.upload(names[0], all, len(all))
+}
+
+// loadAll loads every tensor the configuration expects.
+func (ld *loader) loadAll() error {
+	m, cfg := ld.m, ld.m.cfg
+	h, hd, inter := cfg.HiddenSize, cfg.HeadDim, cfg.IntermediateSize
+	qOut, kvOut := cfg.NumHeads*hd, cfg.NumKVHeads*hd
+	var err error
+	if m.embed, err = ld.projection([]string{"model.embed_tokens.weight"}, []int{cfg.VocabSize}, h); err != nil {
+		return err
+	}
+	if cfg.TieEmbeddings {
+		m.lmHead = m.embed
+	} else if m.lmHead, err = ld.projection([]string{"lm_head.weight"}, []int{cfg.VocabSize}, h); err != nil {
+		return err
+	}
+	if m.norm, err = ld.vector("model.norm.weight", h, cfg.NormPlusOne); err != nil {
+		return err
+	}
+	m.layers = make([]layerParams, cfg.NumLayers)
+	for i := range cfg.NumLayers {
+		if err := ld.loadLayer(i, h, hd, inter, qOut, kvOut); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// loadLayer loads decoder block i.
+func (ld *loader) loadLayer(i, h, hd, inter, qOut, kvOut int) error {
+	cfg := ld.m.cfg
+	lp := layerParams{qkvBias: -1, oBias: -1, qNorm: -1, kNorm: -1, gateUpBias: -1, downBias: -1,
+		preFFNorm: -1, postFFNorm: -1}
+	pre := fmt.Sprintf("model.layers.%d.", i)
+	attn := pre + "self_attn."
+	mlp := pre + "mlp."
+	var err error
+	step := func(f func() (int, error), dst *int) {
+		if err == nil {
+			*dst, err = f()
+		}
+	}
+	plus := cfg.NormPlusOne
+	step(func() (int, error) { return ld.vector(pre+"input_layernorm.weight", h, plus) }, &lp.attnNorm)
+	step(func() (int, error) { return ld.vector(pre+"post_attention_layernorm.weight", h, plus) }, &lp.postAttnNorm)
+	if cfg.SandwichNorm {
+		step(func() (int, error) { return ld.vector(pre+"pre_feedforward_layernorm.weight", h, plus) }, &lp.preFFNorm)
+		step(func() (int, error) { return ld.vector(pre+"post_feedforward_layernorm.weight", h, plus) }, &lp.postFFNorm)
+	}
+	qkvNames := []string{attn + "q_proj.weight", attn + "k_proj.weight", attn + "v_proj.weight"}
+	qkvOuts := []int{qOut, kvOut, kvOut}
+	step(func() (int, error) { return ld.projection(qkvNames, qkvOuts, h) }, &lp.qkv)
+	if cfg.AttentionBias {
+		names := []string{attn + "q_proj.bias", attn + "k_proj.bias", attn + "v_proj.bias"}
+		step(func() (int, error) { return ld.biases(names, qkvOuts) }, &lp.qkvBias)
+	}
+	step(func() (int, error) { return ld.projection([]string{attn + "o_proj.weight"}, []int{h}, qOut) }, &lp.o)
+	if cfg.AttentionOutBias {
+		step(func() (int, error) { return ld.biases([]string{attn + "o_proj.bias"}, []int{h}) }, &lp.oBias)
+	}
+	if cfg.QKNorm {
+		step(func() (int, error) { return ld.vector(attn+"q_norm.weight", hd, plus) }, &lp.qNorm)
+		step(func() (int, error) { return ld.vector(attn+"k_norm.weight", hd, plus) }, &lp.kNorm)
+	}
+	// gate and up always form two blocks, so one batched product computes both.
+	step(func() (int, error) { return ld.gateUp(mlp, inter, h) }, &lp.gateUp)
+	if cfg.MLPBias {
+		names := []string{mlp + "gate_proj.bias", mlp + "up_proj.bias"}
+		step(func() (int, error) { return ld.biases(names, []int{inter, inter}) }, &lp.gateUpBias)
+	}
+	step(func() (int, error) { return ld.projection([]string{mlp + "down_proj.weight"}, []int{h}, inter) }, &lp.down)
+	if cfg.MLPBias {
+		step(func() (int, error) { return ld.biases([]string{mlp + "down_proj.bias"}, []int{h}) }, &lp.downBias)
+	}
+	if err != nil {
+		return err
+	}
+	ld.m.layers[i] = lp
+	return nil
+}
+
+// gateUp loads gate_proj and up_proj as one [2, inter, h] tensor.
+func (ld *loader) gateUp(mlp string, inter, h int) (int, error) {
+	gate, err := ld.read(mlp+"gate_proj.weight", inter, h)
+	if err != nil {
+		return -1, err
+	}
+	up, err := ld.read(mlp+"up_proj.weight", inter, h)
+	if err != nil {
+		return -1, err
+	}
+	both := make([]float32, 0, 2*inter*h)
+	both = append(append(both, gate...), up...)
+	return ld.upload(mlp+"gate_proj.weight", both, 2, inter, h)
+}
+
+// product returns the product of dims.
+func product(dims []int) int {
+	n := 1
+	for _, d := range dims {
+		n *= d
+	}
+	return n
+}

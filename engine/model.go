@@ -1,0 +1,241 @@
+package engine
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/gomlx/gomlx/backends"
+	"github.com/gomlx/gomlx/backends/simplego"
+	"github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+
+	"tether/weights"
+)
+
+// Model is a decoder-only transformer whose weights are resident on a
+// backend, ready to run forward steps. A Model is safe for use by one
+// Generate or Forward call at a time; concurrent calls are serialised.
+type Model struct {
+	backend backends.Backend
+	cfg     *weights.Config
+
+	// split is how many row blocks each projection's weight is cut into
+	// (see linear): 2 on the go backend, so that its two cores each take one
+	// block; 1 elsewhere.
+	split int
+	// dynamicUpdate: the backend supports DynamicUpdateSlice for the KV cache.
+	dynamicUpdate bool
+
+	params []*tensors.Tensor // every weight, resident on the backend
+	embed  int               // index in params: embedding [P, V/P, H]
+	lmHead int               // index in params: output projection [P, V/P, H] (== embed when tied)
+	norm   int               // index in params: final norm [H]
+	layers []layerParams
+
+	ropeGlobal []float32 // inverse frequencies of global layers [HeadDim/2]
+	ropeLocal  []float32 // inverse frequencies of sliding layers [HeadDim/2]
+	attnScale  float64
+
+	mu       sync.Mutex // serialises runs and guards execs
+	execs    map[string]*graph.Exec
+	compiles atomic.Int64 // number of graphs built (tests check that hooks do not recompile)
+	closed   bool
+}
+
+// layerParams holds the indices in Model.params of one decoder block's
+// weights; -1 marks an absent tensor.
+type layerParams struct {
+	attnNorm, postAttnNorm, preFFNorm, postFFNorm int
+	qkv, qkvBias, o, oBias                       int
+	qNorm, kNorm                                 int
+	gateUp, gateUpBias, down, downBias           int
+}
+
+// Config returns the model's configuration.
+func (m *Model) Config() *weights.Config { return m.cfg }
+
+// Backend returns the backend the model runs on.
+func (m *Model) Backend() backends.Backend { return m.backend }
+
+// Close frees the model's weights and compiled graphs on the backend. The
+// backend itself is not finalized.
+func (m *Model) Close() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return
+	}
+	m.closed = true
+	for _, e := range m.execs {
+		e.Finalize()
+	}
+	m.execs = nil
+	for _, t := range m.params {
+		_ = t.FinalizeAll()
+	}
+	m.params = nil
+}
+
+// Load checks that src holds every tensor cfg expects, with the expected
+// shape, and uploads the weights once to b in the layout that is fastest
+// there. The weights stay resident until Close.
+func Load(b backends.Backend, cfg *weights.Config, src weights.TensorSource) (*Model, error) {
+	if b == nil {
+		return nil, fmt.Errorf("engine: Load: nil backend")
+	}
+	if err := checkConfig(cfg); err != nil {
+		return nil, err
+	}
+	m := &Model{
+		backend:       b,
+		cfg:           cfg,
+		split:         1,
+		dynamicUpdate: b.Capabilities().Operations[backends.OpTypeDynamicUpdateSlice],
+		execs:         map[string]*graph.Exec{},
+	}
+	if b.String() == simplego.BackendName {
+		m.split = 2
+	}
+	m.attnScale = cfg.AttnScale
+	if m.attnScale == 0 {
+		m.attnScale = 1 / math.Sqrt(float64(cfg.HeadDim))
+	}
+	m.ropeGlobal = ropeInvFreq(cfg.HeadDim, cfg.RopeTheta, cfg.RopeScaling)
+	if cfg.RopeLocalTheta > 0 {
+		m.ropeLocal = ropeInvFreq(cfg.HeadDim, cfg.RopeLocalTheta, nil)
+	} else {
+		m.ropeLocal = m.ropeGlobal
+	}
+	ld := &loader{m: m, src: src}
+	if err := ld.loadAll(); err != nil {
+		for _, t := range m.params {
+			_ = t.FinalizeAll()
+		}
+		return nil, err
+	}
+	return m, nil
+}
+
+// checkConfig rejects configurations the engine cannot run.
+func checkConfig(cfg *weights.Config) error {
+	if cfg == nil {
+		return fmt.Errorf("engine: nil config")
+	}
+	positive := []struct {
+		name string
+		v    int
+	}{
+		{"VocabSize", cfg.VocabSize}, {"HiddenSize", cfg.HiddenSize}, {"IntermediateSize", cfg.IntermediateSize},
+		{"NumLayers", cfg.NumLayers}, {"NumHeads", cfg.NumHeads}, {"NumKVHeads", cfg.NumKVHeads},
+		{"HeadDim", cfg.HeadDim}, {"MaxPositions", cfg.MaxPositions},
+	}
+	for _, p := range positive {
+		if p.v <= 0 {
+			return fmt.Errorf("engine: config %s = %d, expected > 0", p.name, p.v)
+		}
+	}
+	if cfg.NumHeads%cfg.NumKVHeads != 0 {
+		return fmt.Errorf("engine: config NumHeads %d is not a multiple of NumKVHeads %d", cfg.NumHeads, cfg.NumKVHeads)
+	}
+	if cfg.HeadDim%2 != 0 {
+		return fmt.Errorf("engine: config HeadDim %d, expected an even number (rotary embedding)", cfg.HeadDim)
+	}
+	if !(cfg.RopeTheta > 0) {
+		return fmt.Errorf("engine: config RopeTheta %g, expected > 0", cfg.RopeTheta)
+	}
+	if cfg.RMSNormEps < 0 {
+		return fmt.Errorf("engine: config RMSNormEps %g, expected >= 0", cfg.RMSNormEps)
+	}
+	switch cfg.Activation {
+	case "silu", "gelu_pytorch_tanh", "gelu_tanh":
+	default:
+		return fmt.Errorf("engine: config Activation %q, expected \"silu\" or \"gelu_pytorch_tanh\"", cfg.Activation)
+	}
+	if len(cfg.SlidingLayers) != 0 && len(cfg.SlidingLayers) != cfg.NumLayers {
+		return fmt.Errorf("engine: config SlidingLayers has %d entries, expected NumLayers = %d", len(cfg.SlidingLayers), cfg.NumLayers)
+	}
+	if cfg.SlidingWindow < 0 {
+		return fmt.Errorf("engine: config SlidingWindow %d, expected >= 0", cfg.SlidingWindow)
+	}
+	if rs := cfg.RopeScaling; rs != nil {
+		switch rs.Type {
+		case "", "default":
+		case "linear":
+			if !(rs.Factor > 0) {
+				return fmt.Errorf("engine: config RopeScaling linear factor %g, expected > 0", rs.Factor)
+			}
+		case "llama3":
+			if !(rs.Factor > 0) || rs.OriginalMaxPositions <= 0 || !(rs.HighFreqFactor > rs.LowFreqFactor) || !(rs.LowFreqFactor > 0) {
+				return fmt.Errorf("engine: config RopeScaling llama3 %+v, expected factor > 0, original_max_position_embeddings > 0 and high_freq_factor > low_freq_factor > 0", *rs)
+			}
+		default:
+			return fmt.Errorf("engine: config RopeScaling type %q is not supported (expected \"linear\" or \"llama3\")", rs.Type)
+		}
+	}
+	return nil
+}
+
+// slidingLayer reports whether layer i uses the sliding window.
+func (m *Model) slidingLayer(i int) bool {
+	return m.cfg.SlidingWindow > 0 && len(m.cfg.SlidingLayers) > i && m.cfg.SlidingLayers[i]
+}
+
+// splitFor returns the number of row blocks for a projection with rows
+// output rows.
+func (m *Model) splitFor(rows int) int {
+	if m.split > 1 && rows%m.split == 0 {
+		return m.split
+	}
+	return 1
+}
+
+// ropeInvFreq returns the rotary inverse frequencies 1/theta^(2i/d) for
+// i < d/2, rescaled as Hugging Face's "linear" and "llama3" rope types do.
+func ropeInvFreq(headDim int, theta float64, scaling *weights.RopeScaling) []float32 {
+	half := headDim / 2
+	out := make([]float32, half)
+	for i := range half {
+		// Hugging Face computes the exponent in float32.
+		exp := float32(2*i) / float32(headDim)
+		inv := float64(1 / float32(math.Pow(theta, float64(exp))))
+		if scaling != nil {
+			switch scaling.Type {
+			case "linear":
+				inv /= scaling.Factor
+			case "llama3":
+				inv = llama3Scale(inv, scaling)
+			}
+		}
+		out[i] = float32(inv)
+	}
+	return out
+}
+
+// llama3Scale applies Llama 3's frequency-dependent rope rescaling to one
+// inverse frequency: long wavelengths are divided by the factor, short ones
+// kept, and the band between interpolated smoothly.
+func llama3Scale(inv float64, s *weights.RopeScaling) float64 {
+	orig := float64(s.OriginalMaxPositions)
+	lowWavelen := orig / s.LowFreqFactor
+	highWavelen := orig / s.HighFreqFactor
+	wavelen := 2 * math.Pi / inv
+	switch {
+	case wavelen > lowWavelen:
+		return inv / s.Factor
+	case wavelen < highWavelen:
+		return inv
+	default:
+		smooth := (orig/wavelen - s.LowFreqFactor) / (s.HighFreqFactor - s.LowFreqFactor)
+		return (1-smooth)*inv/s.Factor + smooth*inv
+	}
+}
+
+// sortedCopy returns a sorted copy of xs without duplicates.
+func sortedCopy(xs []int) []int {
+	out := slices.Clone(xs)
+	slices.Sort(out)
+	return slices.Compact(out)
+}

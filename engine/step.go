@@ -1,0 +1,142 @@
+package engine
+
+import (
+	"fmt"
+
+	"github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+)
+
+// kvCache holds the K and V caches of every layer for one batch, resident on
+// the backend: 2*NumLayers tensors of shape [B, kvHeads, S, HeadDim].
+type kvCache struct {
+	batch, slots int
+	kv           []*tensors.Tensor
+}
+
+// newKVCache returns a zeroed cache for batch sequences and slots slots.
+func (m *Model) newKVCache(batch, slots int) *kvCache {
+	c := &kvCache{batch: batch, slots: slots, kv: make([]*tensors.Tensor, 2*m.cfg.NumLayers)}
+	size := batch * m.cfg.NumKVHeads * slots * m.cfg.HeadDim
+	for i := range c.kv {
+		c.kv[i] = tensors.FromFlatDataAndDimensions(make([]float32, size), batch, m.cfg.NumKVHeads, slots, m.cfg.HeadDim)
+	}
+	return c
+}
+
+// free releases the cache's buffers.
+func (c *kvCache) free() {
+	for _, t := range c.kv {
+		if t != nil {
+			_ = t.FinalizeAll()
+		}
+	}
+	c.kv = nil
+}
+
+// stepRequest is one forward step over a batch.
+type stepRequest struct {
+	tokens [][]int32 // [B][T]
+	pad    []int32   // [B]
+	slot   int32
+	cache  *kvCache
+	plan   stepPlan
+	hooks  Hooks
+}
+
+// stepResult holds one step's host outputs.
+type stepResult struct {
+	logits   []float32         // [B*V] or [B*T*V]
+	captured map[int][]float32 // layer -> [B*T*H]
+	before   map[int][]float32 // recording layer -> [B*T*C]
+	after    map[int][]float32
+}
+
+// execFor returns the compiled executable for plan (building it once).
+// Callers hold m.mu.
+func (m *Model) execFor(plan stepPlan) (*graph.Exec, error) {
+	key := specKey(plan.allLogits, plan.hooks, plan.capture)
+	if e, ok := m.execs[key]; ok {
+		return e, nil
+	}
+	e, err := graph.NewExec(m.backend, m.stepGraph(plan))
+	if err != nil {
+		return nil, fmt.Errorf("engine: creating step executable: %w", err)
+	}
+	e.SetMaxCache(0) // one entry per (batch, steps, slots) shape; unbounded
+	m.execs[key] = e
+	return e, nil
+}
+
+// runStep executes one step, updating req.cache in place. Callers hold m.mu.
+func (m *Model) runStep(req stepRequest) (*stepResult, error) {
+	if m.closed {
+		return nil, fmt.Errorf("engine: model is closed")
+	}
+	exec, err := m.execFor(req.plan)
+	if err != nil {
+		return nil, err
+	}
+	B := len(req.tokens)
+	T := len(req.tokens[0])
+	flatTokens := make([]int32, 0, B*T)
+	for _, row := range req.tokens {
+		flatTokens = append(flatTokens, row...)
+	}
+	args := []any{
+		tensors.FromFlatDataAndDimensions(flatTokens, B, T),
+		tensors.FromFlatDataAndDimensions(append([]int32(nil), req.pad...), B),
+		tensors.FromScalar(req.slot),
+	}
+	for i, t := range req.cache.kv {
+		d, err := graph.DonateTensorBuffer(t, m.backend, 0)
+		if err != nil {
+			return nil, fmt.Errorf("engine: cache tensor %d: %w", i, err)
+		}
+		args = append(args, d)
+	}
+	args = append(args, hookInputs(req.plan.hooks, req.hooks)...)
+	for _, p := range m.params {
+		args = append(args, p)
+	}
+	outs, err := exec.Exec(args...)
+	if err != nil {
+		return nil, fmt.Errorf("engine: running step (batch %d, tokens %d, slots %d): %w", B, T, req.cache.slots, err)
+	}
+	L := m.cfg.NumLayers
+	copy(req.cache.kv, outs[1:1+2*L])
+	res := &stepResult{captured: map[int][]float32{}, before: map[int][]float32{}, after: map[int][]float32{}}
+	if res.logits, err = hostFloats(outs[0]); err != nil {
+		return nil, err
+	}
+	next := 1 + 2*L
+	for _, layer := range req.plan.capture {
+		if res.captured[layer], err = hostFloats(outs[next]); err != nil {
+			return nil, err
+		}
+		next++
+	}
+	for _, s := range req.plan.hooks {
+		if !s.record {
+			continue
+		}
+		if res.before[s.layer], err = hostFloats(outs[next]); err != nil {
+			return nil, err
+		}
+		if res.after[s.layer], err = hostFloats(outs[next+1]); err != nil {
+			return nil, err
+		}
+		next += 2
+	}
+	return res, nil
+}
+
+// hostFloats copies a float32 output to the host and frees its device buffer.
+func hostFloats(t *tensors.Tensor) ([]float32, error) {
+	data, err := tensors.CopyFlatData[float32](t)
+	if err != nil {
+		return nil, fmt.Errorf("engine: reading step output %s: %w", t.Shape(), err)
+	}
+	_ = t.FinalizeAll()
+	return data, nil
+}
