@@ -133,4 +133,3 @@ func filterPyJSON(_ *exec.Evaluator, in *exec.Value, params *exec.VarArgs) *exec
 	}
 	return exec.AsValue(s)
 }
-
