@@ -72,12 +72,7 @@ func SupportedArchitectures() []string {
 
 // LoadConfig reads and parses dir/config.json.
 func LoadConfig(dir string) (*Config, error) {
-	path := filepath.Join(dir, "config.json")
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("weights: %w", err)
-	}
-	return ParseConfig(data, path)
+	return LoadConfigFile(filepath.Join(dir, "config.json"))
 }
 
 // ParseConfig parses a Hugging Face config.json into a Config, filling absent
@@ -468,4 +463,13 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("config: softcaps %v and %v, expected >= 0", c.AttnSoftcap, c.FinalSoftcap)
 	}
 	return nil
+}
+
+// LoadConfigFile reads and parses a config.json at any path.
+func LoadConfigFile(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("weights: %w", err)
+	}
+	return ParseConfig(data, path)
 }

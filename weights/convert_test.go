@@ -24,7 +24,7 @@ func TestBF16FromFloat32RoundsToNearestEven(t *testing.T) {
 		{math.Float32frombits(0x3F807FFF), 0x3F80}, // just below halfway
 		{3.14159265, 0x4049},                       // torch: 3.140625
 		{float32(math.Inf(1)), 0x7F80},
-		{math.MaxFloat32, 0x7F80}, // rounds up to infinity, as in torch
+		{math.MaxFloat32, 0x7F80},                  // rounds up to infinity, as in torch
 		{math.Float32frombits(0x00000001), 0x0000}, // tiny subnormal
 	}
 	for _, tc := range tests {
