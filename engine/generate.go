@@ -1,0 +1,318 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Request is one sequence to continue.
+type Request struct {
+	// Prompt holds the token ids to continue; it must not be empty. The
+	// engine adds nothing: callers prepend BOS (and apply chat templates)
+	// themselves.
+	Prompt []int
+	// MaxNewTokens bounds the generated tokens (> 0). Generation also stops
+	// at the model's context length (MaxPositions).
+	MaxNewTokens int
+	// Sampling chooses each token; the zero value is greedy.
+	Sampling SamplingParams
+	// StopTokens end generation when sampled, as do the config's
+	// EOSTokenIDs. The stop token is not part of Result.Tokens.
+	StopTokens []int
+	// StopStrings end generation when the decoded text contains one; they
+	// need GenerateOptions.Detokenizer. Result.Text excludes the stop string.
+	StopStrings []string
+}
+
+// Detokenizer turns token ids into text.
+type Detokenizer interface {
+	Decode(ids []int, skipSpecial bool) (string, error)
+}
+
+// GenerateOptions configures Generate for the whole batch.
+type GenerateOptions struct {
+	// Hooks change the residual stream after the given blocks at every step.
+	Hooks Hooks
+	// CaptureLayers lists the blocks whose output residual stream is
+	// returned for every position (prompt and generated).
+	CaptureLayers []int
+	// Detokenizer, when set, fills Result.Text; stop strings need it.
+	Detokenizer Detokenizer
+	// OnToken, when set, is called for every kept token in the order tokens
+	// are produced (seq is the request's index).
+	OnToken func(seq int, token int)
+}
+
+// Stop reasons reported in Result.StopReason.
+const (
+	StopEOS       = "eos"         // a stop token (or EOS) was sampled
+	StopString    = "stop_string" // a stop string appeared in the text
+	StopLength    = "length"      // MaxNewTokens or the context length was reached
+	StopCancelled = "cancelled"   // the context was cancelled
+)
+
+// Result is the outcome of one Request.
+type Result struct {
+	// Tokens are the generated ids, without the stop token.
+	Tokens []int
+	// Text is the decoded text of Tokens (with a Detokenizer), cut before a
+	// stop string.
+	Text string
+	// StopReason is one of StopEOS, StopString, StopLength, StopCancelled.
+	StopReason string
+	// PromptTokens is len(Request.Prompt).
+	PromptTokens int
+	// PrefillDuration and DecodeDuration time the batch's prompt step and
+	// its generation steps (shared by the whole batch).
+	PrefillDuration, DecodeDuration time.Duration
+	// Telemetry[i][layer] is what each recording hook saw at the position
+	// whose logits produced Tokens[i] (the previous token's position).
+	Telemetry []map[int]HookRecord
+	// Captured[layer][pos] is the residual stream after the block at every
+	// position of Prompt followed by Tokens.
+	Captured map[int][][]float32
+}
+
+// seqState is the generation state of one sequence of the batch.
+type seqState struct {
+	req        Request
+	vocabSize  int
+	maxNew     int
+	sampler    *Sampler
+	stopTokens map[int]bool
+	stop       *StopMatcher
+	history    []int
+	decoded    int // bytes of decoded text already pushed to stop
+	done       bool
+	// unfed: the last kept token has not yet gone through the model (its
+	// residual stream is still to be captured).
+	unfed bool
+	res   *Result
+}
+
+// Generate continues every request as one batch (prompts of different
+// lengths are left-padded) and returns one Result per request. Cancelling
+// ctx stops generation after the current step: the results so far are
+// returned with StopCancelled and ctx's error.
+func (m *Model) Generate(ctx context.Context, reqs []Request, opts GenerateOptions) ([]Result, error) {
+	if len(reqs) == 0 {
+		return nil, fmt.Errorf("engine: Generate: no requests")
+	}
+	plan, err := m.makePlan(opts.Hooks, opts.CaptureLayers, false)
+	if err != nil {
+		return nil, err
+	}
+	seqs := make([]*seqState, len(reqs))
+	maxPrompt, maxNew := 0, 0
+	prompts := make([][]int, len(reqs))
+	for i, r := range reqs {
+		s, err := m.newSeqState(i, r, opts)
+		if err != nil {
+			return nil, err
+		}
+		seqs[i] = s
+		prompts[i] = r.Prompt
+		maxPrompt = max(maxPrompt, len(r.Prompt))
+		maxNew = max(maxNew, s.maxNew)
+	}
+	T := roundUp(maxPrompt, promptBucket)
+	// One extra slot lets the last kept tokens go through the model for capture.
+	slots := roundUp(T+maxNew+1, cacheBucket)
+	batch, pad := m.leftPad(prompts, T)
+	H := m.cfg.HiddenSize
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cache := m.newKVCache(len(reqs), slots)
+	defer cache.free()
+
+	start := time.Now()
+	out, err := m.runStep(stepRequest{tokens: batch, pad: pad, slot: 0, cache: cache, plan: plan, hooks: opts.Hooks})
+	if err != nil {
+		return nil, err
+	}
+	prefill := time.Since(start)
+	for b, s := range seqs {
+		s.res.PrefillDuration = prefill
+		for _, layer := range plan.capture {
+			s.res.Captured[layer] = rowsOf(out.captured[layer], b, T, int(pad[b]), len(s.req.Prompt), H)
+		}
+		if s.maxNew <= 0 {
+			s.finish(StopLength, opts.Detokenizer)
+		}
+	}
+	start = time.Now()
+	rowT := T // steps per sequence in out's rows: T for the prefill, 1 after
+	for step := 0; ; step++ {
+		// Choose each active sequence's next token from this step's logits.
+		for b, s := range seqs {
+			if s.done {
+				continue
+			}
+			// Logits are [B, V]; telemetry rows are [B, rowT].
+			if err := s.accept(b, out, b*rowT+rowT-1, plan, opts); err != nil {
+				return nil, err
+			}
+		}
+		anyActive, anyUnfed := false, false
+		for _, s := range seqs {
+			anyActive = anyActive || !s.done
+			anyUnfed = anyUnfed || (s.unfed && len(plan.capture) > 0)
+		}
+		if !anyActive && !anyUnfed {
+			break
+		}
+		if err := ctx.Err(); err != nil {
+			for _, s := range seqs {
+				if !s.done {
+					s.finish(StopCancelled, opts.Detokenizer)
+				}
+				s.res.DecodeDuration = time.Since(start)
+			}
+			return results(seqs), err
+		}
+		feed := make([][]int32, len(seqs))
+		fed := make([]bool, len(seqs))
+		for b, s := range seqs {
+			feed[b] = []int32{0}
+			if (!s.done || s.unfed) && len(s.res.Tokens) > 0 {
+				feed[b][0] = int32(s.res.Tokens[len(s.res.Tokens)-1])
+				fed[b] = s.unfed
+				s.unfed = false
+			}
+		}
+		out, err = m.runStep(stepRequest{tokens: feed, pad: pad, slot: int32(T + step), cache: cache, plan: plan, hooks: opts.Hooks})
+		if err != nil {
+			return nil, err
+		}
+		rowT = 1
+		for b, s := range seqs {
+			if !fed[b] {
+				continue
+			}
+			for _, layer := range plan.capture {
+				s.res.Captured[layer] = append(s.res.Captured[layer], rowsOf(out.captured[layer], b, 1, 0, 1, H)[0])
+			}
+		}
+	}
+	for _, s := range seqs {
+		s.res.DecodeDuration = time.Since(start)
+	}
+	return results(seqs), nil
+}
+
+// newSeqState validates request i and prepares its state.
+func (m *Model) newSeqState(i int, r Request, opts GenerateOptions) (*seqState, error) {
+	what := fmt.Sprintf("request %d prompt", i)
+	if err := m.checkTokens(r.Prompt, what); err != nil {
+		return nil, err
+	}
+	if r.MaxNewTokens <= 0 {
+		return nil, fmt.Errorf("engine: request %d: MaxNewTokens %d, expected > 0", i, r.MaxNewTokens)
+	}
+	if err := r.Sampling.Validate(); err != nil {
+		return nil, fmt.Errorf("engine: request %d: %w", i, err)
+	}
+	if len(r.StopStrings) > 0 && opts.Detokenizer == nil {
+		return nil, fmt.Errorf("engine: request %d has stop strings but GenerateOptions.Detokenizer is nil", i)
+	}
+	s := &seqState{
+		req:        r,
+		vocabSize:  m.cfg.VocabSize,
+		maxNew:     min(r.MaxNewTokens, m.cfg.MaxPositions-len(r.Prompt)),
+		sampler:    NewSampler(r.Sampling),
+		stopTokens: map[int]bool{},
+		stop:       NewStopMatcher(r.StopStrings),
+		history:    append([]int(nil), r.Prompt...),
+		res:        &Result{PromptTokens: len(r.Prompt), Captured: map[int][][]float32{}},
+	}
+	if len(opts.CaptureLayers) == 0 {
+		s.res.Captured = nil
+	}
+	for _, id := range m.cfg.EOSTokenIDs {
+		s.stopTokens[id] = true
+	}
+	for _, id := range r.StopTokens {
+		s.stopTokens[id] = true
+	}
+	return s, nil
+}
+
+// accept samples sequence b's next token from out's logits and updates the
+// state; row is b's newest position in out's [B, T] telemetry rows.
+func (s *seqState) accept(b int, out *stepResult, row int, plan stepPlan, opts GenerateOptions) error {
+	V := s.vocabSize
+	tok := s.sampler.Sample(out.logits[b*V:(b+1)*V], s.history)
+	if s.stopTokens[tok] {
+		s.finish(StopEOS, opts.Detokenizer)
+		return nil
+	}
+	s.res.Tokens = append(s.res.Tokens, tok)
+	s.history = append(s.history, tok)
+	s.unfed = true
+	if len(plan.hooks) > 0 {
+		tel := map[int]HookRecord{}
+		for _, sp := range plan.hooks {
+			if sp.record {
+				tel[sp.layer] = makeRecord(out, opts.Hooks[sp.layer], sp, row)
+			}
+		}
+		if len(tel) > 0 {
+			s.res.Telemetry = append(s.res.Telemetry, tel)
+		}
+	}
+	if opts.OnToken != nil {
+		opts.OnToken(b, tok)
+	}
+	if opts.Detokenizer != nil {
+		text, err := opts.Detokenizer.Decode(s.res.Tokens, true)
+		if err != nil {
+			return fmt.Errorf("engine: request %d: decoding generated tokens: %w", b, err)
+		}
+		// Hold back an incomplete UTF-8 sequence until more tokens arrive.
+		if len(text) > s.decoded && !strings.HasSuffix(text, string(utf8.RuneError)) {
+			emit, stopped := s.stop.Push(text[s.decoded:])
+			s.decoded = len(text)
+			s.res.Text += emit
+			if stopped {
+				s.done = true
+				s.res.StopReason = StopString
+				return nil
+			}
+		}
+	}
+	if len(s.res.Tokens) >= s.maxNew {
+		s.finish(StopLength, opts.Detokenizer)
+	}
+	return nil
+}
+
+// finish ends the sequence, flushing text held back for stop strings.
+func (s *seqState) finish(reason string, det Detokenizer) {
+	s.done = true
+	s.res.StopReason = reason
+	if det != nil && reason != StopString {
+		if text, err := det.Decode(s.res.Tokens, true); err == nil && len(text) > s.decoded {
+			emit, stopped := s.stop.Push(text[s.decoded:])
+			s.decoded = len(text)
+			s.res.Text += emit
+			if stopped {
+				s.res.StopReason = StopString
+				return
+			}
+		}
+		s.res.Text += s.stop.Flush()
+	}
+}
+
+// results collects the results of every sequence.
+func results(seqs []*seqState) []Result {
+	out := make([]Result, len(seqs))
+	for i, s := range seqs {
+		out[i] = *s.res
+	}
+	return out
+}
