@@ -25,7 +25,29 @@ func (n normalizerSeq) normalize(s string) string {
 
 type unicodeNormalizer struct{ form norm.Form }
 
-func (n unicodeNormalizer) normalize(s string) string { return n.form.String(s) }
+// cgj is U+034F COMBINING GRAPHEME JOINER.
+const cgj = "\u034f"
+
+// normalize applies the Unicode normalization form. Go's norm package
+// follows the Stream-Safe Text Format and inserts U+034F after 30
+// consecutive non-starters; Rust's unicode-normalization (used by
+// tokenizers) does not, so inserted joiners are removed again. Joiners that
+// were in the input are kept (the text is normalized piecewise around them,
+// which is exact since U+034F is a starter that never composes).
+func (n unicodeNormalizer) normalize(s string) string {
+	out := n.form.String(s)
+	if !strings.Contains(out, cgj) {
+		return out
+	}
+	if !strings.Contains(s, cgj) {
+		return strings.ReplaceAll(out, cgj, "")
+	}
+	parts := strings.Split(s, cgj)
+	for i, p := range parts {
+		parts[i] = strings.ReplaceAll(n.form.String(p), cgj, "")
+	}
+	return strings.Join(parts, cgj)
+}
 
 // replaceNormalizer replaces every match of a pattern by content.
 type replaceNormalizer struct {
