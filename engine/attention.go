@@ -1,8 +1,8 @@
 package engine
 
 import (
-	G "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	G "github.com/gomlx/gomlx/pkg/core/graph"
 )
 
 // attention runs layer i's self-attention on the normalised x [B, T, H]:

@@ -3,8 +3,8 @@ package engine
 import (
 	"math"
 
-	G "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	G "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 )
 
@@ -56,7 +56,7 @@ type stepBuilder struct {
 
 // hookNodes are the graph inputs of one layer's hook.
 type hookNodes struct {
-	spec             hookSpec
+	spec              hookSpec
 	add, dirs, lo, hi *G.Node
 }
 
@@ -154,9 +154,9 @@ func (sb *stepBuilder) buildMasks(pad *G.Node) {
 	B, T, S := sb.batch, sb.steps, sb.slots
 	key := G.Reshape(sb.slotIota, 1, 1, S)
 	query := G.Reshape(sb.querySlots, 1, T, 1)
-	causal := G.LessOrEqual(key, query)               // [1, T, S]
+	causal := G.LessOrEqual(key, query)                    // [1, T, S]
 	real := G.GreaterOrEqual(key, G.Reshape(pad, B, 1, 1)) // [B, 1, S]
-	self := G.Equal(key, query)                       // [1, T, S]
+	self := G.Equal(key, query)                            // [1, T, S]
 	full := []int{B, T, S}
 	sb.mask = G.LogicalAnd(G.BroadcastToDims(causal, full...),
 		G.LogicalOr(G.BroadcastToDims(real, full...), G.BroadcastToDims(self, full...)))

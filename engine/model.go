@@ -49,9 +49,9 @@ type Model struct {
 // weights; -1 marks an absent tensor.
 type layerParams struct {
 	attnNorm, postAttnNorm, preFFNorm, postFFNorm int
-	qkv, qkvBias, o, oBias                       int
-	qNorm, kNorm                                 int
-	gateUp, gateUpBias, down, downBias           int
+	qkv, qkvBias, o, oBias                        int
+	qNorm, kNorm                                  int
+	gateUp, gateUpBias, down, downBias            int
 }
 
 // Config returns the model's configuration.
