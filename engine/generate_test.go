@@ -1,0 +1,268 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+
+	"tether/weights"
+)
+
+// letterDetok decodes id i as the letter 'a' + i%26 (a stand-in tokenizer).
+type letterDetok struct{}
+
+func (letterDetok) Decode(ids []int, skipSpecial bool) (string, error) {
+	var b strings.Builder
+	for _, id := range ids {
+		b.WriteByte(byte('a' + id%26))
+	}
+	return b.String(), nil
+}
+
+// argmaxOf returns the index of the largest value (lowest on ties).
+func argmaxOf(x []float32) int {
+	best := 0
+	for i, v := range x {
+		if v > x[best] {
+			best = i
+		}
+	}
+	return best
+}
+
+// TestGreedyMatchesForward checks end to end that greedy generation picks,
+// at every step, the argmax of a full forward pass over prompt+generated,
+// and that Captured covers prompt and generated positions with the same
+// values as that forward pass.
+func TestGreedyMatchesForward(t *testing.T) {
+	ctx := context.Background()
+	for _, fam := range allFamilies {
+		t.Run(string(fam), func(t *testing.T) {
+			m, _ := loadTiny(t, fam)
+			m.cfg.EOSTokenIDs = nil // let every sequence run to its length
+			rng := rand.New(rand.NewPCG(7, 8))
+			V := m.cfg.VocabSize
+			reqs := []Request{
+				{Prompt: randomTokens(rng, 7, V), MaxNewTokens: 9},
+				{Prompt: randomTokens(rng, 2, V), MaxNewTokens: 4},
+				{Prompt: randomTokens(rng, 12, V), MaxNewTokens: 6},
+			}
+			res, err := m.Generate(ctx, reqs, GenerateOptions{CaptureLayers: []int{1}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, r := range res {
+				if len(r.Tokens) != reqs[i].MaxNewTokens || r.StopReason != StopLength {
+					t.Fatalf("request %d: %d tokens, reason %q; expected %d, %q", i, len(r.Tokens), r.StopReason, reqs[i].MaxNewTokens, StopLength)
+				}
+				seq := append(slices.Clone(reqs[i].Prompt), r.Tokens...)
+				full, err := m.Forward(ctx, [][]int{seq}, ForwardOptions{AllLogits: true, CaptureLayers: []int{1}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				P := len(reqs[i].Prompt)
+				for k, tok := range r.Tokens {
+					if want := argmaxOf(full.AllLogits[0][P-1+k]); want != tok {
+						t.Errorf("request %d token %d: generated %d, full forward argmax %d", i, k, tok, want)
+					}
+				}
+				if len(r.Captured[1]) != len(seq) {
+					t.Fatalf("request %d: captured %d positions, expected %d", i, len(r.Captured[1]), len(seq))
+				}
+				if d := maxRelDiff(flatten(r.Captured[1]), flatten(full.Captured[1][0])); d > 1e-4 {
+					t.Errorf("request %d: captured stream differs from full forward: %g", i, d)
+				}
+			}
+
+			// The batch equals each request run alone.
+			for i, rq := range reqs {
+				alone, err := m.Generate(ctx, []Request{rq}, GenerateOptions{CaptureLayers: []int{1}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !slices.Equal(alone[0].Tokens, res[i].Tokens) {
+					t.Errorf("request %d: alone %v, in batch %v", i, alone[0].Tokens, res[i].Tokens)
+				}
+				if d := maxRelDiff(flatten(alone[0].Captured[1]), flatten(res[i].Captured[1])); d > 1e-4 {
+					t.Errorf("request %d: captured stream alone differs from batch: %g", i, d)
+				}
+			}
+
+			// Greedy and seeded sampling are deterministic.
+			sampled := slices.Clone(reqs)
+			for i := range sampled {
+				sampled[i].Sampling = SamplingParams{Temperature: 0.9, TopP: 0.95, Seed: uint64(i)}
+			}
+			for _, rs := range [][]Request{reqs, sampled} {
+				a, err := m.Generate(ctx, rs, GenerateOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, err := m.Generate(ctx, rs, GenerateOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i := range a {
+					if !slices.Equal(a[i].Tokens, b[i].Tokens) {
+						t.Errorf("request %d: two runs differ: %v vs %v", i, a[i].Tokens, b[i].Tokens)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestGenerateStops(t *testing.T) {
+	ctx := context.Background()
+	m, _ := loadTiny(t, weights.FamilyLlama)
+	m.cfg.EOSTokenIDs = nil
+	prompt := []int{1, 5, 9, 13}
+	free, err := m.Generate(ctx, []Request{{Prompt: prompt, MaxNewTokens: 12}}, GenerateOptions{Detokenizer: letterDetok{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	toks := free[0].Tokens
+	text, _ := letterDetok{}.Decode(toks, true)
+	if free[0].Text != text {
+		t.Errorf("Text %q, expected %q", free[0].Text, text)
+	}
+
+	// A stop token at the 4th generated token: 3 tokens kept, reason eos.
+	stopTok, err := m.Generate(ctx, []Request{{Prompt: prompt, MaxNewTokens: 12, StopTokens: []int{toks[3]}}}, GenerateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := slices.Index(toks, toks[3])
+	if got := stopTok[0]; got.StopReason != StopEOS || !slices.Equal(got.Tokens, toks[:first]) {
+		t.Errorf("stop token: got %v %q, expected %v %q", got.Tokens, got.StopReason, toks[:first], StopEOS)
+	}
+
+	// A stop string made of generated tokens 3..4: text ends before it.
+	stop := text[3:5]
+	cut := strings.Index(text, stop)
+	var streamed []int
+	ss, err := m.Generate(ctx, []Request{{Prompt: prompt, MaxNewTokens: 12, StopStrings: []string{stop}}},
+		GenerateOptions{Detokenizer: letterDetok{}, OnToken: func(seq, tok int) { streamed = append(streamed, tok) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ss[0]; got.StopReason != StopString || got.Text != text[:cut] || len(got.Tokens) != cut+len(stop) {
+		t.Errorf("stop string %q: got %q %q (%d tokens), expected %q %q (%d tokens)", stop, got.Text, got.StopReason, len(got.Tokens), text[:cut], StopString, cut+len(stop))
+	}
+	if !slices.Equal(streamed, ss[0].Tokens) {
+		t.Errorf("OnToken saw %v, Result.Tokens %v", streamed, ss[0].Tokens)
+	}
+
+	// Cancellation stops after the current step with the context's error.
+	cctx, cancel := context.WithCancel(ctx)
+	n := 0
+	res, err := m.Generate(cctx, []Request{{Prompt: prompt, MaxNewTokens: 12}}, GenerateOptions{OnToken: func(int, int) {
+		if n++; n == 2 {
+			cancel()
+		}
+	}})
+	if !errors.Is(err, context.Canceled) || len(res) != 1 || res[0].StopReason != StopCancelled || len(res[0].Tokens) != 2 {
+		t.Errorf("cancel: err %v, results %+v", err, res)
+	}
+
+	// The context length bounds generation.
+	long := make([]int, m.cfg.MaxPositions-3)
+	for i := range long {
+		long[i] = 1 + i%50
+	}
+	lr, err := m.Generate(ctx, []Request{{Prompt: long, MaxNewTokens: 10}}, GenerateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lr[0].Tokens) != 3 || lr[0].StopReason != StopLength {
+		t.Errorf("near the context end: %d tokens (%q), expected 3 (%q)", len(lr[0].Tokens), lr[0].StopReason, StopLength)
+	}
+}
+
+func TestGenerateErrors(t *testing.T) {
+	ctx := context.Background()
+	m, _ := loadTiny(t, weights.FamilyQwen3)
+	tooLong := make([]int, m.cfg.MaxPositions+1)
+	cases := []struct {
+		name string
+		reqs []Request
+		opts GenerateOptions
+		want string
+	}{
+		{"no requests", nil, GenerateOptions{}, "no requests"},
+		{"empty prompt", []Request{{MaxNewTokens: 3}}, GenerateOptions{}, "empty"},
+		{"prompt too long", []Request{{Prompt: tooLong, MaxNewTokens: 3}}, GenerateOptions{}, "longer than the model's context"},
+		{"token outside vocab", []Request{{Prompt: []int{1, 500}, MaxNewTokens: 3}}, GenerateOptions{}, "outside the vocabulary"},
+		{"no max tokens", []Request{{Prompt: []int{1}}}, GenerateOptions{}, "MaxNewTokens"},
+		{"stop strings without detokenizer", []Request{{Prompt: []int{1}, MaxNewTokens: 2, StopStrings: []string{"x"}}}, GenerateOptions{}, "Detokenizer"},
+		{"bad sampling", []Request{{Prompt: []int{1}, MaxNewTokens: 2, Sampling: SamplingParams{Temperature: -1}}}, GenerateOptions{}, "temperature"},
+		{"bad capture layer", []Request{{Prompt: []int{1}, MaxNewTokens: 2}}, GenerateOptions{CaptureLayers: []int{9}}, "capture layer"},
+	}
+	for _, c := range cases {
+		_, err := m.Generate(ctx, c.reqs, c.opts)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %v, expected one mentioning %q", c.name, err, c.want)
+		}
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	b, err := NewBackend("go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := tinyConfig(weights.FamilyQwen2)
+	cases := []struct {
+		name   string
+		mutate func(s *memSource)
+		want   []string
+	}{
+		{"missing tensor", func(s *memSource) { delete(s.data, "model.layers.1.mlp.up_proj.weight") },
+			[]string{"model.layers.1.mlp.up_proj.weight", "missing"}},
+		{"wrong shape", func(s *memSource) { s.shapes["model.layers.2.self_attn.k_proj.weight"] = []int{32, 16} },
+			[]string{"model.layers.2.self_attn.k_proj.weight", "[32 16]", "[16 32]"}},
+		{"missing bias", func(s *memSource) { delete(s.data, "model.layers.0.self_attn.v_proj.bias") },
+			[]string{"model.layers.0.self_attn.v_proj.bias"}},
+		{"missing lm_head", func(s *memSource) { delete(s.data, "lm_head.weight") }, []string{"lm_head.weight"}},
+	}
+	for _, c := range cases {
+		src := randomSource(cfg, 1)
+		c.mutate(src)
+		_, err := Load(b, cfg, src)
+		if err == nil {
+			t.Errorf("%s: expected an error", c.name)
+			continue
+		}
+		for _, w := range c.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: error %q does not mention %q", c.name, err, w)
+			}
+		}
+	}
+	bad := *cfg
+	bad.NumKVHeads = 3
+	if _, err := Load(b, &bad, randomSource(cfg, 1)); err == nil || !strings.Contains(err.Error(), "NumKVHeads") {
+		t.Errorf("bad config: error %v", err)
+	}
+}
+
+func TestNewBackendNames(t *testing.T) {
+	for _, name := range []string{"", "go", "go:dotgeneral_small,ops_sequential"} {
+		if _, err := NewBackend(name); err != nil {
+			t.Errorf("NewBackend(%q): %v", name, err)
+		}
+	}
+	for _, name := range []string{"tpu", "go:no_such_option", "xla:"} {
+		if _, err := NewBackend(name); err == nil {
+			t.Errorf("NewBackend(%q): expected an error", name)
+		}
+	}
+	t.Setenv("PJRT_PLUGIN_LIBRARY_PATH", t.TempDir())
+	_, err := NewBackend("xla:nosuchplugin")
+	if err == nil || !(strings.Contains(err.Error(), "pjrt_c_api_nosuchplugin_plugin.so") || strings.Contains(err.Error(), "without cgo")) {
+		t.Errorf("missing plugin: error %v, expected one naming the searched files", err)
+	}
+}
