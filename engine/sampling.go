@@ -346,15 +346,16 @@ func siftDown(h []float32, i int) {
 	}
 }
 
-// topPSortLimit is the candidate count up to which top-p sorts every candidate; above it, only
-// the candidates above a probability threshold are sorted.
-const topPSortLimit = 4096
+// topPPrefilterMin is the candidate count from which keepTopP first narrows the candidates down
+// by a weight threshold.
+const topPPrefilterMin = 4096
 
 // keepTopP keeps, in descending order of probability (ties by ascending id), each candidate whose
-// preceding probability mass is below p of the total. To avoid sorting a whole large vocabulary,
-// it first gathers the candidates at or above a weight threshold, lowering the threshold until
-// they hold at least p of the mass: the kept prefix then lies entirely among them, because every
-// other candidate is strictly less likely.
+// preceding probability mass is below p of the total. On large vocabularies it first gathers the
+// candidates at or above a weight threshold, lowering the threshold until they hold at least p of
+// the mass: the kept set then lies entirely among them, because every other candidate is strictly
+// less likely. It then finds the set by selection rather than by sorting (expected time linear in
+// the number of gathered candidates), so even a flat distribution costs only a few passes.
 func (s *Sampler) keepTopP(p float64) {
 	total := 0.0
 	for _, e := range s.weight {
@@ -362,7 +363,7 @@ func (s *Sampler) keepTopP(p float64) {
 	}
 	target := p * total
 	threshold := 0.0
-	if len(s.cand) > topPSortLimit {
+	if len(s.cand) >= topPPrefilterMin {
 		threshold = 1e-4 // relative to the most likely token, whose weight is 1
 	}
 	for {
@@ -382,22 +383,72 @@ func (s *Sampler) keepTopP(p float64) {
 			threshold = 0
 		}
 	}
-	slices.SortFunc(s.byProb, func(a, b weightedID) int {
-		if c := cmp.Compare(b.weight, a.weight); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.id, b.id)
-	})
-	s.cand, s.weight = s.cand[:0], s.weight[:0]
-	before := 0.0
-	for _, c := range s.byProb {
-		if before >= target && len(s.cand) > 0 {
-			break
-		}
-		s.cand = append(s.cand, c.id)
-		s.weight = append(s.weight, c.weight)
-		before += c.weight
+	kept := selectTopMass(s.byProb, target)
+	s.cand, s.weight = s.cand[:kept], s.weight[:kept]
+	for i, c := range s.byProb[:kept] {
+		s.cand[i], s.weight[i] = c.id, c.weight
 	}
+}
+
+// selectTopMass reorders items so that its first n items are those that, in descending order of
+// weight with ties by ascending id, have less than target weight before them, and returns n. With
+// target > 0 at least one item is kept. It is quickselect on mass: items[:lo] are known to be kept
+// (with total weight before), items[hi:] known to be dropped, and each round partitions
+// items[lo:hi] around a pivot weight.
+func selectTopMass(items []weightedID, target float64) int {
+	lo, hi := 0, len(items)
+	before := 0.0
+	for lo < hi {
+		pivot := medianOfThree(items[lo].weight, items[lo+(hi-lo)/2].weight, items[hi-1].weight)
+		heavier, equal := partitionByWeight(items[lo:hi], pivot)
+		heavierMass := 0.0
+		for _, c := range items[lo : lo+heavier] {
+			heavierMass += c.weight
+		}
+		if before+heavierMass >= target {
+			// Even the first item equal to the pivot has target weight before it.
+			hi = lo + heavier
+			continue
+		}
+		before += heavierMass
+		lo += heavier
+		ties := items[lo : lo+equal]
+		slices.SortFunc(ties, func(a, b weightedID) int { return cmp.Compare(a.id, b.id) })
+		for range ties {
+			if before >= target {
+				return lo
+			}
+			before += items[lo].weight
+			lo++
+		}
+	}
+	return lo
+}
+
+// medianOfThree returns the middle value of a, b and c.
+func medianOfThree(a, b, c float64) float64 {
+	return max(min(a, b), min(max(a, b), c))
+}
+
+// partitionByWeight reorders items into those heavier than pivot, then those equal to it, then
+// the lighter ones, and returns how many are heavier and how many equal.
+func partitionByWeight(items []weightedID, pivot float64) (heavier, equal int) {
+	// Dutch national flag: items[:lt] heavier, items[lt:i] equal, items[gt:] lighter.
+	lt, i, gt := 0, 0, len(items)
+	for i < gt {
+		switch w := items[i].weight; {
+		case w > pivot:
+			items[lt], items[i] = items[i], items[lt]
+			lt++
+			i++
+		case w < pivot:
+			gt--
+			items[i], items[gt] = items[gt], items[i]
+		default:
+			i++
+		}
+	}
+	return lt, gt - lt
 }
 
 // keepIf removes the candidates whose weight fails keep, preserving order.

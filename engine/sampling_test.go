@@ -474,3 +474,66 @@ func BenchmarkSample(b *testing.B) {
 		})
 	}
 }
+
+func TestTopPTiesGoToLowestIDs(t *testing.T) {
+	cases := []struct {
+		name   string
+		logits []float32
+		topP   float64
+		want   []int
+	}{
+		{"four equal, half the mass", []float32{1, 1, 1, 1}, 0.5, []int{0, 1}},
+		{"four equal, just over half", []float32{1, 1, 1, 1}, 0.51, []int{0, 1, 2}},
+		{"tie below the top", []float32{0, 5, 0, 0}, 0.999999, []int{0, 1, 2, 3}},
+		{"top alone", []float32{0, 50, 0, 0}, 0.9, []int{1}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := keptBySampler(SamplingParams{Temperature: 1, TopP: tc.topP}, tc.logits, nil)
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("kept %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestSelectTopMassMatchesSort checks the quickselect against a full sort on inputs with many
+// tied weights.
+func TestSelectTopMassMatchesSort(t *testing.T) {
+	r := rand.New(rand.NewPCG(8, 8))
+	for trial := range 300 {
+		n := 1 + r.IntN(300)
+		levels := 1 + r.IntN(6)
+		items := make([]weightedID, n)
+		for i := range items {
+			items[i] = weightedID{id: int32(i), weight: float64(1 + r.IntN(levels))}
+		}
+		total := 0.0
+		for _, c := range items {
+			total += c.weight
+		}
+		target := total * r.Float64()
+		sorted := slices.Clone(items)
+		sort.SliceStable(sorted, func(a, b int) bool { return sorted[a].weight > sorted[b].weight })
+		var want []int
+		before := 0.0
+		for _, c := range sorted {
+			if before >= target && len(want) > 0 {
+				break
+			}
+			want = append(want, int(c.id))
+			before += c.weight
+		}
+		r.Shuffle(n, func(a, b int) { items[a], items[b] = items[b], items[a] })
+		kept := selectTopMass(items, target)
+		got := make([]int, kept)
+		for i, c := range items[:kept] {
+			got[i] = int(c.id)
+		}
+		slices.Sort(got)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Fatalf("trial %d (n=%d, target %.2f of %.0f): kept %v, want %v", trial, n, target, total, got, want)
+		}
+	}
+}
