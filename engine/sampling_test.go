@@ -142,7 +142,7 @@ func chiSquareBound(df int) float64 {
 	return float64(df) + 10*math.Sqrt(2*float64(df)) + 10
 }
 
-func TestValidate(t *testing.T) {
+func TestSamplingParamsValidate(t *testing.T) {
 	cases := []struct {
 		name    string
 		params  SamplingParams
@@ -175,7 +175,7 @@ func TestValidate(t *testing.T) {
 	}
 }
 
-func TestGreedy(t *testing.T) {
+func TestSamplerGreedy(t *testing.T) {
 	inf, nan := float32(math.Inf(1)), float32(math.NaN())
 	cases := []struct {
 		name   string
@@ -204,7 +204,7 @@ func TestGreedy(t *testing.T) {
 	}
 }
 
-func TestGreedyMatchesArgmaxOnLargeVocab(t *testing.T) {
+func TestSamplerGreedyMatchesArgmaxOnLargeVocab(t *testing.T) {
 	logits := randomLogits(7, 262144, 3)
 	want, best := 0, math.Inf(-1)
 	for i, v := range logits {
