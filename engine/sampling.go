@@ -96,10 +96,12 @@ func (p SamplingParams) normalized() SamplingParams {
 //  7. one token is drawn from the softmax of the survivors with a PCG generator seeded from Seed.
 //
 // Probabilities are computed in float64; a token whose probability is below e^-708 (about 3e-308)
-// times that of the most likely token counts as probability 0. NaN logits are treated as -Inf and never chosen. If some
-// logits are +Inf (after the penalty), the choice is among those tokens only: the lowest such id
-// when greedy, uniformly at random otherwise (the limit of softmax). If every logit is NaN or
-// -Inf, Sample returns 0; for empty logits it returns -1.
+// times that of the most likely token counts as probability 0. NaN logits are treated as -Inf and
+// never chosen. If some logits are +Inf (after the penalty), the choice is among those tokens
+// only: the lowest such id when greedy, uniformly at random otherwise (the limit of softmax). If
+// every logit is NaN or -Inf, Sample returns 0; for empty logits it returns -1. Large vocabularies
+// are weighed on several goroutines; results do not depend on GOMAXPROCS. Samplers share nothing,
+// so the rows of a batch can be sampled concurrently, one Sampler per row.
 type Sampler struct {
 	params SamplingParams
 	rng    *rand.Rand
@@ -111,7 +113,7 @@ type Sampler struct {
 	byProb []weightedID
 }
 
-// weightedID is a token id with its unnormalised probability, for sorting in top-p.
+// weightedID is a token id with its unnormalised probability, for selecting the top-p set.
 type weightedID struct {
 	id     int32
 	weight float64
