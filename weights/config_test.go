@@ -193,6 +193,19 @@ func TestParseConfigVariants(t *testing.T) {
 				t.Errorf("layers %v", c.SlidingLayers)
 			}
 		}},
+		{"rope_parameters (transformers v5)", `{"architectures":["LlamaForCausalLM"],"rope_parameters":{"rope_type":"llama3","rope_theta":500000.0,"factor":32.0,"low_freq_factor":1.0,"high_freq_factor":4.0,"original_max_position_embeddings":8192}}`, func(t *testing.T, c *Config) {
+			if c.RopeTheta != 500000 || c.RopeScaling == nil || c.RopeScaling.Type != "llama3" || c.RopeScaling.Factor != 32 || c.RopeScaling.OriginalMaxPositions != 8192 {
+				t.Errorf("theta %v scaling %+v", c.RopeTheta, c.RopeScaling)
+			}
+		}},
+		{"gemma3 rope_parameters per layer type", `{"architectures":["Gemma3ForCausalLM"],"num_hidden_layers":4,"_sliding_window_pattern":2,"rope_parameters":{"full_attention":{"rope_type":"linear","factor":8.0,"rope_theta":1000000.0},"sliding_attention":{"rope_type":"default","rope_theta":10000.0}}}`, func(t *testing.T, c *Config) {
+			if c.RopeTheta != 1e6 || c.RopeLocalTheta != 10000 || c.RopeScaling == nil || c.RopeScaling.Type != "linear" || c.RopeScaling.Factor != 8 {
+				t.Errorf("theta %v local %v scaling %+v", c.RopeTheta, c.RopeLocalTheta, c.RopeScaling)
+			}
+			if !c.SlidingLayers[0] || c.SlidingLayers[1] || !c.SlidingLayers[2] || c.SlidingLayers[3] {
+				t.Errorf("layers %v, want sliding, global, sliding, global", c.SlidingLayers)
+			}
+		}},
 		{"dtype key", `{"architectures":["LlamaForCausalLM"],"dtype":"float16"}`, func(t *testing.T, c *Config) {
 			if c.TorchDType != "float16" {
 				t.Errorf("TorchDType %q", c.TorchDType)

@@ -227,7 +227,9 @@ func (p *configParser) parse() {
 	c.TorchDType, err = p.shared(dtypeKey).string(dtypeKey, "")
 	p.keep(err)
 
-	c.RopeScaling = p.ropeScaling()
+	rs, err := p.text.object("rope_scaling")
+	p.keep(err)
+	c.RopeScaling = p.ropeScaling(rs)
 	c.MLPBias = p.bool("mlp_bias", false)
 	c.SlidingLayers = make([]bool, max(c.NumLayers, 0))
 	switch c.Family {
@@ -259,6 +261,7 @@ func (p *configParser) parse() {
 	if d.gemma {
 		c.AttnScale = 1 / math.Sqrt(p.float("query_pre_attn_scalar", 256))
 	}
+	p.ropeParameters()
 	if lt := p.layerTypes(); lt != nil {
 		c.SlidingLayers = lt
 	}
@@ -335,7 +338,8 @@ func (p *configParser) gemma() {
 	}
 	c.QKNorm = true
 	c.RopeLocalTheta = p.float("rope_local_base_freq", 10000)
-	pattern := p.int("sliding_window_pattern", 6)
+	pattern := p.int("_sliding_window_pattern", 6) // newer transformers' spelling
+	pattern = p.int("sliding_window_pattern", pattern)
 	if pattern <= 0 {
 		p.keep(fmt.Errorf("weights: %s: field \"sliding_window_pattern\": expected a positive integer, got %d", p.text.source, pattern))
 		return
@@ -370,10 +374,9 @@ func (p *configParser) layerTypes() []bool {
 	return out
 }
 
-// ropeScaling reads rope_scaling ("rope_type" or legacy "type").
-func (p *configParser) ropeScaling() *RopeScaling {
-	rs, err := p.text.object("rope_scaling")
-	p.keep(err)
+// ropeScaling reads a rope_scaling object ("rope_type" or legacy "type");
+// nil or type "default" means none.
+func (p *configParser) ropeScaling(rs *jsonObject) *RopeScaling {
 	if rs == nil {
 		return nil
 	}
@@ -405,6 +408,37 @@ func (p *configParser) ropeScaling() *RopeScaling {
 		p.keep(fmt.Errorf("weights: %s: field \"rope_scaling\": factor %v, expected a positive number", p.text.source, out.Factor))
 	}
 	return out
+}
+
+// ropeParameters reads transformers v5's "rope_parameters", used when the
+// older keys (rope_theta, rope_scaling, rope_local_base_freq) are absent:
+// either one object {rope_type, rope_theta, factor, ...} or, for models
+// with local layers, {"full_attention": {...}, "sliding_attention": {...}}.
+func (p *configParser) ropeParameters() {
+	rp, err := p.text.object("rope_parameters")
+	p.keep(err)
+	if rp == nil {
+		return
+	}
+	global, err := rp.object("full_attention")
+	p.keep(err)
+	local, err := rp.object("sliding_attention")
+	p.keep(err)
+	if global == nil {
+		global = rp
+	}
+	c := p.cfg
+	if !p.text.has("rope_theta") {
+		c.RopeTheta, err = global.float("rope_theta", c.RopeTheta)
+		p.keep(err)
+	}
+	if !p.text.has("rope_scaling") {
+		c.RopeScaling = p.ropeScaling(global)
+	}
+	if local != nil && !p.text.has("rope_local_base_freq") {
+		c.RopeLocalTheta, err = local.float("rope_theta", c.RopeLocalTheta)
+		p.keep(err)
+	}
 }
 
 func firstOr(v []int, def int) int {
