@@ -13,7 +13,7 @@ type bpeModel struct {
 	tokens []string // id -> token; "" where the vocabulary has no such id
 
 	// merges maps a pair (left<<32 | right) to (rank<<32 | merged id).
-	merges map[uint64]uint64
+	merges *pairTable
 
 	unkID        int // -1 when there is no unk_token
 	fuseUnk      bool
@@ -27,12 +27,12 @@ type bpeModel struct {
 	// byteLevelID[b] is the id of the byte-level character of b (-1 if absent).
 	byteLevelID [256]int32
 
-	cache bpeCache
+	cache *bpeCache
 }
 
 func pairKey(a, b int32) uint64 { return uint64(uint32(a))<<32 | uint64(uint32(b)) }
 
-// newBPEModel derives the lookup tables once vocab, tokens and merges are set.
+// init derives the lookup tables once vocab, tokens and merges are set.
 func (m *bpeModel) init() {
 	for b := 0; b < 256; b++ {
 		m.byteFallbackID[b] = -1
@@ -44,7 +44,7 @@ func (m *bpeModel) init() {
 			m.byteLevelID[b] = int32(id)
 		}
 	}
-	m.cache.entries = make(map[string][]int32)
+	m.cache = &bpeCache{entries: make(map[string][]int32)}
 }
 
 // bpeCache remembers the ids of recently seen pre-tokens.
@@ -230,7 +230,7 @@ func (m *bpeModel) mergeAll(sc *bpeScratch, syms []int32) []int32 {
 	const none = ^uint32(0)
 	ranks := sc.ranks[:0]
 	rankOf := func(a, b int32) uint32 {
-		if v, ok := m.merges[pairKey(a, b)]; ok {
+		if v, ok := m.merges.get(pairKey(a, b)); ok {
 			return uint32(v >> 32)
 		}
 		return none
@@ -248,7 +248,8 @@ func (m *bpeModel) mergeAll(sc *bpeScratch, syms []int32) []int32 {
 		if bi < 0 {
 			break
 		}
-		syms[bi] = int32(uint32(m.merges[pairKey(syms[bi], syms[bi+1])]))
+		v, _ := m.merges.get(pairKey(syms[bi], syms[bi+1]))
+		syms[bi] = int32(uint32(v))
 		syms = append(syms[:bi+1], syms[bi+2:]...)
 		ranks = append(ranks[:bi], ranks[bi+1:]...)
 		if bi > 0 {
@@ -278,7 +279,7 @@ func (m *bpeModel) mergeAllHeap(sc *bpeScratch, syms []int32) []int32 {
 	links[len(links)-1].next = -1
 	h := sc.heap[:0]
 	for i := 0; i+1 < len(links); i++ {
-		if v, ok := m.merges[pairKey(links[i].id, links[i+1].id)]; ok {
+		if v, ok := m.merges.get(pairKey(links[i].id, links[i+1].id)); ok {
 			h = heapPush(h, v>>32<<32|uint64(i))
 		}
 	}
@@ -292,7 +293,7 @@ func (m *bpeModel) mergeAllHeap(sc *bpeScratch, syms []int32) []int32 {
 			continue
 		}
 		right := &links[s.next]
-		v, ok := m.merges[pairKey(s.id, right.id)]
+		v, ok := m.merges.get(pairKey(s.id, right.id))
 		if !ok || v>>32 != rank {
 			continue
 		}
@@ -303,12 +304,12 @@ func (m *bpeModel) mergeAllHeap(sc *bpeScratch, syms []int32) []int32 {
 			links[s.next].prev = pos
 		}
 		if s.prev >= 0 {
-			if v2, ok := m.merges[pairKey(links[s.prev].id, s.id)]; ok {
+			if v2, ok := m.merges.get(pairKey(links[s.prev].id, s.id)); ok {
 				h = heapPush(h, v2>>32<<32|uint64(s.prev))
 			}
 		}
 		if s.next >= 0 {
-			if v2, ok := m.merges[pairKey(s.id, links[s.next].id)]; ok {
+			if v2, ok := m.merges.get(pairKey(s.id, links[s.next].id)); ok {
 				h = heapPush(h, v2>>32<<32|uint64(pos))
 			}
 		}

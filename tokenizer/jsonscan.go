@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // jsonScanner is a minimal JSON reader used for the large parts of a
@@ -78,6 +79,30 @@ func (s *jsonScanner) readString() (string, error) {
 		s.pos++
 	}
 	return "", s.fail("a closing quote")
+}
+
+// readStringView is readString without a copy when the string has no
+// escapes: the result then aliases the scanner's data, which must stay
+// unmodified while the string is in use.
+func (s *jsonScanner) readStringView() (string, error) {
+	if s.peek() != '"' {
+		return "", s.fail("a string")
+	}
+	start := s.pos + 1
+	for i := start; i < len(s.data); i++ {
+		c := s.data[i]
+		if c == '"' {
+			s.pos = i + 1
+			if i == start {
+				return "", nil
+			}
+			return unsafe.String(&s.data[start], i-start), nil
+		}
+		if c == '\\' || c < 0x20 {
+			break
+		}
+	}
+	return s.readString()
 }
 
 // readEscapedString continues readString once an escape was seen.

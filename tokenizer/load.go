@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 )
 
 // LoadDir loads dir/tokenizer.json.
@@ -40,22 +42,30 @@ type fileJSON struct {
 	PreTokenizer  *componentJSON
 	PostProcessor *componentJSON
 	Decoder       *componentJSON
-	model         []byte
+	model         *bpeModel
 }
 
 func load(data []byte) (*HFTokenizer, error) {
 	var f fileJSON
 	sc := &jsonScanner{data: data}
 	err := sc.readObject(func(key string) error {
+		if key == "model" {
+			if f.model != nil {
+				return errors.New(`field "model": given twice`)
+			}
+			m, err := readModel(sc)
+			if err != nil {
+				return fmt.Errorf("field \"model\": %w", err)
+			}
+			f.model = m
+			return nil
+		}
 		raw, err := sc.skipValue()
 		if err != nil {
 			return fmt.Errorf("field %q: %w", key, err)
 		}
 		var target any
 		switch key {
-		case "model":
-			f.model = raw
-			return nil
 		case "added_tokens":
 			target = &f.AddedTokens
 		case "normalizer":
@@ -83,29 +93,34 @@ func load(data []byte) (*HFTokenizer, error) {
 	if f.model == nil {
 		return nil, errors.New(`field "model": missing`)
 	}
-	model, err := loadModel(f.model)
-	if err != nil {
-		return nil, fmt.Errorf(`field "model": %w`, err)
-	}
-	return assemble(model, &f)
+	return assemble(f.model, &f)
 }
 
-// loadModel parses the "model" object.
-func loadModel(data []byte) (*bpeModel, error) {
-	var vocabRaw, mergesRaw []byte
+// readModel parses the "model" object in place.
+func readModel(sc *jsonScanner) (*bpeModel, error) {
+	var vocab map[string]int
+	var pairs []mergeStrings
+	haveMerges := false
 	rest := map[string]json.RawMessage{}
-	sc := &jsonScanner{data: data}
 	err := sc.readObject(func(key string) error {
-		raw, err := sc.skipValue()
-		if err != nil {
-			return fmt.Errorf("%s: %w", key, err)
-		}
+		var err error
 		switch key {
 		case "vocab":
-			vocabRaw = raw
+			vocab, err = readVocab(sc)
+			if err != nil {
+				return fmt.Errorf("vocab: %w", err)
+			}
 		case "merges":
-			mergesRaw = raw
+			pairs, err = scanMerges(sc)
+			if err != nil {
+				return fmt.Errorf("merges: %w", err)
+			}
+			haveMerges = true
 		default:
+			raw, err := sc.skipValue()
+			if err != nil {
+				return fmt.Errorf("%s: %w", key, err)
+			}
 			rest[key] = raw
 		}
 		return nil
@@ -121,7 +136,7 @@ func loadModel(data []byte) (*bpeModel, error) {
 	}
 	if mj.Type == "" {
 		// Old files omit the type; merges identify a BPE model.
-		if mergesRaw == nil {
+		if !haveMerges {
 			return nil, errors.New(`type: missing, and no "merges" to identify a BPE model`)
 		}
 		mj.Type = "BPE"
@@ -136,7 +151,7 @@ func loadModel(data []byte) (*bpeModel, error) {
 	if mj.Dropout != nil && *mj.Dropout != 0 {
 		return nil, fmt.Errorf("dropout: %v is not supported (expected null: encoding must be deterministic)", *mj.Dropout)
 	}
-	if vocabRaw == nil {
+	if vocab == nil {
 		return nil, errors.New("vocab: missing")
 	}
 	m := &bpeModel{
@@ -151,15 +166,11 @@ func loadModel(data []byte) (*bpeModel, error) {
 	if mj.EndOfWordSuffix != nil {
 		m.suffix = *mj.EndOfWordSuffix
 	}
-	if err := m.parseVocab(vocabRaw); err != nil {
+	if err := m.setVocab(vocab); err != nil {
 		return nil, fmt.Errorf("vocab: %w", err)
 	}
-	if mergesRaw != nil {
-		if err := m.parseMerges(mergesRaw); err != nil {
-			return nil, fmt.Errorf("merges: %w", err)
-		}
-	} else {
-		m.merges = map[uint64]uint64{}
+	if err := m.resolveMerges(pairs); err != nil {
+		return nil, fmt.Errorf("merges: %w", err)
 	}
 	if mj.UnkToken != nil {
 		id, ok := m.vocab[*mj.UnkToken]
@@ -176,10 +187,9 @@ func loadModel(data []byte) (*bpeModel, error) {
 // huge tables.
 const maxVocabID = 1 << 24
 
-func (m *bpeModel) parseVocab(data []byte) error {
-	sc := &jsonScanner{data: data}
-	m.vocab = make(map[string]int, len(data)/16)
-	maxID := -1
+// readVocab reads the vocabulary object {"token": id, ...}.
+func readVocab(sc *jsonScanner) (map[string]int, error) {
+	vocab := make(map[string]int, 1024)
 	err := sc.readObject(func(key string) error {
 		id, err := sc.readInt()
 		if err != nil {
@@ -188,14 +198,18 @@ func (m *bpeModel) parseVocab(data []byte) error {
 		if id >= maxVocabID {
 			return fmt.Errorf("token %q: id %d is too large (limit %d)", key, id, maxVocabID)
 		}
-		m.vocab[key] = id
-		if id > maxID {
-			maxID = id
-		}
+		vocab[key] = id
 		return nil
 	})
-	if err != nil {
-		return err
+	return vocab, err
+}
+
+// setVocab installs the vocabulary and its inverse.
+func (m *bpeModel) setVocab(vocab map[string]int) error {
+	m.vocab = vocab
+	maxID := -1
+	for _, id := range vocab {
+		maxID = max(maxID, id)
 	}
 	m.tokens = make([]string, maxID+1)
 	for tok, id := range m.vocab {
@@ -207,61 +221,109 @@ func (m *bpeModel) parseVocab(data []byte) error {
 	return nil
 }
 
-func (m *bpeModel) parseMerges(data []byte) error {
-	sc := &jsonScanner{data: data}
-	m.merges = make(map[uint64]uint64, len(data)/12)
-	rank := 0
-	var buf []byte
+// mergeStrings is one parsed merge before its tokens are resolved.
+type mergeStrings struct{ a, b string }
+
+// resolveMerges turns merge strings into the pair table.
+func (m *bpeModel) resolveMerges(pairs []mergeStrings) error {
+	// Resolving tokens to ids is a few random map lookups per merge; spread
+	// it over the available cores.
+	keys := make([]uint64, len(pairs))
+	vals := make([]uint64, len(pairs))
+	workers := min(runtime.GOMAXPROCS(0), 8)
+	chunk := (len(pairs) + workers - 1) / workers
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		lo, hi := w*chunk, min((w+1)*chunk, len(pairs))
+		if lo >= hi {
+			break
+		}
+		wg.Add(1)
+		go func(w, lo, hi int) {
+			defer wg.Done()
+			var buf []byte
+			for rank := lo; rank < hi; rank++ {
+				p := pairs[rank]
+				ia, ok := m.vocab[p.a]
+				if !ok {
+					errs[w] = fmt.Errorf("merge %d: token %q is not in the vocabulary", rank, p.a)
+					return
+				}
+				ib, ok := m.vocab[p.b]
+				if !ok {
+					errs[w] = fmt.Errorf("merge %d: token %q is not in the vocabulary", rank, p.b)
+					return
+				}
+				bTail := p.b
+				if m.prefix != "" {
+					bTail = strings.TrimPrefix(p.b, m.prefix)
+				}
+				buf = append(append(buf[:0], p.a...), bTail...)
+				merged, ok := m.vocab[string(buf)]
+				if !ok {
+					errs[w] = fmt.Errorf("merge %d: merged token %q is not in the vocabulary", rank, buf)
+					return
+				}
+				keys[rank] = pairKey(int32(ia), int32(ib))
+				vals[rank] = uint64(rank)<<32 | uint64(merged)
+			}
+		}(w, lo, hi)
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	// In rank order, so that a repeated pair keeps its last rank as in
+	// tokenizers (which collects the merges into a HashMap).
+	m.merges = newPairTable(len(pairs))
+	for i := range keys {
+		m.merges.put(keys[i], vals[i])
+	}
+	return nil
+}
+
+// scanMerges reads the merges array: strings "a b" or pairs ["a", "b"]. The
+// strings may point into data (see readStringView).
+func scanMerges(sc *jsonScanner) ([]mergeStrings, error) {
+	pairs := make([]mergeStrings, 0, 1024)
 	err := sc.readArray(func() error {
-		var a, b string
+		rank := len(pairs)
 		switch sc.peek() {
 		case '"':
-			s, err := sc.readString()
+			s, err := sc.readStringView()
 			if err != nil {
 				return fmt.Errorf("merge %d: %w", rank, err)
 			}
-			var ok bool
-			a, b, ok = strings.Cut(s, " ")
+			a, b, ok := strings.Cut(s, " ")
 			if !ok {
 				return fmt.Errorf("merge %d: %q is not two tokens separated by a space", rank, s)
 			}
+			pairs = append(pairs, mergeStrings{a, b})
 		case '[':
-			var parts []string
+			var parts [2]string
+			n := 0
 			err := sc.readArray(func() error {
-				s, err := sc.readString()
-				parts = append(parts, s)
+				s, err := sc.readStringView()
+				if n < 2 {
+					parts[n] = s
+				}
+				n++
 				return err
 			})
 			if err != nil {
 				return fmt.Errorf("merge %d: %w", rank, err)
 			}
-			if len(parts) != 2 {
-				return fmt.Errorf("merge %d: expected a pair of tokens, got %d", rank, len(parts))
+			if n != 2 {
+				return fmt.Errorf("merge %d: expected a pair of tokens, got %d", rank, n)
 			}
-			a, b = parts[0], parts[1]
+			pairs = append(pairs, mergeStrings{parts[0], parts[1]})
 		default:
 			return fmt.Errorf("merge %d: %w", rank, sc.fail(`a string "a b" or a pair ["a", "b"]`))
 		}
-		ia, ok := m.vocab[a]
-		if !ok {
-			return fmt.Errorf("merge %d: token %q is not in the vocabulary", rank, a)
-		}
-		ib, ok := m.vocab[b]
-		if !ok {
-			return fmt.Errorf("merge %d: token %q is not in the vocabulary", rank, b)
-		}
-		bTail := b
-		if m.prefix != "" {
-			bTail = strings.TrimPrefix(b, m.prefix)
-		}
-		buf = append(append(buf[:0], a...), bTail...)
-		merged, ok := m.vocab[string(buf)]
-		if !ok {
-			return fmt.Errorf("merge %d: merged token %q is not in the vocabulary", rank, buf)
-		}
-		m.merges[pairKey(int32(ia), int32(ib))] = uint64(rank)<<32 | uint64(merged)
-		rank++
 		return nil
 	})
-	return err
+	return pairs, err
 }

@@ -55,7 +55,7 @@ var referenceDeviations = map[string][]referenceDeviation{
 			c.preTok = seq
 			// A separate cache: the emulated tokenizer must not share it.
 			m := *t.model
-			m.cache = bpeCache{entries: map[string][]int32{}}
+			m.cache = &bpeCache{entries: map[string][]int32{}}
 			c.model = &m
 			return &c
 		},
