@@ -230,12 +230,16 @@ func (p *configParser) parse() {
 	rs, err := p.text.object("rope_scaling")
 	p.keep(err)
 	c.RopeScaling = p.ropeScaling(rs)
-	c.MLPBias = p.bool("mlp_bias", false)
+	if c.Family == FamilyLlama {
+		c.MLPBias = p.bool("mlp_bias", false) // only LlamaMLP has this switch
+	}
 	c.SlidingLayers = make([]bool, max(c.NumLayers, 0))
 	switch c.Family {
 	case FamilyLlama, FamilyMistral:
-		c.AttentionBias = p.bool("attention_bias", false)
-		c.AttentionOutBias = c.AttentionBias
+		if c.Family == FamilyLlama { // Mistral's projections never have biases
+			c.AttentionBias = p.bool("attention_bias", false)
+			c.AttentionOutBias = c.AttentionBias
+		}
 		c.Activation = p.activation("silu")
 		if c.Family == FamilyMistral {
 			c.SlidingWindow = p.int("sliding_window", d.slidingWindow)

@@ -118,6 +118,12 @@ func NewStreamWriter(path string, tensors []TensorInfo, metadata map[string]stri
 	if err != nil {
 		return nil, fmt.Errorf("weights: %s: %w", path, err)
 	}
+	// CreateTemp makes the file private; a model file is as readable as any.
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return nil, fmt.Errorf("weights: %s: %w", path, err)
+	}
 	w := &StreamWriter{path: path, tmp: tmp, buf: bufio.NewWriterSize(tmp, 1<<20), order: order}
 	var lenField [8]byte
 	binary.LittleEndian.PutUint64(lenField[:], uint64(len(header)))

@@ -78,6 +78,9 @@ func TestWriteFileRoundTrip(t *testing.T) {
 	if got := f.Metadata(); got["quote"] != meta["quote"] || got["format"] != "pt" {
 		t.Errorf("metadata = %v", got)
 	}
+	if st, err := os.Stat(path); err != nil || st.Mode().Perm()&0o444 != 0o444 {
+		t.Errorf("written file mode %v, want readable by all", st.Mode())
+	}
 	// No temporary file is left behind.
 	entries, _ := os.ReadDir(dir)
 	if len(entries) != 1 {
