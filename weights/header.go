@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"sort"
+	"unicode/utf8"
 )
 
 // TensorInfo describes one tensor of a safetensors file.
@@ -74,6 +75,9 @@ type headerEntry struct {
 // parseHeader validates the JSON header of a safetensors file whose data
 // section is dataLen bytes long. Tensors come back sorted by offset.
 func parseHeader(header []byte, dataLen int64, source string) ([]TensorInfo, map[string]string, error) {
+	if !utf8.Valid(header) {
+		return nil, nil, fmt.Errorf("weights: %s: header is not valid UTF-8", source)
+	}
 	trimmed := bytes.TrimRight(header, " ")
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return nil, nil, fmt.Errorf("weights: %s: header is not a JSON object (expected it to start with '{')", source)

@@ -100,6 +100,7 @@ func TestParseSafetensorsBadInput(t *testing.T) {
 		{name: "header longer than file", raw: append([]byte{200, 0, 0, 0, 0, 0, 0, 0}, `{}`...), wantErr: "header length 200 exceeds"},
 		{name: "not JSON", header: `not json`, wantErr: "not a JSON object"},
 		{name: "bad JSON", header: `{"a":`, wantErr: "header JSON"},
+		{name: "invalid UTF-8", header: "{\"\xff\":1}", wantErr: "not valid UTF-8"},
 		{name: "trailing garbage", header: `{} x`, wantErr: "after the closing brace"},
 		{name: "unknown dtype", header: `{"a":{"dtype":"Q4","shape":[3],"data_offsets":[0,12]}}`, data: twelve, wantErr: `tensor "a": unknown dtype "Q4"`},
 		{name: "shape mismatch", header: `{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,12]}}`, data: twelve, wantErr: `tensor "a": shape [2] of F32 needs 8 bytes`},

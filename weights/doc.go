@@ -1,0 +1,14 @@
+// Package weights reads and writes model weights and configs: safetensors
+// files (memory-mapped, validated, F32/BF16/F16 to float32), single-file and
+// sharded checkpoints of a Hugging Face model directory, config.json for the
+// supported families parsed into one typed Config, offline resolution of
+// Hugging Face cache ids, the llama2.c checkpoint importer and a random-model
+// writer for tests. It does no tensor math beyond dtype conversion.
+//
+// Typical use:
+//
+//	cfg, ckpt, err := weights.OpenModel("HuggingFaceTB/SmolLM2-135M-Instruct")
+//	if err != nil { ... }
+//	defer ckpt.Close()
+//	w, shape, err := ckpt.Float32("model.layers.0.self_attn.q_proj.weight")
+package weights
