@@ -206,6 +206,11 @@ func TestParseConfigVariants(t *testing.T) {
 				t.Errorf("layers %v, want sliding, global, sliding, global", c.SlidingLayers)
 			}
 		}},
+		{"null token ids", `{"architectures":["LlamaForCausalLM"],"bos_token_id":null,"eos_token_id":null}`, func(t *testing.T, c *Config) {
+			if c.BOSTokenID != -1 || len(c.EOSTokenIDs) != 0 {
+				t.Errorf("bos %d eos %v, want none", c.BOSTokenID, c.EOSTokenIDs)
+			}
+		}},
 		{"dtype key", `{"architectures":["LlamaForCausalLM"],"dtype":"float16"}`, func(t *testing.T, c *Config) {
 			if c.TorchDType != "float16" {
 				t.Errorf("TorchDType %q", c.TorchDType)

@@ -98,11 +98,14 @@ func (o *jsonObject) string(key string, def string) (string, error) {
 	return v, nil
 }
 
-// ints returns key as an integer or a list of integers (eos_token_id), or
-// def when absent or null.
+// ints returns key as an integer or a list of integers (eos_token_id): def
+// when absent, nil when null (None in transformers).
 func (o *jsonObject) ints(key string, def []int) ([]int, error) {
-	if !o.has(key) {
+	if !o.present(key) {
 		return def, nil
+	}
+	if !o.has(key) {
+		return nil, nil
 	}
 	var one int
 	if err := json.Unmarshal(o.fields[key], &one); err == nil {

@@ -174,7 +174,7 @@ func (p *configParser) string(key, def string) string {
 // shared reads a key that multimodal configs keep at the top level (token
 // ids, dtype, tie_word_embeddings): the text config first, then the top.
 func (p *configParser) shared(key string) *jsonObject {
-	if p.text.has(key) || p.text == p.top {
+	if p.text.present(key) || p.text == p.top {
 		return p.text
 	}
 	return p.top

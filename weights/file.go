@@ -15,7 +15,8 @@ type File struct {
 	data     []byte // the whole mapped file; nil for an empty mapping
 	parsed   *parsedFile
 	byName   map[string]int
-	readOnly bool
+	readOnly bool // data is a mapping to unmap on Close
+	closed   bool
 }
 
 // OpenFile maps a safetensors file and validates its header and the extent of
@@ -100,7 +101,7 @@ func (f *File) Info(name string) (TensorInfo, bool) {
 // Bytes returns a zero-copy view of the named tensor's raw little-endian
 // bytes and its description.
 func (f *File) Bytes(name string) ([]byte, TensorInfo, error) {
-	if f.data == nil && f.parsed == nil {
+	if f.closed {
 		return nil, TensorInfo{}, fmt.Errorf("weights: %s: file is closed", f.path)
 	}
 	info, ok := f.Info(name)
@@ -133,9 +134,10 @@ func (f *File) Has(name string) bool {
 
 // Close unmaps the file. Views returned earlier become invalid.
 func (f *File) Close() error {
-	if f.data == nil {
+	if f.closed {
 		return nil
 	}
+	f.closed = true
 	var err error
 	if f.readOnly {
 		err = unix.Munmap(f.data)
