@@ -3,6 +3,7 @@ package tokenizer
 import (
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -123,7 +124,7 @@ func (t *ChatTemplate) Render(messages []Message, opts RenderOptions) (out strin
 func (t *ChatTemplate) variables(messages []Message, opts RenderOptions, state *renderState) map[string]any {
 	msgs := make([]any, len(messages))
 	for i, m := range messages {
-		msgs[i] = map[string]any{"role": m.Role, "content": m.Content}
+		msgs[i] = templateMessage{"role": m.Role, "content": m.Content}
 	}
 	vars := map[string]any{
 		"messages":              msgs,
@@ -142,6 +143,46 @@ func (t *ChatTemplate) variables(messages []Message, opts RenderOptions, state *
 		vars[k] = v
 	}
 	return vars
+}
+
+// templateMessage is a message as the template sees it: a dict. Its own
+// type lets printing, tojson and items() keep Python's key order (role,
+// content) where a plain Go map would sort its keys.
+type templateMessage map[string]any
+
+// keys lists the message's keys: role and content first, then any others
+// sorted.
+func (m templateMessage) keys() []string {
+	keys := make([]string, 0, len(m))
+	var rest []string
+	for _, k := range []string{"role", "content"} {
+		if _, ok := m[k]; ok {
+			keys = append(keys, k)
+		}
+	}
+	for k := range m {
+		if k != "role" && k != "content" {
+			rest = append(rest, k)
+		}
+	}
+	sort.Strings(rest)
+	return append(keys, rest...)
+}
+
+// String prints the message as Python prints a dict.
+func (m templateMessage) String() string {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, k := range m.keys() {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(pyRepr(k))
+		b.WriteString(": ")
+		b.WriteString(pyRepr(m[k]))
+	}
+	b.WriteByte('}')
+	return b.String()
 }
 
 // renderState holds what the per-render global functions share.

@@ -44,13 +44,32 @@ func chatEnvironment() (*exec.Environment, error) {
 			chatEnvErr = fmt.Errorf("tokenizer: chat template environment: %w", err)
 			return
 		}
+		for name, fn := range map[string]exec.FilterFunction{"reverse": filterReverseList, "wordcount": filterWordcountPy} {
+			if err := filters.Replace(name, fn); err != nil {
+				chatEnvErr = fmt.Errorf("tokenizer: chat template environment: %w", err)
+				return
+			}
+		}
+		if err := filters.Register(subscriptFilterName, filterGetItem); err != nil {
+			chatEnvErr = fmt.Errorf("tokenizer: chat template environment: %w", err)
+			return
+		}
 		tests := exec.NewTestSet(map[string]exec.TestFunction{}).Update(builtins.Tests)
+		for name, fn := range map[string]exec.TestFunction{"true": testIsTrue, "false": testIsFalse} {
+			if err := tests.Replace(name, fn); err != nil {
+				chatEnvErr = fmt.Errorf("tokenizer: chat template environment: %w", err)
+				return
+			}
+		}
+		methods := builtins.Methods
+		methods.Str = chatStrMethods()
+		methods.Dict = chatDictMethods()
 		chatEnv = &exec.Environment{
 			Context:           exec.EmptyContext().Update(builtins.GlobalFunctions).Update(builtins.GlobalVariables),
 			Filters:           filters,
 			Tests:             tests,
 			ControlStructures: builtins.ControlStructures,
-			Methods:           builtins.Methods,
+			Methods:           methods,
 		}
 	})
 	return chatEnv, chatEnvErr

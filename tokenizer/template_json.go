@@ -77,6 +77,8 @@ func (o pyJSONOptions) write(b *strings.Builder, v reflect.Value, depth int) err
 	}
 	if v.CanInterface() {
 		switch x := v.Interface().(type) {
+		case templateMessage:
+			return o.writeMessage(b, x, depth)
 		case json.Number:
 			b.WriteString(x.String())
 			return nil
@@ -154,6 +156,33 @@ func (o pyJSONOptions) write(b *strings.Builder, v reflect.Value, depth int) err
 	default:
 		return fmt.Errorf("tojson: object of type %s is not JSON serializable", v.Type())
 	}
+	return nil
+}
+
+// writeMessage writes a message dict in its own key order.
+func (o pyJSONOptions) writeMessage(b *strings.Builder, m templateMessage, depth int) error {
+	keys := m.keys()
+	if o.sortKeys {
+		sort.Strings(keys)
+	}
+	if len(keys) == 0 {
+		b.WriteString("{}")
+		return nil
+	}
+	b.WriteByte('{')
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteString(o.itemSep)
+		}
+		o.newline(b, depth+1)
+		o.writeString(b, k)
+		b.WriteString(o.keySep)
+		if err := o.write(b, reflect.ValueOf(m[k]), depth+1); err != nil {
+			return err
+		}
+	}
+	o.newline(b, depth)
+	b.WriteByte('}')
 	return nil
 }
 

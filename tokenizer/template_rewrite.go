@@ -33,6 +33,8 @@ import (
 // unchanged. The one difference: the hoisted conditional is evaluated even
 // where the original expression would have short-circuited past it.
 //
+// Subscripts are rewritten too, see template_rewrite_subscript.go.
+//
 // Text, comments and {% raw %} blocks are kept byte for byte.
 
 // rewriteTemplate applies the rewrite to a whole template source.
@@ -55,6 +57,10 @@ func rewriteTemplate(source string) (string, error) {
 		inner, hoists, err := rw.rewriteTag(tag, keyword)
 		if err != nil {
 			return "", fmt.Errorf("line %d: %w", tag.line, err)
+		}
+		inner = rewriteSubscripts(inner)
+		for i, h := range hoists {
+			hoists[i] = rewriteSubscripts(h)
 		}
 		text := tag.open + inner + tag.close
 		switch keyword {

@@ -160,6 +160,67 @@ LLAMA32_CASES = [
 
 PER_TEMPLATE = {"qwen3": QWEN3_CASES, "llama3.2": LLAMA32_CASES}
 
+# Small synthetic templates, each exercising Jinja features that chat
+# templates use (and the source rewrite for nested conditionals). They are
+# rendered over FEATURE_CASES.
+FEATURE_TEMPLATES = {
+    "cond_in_parens": "{{ 'a' + ('b' if add_generation_prompt else 'c') + 'd' }}",
+    "cond_chained": "{{ 'x' if messages|length > 5 else 'y' if messages|length > 2 else 'z' }}",
+    "cond_in_list_and_call": "{{ ['p' if add_generation_prompt else 'q', 'r'] | join(',') }}|{{ 'abc'.replace('b' if true else 'c', 'X' if false else 'Y') }}",
+    "cond_in_dict": "{{ {'k': 'v' if add_generation_prompt else 'w', 'n': 1} | tojson }}",
+    "cond_without_else": "[{{ ('v' if false) }}][{{ ('v' if true) }}]",
+    "cond_nested": "{{ ('a' if (1 if add_generation_prompt else 2) == 1 else 'b') }}",
+    "cond_in_elif": "{% for m in messages %}{% if m.role == 'user' %}U{% elif (m.role if m.content else 'empty') == 'assistant' %}A{% else %}S{% endif %}{% endfor %}",
+    "cond_in_for_iterable": "{% for m in (messages[1:] if messages[0].role == 'system' else messages) %}{{ m.role }};{% endfor %}",
+    "cond_in_set_chained": "{% set x = 'a' if false else 'b' if false else ('c' if true else 'd') %}{{ x }}",
+    "cond_indented": "{% for m in messages %}\n    {{ (m.role if true else '') }}\n  {{- '|' }}\n\t{{- (m.role[0] if m.role else 'none') -}}\n  {% if true %}\n    [{{ ('in' if loop.first else 'out') }}]\n  {% endif %}\n{% endfor %}",
+    "cond_whitespace_control": "A\n  {%- if (true if add_generation_prompt else false) %}\n  B\n  {%- endif %}\n  {{- ('C' if true) -}}\n  D\n  {%+ if ('x' if true) %}E{% endif %}\n",
+    "string_methods": "{% for m in messages %}{{ m.content.strip() }}|{{ m.content.lstrip() }}|{{ m.content.rstrip() }}|{{ m.content.upper() }}|{{ m.content.lower() }}|{{ m.content.replace('o', '0') }}|{{ m.content.startswith('<') }}|{{ m.content.endswith(' ') }}|{{ m.content.split('</think>')[-1].lstrip('\\n') }}|{{ m.content.split('o')|length }}|{{ m.content.strip('<>') }}\n{% endfor %}",
+    "string_split_default": "{{ messages[1].content.split()|join('+') }}|{{ ' a  b '.split() }}|{{ 'a,b,,c'.split(',') }}|{{ 'a b c'.split(' ', 1) }}",
+    "string_indexing": "{{ messages[1].content[0] }}|{{ messages[1].content[1] }}|{{ messages[1].content[1:4] }}|{{ messages[1].content[-3:] }}|{{ messages[1].content[::-1] }}|{{ messages[1].content|length }}",
+    "string_filters": "{{ messages[1].content|upper }}|{{ messages[1].content|title }}|{{ messages[1].content|capitalize }}|{{ messages[1].content|trim }}|{{ messages[1].content|wordcount }}|{{ 'a\\nb'|indent(2) }}|{{ 'x'|replace('x','y') }}|{{ 'ab' ~ 1 }}",
+    "list_filters": "{{ messages|length }}|{{ messages|map(attribute='role')|join(', ') }}|{{ messages|selectattr('role','equalto','user')|list|length }}|{{ (messages|last).role }}|{{ (messages|first).role }}|{{ messages|rejectattr('role','equalto','system')|map(attribute='content')|list|length }}|{{ [3,1,2]|sort|join }}|{{ messages|reverse|map(attribute='role')|join(',') }}|{{ messages|selectattr('role', 'in', ['user', 'assistant'])|list|length }}",
+    "numbers": "{{ 3.0|int }}|{{ '5'|int + 1 }}|{{ 1/2 }}|{{ 7//2 }}|{{ 7 % 3 }}|{{ 1.0 }}|{{ 2.50 }}|{{ -3 }}|{{ 10 / 4 }}|{{ 4 / 2 }}",
+    "printing": "{{ true }}|{{ false }}|{{ [1, 'a', true, 2.5] }}|{{ {'a': 1} }}|{{ messages[0] }}|{{ messages[1:] }}",
+    "tojson_options": "{{ messages|tojson }}\n{{ messages|tojson(indent=2) }}\n{{ {'b': 1, 'a': [1, 2.5, none, true, 'é\\\"\\n\\t<&>'], 'c': {}} | tojson }}\n{{ {'b': 1, 'a': 2} | tojson(sort_keys=true) }}\n{{ 'é😀' | tojson(ensure_ascii=true) }}\n{{ [1, [2, []]] | tojson(separators=(',', ':')) }}\n{{ messages[1].content | tojson }}\n{{ 1.5e-7 | tojson }} {{ 1234567890123 | tojson }} {{ 0.1 | tojson }}",
+    "loop_variables": "{% for m in messages %}{{ loop.index }}/{{ loop.length }}:{{ loop.index0 }}{{ loop.first }}{{ loop.last }}{{ loop.revindex }}{{ loop.revindex0 }}{% if not loop.last %},{% endif %}{% endfor %}",
+    "loop_controls": "{% for m in messages %}{% if m.role == 'system' %}{% continue %}{% endif %}{{ m.role }}{% if m.role == 'assistant' %}{% break %}{% endif %};{% endfor %}",
+    "loop_filter": "{% for m in messages if m.role != 'system' %}{{ loop.index }}{{ m.role }}{% endfor %}",
+    "reverse_loop": "{% for m in messages[::-1] %}{{ (messages|length - 1) - loop.index0 }}{{ m.role }};{% endfor %}{% for m in messages|reverse %}{{ m.role[0] }}{% endfor %}",
+    "namespace": "{% set ns = namespace(found=false, n=0, last='') %}{% for m in messages %}{% if m.role == 'user' %}{% set ns.found = true %}{% set ns.n = ns.n + 1 %}{% set ns.last = m.content %}{% endif %}{% endfor %}{{ ns.found }} {{ ns.n }} {{ ns.last }}",
+    "scoping": "{% set x = 1 %}{% for m in messages %}{% set x = 2 %}{{ x }}{% endfor %}{{ x }}{% if true %}{% set y = 3 %}{% endif %}{{ y }}",
+    "dict_access": "{% for k, v in messages[0].items() %}{{ k }}={{ v }};{% endfor %}|{{ messages[0].get('name', 'anon') }}|{{ messages[0].get('role') }}|{{ 'role' in messages[0] }}|{{ 'tool_calls' in messages[0] }}|{{ messages[0].keys()|list }}|{{ messages[0]['role'] }}|{{ messages[0].role }}|{{ messages[0].missing is defined }}",
+    "tests": "{{ x is defined }} {{ none is none }} {{ messages is sequence }} {{ 'a' is string }} {{ 1 is number }} {{ messages[0] is mapping }} {{ 'a' is iterable }} {{ 1 is iterable }} {{ tools is none }} {{ documents is none }} {{ enable_thinking is defined }} {{ true is true }} {{ 0 is false }} {{ 3 is odd }} {{ 'abc' is lower }} {{ messages[0] is string }} {{ messages is mapping }} {{ none is string }} {{ 1 is integer }} {{ 1.5 is float }}",
+    "truthiness": "{% if messages[0].content %}T{% else %}F{% endif %}{% if [] %}T{% else %}F{% endif %}{% if '' %}T{% else %}F{% endif %}{% if none %}T{% else %}F{% endif %}{% if tools %}T{% else %}F{% endif %}{% if not tools %}N{% endif %}",
+    "defaults": "{{ x | default('d') }}|{{ '' | default('d', true) }}|{{ tools | default('dt', true) }}",
+    "macros": "{% macro fmt(m, sep=':') %}[{{ m.role }}{{ sep }}{{ m.content|trim }}]{% endmacro %}{% for m in messages %}{{ fmt(m) }}{{ fmt(m, sep='=') }}{% endfor %}",
+    "block_set": "{% set content %}{{ messages[0].role }}-{{ messages|length }}{% endset %}<{{ content }}>",
+    "whitespace_control": "A\n  {% if true %}\n    B\n  {% endif %}\n  {%- if true -%}\n    C\n  {%- endif %}\n  {{ 'D' }}\n  {%+ if true %}E{% endif %}\n{# comment #}\nF\n  {# indented comment #}\nG {{- ' H ' -}} I\n\n",
+    "raw_block": "{% raw %}{{ not rendered }} {% if %}{% endraw %}|{{ 'after' }}",
+    "string_content_getitem": "[{{ messages[1]['content'][0]['text'] }}]",
+    "raise_in_macro": "{% macro check(m) %}{% if m.role == 'assistant' %}{{ raise_exception('assistant seen: ' ~ m.content|length) }}{% endif %}{% endmacro %}{% for m in messages %}{{ check(m) }}{{ m.role }};{% endfor %}",
+    "strftime": "{{ strftime_now('%Y-%m-%d %H:%M:%S|%a %A %b %B|%j %p %I %y|%e|%-d|%D|%F|%T|%%|%U %W %w %u %V %G') }}",
+    "format_and_escapes": "{{ '%s-%d'|format('a', 3) }}|{{ \"it's\" }}|{{ 'say \\\"hi\\\"' }}|{{ 'tab\\there' }}|{{ 'uni\\u00e9' }}|{{ '<b>&amp;' }}",
+    "is_none_and_compare": "{{ enable_thinking is defined and enable_thinking is false }}|{{ messages|length == 3 }}|{{ 'a' < 'b' }}|{{ 'abc' in 'xabcx' }}|{{ 2 in [1, 2] }}|{{ not (1 == 1) }}|{{ 1 != 2 }}",
+}
+
+# Constructs where gonja still differs from jinja2 (see the Go package
+# documentation). The Go test reports them as skipped while they differ.
+KNOWN_GAPS = {
+    "gap_int_power": ("{{ 2**3 }}", "gonja computes ** in floating point: 2**3 prints 8.0"),
+    "gap_print_none": ("{{ none }}|{{ tools }}|{{ [1, none] }}", "gonja prints None as an empty string"),
+    "gap_none_is_defined": ("{{ tools is defined }}|{{ none | default('d') }}",
+                            "gonja does not tell None from undefined: None is not 'defined' and default() replaces it"),
+    "gap_tuple": ("{{ ('a', 'b') }}", "gonja has no tuples: a tuple prints as a list"),
+    "gap_empty_dict_literal": ("{% if {} %}T{% else %}F{% endif %}", "gonja treats an empty dict literal as true"),
+}
+
+LONG_USER = m("user", "Héllo wörld, 日本 ✓  ")
+FEATURE_CASES = [
+    ("three", [SYSTEM, LONG_USER, m("assistant", "<think>\nhm\n</think>\n\nok ")], True, {}),
+    ("no_system", [m("user", " <b>x</b> "), m("assistant", "y"), m("user", "")], False, {"enable_thinking": False}),
+]
+
 
 def render(tmpl, messages, add_generation_prompt, bos, eos, extra):
     variables = {
@@ -177,6 +238,8 @@ def render(tmpl, messages, add_generation_prompt, bos, eos, extra):
         return {"error": str(e), "error_kind": "raise_exception"}
     except jinja2.exceptions.TemplateError as e:
         return {"error": str(e), "error_kind": "jinja"}
+    except Exception as e:  # e.g. TypeError from Python code the template calls
+        return {"error": "%s: %s" % (type(e).__name__, e), "error_kind": "python"}
 
 
 def main():
@@ -198,6 +261,21 @@ def main():
                 "extra": extra,
             }
             case.update(render(tmpl, messages, gen, bos, eos, extra))
+            fixtures["cases"].append(case)
+    features = [(name, source, None) for name, source in FEATURE_TEMPLATES.items()]
+    features += [(name, source, gap) for name, (source, gap) in KNOWN_GAPS.items()]
+    for name, source, gap in features:
+        fixtures["templates"][name] = {"source": "inline", "template": source, "bos_token": "<s>", "eos_token": "</s>"}
+        if gap:
+            fixtures["templates"][name]["known_gap"] = gap
+        try:
+            tmpl = compile_template(source)
+        except jinja2.exceptions.TemplateSyntaxError as e:
+            raise SystemExit("feature template %s: %s" % (name, e))
+        for case_name, messages, gen, extra in FEATURE_CASES:
+            case = {"template": name, "name": case_name, "messages": messages,
+                    "add_generation_prompt": gen, "extra": extra}
+            case.update(render(tmpl, messages, gen, "<s>", "</s>", extra))
             fixtures["cases"].append(case)
     with open(os.path.join(HERE, "fixtures.json"), "w", encoding="utf-8") as f:
         json.dump(fixtures, f, indent=1, ensure_ascii=False)
