@@ -30,29 +30,40 @@ func ToFloat32(dt DType, b []byte) ([]float32, error) {
 	if n == 0 {
 		return []float32{}, nil
 	}
+	if dt == F32 && hostLittleEndian && uintptr(unsafe.Pointer(&b[0]))%4 == 0 {
+		return unsafe.Slice((*float32)(unsafe.Pointer(&b[0])), n), nil
+	}
+	out := make([]float32, n)
+	if err := ToFloat32Into(out, dt, b); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ToFloat32Into converts raw little-endian tensor bytes of type dt (F32,
+// BF16 or F16) into dst, which must hold exactly the number of elements in b.
+func ToFloat32Into(dst []float32, dt DType, b []byte) error {
+	if !dt.IsFloat() {
+		return fmt.Errorf("dtype %s cannot be converted to float32 (expected F32, BF16 or F16)", dt)
+	}
+	if len(b) != len(dst)*dt.Size() {
+		return fmt.Errorf("%d bytes of %s for %d destination elements, expected %d bytes", len(b), dt, len(dst), len(dst)*dt.Size())
+	}
 	switch dt {
 	case F32:
-		if hostLittleEndian && uintptr(unsafe.Pointer(&b[0]))%4 == 0 {
-			return unsafe.Slice((*float32)(unsafe.Pointer(&b[0])), n), nil
+		for i := range dst {
+			dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
 		}
-		out := make([]float32, n)
-		for i := range out {
-			out[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
-		}
-		return out, nil
 	case BF16:
-		out := make([]float32, n)
-		for i := range out {
-			out[i] = math.Float32frombits(uint32(binary.LittleEndian.Uint16(b[2*i:])) << 16)
+		for i := range dst {
+			dst[i] = math.Float32frombits(uint32(binary.LittleEndian.Uint16(b[2*i:])) << 16)
 		}
-		return out, nil
-	default: // F16
-		out := make([]float32, n)
-		for i := range out {
-			out[i] = float16.Frombits(binary.LittleEndian.Uint16(b[2*i:])).Float32()
+	default:
+		for i := range dst {
+			dst[i] = float16.Frombits(binary.LittleEndian.Uint16(b[2*i:])).Float32()
 		}
-		return out, nil
 	}
+	return nil
 }
 
 // BF16FromFloat32 rounds f to bfloat16 bits with round-to-nearest-even, as

@@ -84,6 +84,13 @@ func TestToFloat32AlignmentAndErrors(t *testing.T) {
 	if err != nil || !equalFloats(un, []float32{1.5, -3}) {
 		t.Errorf("unaligned: %v %v", un, err)
 	}
+	dst := make([]float32, 2)
+	if err := ToFloat32Into(dst, F32, buf[4:12]); err != nil || !equalFloats(dst, []float32{1.5, -3}) {
+		t.Errorf("ToFloat32Into: %v %v", dst, err)
+	}
+	if err := ToFloat32Into(dst, BF16, buf[4:12]); err == nil {
+		t.Error("ToFloat32Into accepted 8 bytes of BF16 for 2 elements")
+	}
 	if _, err := ToFloat32(F32, buf[:3]); err == nil {
 		t.Error("3 bytes of F32 accepted")
 	}
