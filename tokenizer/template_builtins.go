@@ -31,7 +31,7 @@ var gonjaDictMethodNames = []string{"keys", "values", "items", "get", "pop", "se
 // chatStrMethods: gonja's str methods, with strip/lstrip/rstrip, split/rsplit
 // (gonja defaults their argument to the rune ' ' and then rejects it, so the
 // argument-less Python forms fail), replace (gonja requires the count) and
-// startswith/endswith (gonja's ''.endswith(' ') is true).
+// startswith/endswith (gonja's ”.endswith(' ') is true).
 func chatStrMethods() *exec.MethodSet[string] {
 	m := map[string]exec.Method[string]{}
 	for _, name := range gonjaStrMethodNames {
