@@ -240,6 +240,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"not json", `{`, "expected a JSON object"},
 		{"heads do not divide", `{"architectures":["LlamaForCausalLM"],"num_attention_heads":6,"num_key_value_heads":4,"hidden_size":48}`, "num_attention_heads = 6 is not a multiple of num_key_value_heads = 4"},
 		{"hidden not divisible", `{"architectures":["LlamaForCausalLM"],"num_attention_heads":5,"hidden_size":48}`, "hidden_size = 48 is not a multiple of num_attention_heads = 5"},
+		{"absurd layers", `{"architectures":["LlamaForCausalLM"],"num_hidden_layers":1000000000}`, "expected at most 65536"},
 		{"zero layers", `{"architectures":["LlamaForCausalLM"],"num_hidden_layers":0}`, "num_hidden_layers = 0, expected a positive integer"},
 		{"string size", `{"architectures":["LlamaForCausalLM"],"hidden_size":"big"}`, `field "hidden_size": expected an integer`},
 		{"fractional size", `{"architectures":["LlamaForCausalLM"],"hidden_size":4.5}`, `field "hidden_size": expected an integer`},
@@ -269,4 +270,27 @@ func unwrapAll(err error) error {
 		}
 		err = u.Unwrap()
 	}
+}
+
+func FuzzParseConfig(f *testing.F) {
+	files, _ := filepath.Glob(filepath.Join("testdata", "configs", "*.json"))
+	for _, p := range files {
+		data, err := os.ReadFile(p)
+		if err == nil {
+			f.Add(data)
+		}
+	}
+	f.Add([]byte(`{"architectures":["Gemma3ForConditionalGeneration"],"text_config":{"layer_types":[]}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := ParseConfig(data, "fuzz")
+		if err != nil {
+			return
+		}
+		if err := c.Validate(); err != nil {
+			t.Fatalf("ParseConfig returned an invalid config: %v", err)
+		}
+		if len(c.SlidingLayers) != c.NumLayers {
+			t.Fatalf("%d sliding flags for %d layers", len(c.SlidingLayers), c.NumLayers)
+		}
+	})
 }

@@ -132,6 +132,10 @@ func ParseConfig(data []byte, source string) (*Config, error) {
 	return cfg, nil
 }
 
+// maxLayers bounds num_hidden_layers so that a corrupt config cannot make
+// the parser allocate without limit.
+const maxLayers = 1 << 16
+
 // configParser fills a Config from a text config object, keeping the first
 // error so the parsing code reads as a list of fields.
 type configParser struct {
@@ -232,6 +236,10 @@ func (p *configParser) parse() {
 	c.RopeScaling = p.ropeScaling(rs)
 	if c.Family == FamilyLlama {
 		c.MLPBias = p.bool("mlp_bias", false) // only LlamaMLP has this switch
+	}
+	if c.NumLayers > maxLayers {
+		p.keep(fmt.Errorf("weights: %s: num_hidden_layers = %d, expected at most %d", p.text.source, c.NumLayers, maxLayers))
+		return
 	}
 	c.SlidingLayers = make([]bool, max(c.NumLayers, 0))
 	switch c.Family {
