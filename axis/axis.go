@@ -224,7 +224,7 @@ func Read(path string) (*Axis, error) {
 	if err := checkMeta(path, meta, "hidden_size", a.Hidden); err != nil {
 		return nil, err
 	}
-	a.Axis = split(ax, a.Hidden)
+	a.Axis = split(append([]float32(nil), ax...), a.Hidden)
 	dm, err := readShaped(f, path, "default_mean", a.Layers, a.Hidden)
 	if err != nil {
 		return nil, err
