@@ -71,3 +71,15 @@ func readCorpus(t testing.TB) []string {
 	}
 	return out
 }
+
+// readJSONFile decodes a JSON file into v.
+func readJSONFile(t testing.TB, path string, v any) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+}
