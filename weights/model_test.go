@@ -50,3 +50,28 @@ func TestOpenModel(t *testing.T) {
 		t.Errorf("missing config: %v", err)
 	}
 }
+
+func TestOpenModelThroughCacheSymlinks(t *testing.T) {
+	// The hub cache stores files as blobs/<hash>, linked from snapshots/<commit>/.
+	cache := t.TempDir()
+	t.Setenv("HF_HUB_CACHE", cache)
+	repo := fakeRepo(t, cache, "org/linked", []string{"c0ffee"}, "c0ffee")
+	blobs := filepath.Join(repo, "blobs")
+	if err := WriteRandomModel(blobs, []byte(tinyConfig), 5, BF16); err != nil {
+		t.Fatal(err)
+	}
+	snap := filepath.Join(repo, "snapshots", "c0ffee")
+	for _, name := range []string{"config.json", SingleFileName} {
+		if err := os.Symlink(filepath.Join("..", "..", "blobs", name), filepath.Join(snap, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg, ckpt, err := OpenModel("org/linked")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ckpt.Close()
+	if cfg.HiddenSize != 8 || ckpt.TotalBytes() != 2*cfg.ParamCount() {
+		t.Errorf("hidden %d, %d bytes for %d BF16 params", cfg.HiddenSize, ckpt.TotalBytes(), cfg.ParamCount())
+	}
+}
