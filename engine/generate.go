@@ -44,6 +44,10 @@ type GenerateOptions struct {
 	// OnToken, when set, is called for every kept token in the order tokens
 	// are produced (seq is the request's index).
 	OnToken func(seq int, token int)
+	// IgnoreEOS keeps generating through the config's EOS ids (benchmarks
+	// of random models, which emit them by chance); Request.StopTokens
+	// still apply.
+	IgnoreEOS bool
 }
 
 // Stop reasons reported in Result.StopReason.
@@ -232,8 +236,10 @@ func (m *Model) newSeqState(i int, r Request, opts GenerateOptions) (*seqState, 
 	if len(opts.CaptureLayers) == 0 {
 		s.res.Captured = nil
 	}
-	for _, id := range m.cfg.EOSTokenIDs {
-		s.stopTokens[id] = true
+	if !opts.IgnoreEOS {
+		for _, id := range m.cfg.EOSTokenIDs {
+			s.stopTokens[id] = true
+		}
 	}
 	for _, id := range r.StopTokens {
 		s.stopTokens[id] = true
