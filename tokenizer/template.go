@@ -68,7 +68,12 @@ func (e *TemplateError) Error() string {
 // (for example "default" or "tool_use"). Jinja constructs that the gonja
 // engine does not parse are first rewritten into equivalent ones it does
 // (see rewriteTemplate).
-func NewChatTemplate(source string, name string) (*ChatTemplate, error) {
+func NewChatTemplate(source string, name string) (tmpl *ChatTemplate, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			tmpl, err = nil, fmt.Errorf("tokenizer: chat template %q: %s: %v", name, internalPanicText, r)
+		}
+	}()
 	rewritten, err := rewriteTemplate(source)
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer: chat template %q: %w", name, err)
@@ -82,11 +87,11 @@ func NewChatTemplate(source string, name string) (*ChatTemplate, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer: chat template %q: %w", name, err)
 	}
-	tmpl, err := newGonjaTemplate(rootID, shifted)
+	parsed, err := newGonjaTemplate(rootID, shifted)
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer: chat template %q: syntax error: %s", name, parseErrorText(err))
 	}
-	return &ChatTemplate{name: name, source: source, rewritten: rewritten, tmpl: tmpl}, nil
+	return &ChatTemplate{name: name, source: source, rewritten: rewritten, tmpl: parsed}, nil
 }
 
 // Name is the name the template was created with.
@@ -102,7 +107,7 @@ func (t *ChatTemplate) Render(messages []Message, opts RenderOptions) (out strin
 		// gonja should not panic, but a template is untrusted input: turn
 		// any panic inside the engine into an error.
 		if r := recover(); r != nil {
-			out, err = "", fmt.Errorf("tokenizer: chat template %q: render failed: %v", t.name, r)
+			out, err = "", fmt.Errorf("tokenizer: chat template %q: %s: %v", t.name, internalPanicText, r)
 		}
 	}()
 	state := &renderState{now: opts.Now}
@@ -184,6 +189,10 @@ func (m templateMessage) String() string {
 	b.WriteByte('}')
 	return b.String()
 }
+
+// internalPanicText marks errors from a panic inside the template engine
+// (a bug there, turned into an error instead of crashing the caller).
+const internalPanicText = "internal error in the template engine (panic)"
 
 // renderState holds what the per-render global functions share.
 type renderState struct {

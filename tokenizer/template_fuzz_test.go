@@ -1,0 +1,78 @@
+package tokenizer
+
+import (
+	"strings"
+	"testing"
+)
+
+// fuzzTemplates parses every fixture template that is available.
+func fuzzTemplates(f *testing.F) []*ChatTemplate {
+	f.Helper()
+	fx := loadTemplateFixtures(f)
+	var out []*ChatTemplate
+	for name, info := range fx.Templates {
+		src, ok := info.Template, true
+		if info.Source != "inline" {
+			src, ok = fixtureTemplateSource(f, info.Source)
+		}
+		if !ok {
+			continue
+		}
+		tmpl, err := NewChatTemplate(src, name)
+		if err != nil {
+			f.Fatalf("template %s: %v", name, err)
+		}
+		out = append(out, tmpl)
+	}
+	return out
+}
+
+// FuzzRenderMessages renders random conversations with every template: any
+// result is fine except a panic inside the engine.
+func FuzzRenderMessages(f *testing.F) {
+	templates := fuzzTemplates(f)
+	f.Add("user", "hello", "assistant", "<think>\nx\n</think>\n\nhi", true)
+	f.Add("system", "", "user", "{{ '}}' }}", false)
+	f.Add("tool", "\xff\xfe invalid utf-8", "ipython", "日本語 🤖", true)
+	f.Add("", "{% endif %}", "user", "</think></think><think>", true)
+	f.Fuzz(func(t *testing.T, role1, content1, role2, content2 string, gen bool) {
+		msgs := []Message{{Role: role1, Content: content1}, {Role: role2, Content: content2}}
+		for _, tmpl := range templates {
+			for n := 0; n <= len(msgs); n++ {
+				_, err := tmpl.Render(msgs[:n], RenderOptions{AddGenerationPrompt: gen, BOSToken: "<s>"})
+				if err != nil && strings.Contains(err.Error(), internalPanicText) {
+					t.Fatalf("template %s: %v", tmpl.Name(), err)
+				}
+			}
+		}
+	})
+}
+
+// FuzzChatTemplateSource feeds random template sources through the rewrite
+// and gonja's parser: errors are fine, panics are not.
+func FuzzChatTemplateSource(f *testing.F) {
+	for _, s := range []string{
+		"{{ 'a' + (b if c else d) }}",
+		"{% if a %}{% elif (b if c) %}{% endif %}",
+		"{{ x[-1][0].y.strip() }}",
+		"{% for m in messages[::-1] if m %}{{ (m.content|trim).split()[0] }}{% endfor %}",
+		"{%- set ns = namespace(a=1) -%}{{ ns.a }}",
+		"{{ ((a if b else c) if d else e) }}",
+		"{% raw %}{{{% endraw %}",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, source string) {
+		tmpl, err := NewChatTemplate(source, "fuzz")
+		if err != nil {
+			if strings.Contains(err.Error(), internalPanicText) {
+				t.Fatalf("%q: %v", source, err)
+			}
+			return
+		}
+		_, err = tmpl.Render([]Message{{Role: "user", Content: "hi"}}, RenderOptions{})
+		if err != nil && strings.Contains(err.Error(), internalPanicText) {
+			t.Fatalf("%q: %v", source, err)
+		}
+	})
+}
