@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -23,7 +24,7 @@ type Model struct {
 	cfg     *weights.Config
 
 	// split is how many row blocks each projection's weight is cut into
-	// (see linear): 2 on the go backend, so that its two cores each take one
+	// (see linear): GOMAXPROCS on the go backend, so that each core takes one
 	// block; 1 elsewhere.
 	split int
 	// dynamicUpdate: the backend supports DynamicUpdateSlice for the KV cache.
@@ -97,7 +98,8 @@ func Load(b backends.Backend, cfg *weights.Config, src weights.TensorSource) (*M
 		execs:         map[string]*graph.Exec{},
 	}
 	if b.String() == simplego.BackendName {
-		m.split = 2
+		// simplego runs the batch axis of a product on up to GOMAXPROCS workers.
+		m.split = min(max(runtime.GOMAXPROCS(0), 1), 16)
 	}
 	m.attnScale = cfg.AttnScale
 	if m.attnScale == 0 {
@@ -184,10 +186,12 @@ func (m *Model) slidingLayer(i int) bool {
 }
 
 // splitFor returns the number of row blocks for a projection with rows
-// output rows.
+// output rows: the largest divisor of rows not above m.split.
 func (m *Model) splitFor(rows int) int {
-	if m.split > 1 && rows%m.split == 0 {
-		return m.split
+	for p := m.split; p > 1; p-- {
+		if rows%p == 0 {
+			return p
+		}
 	}
 	return 1
 }

@@ -1,0 +1,77 @@
+package engine
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"tether/weights"
+)
+
+// smolLM2Config has the shape of SmolLM2-135M.
+func smolLM2Config() *weights.Config {
+	return &weights.Config{
+		Family: weights.FamilyLlama, VocabSize: 49152, HiddenSize: 576, IntermediateSize: 1536, NumLayers: 30,
+		NumHeads: 9, NumKVHeads: 3, HeadDim: 64, MaxPositions: 8192, RMSNormEps: 1e-5, RopeTheta: 100000,
+		Activation: "silu", TieEmbeddings: true, BOSTokenID: 1, EOSTokenIDs: []int{2}, PadTokenID: -1,
+		SlidingLayers: make([]bool, 30),
+	}
+}
+
+// BenchmarkDecodeSmolLM2Shape measures batched decoding steps (one new token
+// per sequence per step, with a KV cache) on a random model of SmolLM2-135M's
+// shape. Run: go test ./engine/ -run '^$' -bench DecodeSmolLM2Shape -benchtime 40x
+func BenchmarkDecodeSmolLM2Shape(b *testing.B) {
+	if testing.Short() {
+		b.Skip("skipping the 540 MB model benchmark in -short mode")
+	}
+	backendName := "go"
+	cfg := smolLM2Config()
+	src := randomSource(cfg, 9)
+	be, err := NewBackend(backendName)
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, err := Load(be, cfg, src)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	for _, batch := range []int{1, 8} {
+		b.Run(fmt.Sprintf("batch%d", batch), func(b *testing.B) {
+			rng := rand.New(rand.NewPCG(1, 1))
+			prompts := make([][]int, batch)
+			for i := range prompts {
+				prompts[i] = randomTokens(rng, 16, cfg.VocabSize)
+			}
+			T := 16
+			rows, pad := m.leftPad(prompts, T)
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			cache := m.newKVCache(batch, 256)
+			defer cache.free()
+			plan := stepPlan{}
+			if _, err := m.runStep(stepRequest{tokens: rows, pad: pad, cache: cache, plan: plan}); err != nil {
+				b.Fatal(err)
+			}
+			feed := make([][]int32, batch)
+			for i := range feed {
+				feed[i] = []int32{int32(rng.IntN(cfg.VocabSize))}
+			}
+			slot := T
+			b.ResetTimer()
+			start := time.Now()
+			for range b.N {
+				if slot == 256 {
+					slot = T
+				}
+				if _, err := m.runStep(stepRequest{tokens: feed, pad: pad, slot: int32(slot), cache: cache, plan: plan}); err != nil {
+					b.Fatal(err)
+				}
+				slot++
+			}
+			b.ReportMetric(float64(batch*b.N)/time.Since(start).Seconds(), "tokens/s")
+		})
+	}
+}
