@@ -1,6 +1,8 @@
 package tokenizer
 
 import (
+	"encoding/json"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -21,21 +23,23 @@ func readTok512(t *testing.T) *Llama2cTokenizer {
 	return tok
 }
 
-// storyText is English story text in the style of TinyStories.
-var storyText = []string{
-	"Once upon a time, there was a little girl named Lily. She loved to play outside in the park.",
-	"One day, she saw a big, red ball. She wanted to play with it, but it was too high.",
-	"Tom and his mom went to the store. They bought apples, bread and milk. \"Thank you, Mom!\" said Tom.",
-	"The sun was shining and the birds were singing. The little dog ran fast and jumped over the log.",
-	"Ben was sad because he lost his toy car. His friend Sue helped him look for it under the bed.",
-	"They found it! Ben smiled and said, \"You are my best friend.\" Sue hugged him.",
-	"The cat's name was Whiskers. Whiskers didn't like the rain, so he stayed inside by the warm fire.",
-	"At night, the moon was bright. Lucy looked at the stars and made a wish: she wanted to fly.",
-	"  Two spaces in front, a tab\there, and a newline\nat the end.\n",
-	"Numbers: 1, 22, 333, 4444 and 55555; symbols: @#$%^&*()_+{}|~`<>?",
-	"Caf\u00e9, na\u00efve, \u00fcber, \u65e5\u672c, \U0001F600 - characters outside the small vocabulary.",
-	"",
-	" ",
+// storyTexts reads testdata/stories.jsonl: English story text in the style
+// of TinyStories.
+func storyTexts(t *testing.T) []string {
+	t.Helper()
+	f, err := os.ReadFile("testdata/stories.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, line := range strings.Split(strings.TrimSpace(string(f)), "\n") {
+		var s string
+		if err := json.Unmarshal([]byte(line), &s); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, s)
+	}
+	return out
 }
 
 func TestLlama2cTokenizerFile(t *testing.T) {
@@ -93,7 +97,7 @@ func TestLlama2cEncodeByHand(t *testing.T) {
 // two encoders are documented to treat differently (special-token strings,
 // which tokenizer.json splits out, and U+2581, which it reads as a space).
 func llama2cTestTexts(t *testing.T) []string {
-	texts := slices.Clone(storyText)
+	texts := storyTexts(t)
 	for _, s := range readCorpus(t) {
 		if strings.Contains(s, "\u2581") || strings.Contains(s, "<s>") || strings.Contains(s, "</s>") || strings.Contains(s, "<unk>") {
 			continue
@@ -183,4 +187,39 @@ func TestParseLlama2cTokenizerErrors(t *testing.T) {
 			t.Errorf("%s: error %v, want one naming x.bin and containing %q", tc.name, err, tc.want)
 		}
 	}
+}
+
+// TestLlama2cMatchesReferenceImplementation compares with ids computed by
+// llama2.c's own C encoder (testdata/gen/gen_llama2c_ref.py).
+func TestLlama2cMatchesReferenceImplementation(t *testing.T) {
+	tok := readTok512(t)
+	var fx struct {
+		Source string   `json:"source"`
+		Texts  []string `json:"texts"`
+		IDs    [][]int  `json:"ids"`
+	}
+	readJSONFile(t, "testdata/fixtures/llama2c_tok512.json", &fx)
+	if len(fx.Texts) != len(fx.IDs) || len(fx.Texts) < 1000 {
+		t.Fatalf("fixture: %d texts, %d id lists", len(fx.Texts), len(fx.IDs))
+	}
+	dir := t.TempDir()
+	if err := ConvertLlama2cTokenizer(tok512Path, dir); err != nil {
+		t.Fatal(err)
+	}
+	hf, err := LoadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := 0
+	for i, text := range fx.Texts {
+		got, _ := tok.Encode(text, false)
+		conv, _ := hf.Encode(text, false)
+		if !slices.Equal(got, fx.IDs[i]) || !slices.Equal(conv, fx.IDs[i]) {
+			bad++
+			if bad < 5 {
+				t.Errorf("%q:\n llama2c  %v\n tok.json %v\n want     %v", text, got, conv, fx.IDs[i])
+			}
+		}
+	}
+	t.Logf("%d/%d texts identical to %s (both encoders)", len(fx.Texts)-bad, len(fx.Texts), fx.Source)
 }
