@@ -1,0 +1,167 @@
+// Package bench measures tether: speed against the hardware's bounds, and
+// (in later issues) persona drift and capability under capping.
+package bench
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"time"
+
+	"tether/engine"
+)
+
+// PerfOptions sets the sizes `tether bench perf` measures.
+type PerfOptions struct {
+	PrefillTokens int // prompt length for the prefill measurement
+	DecodeTokens  int // new tokens per decode measurement
+	PromptTokens  int // prompt length before decoding
+	Repeats       int // each measurement is the best of this many runs
+	// ComputeWeightBytes is what one decode step reads: the weights in the
+	// dtype the backend computes in (float32 on the CPU backend).
+	ComputeWeightBytes int64
+}
+
+// DefaultPerfOptions are the sizes used when a field is zero.
+var DefaultPerfOptions = PerfOptions{PrefillTokens: 128, DecodeTokens: 32, PromptTokens: 16, Repeats: 3}
+
+// PerfReport is the result of Perf; its JSON keys are the ones documented
+// for `tether bench perf --json`.
+type PerfReport struct {
+	PrefillTPS        float64 `json:"prefill_tps"`
+	DecodeTPSBatch1   float64 `json:"decode_tps_batch1"`
+	DecodeTPSBatch8   float64 `json:"decode_tps_batch8"` // total new tokens/s over the batch
+	FloorDecodeTPS    float64 `json:"floor_decode_tps"`  // bandwidth / weight bytes
+	DecodeVsFloor     float64 `json:"decode_batch1_over_floor"`
+	BandwidthGBps     float64 `json:"bandwidth_gbps"`
+	WeightBytes       int64   `json:"weight_bytes"`
+	PeakRSSBytes      int64   `json:"peak_rss_bytes"`
+	Threads           int     `json:"threads"`
+	PrefillTokens     int     `json:"prefill_tokens"`
+	DecodeTokens      int     `json:"decode_tokens"`
+	Repeats           int     `json:"repeats"`
+	MeasurementMillis int64   `json:"measurement_ms"`
+}
+
+// Perf measures prefill and decode speed of m, the machine's memory read
+// bandwidth in the same run, and the decode floor they imply. Prompts are
+// random token ids (speed does not depend on their values); generation is
+// greedy and is not cut short by stop tokens.
+func Perf(ctx context.Context, m *engine.Model, opts PerfOptions) (PerfReport, error) {
+	start := time.Now()
+	opts = withDefaults(opts)
+	vocab := m.Config().VocabSize
+	rng := rand.New(rand.NewPCG(1, 2))
+	prompt := func(n int) []int {
+		ids := make([]int, n)
+		for i := range ids {
+			ids[i] = rng.IntN(vocab)
+		}
+		return ids
+	}
+	r := PerfReport{Threads: runtime.GOMAXPROCS(0), PrefillTokens: opts.PrefillTokens,
+		DecodeTokens: opts.DecodeTokens, Repeats: opts.Repeats, WeightBytes: opts.ComputeWeightBytes}
+
+	// Prefill: one sequence of PrefillTokens, one new token.
+	best, err := bestOf(opts.Repeats, func() (float64, error) {
+		res, err := generate(ctx, m, [][]int{prompt(opts.PrefillTokens)}, 1)
+		if err != nil {
+			return 0, err
+		}
+		return perSecond(opts.PrefillTokens, res[0].PrefillDuration), nil
+	})
+	if err != nil {
+		return r, fmt.Errorf("bench perf: prefill: %w", err)
+	}
+	r.PrefillTPS = best
+
+	decode := func(batch int) (float64, error) {
+		return bestOf(opts.Repeats, func() (float64, error) {
+			prompts := make([][]int, batch)
+			for i := range prompts {
+				prompts[i] = prompt(opts.PromptTokens)
+			}
+			res, err := generate(ctx, m, prompts, opts.DecodeTokens)
+			if err != nil {
+				return 0, err
+			}
+			// The first new token comes from the prefill step; the decode
+			// steps produce the rest.
+			n := 0
+			for _, x := range res {
+				n += len(x.Tokens) - 1
+			}
+			return perSecond(n, res[0].DecodeDuration), nil
+		})
+	}
+	if r.DecodeTPSBatch1, err = decode(1); err != nil {
+		return r, fmt.Errorf("bench perf: decode batch 1: %w", err)
+	}
+	if r.DecodeTPSBatch8, err = decode(8); err != nil {
+		return r, fmt.Errorf("bench perf: decode batch 8: %w", err)
+	}
+
+	r.BandwidthGBps = MeasureBandwidth(0, 0)
+	if opts.ComputeWeightBytes > 0 {
+		r.FloorDecodeTPS = r.BandwidthGBps * 1e9 / float64(opts.ComputeWeightBytes)
+		r.DecodeVsFloor = r.DecodeTPSBatch1 / r.FloorDecodeTPS
+	}
+	if rss, err := PeakRSS(); err == nil {
+		r.PeakRSSBytes = rss
+	}
+	r.MeasurementMillis = time.Since(start).Milliseconds()
+	return r, nil
+}
+
+func withDefaults(o PerfOptions) PerfOptions {
+	d := DefaultPerfOptions
+	if o.PrefillTokens <= 0 {
+		o.PrefillTokens = d.PrefillTokens
+	}
+	if o.DecodeTokens <= 1 {
+		o.DecodeTokens = d.DecodeTokens
+	}
+	if o.PromptTokens <= 0 {
+		o.PromptTokens = d.PromptTokens
+	}
+	if o.Repeats <= 0 {
+		o.Repeats = d.Repeats
+	}
+	return o
+}
+
+// generate runs greedy decoding of exactly maxNew tokens per prompt: the
+// model's EOS ids are listed as nothing to stop on by removing them for the
+// run (random models emit them by chance).
+func generate(ctx context.Context, m *engine.Model, prompts [][]int, maxNew int) ([]engine.Result, error) {
+	reqs := make([]engine.Request, len(prompts))
+	for i, p := range prompts {
+		reqs[i] = engine.Request{Prompt: p, MaxNewTokens: maxNew}
+	}
+	return m.Generate(ctx, reqs, engine.GenerateOptions{IgnoreEOS: true})
+}
+
+// bestOf runs f once to warm up (compilation) and then n times, returning the
+// highest rate.
+func bestOf(n int, f func() (float64, error)) (float64, error) {
+	if _, err := f(); err != nil {
+		return 0, err
+	}
+	best := 0.0
+	for range n {
+		v, err := f()
+		if err != nil {
+			return 0, err
+		}
+		best = max(best, v)
+	}
+	return best, nil
+}
+
+func perSecond(n int, d time.Duration) float64 {
+	if d <= 0 || n <= 0 {
+		return 0
+	}
+	return float64(n) / d.Seconds()
+}

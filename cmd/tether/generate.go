@@ -1,0 +1,202 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"tether/engine"
+	"tether/model"
+	"tether/tokenizer"
+)
+
+func init() {
+	register("generate", "generate text from a prompt, streamed to stdout", runGenerate)
+}
+
+// samplingFlags are the sampling options shared by every generating command.
+type samplingFlags struct {
+	maxNew                          int
+	temperature, topP, minP, repPen float64
+	topK                            int
+	seed                            uint64
+	stops                           []string
+}
+
+func addSamplingFlags(fs *pflag.FlagSet, s *samplingFlags) {
+	fs.IntVarP(&s.maxNew, "max-tokens", "n", 256, "maximum number of new tokens")
+	fs.Float64Var(&s.temperature, "temperature", 0.7, "sampling temperature; 0 is greedy")
+	fs.Float64Var(&s.topP, "top-p", 0.9, "nucleus sampling: keep the smallest set of tokens with this much probability (1 = off)")
+	fs.IntVar(&s.topK, "top-k", 0, "keep only the k most likely tokens (0 = off)")
+	fs.Float64Var(&s.minP, "min-p", 0, "keep tokens at least this fraction as likely as the best (0 = off)")
+	fs.Float64Var(&s.repPen, "repetition-penalty", 1, "penalty on tokens already present, as in transformers (1 = off)")
+	fs.Uint64Var(&s.seed, "seed", 0, "random seed: the same seed on the same backend gives the same output")
+	fs.StringArrayVar(&s.stops, "stop", nil, "stop when the text contains this string (repeatable)")
+}
+
+func (s samplingFlags) params() (engine.SamplingParams, error) {
+	p := engine.SamplingParams{Temperature: s.temperature, TopK: s.topK, TopP: s.topP, MinP: s.minP,
+		RepetitionPenalty: s.repPen, Seed: s.seed}
+	if err := p.Validate(); err != nil {
+		return p, err
+	}
+	if s.maxNew <= 0 {
+		return p, fmt.Errorf("--max-tokens must be positive, got %d", s.maxNew)
+	}
+	return p, nil
+}
+
+// generateOutput is what `tether generate --json` prints.
+type generateOutput struct {
+	Model      string                `json:"model"`
+	Backend    string                `json:"backend"`
+	Prompt     string                `json:"prompt"`
+	PromptIDs  []int                 `json:"prompt_ids"`
+	Text       string                `json:"text"`
+	IDs        []int                 `json:"ids"`
+	StopReason string                `json:"stop_reason"`
+	Sampling   engine.SamplingParams `json:"sampling"`
+	Timings    timings               `json:"timings"`
+}
+
+// timings reports where a generation's time went.
+type timings struct {
+	LoadMS     float64 `json:"load_ms"`
+	PrefillMS  float64 `json:"prefill_ms"`
+	DecodeMS   float64 `json:"decode_ms"`
+	PrefillTPS float64 `json:"prefill_tokens_per_s"`
+	DecodeTPS  float64 `json:"decode_tokens_per_s"`
+}
+
+func runGenerate(args []string) error {
+	fs := newFlags("generate", "--model M --prompt TEXT [--system TEXT] [--chat] [-n N] [sampling flags] [--backend B] [--json]",
+		`tether generate --model .tether/stories260K --prompt "Once upon a time" -n 64 --temperature 0`)
+	ref := fs.String("model", "", "model directory or Hugging Face id (org/name, resolved offline)")
+	prompt := fs.String("prompt", "", "the prompt (empty: start from BOS)")
+	system := fs.String("system", "", "system prompt (implies --chat)")
+	chat := fs.Bool("chat", false, "wrap the prompt as a user turn with the model's chat template")
+	backend := fs.String("backend", "go", "compute backend: go (CPU) or xla:cuda (GPU)")
+	asJSON := fs.Bool("json", false, "print one JSON object (prompt, text, ids, timings) instead of streaming text")
+	var sf samplingFlags
+	addSamplingFlags(fs, &sf)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := require(fs, "model"); err != nil {
+		return err
+	}
+	params, err := sf.params()
+	if err != nil {
+		return fmt.Errorf("generate: %w", err)
+	}
+	stopSpin := startSpinner("loading " + *ref)
+	m, err := model.Open(*ref, model.Options{Backend: *backend})
+	stopSpin()
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+
+	promptText := *prompt
+	var ids []int
+	if *chat || fs.Changed("system") {
+		var msgs []tokenizer.Message
+		if *system != "" {
+			msgs = append(msgs, tokenizer.Message{Role: "system", Content: *system})
+		}
+		msgs = append(msgs, tokenizer.Message{Role: "user", Content: *prompt})
+		if promptText, err = m.RenderChat(msgs, true); err != nil {
+			return err
+		}
+		ids, err = m.ChatPrompt(msgs, true)
+	} else {
+		ids, err = m.PlainPrompt(*prompt)
+	}
+	if err != nil {
+		return err
+	}
+
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer cancel()
+	var stream *textStream
+	opts := engine.GenerateOptions{Detokenizer: m.Tokenizer}
+	if !*asJSON {
+		stream = newTextStream(m.Tokenizer, sf.stops)
+		opts.OnToken = func(_ int, tok int) { stream.push(tok) }
+	}
+	req := engine.Request{Prompt: ids, MaxNewTokens: sf.maxNew, Sampling: params,
+		StopTokens: m.StopTokens(), StopStrings: sf.stops}
+	results, err := m.Engine.Generate(ctx, []engine.Request{req}, opts)
+	if stream != nil {
+		stream.finish()
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	r := results[0]
+	t := timings{LoadMS: ms(m.LoadTime), PrefillMS: ms(r.PrefillDuration), DecodeMS: ms(r.DecodeDuration),
+		PrefillTPS: rate(len(ids), r.PrefillDuration), DecodeTPS: rate(len(r.Tokens)-1, r.DecodeDuration)}
+	if *asJSON {
+		return writeJSONLine(os.Stdout, generateOutput{Model: m.Name, Backend: *backend, Prompt: promptText,
+			PromptIDs: ids, Text: r.Text, IDs: nonNil(r.Tokens), StopReason: r.StopReason, Sampling: params, Timings: t})
+	}
+	fmt.Fprintf(os.Stderr, "[%d prompt tokens, %d new, %s; prefill %.1f tok/s, decode %.1f tok/s]\n",
+		len(ids), len(r.Tokens), r.StopReason, t.PrefillTPS, t.DecodeTPS)
+	return nil
+}
+
+// textStream prints generated text as it comes: a streaming decoder keeps
+// UTF-8 whole, and a stop matcher holds back what may be the start of a stop
+// string, so the printed text is exactly Result.Text.
+type textStream struct {
+	dec     *tokenizer.StreamDecoder
+	stops   *engine.StopMatcher
+	stopped bool
+}
+
+func newTextStream(tok tokenizer.Tokenizer, stops []string) *textStream {
+	return &textStream{dec: tokenizer.NewStreamDecoder(tok, false), stops: engine.NewStopMatcher(stops)}
+}
+
+func (s *textStream) push(tok int) {
+	if s.stopped {
+		return
+	}
+	piece, err := s.dec.Push(tok)
+	if err != nil {
+		return
+	}
+	out, stopped := s.stops.Push(piece)
+	s.stopped = stopped
+	os.Stdout.WriteString(out)
+}
+
+func (s *textStream) finish() {
+	if !s.stopped {
+		out, _ := s.stops.Push(s.dec.Flush())
+		os.Stdout.WriteString(out + s.stops.Flush())
+	}
+	os.Stdout.WriteString("\n")
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// rate is n per second over d (0 when d is 0).
+func rate(n int, d time.Duration) float64 {
+	if d <= 0 || n <= 0 {
+		return 0
+	}
+	return float64(n) / d.Seconds()
+}
+
+func nonNil(x []int) []int {
+	if x == nil {
+		return []int{}
+	}
+	return x
+}

@@ -1,0 +1,144 @@
+// Package model opens a model reference (a Hugging Face style directory or an
+// org/name id in the offline Hugging Face cache) into everything a command
+// needs to run it: the typed config, the weights on a compute backend, the
+// tokenizer and the chat template.
+//
+// It is the one place where weights/, engine/ and tokenizer/ meet, so that the
+// command line, the probes and the benchmarks open models the same way.
+package model
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"tether/engine"
+	"tether/tokenizer"
+	"tether/weights"
+)
+
+// Model is an opened model: its files, its config, its weights on a backend
+// and its tokenizer.
+type Model struct {
+	// Ref is the reference the user gave; Dir the directory it resolved to.
+	Ref, Dir string
+	// Name is a short human name: the org/name id, or the directory's base name.
+	Name   string
+	Config *weights.Config
+	// Engine runs the forward pass; nil when opened with Options.NoWeights.
+	Engine *engine.Model
+	// Tokenizer encodes and decodes text for this model.
+	Tokenizer tokenizer.Tokenizer
+	// Template renders chat conversations; nil when the model has no chat template.
+	Template *tokenizer.ChatTemplate
+	// TokenizerConfig holds bos/eos tokens and the raw tokenizer_config.json
+	// (zero value when the file is absent).
+	TokenizerConfig *tokenizer.TokenizerConfig
+	// WeightBytes is the size of the weights in their checkpoint dtype.
+	WeightBytes int64
+	// LoadTime is how long opening took (weights upload included).
+	LoadTime time.Duration
+
+	checkpoint *weights.Checkpoint
+}
+
+// Options controls Open.
+type Options struct {
+	// Backend is the compute backend name for engine.NewBackend ("" = "go").
+	Backend string
+	// NoWeights opens config, tokenizer and template only (for info, tokenize, template).
+	NoWeights bool
+	// NoTokenizer skips the tokenizer (for a weights-only directory).
+	NoTokenizer bool
+}
+
+// Open resolves ref and opens it.
+func Open(ref string, opts Options) (*Model, error) {
+	start := time.Now()
+	dir, err := weights.ResolveModel(ref)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := weights.LoadConfig(dir)
+	if err != nil {
+		return nil, err
+	}
+	m := &Model{Ref: ref, Dir: dir, Name: displayName(ref, dir), Config: cfg}
+
+	if !opts.NoTokenizer {
+		if m.Tokenizer, err = tokenizer.LoadDir(dir); err != nil {
+			return nil, err
+		}
+		if m.TokenizerConfig, m.Template, err = loadChat(dir); err != nil {
+			return nil, err
+		}
+	}
+
+	m.checkpoint, err = weights.OpenCheckpoint(dir)
+	if err != nil {
+		return nil, err
+	}
+	m.checkpoint.SetPrefix(cfg.TensorPrefix)
+	m.WeightBytes = m.checkpoint.TotalBytes()
+	if err := cfg.ValidateSource(m.checkpoint); err != nil {
+		m.Close()
+		return nil, fmt.Errorf("model %s: %w", dir, err)
+	}
+	if !opts.NoWeights {
+		backend, err := engine.NewBackend(opts.Backend)
+		if err != nil {
+			m.Close()
+			return nil, err
+		}
+		if m.Engine, err = engine.Load(backend, cfg, m.checkpoint); err != nil {
+			m.Close()
+			return nil, fmt.Errorf("model %s: %w", dir, err)
+		}
+	}
+	m.LoadTime = time.Since(start)
+	return m, nil
+}
+
+// loadChat reads tokenizer_config.json (when present) and the default chat
+// template (from it or from chat_template.jinja/json beside it).
+func loadChat(dir string) (*tokenizer.TokenizerConfig, *tokenizer.ChatTemplate, error) {
+	tc := &tokenizer.TokenizerConfig{}
+	path := filepath.Join(dir, "tokenizer_config.json")
+	if _, err := os.Stat(path); err == nil {
+		if tc, err = tokenizer.LoadTokenizerConfig(path); err != nil {
+			return nil, nil, err
+		}
+	}
+	templates, err := tokenizer.LoadChatTemplates(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	src, ok := templates["default"]
+	if !ok {
+		return tc, nil, nil
+	}
+	t, err := tokenizer.NewChatTemplate(src, "default")
+	if err != nil {
+		return nil, nil, fmt.Errorf("model %s: chat template: %w", dir, err)
+	}
+	return tc, t, nil
+}
+
+// displayName is the org/name id when ref is one, else the directory's name.
+func displayName(ref, dir string) string {
+	if st, err := os.Stat(ref); err == nil && st.IsDir() {
+		return filepath.Base(filepath.Clean(dir))
+	}
+	return ref
+}
+
+// Close releases the weights (the mmapped checkpoint and the backend buffers).
+func (m *Model) Close() {
+	if m.Engine != nil {
+		m.Engine.Close()
+	}
+	if m.checkpoint != nil {
+		m.checkpoint.Close()
+	}
+}

@@ -1,0 +1,131 @@
+package model
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"tether/engine"
+	"tether/models"
+	"tether/tokenizer"
+	"tether/weights"
+)
+
+// knownStart is llama2.c's documented greedy output of stories260K from BOS.
+const knownStart = "Once upon a time, there was a little girl named Lily. She loved to play outside in the park."
+
+// convertBundled converts the bundled stories260K into a fresh directory.
+func convertBundled(t *testing.T) (hfDir, tokBin string) {
+	t.Helper()
+	dir := t.TempDir()
+	ckpt, tok, err := models.ExtractStories260K(filepath.Join(dir, "src"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hfDir = filepath.Join(dir, "hf")
+	if err := weights.ConvertLlama2c(ckpt, hfDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := tokenizer.ConvertLlama2cTokenizer(tok, hfDir); err != nil {
+		t.Fatal(err)
+	}
+	return hfDir, tok
+}
+
+// TestStories260KKnownOutput: the real model, converted, decodes greedily
+// from BOS to the text the llama2.c project documents, both when the ids are
+// decoded by the written tokenizer.json and by the original llama2.c tokenizer.
+func TestStories260KKnownOutput(t *testing.T) {
+	hfDir, tokBin := convertBundled(t)
+	m, err := Open(hfDir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	bos, err := m.PlainPrompt("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(bos) != 1 || bos[0] != 1 {
+		t.Fatalf("empty prompt = %v, want [1] (BOS)", bos)
+	}
+	res, err := m.Engine.Generate(context.Background(), []engine.Request{{Prompt: bos, MaxNewTokens: 40}},
+		engine.GenerateOptions{Detokenizer: m.Tokenizer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(res[0].Text, knownStart) {
+		t.Fatalf("greedy from BOS via tokenizer.json:\n got %q\nwant prefix %q", res[0].Text, knownStart)
+	}
+	l2c, err := tokenizer.ReadLlama2cTokenizer(tokBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, err := l2c.Decode(res[0].Tokens, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(text, knownStart) {
+		t.Fatalf("greedy from BOS via the llama2.c tokenizer:\n got %q\nwant prefix %q", text, knownStart)
+	}
+	// The prompt side: both tokenizers give the same ids for a story prompt.
+	const prompt = "Once upon a time, there was a little dog named Max."
+	a, err := m.PlainPrompt(prompt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := l2c.Encode(prompt, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a) != len(b) {
+		t.Fatalf("tokenizer.json ids %v != llama2.c ids %v", a, b)
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			t.Fatalf("tokenizer.json ids %v != llama2.c ids %v", a, b)
+		}
+	}
+}
+
+// TestSharedCopyIsBundled: the bundled model is byte-identical to the one in
+// ../shared (when present), so the tests above check the documented model.
+func TestSharedCopyIsBundled(t *testing.T) {
+	shared := filepath.Join("..", "..", "shared", "models", "stories260K")
+	if _, err := os.Stat(shared); err != nil {
+		t.Skipf("../shared not present (%v); nothing to compare", err)
+	}
+	for _, name := range []string{models.Stories260KCheckpoint, models.Stories260KTokenizer} {
+		want, err := os.ReadFile(filepath.Join(shared, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(filepath.Join("..", "models", "stories260K", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != string(want) {
+			t.Errorf("models/stories260K/%s differs from ../shared", name)
+		}
+	}
+}
+
+// TestOpenErrors: references that are not models fail with a clear error.
+func TestOpenErrors(t *testing.T) {
+	empty := t.TempDir()
+	for _, tc := range []struct{ name, ref, want string }{
+		{"missing dir", filepath.Join(empty, "nope"), "nope"},
+		{"dir without config", empty, "config.json"},
+		{"unknown hub id", "no-such-org/no-such-model", "no-such-model"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("HF_HUB_CACHE", empty)
+			_, err := Open(tc.ref, Options{})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Open(%q) error = %v, want one mentioning %q", tc.ref, err, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,103 @@
+package model
+
+import (
+	"errors"
+	"fmt"
+
+	"tether/tokenizer"
+)
+
+// ErrNoChatTemplate is returned by ChatPrompt for a model without a chat template.
+var ErrNoChatTemplate = errors.New("the model has no chat template (tokenizer_config.json chat_template, chat_template.jinja)")
+
+// PlainPrompt encodes text the way Hugging Face does for a plain prompt: with
+// the tokenizer's special tokens (e.g. BOS) added. An empty text gives just
+// BOS, as llama2.c does; a model with no BOS then has nothing to start from,
+// which is an error.
+func (m *Model) PlainPrompt(text string) ([]int, error) {
+	ids, err := m.Tokenizer.Encode(text, true)
+	if err != nil {
+		return nil, fmt.Errorf("model %s: encode prompt: %w", m.Name, err)
+	}
+	if len(ids) == 0 {
+		if m.Config.BOSTokenID < 0 {
+			return nil, fmt.Errorf("model %s: empty prompt and the model has no BOS token to start from", m.Name)
+		}
+		ids = []int{m.Config.BOSTokenID}
+	}
+	return ids, nil
+}
+
+// RenderChat renders messages with the model's chat template, as
+// transformers' apply_chat_template(tokenize=False) does.
+func (m *Model) RenderChat(messages []tokenizer.Message, addGenerationPrompt bool) (string, error) {
+	if m.Template == nil {
+		return "", fmt.Errorf("model %s: %w", m.Name, ErrNoChatTemplate)
+	}
+	opts := tokenizer.RenderOptions{AddGenerationPrompt: addGenerationPrompt}
+	if m.TokenizerConfig != nil {
+		opts.BOSToken, opts.EOSToken = m.TokenizerConfig.BOSToken, m.TokenizerConfig.EOSToken
+	}
+	text, err := m.Template.Render(messages, opts)
+	if err != nil {
+		return "", fmt.Errorf("model %s: chat template: %w", m.Name, err)
+	}
+	return text, nil
+}
+
+// ChatPrompt renders messages and encodes the result without adding special
+// tokens (the template writes them), like apply_chat_template(tokenize=True).
+func (m *Model) ChatPrompt(messages []tokenizer.Message, addGenerationPrompt bool) ([]int, error) {
+	text, err := m.RenderChat(messages, addGenerationPrompt)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := m.Tokenizer.Encode(text, false)
+	if err != nil {
+		return nil, fmt.Errorf("model %s: encode chat prompt: %w", m.Name, err)
+	}
+	return ids, nil
+}
+
+// StopTokens is the set of ids that end generation: the config's EOS ids plus
+// the tokenizer config's eos token (chat models often end turns with a token
+// such as <|im_end|> or <end_of_turn> that only tokenizer_config.json names).
+func (m *Model) StopTokens() []int {
+	seen := map[int]bool{}
+	var out []int
+	add := func(id int) {
+		if id >= 0 && !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	for _, id := range m.Config.EOSTokenIDs {
+		add(id)
+	}
+	if m.TokenizerConfig != nil && m.TokenizerConfig.EOSToken != "" && m.Tokenizer != nil {
+		if id, ok := m.Tokenizer.TokenID(m.TokenizerConfig.EOSToken); ok {
+			add(id)
+		}
+	}
+	return out
+}
+
+// Continuation is the text that generated ids add after a prompt, as it
+// appears in the decoded whole (decode(prompt+generated) minus
+// decode(prompt)). Decoding the generated ids alone can differ at the seam:
+// SentencePiece-style decoders strip the leading space of a decode.
+func (m *Model) Continuation(prompt, generated []int) (string, error) {
+	whole, err := m.Tokenizer.Decode(append(append([]int(nil), prompt...), generated...), false)
+	if err != nil {
+		return "", err
+	}
+	head, err := m.Tokenizer.Decode(prompt, false)
+	if err != nil {
+		return "", err
+	}
+	if len(head) > len(whole) || whole[:len(head)] != head {
+		// The seam changed earlier text (rare); fall back to the generated ids alone.
+		return m.Tokenizer.Decode(generated, false)
+	}
+	return whole[len(head):], nil
+}
