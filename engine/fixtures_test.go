@@ -5,8 +5,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
-	"strings"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"tether/weights"

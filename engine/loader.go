@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/gomlx/gomlx/backends"
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 
 	"tether/weights"
@@ -34,64 +37,99 @@ func (ld *loader) read(name string, shape ...int) ([]float32, error) {
 	return data, nil
 }
 
-// upload puts data (owned by the callee from now on) on the backend with the given dimensions and returns its
-// index in the model's params.
-func (ld *loader) upload(name string, data []float32, dims ...int) (int, error) {
-	t := tensors.FromFlatDataAndDimensions(data, dims...)
-	if err := t.MaterializeOnDevice(ld.m.backend, true, 0); err != nil {
-		return -1, fmt.Errorf("engine: uploading tensor %q: %w", name, err)
+// upload allocates a float32 buffer of the given dimensions on the backend,
+// lets fill write its values and returns its index in the model's params.
+// With shared buffers (simplego, XLA CPU) fill writes the device memory
+// directly, so each weight is copied once.
+func (ld *loader) upload(name string, fill func(dst []float32) error, dims ...int) (int, error) {
+	be := ld.m.backend
+	shape := shapes.Make(dtypes.Float32, dims...)
+	var buf backends.Buffer
+	if be.HasSharedBuffers() {
+		b, flat, err := be.NewSharedBuffer(0, shape)
+		if err != nil {
+			return -1, fmt.Errorf("engine: allocating tensor %q %v: %w", name, dims, err)
+		}
+		if err := fill(flat.([]float32)); err != nil {
+			_ = be.BufferFinalize(b)
+			return -1, err
+		}
+		buf = b
+	} else {
+		host := make([]float32, shape.Size())
+		if err := fill(host); err != nil {
+			return -1, err
+		}
+		b, err := be.BufferFromFlatData(0, host, shape)
+		if err != nil {
+			return -1, fmt.Errorf("engine: uploading tensor %q %v: %w", name, dims, err)
+		}
+		buf = b
 	}
-	t.FinalizeLocal()
+	t, err := tensors.FromBuffer(be, buf)
+	if err != nil {
+		return -1, fmt.Errorf("engine: tensor %q: %w", name, err)
+	}
 	ld.m.params = append(ld.m.params, t)
 	return len(ld.m.params) - 1, nil
+}
+
+// concat returns a fill function copying the named tensors, checked
+// against dims, one after the other.
+func (ld *loader) concat(names []string, dims [][]int, transform func([]float32)) func([]float32) error {
+	return func(dst []float32) error {
+		off := 0
+		for i, name := range names {
+			data, err := ld.read(name, dims[i]...)
+			if err != nil {
+				return err
+			}
+			copy(dst[off:], data)
+			if transform != nil {
+				transform(dst[off : off+len(data)])
+			}
+			off += len(data)
+		}
+		return nil
+	}
 }
 
 // vector loads a 1-D tensor of length n (norm weights, biases). plusOne adds
 // 1 to every entry (Gemma's RMSNorm scales by 1 + weight).
 func (ld *loader) vector(name string, n int, plusOne bool) (int, error) {
-	data, err := ld.read(name, n)
-	if err != nil {
-		return -1, err
-	}
-	data = slices.Clone(data)
+	var addOne func([]float32)
 	if plusOne {
-		for i := range data {
-			data[i] = 1 + data[i]
+		addOne = func(x []float32) {
+			for i := range x {
+				x[i] = 1 + x[i]
+			}
 		}
 	}
-	return ld.upload(name, data, n)
+	return ld.upload(name, ld.concat([]string{name}, [][]int{{n}}, addOne), n)
 }
 
 // projection loads the [out, in] weights named in names, stacks them along
 // the output rows and uploads them as [P, rows/P, in] (see linear).
 func (ld *loader) projection(names []string, outs []int, in int) (int, error) {
 	total := 0
-	for _, o := range outs {
+	dims := make([][]int, len(names))
+	for i, o := range outs {
 		total += o
-	}
-	stacked := make([]float32, 0, total*in)
-	for i, name := range names {
-		data, err := ld.read(name, outs[i], in)
-		if err != nil {
-			return -1, err
-		}
-		stacked = append(stacked, data...)
+		dims[i] = []int{o, in}
 	}
 	p := ld.m.splitFor(total)
-	return ld.upload(names[0], stacked, p, total/p, in)
+	return ld.upload(names[0], ld.concat(names, dims, nil), p, total/p, in)
 }
 
 // biases loads and concatenates 1-D biases.
 func (ld *loader) biases(names []string, outs []int) (int, error) {
-	var all []float32
-	for i, name := range names {
-		data, err := ld.read(name, outs[i])
-		if err != nil {
-			return -1, err
-		}
-		all = append(all, data...)
+	total := 0
+	dims := make([][]int, len(names))
+	for i, o := range outs {
+		total += o
+		dims[i] = []int{o}
 	}
-	return ld.upload(names[0], all, len(all))
+	return ld.upload(names[0], ld.concat(names, dims, nil), total)
 }
 
 // loadAll loads every tensor the configuration expects.
@@ -175,17 +213,8 @@ func (ld *loader) loadLayer(i, h, hd, inter, qOut, kvOut int) error {
 
 // gateUp loads gate_proj and up_proj as one [2, inter, h] tensor.
 func (ld *loader) gateUp(mlp string, inter, h int) (int, error) {
-	gate, err := ld.read(mlp+"gate_proj.weight", inter, h)
-	if err != nil {
-		return -1, err
-	}
-	up, err := ld.read(mlp+"up_proj.weight", inter, h)
-	if err != nil {
-		return -1, err
-	}
-	both := make([]float32, 0, 2*inter*h)
-	both = append(append(both, gate...), up...)
-	return ld.upload(mlp+"gate_proj.weight", both, 2, inter, h)
+	names := []string{mlp + "gate_proj.weight", mlp + "up_proj.weight"}
+	return ld.upload(names[0], ld.concat(names, [][]int{{inter, h}, {inter, h}}, nil), 2, inter, h)
 }
 
 // product returns the product of dims.
