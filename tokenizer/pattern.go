@@ -68,13 +68,17 @@ func (m backtrackMatcher) findAll(s string, match func(start, end int)) {
 }
 
 // Whitespace as Oniguruma's \s sees it in UTF-8 mode: the Unicode White_Space
-// property, which is also what unicode.IsSpace reports.
-const whiteSpaceClass = `\t\n\x{0B}\f\r \x{85}\x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000}`
+// property, which is also what unicode.IsSpace reports; written for Go's
+// regexp and for regexp2 (.NET syntax).
+const (
+	whiteSpaceClassRE2 = `\t\n\x{0B}\f\r \x{85}\x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000}`
+	whiteSpaceClassNET = `\t\n\u000B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000`
+)
 
 // rewriteShorthands replaces \s and \S (which are ASCII-only in Go's regexp
 // but Unicode-aware in Oniguruma, the engine Hugging Face tokenizers uses)
 // by explicit classes. Inside a bracket expression only \s can be expanded.
-func rewriteShorthands(pattern string) (string, bool) {
+func rewriteShorthands(pattern, whiteSpaceClass string) (string, bool) {
 	var b strings.Builder
 	inClass := false
 	for i := 0; i < len(pattern); i++ {
@@ -146,12 +150,15 @@ func compilePattern(pattern string) (matcher, error) {
 // compileGenericPattern compiles a pattern without the hand-written fast
 // paths (used directly by the tests to cross-check them).
 func compileGenericPattern(pattern string) (matcher, error) {
-	if rewritten, ok := rewriteShorthands(pattern); ok {
+	if rewritten, ok := rewriteShorthands(pattern, whiteSpaceClassRE2); ok {
 		if re, err := regexp.Compile(rewritten); err == nil {
 			return re2Matcher{re}, nil
 		}
 	}
-	re, err := regexp2.Compile(pattern, regexp2.Unicode)
+	if rewritten, ok := rewriteShorthands(pattern, whiteSpaceClassNET); ok {
+		pattern = rewritten
+	}
+	re, err := regexp2.Compile(pattern, regexp2.None)
 	if err != nil {
 		return nil, fmt.Errorf("regex %q: %w", pattern, err)
 	}
