@@ -42,6 +42,26 @@ type RenderOptions struct {
 // ChatTemplate is a parsed Jinja chat template, ready to render
 // conversations the way transformers' apply_chat_template does. It is safe
 // for concurrent use.
+//
+// Rendering uses gonja (a Go Jinja engine) in an environment set up like
+// transformers' (trim_blocks, lstrip_blocks, loop controls, tojson as
+// json.dumps, raise_exception, strftime_now). Where gonja differs from
+// jinja2 in ways chat templates meet, the template is rewritten at parse
+// time (nested "x if c else y", subscripts, methods on parenthesised
+// expressions: see rewriteTemplate) or a builtin is replaced (str.strip,
+// split, replace, startswith/endswith, dict.items order, reverse,
+// wordcount, "is true"/"is false"). Known remaining differences, none of
+// which the supported models' templates rely on:
+//   - None and undefined are the same to gonja: None is not "defined",
+//     prints as "" (jinja2: "None") and is replaced by default();
+//   - there are no tuples: a tuple prints as a list;
+//   - ** on integers gives a float (2**3 prints 8.0);
+//   - an empty dict literal {} is true;
+//   - a conditional expression hoisted by the rewrite is evaluated even
+//     where the original would have short-circuited past it.
+//
+// Go maps passed in RenderOptions.Extra are seen with their keys sorted
+// (Python dicts keep insertion order); messages keep role, content.
 type ChatTemplate struct {
 	name      string
 	source    string
