@@ -73,7 +73,7 @@ func (m *Model) Forward(ctx context.Context, tokens [][]int, opts ForwardOptions
 	defer m.mu.Unlock()
 	cache := m.newKVCache(len(tokens), T)
 	defer cache.free()
-	out, err := m.runStep(stepRequest{tokens: batch, pad: pad, slot: 0, cache: cache, plan: plan, hooks: opts.Hooks})
+	out, err := m.prefill(ctx, batch, pad, cache, plan, opts.Hooks)
 	if err != nil {
 		return nil, err
 	}

@@ -134,7 +134,7 @@ func (m *Model) Generate(ctx context.Context, reqs []Request, opts GenerateOptio
 	defer cache.free()
 
 	start := time.Now()
-	out, err := m.runStep(stepRequest{tokens: batch, pad: pad, slot: 0, cache: cache, plan: plan, hooks: opts.Hooks})
+	out, err := m.prefill(ctx, batch, pad, cache, plan, opts.Hooks)
 	if err != nil {
 		return nil, err
 	}
