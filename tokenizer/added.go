@@ -91,10 +91,11 @@ func (m *addedMatcher) add(content string, tok *addedToken) {
 	m.empty = false
 }
 
-// isWordChar is regex \w: letters, marks, digits and connector punctuation.
+// isWordChar is Rust regex's Unicode \w (Alphabetic, M, Nd, Pc,
+// Join_Control), with letters and letter numbers standing in for Alphabetic.
 func isWordChar(r rune) bool {
 	return r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.Is(unicode.M, r) ||
-		unicode.Is(unicode.Pc, r) || unicode.IsNumber(r)
+		unicode.Is(unicode.Pc, r) || unicode.Is(unicode.Nl, r) || r == '\u200c' || r == '\u200d'
 }
 
 // split calls emit for every stretch of s: text (id -1) or an added token.

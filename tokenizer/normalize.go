@@ -93,7 +93,11 @@ func (n prependNormalizer) normalize(s string) string {
 
 type lowercaseNormalizer struct{}
 
-func (lowercaseNormalizer) normalize(s string) string { return strings.ToLower(s) }
+// normalize lowercases like Rust's char::to_lowercase, whose only
+// multi-character result is U+0130 -> "i\u0307" (Go maps it to "i").
+func (lowercaseNormalizer) normalize(s string) string {
+	return strings.ToLower(strings.ReplaceAll(s, "\u0130", "i\u0307"))
+}
 
 type stripNormalizer struct{ left, right bool }
 
