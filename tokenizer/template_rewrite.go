@@ -35,6 +35,9 @@ import (
 //
 // Subscripts are rewritten too, see template_rewrite_subscript.go.
 //
+// transformers' {% generation %} ... {% endgeneration %} block (which marks
+// assistant text for training masks) becomes {% if true %} ... {% endif %}.
+//
 // Text, comments and {% raw %} blocks are kept byte for byte.
 
 // rewriteTemplate applies the rewrite to a whole template source.
@@ -54,6 +57,15 @@ func rewriteTemplate(source string) (string, error) {
 			continue
 		}
 		keyword := tag.keyword()
+		switch keyword {
+		case "generation", "endgeneration":
+			// transformers' {% generation %} block only marks assistant text
+			// for masks; rendering, it is its body. "{% if true %}" keeps
+			// the tag's whitespace behaviour.
+			replacement := map[string]string{"generation": "if true", "endgeneration": "endif"}[keyword]
+			tag.inner = strings.Replace(tag.inner, keyword, replacement, 1)
+			keyword = map[string]string{"generation": "if", "endgeneration": "endif"}[keyword]
+		}
 		inner, hoists, err := rw.rewriteTag(tag, keyword)
 		if err != nil {
 			return "", fmt.Errorf("line %d: %w", tag.line, err)

@@ -7,12 +7,13 @@ outputs byte for byte. Run from this directory:
     python3 gen.py
 
 It needs only Debian's python3-jinja2 (3.1.x) and reads the real templates
-from ../../../../shared/tokenizers/*/tokenizer_config.json plus the two
-templates kept here (SmolLM2's, Llama 3.2's). It writes fixtures.json.
+from ../../../../shared/tokenizers/*/tokenizer_config.json plus the
+templates kept here (SmolLM2's, Llama 3.2's, Mistral 7B Instruct v0.1's,
+Gemma 2's, as published with those models). It writes fixtures.json.
 
 The jinja2 environment is configured like transformers'
 _compile_jinja_template: ImmutableSandboxedEnvironment with trim_blocks,
-lstrip_blocks and the loopcontrols extension, a tojson filter that calls
+lstrip_blocks, the loopcontrols extension and the {% generation %} tag, a tojson filter that calls
 json.dumps(ensure_ascii=False, ...), raise_exception raising TemplateError
 and strftime_now. strftime_now uses a FIXED clock (FIXED_NOW) so the
 fixtures are reproducible; the Go test injects the same instant.
@@ -28,7 +29,8 @@ import json
 import os
 
 import jinja2
-from jinja2.ext import loopcontrols
+from jinja2 import nodes
+from jinja2.ext import Extension, loopcontrols
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -36,6 +38,21 @@ SHARED = os.path.normpath(os.path.join(HERE, "..", "..", "..", "..", "shared", "
 
 # The fixed "now" of strftime_now: a single-digit day so that %d padding is checked.
 FIXED_NOW = datetime.datetime(2025, 3, 9, 14, 5, 7)
+
+
+class GenerationTag(Extension):
+    """The {% generation %} block of transformers' AssistantTracker, as it
+    behaves when assistant masks are not requested: it renders its body."""
+
+    tags = {"generation"}
+
+    def parse(self, parser):
+        lineno = next(parser.stream).lineno
+        body = parser.parse_statements(["name:endgeneration"], drop_needle=True)
+        return nodes.CallBlock(self.call_method("_generation_support"), [], [], body).set_lineno(lineno)
+
+    def _generation_support(self, caller):
+        return caller()
 
 
 class RaisedByTemplate(jinja2.exceptions.TemplateError):
@@ -55,7 +72,7 @@ def compile_template(source):
     def strftime_now(format):
         return FIXED_NOW.strftime(format)
 
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols])
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[GenerationTag, loopcontrols])
     env.filters["tojson"] = tojson
     env.globals["raise_exception"] = raise_exception
     env.globals["strftime_now"] = strftime_now
@@ -85,8 +102,12 @@ def templates():
     for name in ("qwen3", "llama3", "gemma3"):
         out[name] = load_config_template(os.path.join(SHARED, name, "tokenizer_config.json")) + (
             "shared:%s/tokenizer_config.json" % name,)
-    with open(os.path.join(HERE, "llama3.2_chat_template.jinja"), encoding="utf-8") as f:
-        out["llama3.2"] = (f.read(), "<|begin_of_text|>", "<|eot_id|>", "testdata:llama3.2_chat_template.jinja")
+    for name, bos, eos in (("llama3.2", "<|begin_of_text|>", "<|eot_id|>"),
+                           ("mistral_v0.1", "<s>", "</s>"),
+                           ("gemma2", "<bos>", "<eos>")):
+        fname = "%s_chat_template.jinja" % name
+        with open(os.path.join(HERE, fname), encoding="utf-8") as f:
+            out[name] = (f.read(), bos, eos, "testdata:" + fname)
     return out
 
 
@@ -201,6 +222,7 @@ FEATURE_TEMPLATES = {
     "raise_in_macro": "{% macro check(m) %}{% if m.role == 'assistant' %}{{ raise_exception('assistant seen: ' ~ m.content|length) }}{% endif %}{% endmacro %}{% for m in messages %}{{ check(m) }}{{ m.role }};{% endfor %}",
     "strftime": "{{ strftime_now('%Y-%m-%d %H:%M:%S|%a %A %b %B|%j %p %I %y|%e|%-d|%D|%F|%T|%%|%U %W %w %u %V %G') }}",
     "format_and_escapes": "{{ '%s-%d'|format('a', 3) }}|{{ \"it's\" }}|{{ 'say \\\"hi\\\"' }}|{{ 'tab\\there' }}|{{ 'uni\\u00e9' }}|{{ '<b>&amp;' }}",
+    "generation_tag": "{% for m in messages %}{% if m.role == 'assistant' %}\n  {% generation %}\n  {{ m.content }}\n  {%- endgeneration %}\n{% else %}{{ m.content }}{% endif %}{% endfor %}",
     "is_none_and_compare": "{{ enable_thinking is defined and enable_thinking is false }}|{{ messages|length == 3 }}|{{ 'a' < 'b' }}|{{ 'abc' in 'xabcx' }}|{{ 2 in [1, 2] }}|{{ not (1 == 1) }}|{{ 1 != 2 }}",
 }
 
