@@ -151,13 +151,13 @@ func (rw *templateRewriter) rewriteTag(tag templateTag, keyword string) (string,
 	}
 	var b strings.Builder
 	b.WriteString(tag.inner[:spanStart(toks, start, tag.inner)])
-	text, err := rw.rewriteRegion(toks[start:], tag.inner, topLevelAllowed, &hoists)
+	text, err := rw.rewriteRegion(toks[start:], tag.inner, topLevelAllowed, keyword == "set", &hoists)
 	if err != nil {
 		return "", nil, err
 	}
 	b.WriteString(text)
 	b.WriteString(tag.inner[toks[len(toks)-1].end:])
-	if len(hoists) == 0 {
+	if len(hoists) == 0 && b.String() == tag.inner {
 		// Nothing changed: keep the tag exactly as written.
 		return tag.inner, nil, nil
 	}
@@ -173,15 +173,28 @@ func spanStart(toks []exprToken, i int, src string) int {
 
 // rewriteRegion rewrites a run of tokens (all at the same or deeper depth
 // than toks[0]) and returns its new text. With topLevelAllowed, a simple
-// conditional at the region's own level is left for gonja, a chained one
-// has its tail hoisted; otherwise top-level "if" (a for loop's filter) is
-// left alone.
-func (rw *templateRewriter) rewriteRegion(toks []exprToken, src string, topLevelAllowed bool, hoists *[]string) (string, error) {
+// conditional at the region's own level is left for gonja (given an else
+// when needElse: gonja's set requires one), a chained one has its tail
+// hoisted; otherwise top-level "if" (a for loop's filter) is left alone.
+func (rw *templateRewriter) rewriteRegion(toks []exprToken, src string, topLevelAllowed, needElse bool, hoists *[]string) (string, error) {
 	if len(toks) == 0 {
 		return "", nil
 	}
 	if topLevelAllowed {
-		x, c, d, _, ok := splitConditional(toks)
+		x, c, d, hasElse, ok := splitConditional(toks)
+		if ok && !hasElse && needElse {
+			// gonja's {% set %} requires the else: Jinja's missing else
+			// gives undefined.
+			xs, err := rw.rewriteGroups(x, src, hoists)
+			if err != nil {
+				return "", err
+			}
+			cs, err := rw.rewriteGroups(c, src, hoists)
+			if err != nil {
+				return "", err
+			}
+			return joinTokens(xs, " if ", cs, " else _tether_undefined"), nil
+		}
 		if ok && d != nil && hasTopLevelIf(d) {
 			xs, err := rw.rewriteGroups(x, src, hoists)
 			if err != nil {

@@ -136,6 +136,22 @@ func (c *TokenizerConfig) ChatTemplate(name string) (*ChatTemplate, error) {
 	return NewChatTemplate(src, name)
 }
 
+// RenderOptions returns the options apply_chat_template would render with
+// for this tokenizer: bos_token and eos_token, and pad_token and unk_token
+// as extra variables when the file sets them (transformers passes every
+// special token to the template). Set AddGenerationPrompt and the rest on
+// the result.
+func (c *TokenizerConfig) RenderOptions() RenderOptions {
+	opts := RenderOptions{BOSToken: c.BOSToken, EOSToken: c.EOSToken, Extra: map[string]any{}}
+	if c.PadToken != "" {
+		opts.Extra["pad_token"] = c.PadToken
+	}
+	if c.UnkToken != "" {
+		opts.Extra["unk_token"] = c.UnkToken
+	}
+	return opts
+}
+
 // parseChatTemplateField reads chat_template: a string, a list of
 // {"name": ..., "template": ...}, or null (no template).
 func parseChatTemplateField(msg json.RawMessage) (map[string]string, error) {

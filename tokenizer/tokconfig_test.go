@@ -269,3 +269,22 @@ func TestTokenizerConfigChatTemplateByName(t *testing.T) {
 		t.Fatalf("missing template error %v should list the names there are", err)
 	}
 }
+
+func TestTokenizerConfigRenderOptions(t *testing.T) {
+	cfg, err := ParseTokenizerConfig([]byte(`{"chat_template": "{{ bos_token }}{{ messages[0].content }}{{ eos_token }}|{{ pad_token }}|{{ unk_token }}",
+		"bos_token": "<s>", "eos_token": {"content": "</s>"}, "pad_token": "<pad>"}`), "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl, err := cfg.ChatTemplate("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := tmpl.Render([]Message{{Role: "user", Content: "hi"}}, cfg.RenderOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "<s>hi</s>|<pad>|"; out != want {
+		t.Errorf("got %q, want %q", out, want)
+	}
+}

@@ -193,6 +193,7 @@ FEATURE_TEMPLATES = {
     "cond_nested": "{{ ('a' if (1 if add_generation_prompt else 2) == 1 else 'b') }}",
     "cond_in_elif": "{% for m in messages %}{% if m.role == 'user' %}U{% elif (m.role if m.content else 'empty') == 'assistant' %}A{% else %}S{% endif %}{% endfor %}",
     "cond_in_for_iterable": "{% for m in (messages[1:] if messages[0].role == 'system' else messages) %}{{ m.role }};{% endfor %}",
+    "cond_set_without_else": "{% set x = 'a' if false %}[{{ x }}]{% set y = 'b' if true %}[{{ y }}]",
     "cond_in_set_chained": "{% set x = 'a' if false else 'b' if false else ('c' if true else 'd') %}{{ x }}",
     "cond_indented": "{% for m in messages %}\n    {{ (m.role if true else '') }}\n  {{- '|' }}\n\t{{- (m.role[0] if m.role else 'none') -}}\n  {% if true %}\n    [{{ ('in' if loop.first else 'out') }}]\n  {% endif %}\n{% endfor %}",
     "cond_whitespace_control": "A\n  {%- if (true if add_generation_prompt else false) %}\n  B\n  {%- endif %}\n  {{- ('C' if true) -}}\n  D\n  {%+ if ('x' if true) %}E{% endif %}\n",
