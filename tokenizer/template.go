@@ -56,7 +56,9 @@ type RenderOptions struct {
 //     prints as "" (jinja2: "None") and is replaced by default();
 //   - there are no tuples: a tuple prints as a list;
 //   - ** on integers gives a float (2**3 prints 8.0);
-//   - an empty dict literal {} is true;
+//   - an empty dict literal {} is true, and dictsort gives [] for one;
+//   - // truncates towards zero (-7 // 2 is -3, Python says -4);
+//   - printf-style "%s" % x on strings fails with an error;
 //   - a conditional expression hoisted by the rewrite is evaluated even
 //     where the original would have short-circuited past it.
 //

@@ -181,3 +181,28 @@ func TestRenderConcurrent(t *testing.T) {
 		t.Error(e)
 	}
 }
+
+// BenchmarkRenderQwen3 renders a ten-turn conversation with the real Qwen 3
+// template.
+func BenchmarkRenderQwen3(b *testing.B) {
+	cfg, err := LoadTokenizerConfig(sharedTokenizersDir + "/qwen3/tokenizer_config.json")
+	if err != nil {
+		b.Skipf("../shared is absent: %v", err)
+	}
+	tmpl, err := cfg.ChatTemplate("")
+	if err != nil {
+		b.Fatal(err)
+	}
+	msgs := []Message{{Role: "system", Content: "Be brief."}}
+	for i := 0; i < 5; i++ {
+		msgs = append(msgs, Message{Role: "user", Content: "Question?"}, Message{Role: "assistant", Content: "<think>\nhm\n</think>\n\nAnswer."})
+	}
+	opts := cfg.RenderOptions()
+	opts.AddGenerationPrompt = true
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := tmpl.Render(msgs, opts); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

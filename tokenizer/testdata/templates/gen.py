@@ -224,6 +224,11 @@ FEATURE_TEMPLATES = {
     "strftime": "{{ strftime_now('%Y-%m-%d %H:%M:%S|%a %A %b %B|%j %p %I %y|%e|%-d|%D|%F|%T|%%|%U %W %w %u %V %G') }}",
     "format_and_escapes": "{{ '%s-%d'|format('a', 3) }}|{{ \"it's\" }}|{{ 'say \\\"hi\\\"' }}|{{ 'tab\\there' }}|{{ 'uni\\u00e9' }}|{{ '<b>&amp;' }}",
     "generation_tag": "{% for m in messages %}{% if m.role == 'assistant' %}\n  {% generation %}\n  {{ m.content }}\n  {%- endgeneration %}\n{% else %}{{ m.content }}{% endif %}{% endfor %}",
+    "string_escapes": "{{ 'it\\'s' }}|{{ \"a\\\\b\" }}|{{ '\\x41\\u00e9' }}|{{ \"q\\\"q\" }}|{{ 'a' ~ 'b' * 2 }}",
+    "float_printing": "{{ 1/3 }}|{{ 0.1 + 0.2 }}|{{ 1e20 }}|{{ 2.0 * 3 }}|{{ 7 / 7 }}|{{ -0.5 }}|{{ 1e-7 }}|{{ 3 // 2 }}|{{ 10 % 4 }}",
+    "more_filters": "{{ 'héllo'|list|length }}|{{ 'héllo'|length }}|{{ 'héllo'|first }}|{{ 'héllo'|last }}|{{ messages|map(attribute='content')|map('length')|list }}|{{ [1, 2, 3]|sum }}|{{ [3, 1]|max }}|{{ ['a', 'b']|join }}|{{ 'a b'|replace(' ', '_') }}|{{ 42|string + 'x' }}|{{ 'x'|center(5) }}|{{ messages|selectattr('content')|list|length }}",
+    "loop_extras": "{% for m in messages %}{{ loop.cycle('odd', 'even') }}:{{ loop.previtem.role if loop.previtem is defined else '-' }}>{{ loop.nextitem.role if loop.nextitem is defined else '-' }};{% endfor %}",
+    "items_loop": "{% for k, v in {'x': 1, 'y': [2]}.items() %}{{ k }}{{ v }}{% endfor %}|{% for i in range(3) %}{{ i }}{% endfor %}|{% for a, b in [[1, 2], [3, 4]] %}{{ a + b }}{% endfor %}",
     "is_none_and_compare": "{{ enable_thinking is defined and enable_thinking is false }}|{{ messages|length == 3 }}|{{ 'a' < 'b' }}|{{ 'abc' in 'xabcx' }}|{{ 2 in [1, 2] }}|{{ not (1 == 1) }}|{{ 1 != 2 }}",
 }
 
@@ -235,6 +240,9 @@ KNOWN_GAPS = {
     "gap_none_is_defined": ("{{ tools is defined }}|{{ none | default('d') }}",
                             "gonja does not tell None from undefined: None is not 'defined' and default() replaces it"),
     "gap_tuple": ("{{ ('a', 'b') }}", "gonja has no tuples: a tuple prints as a list"),
+    "gap_percent_format": ("{{ '%-5s|' % 'ab' }}", "gonja has no printf-style % on strings (it fails with an error)"),
+    "gap_floor_division": ("{{ -7 // 2 }}", "gonja's // truncates towards zero: -7 // 2 gives -3, Python -4"),
+    "gap_dictsort_literal": ("{{ {'b': 1, 'a': 2}|dictsort }}", "gonja's dictsort gives [] for a dict literal"),
     "gap_empty_dict_literal": ("{% if {} %}T{% else %}F{% endif %}", "gonja treats an empty dict literal as true"),
 }
 
