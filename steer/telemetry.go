@@ -1,0 +1,143 @@
+package steer
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+
+	"tether/engine"
+)
+
+// TelemetryRecord is what happened at one generated token on one recorded
+// layer; its JSON form is one line of a --telemetry file.
+type TelemetryRecord struct {
+	Token int `json:"token"` // index of the generated token (0 = first new token)
+	Layer int `json:"layer"`
+	// Before is the projection on the layer's direction (unit axis) before
+	// the cap or ablation acted (after any add on the same layer); After is
+	// the projection after the whole intervention on that layer.
+	Before float32 `json:"before"`
+	After  float32 `json:"after"`
+	// Capped reports whether a cap acted (the projection was below tau).
+	// It is false for ablations and monitors.
+	Capped bool `json:"capped"`
+}
+
+// Telemetry extracts the records of one generation result, token by token
+// and layer by layer. The engine records, for generated token i, the
+// position whose logits produced it (the previous token's position; the last
+// prompt position for token 0).
+func (c *Compiled) Telemetry(r engine.Result) []TelemetryRecord {
+	layers := c.RecordedLayers()
+	var out []TelemetryRecord
+	for i, perLayer := range r.Telemetry {
+		for _, layer := range layers {
+			rec, ok := perLayer[layer]
+			s := c.slots[layer]
+			if !ok || s.clamp >= len(rec.Before) {
+				continue
+			}
+			out = append(out, TelemetryRecord{Token: i, Layer: layer, Before: rec.Before[s.clamp],
+				After: rec.After[s.clamp], Capped: s.isCap && rec.Acted[s.clamp]})
+		}
+	}
+	return out
+}
+
+// Summary condenses telemetry for one answer.
+type Summary struct {
+	Tokens int // generated tokens with telemetry
+	// CappedTokens counts tokens where a cap acted on at least one layer.
+	CappedTokens int
+	// CappedFraction is CappedTokens / Tokens (0 without tokens).
+	CappedFraction float64
+	// MeanBefore and MeanAfter are the mean projections at the summary's
+	// layer over the tokens (NaN when the layer was not recorded).
+	Layer                 int
+	MeanBefore, MeanAfter float64
+}
+
+// Summarize computes the capped fraction over every recorded layer and the
+// mean projection at layer.
+func Summarize(recs []TelemetryRecord, layer int) Summary {
+	s := Summary{Layer: layer}
+	capped := map[int]bool{}
+	tokens := map[int]bool{}
+	var sumB, sumA float64
+	n := 0
+	for _, r := range recs {
+		tokens[r.Token] = true
+		if r.Capped {
+			capped[r.Token] = true
+		}
+		if r.Layer == layer {
+			sumB += float64(r.Before)
+			sumA += float64(r.After)
+			n++
+		}
+	}
+	s.Tokens, s.CappedTokens = len(tokens), len(capped)
+	if s.Tokens > 0 {
+		s.CappedFraction = float64(s.CappedTokens) / float64(s.Tokens)
+	}
+	s.MeanBefore, s.MeanAfter = nan(), nan()
+	if n > 0 {
+		s.MeanBefore, s.MeanAfter = sumB/float64(n), sumA/float64(n)
+	}
+	return s
+}
+
+// WriteTelemetryJSONL writes one JSON object per record and line.
+func WriteTelemetryJSONL(w io.Writer, recs []TelemetryRecord) error {
+	bw := bufio.NewWriter(w)
+	enc := json.NewEncoder(bw)
+	for _, r := range recs {
+		if err := enc.Encode(r); err != nil {
+			return err
+		}
+	}
+	return bw.Flush()
+}
+
+// WriteTelemetryFile writes recs as JSONL to path atomically: to a temporary
+// file in the same directory, synced, then renamed over path.
+func WriteTelemetryFile(path string, recs []TelemetryRecord) error {
+	return writeAtomic(path, func(w io.Writer) error { return WriteTelemetryJSONL(w, recs) })
+}
+
+// writeAtomic writes a file through a temporary sibling and a rename, so a
+// reader never sees a partial file.
+func writeAtomic(path string, write func(io.Writer) error) (err error) {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("steer: %s: %w", path, err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if err = write(f); err != nil {
+		return fmt.Errorf("steer: %s: %w", path, err)
+	}
+	if err = f.Sync(); err != nil {
+		return fmt.Errorf("steer: %s: %w", path, err)
+	}
+	if err = f.Chmod(0o644); err != nil {
+		return fmt.Errorf("steer: %s: %w", path, err)
+	}
+	if err = f.Close(); err != nil {
+		return fmt.Errorf("steer: %s: %w", path, err)
+	}
+	if err = os.Rename(f.Name(), path); err != nil {
+		return fmt.Errorf("steer: %s: %w", path, err)
+	}
+	return nil
+}
+
+func nan() float64 { return math.NaN() }
