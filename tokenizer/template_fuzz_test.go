@@ -6,12 +6,16 @@ import (
 	"time"
 )
 
-// fuzzTemplates parses every fixture template that is available.
+// fuzzTemplates parses every fixture template that is available, except
+// the known-gap ones.
 func fuzzTemplates(f *testing.F) []*ChatTemplate {
 	f.Helper()
 	fx := loadTemplateFixtures(f)
 	var out []*ChatTemplate
 	for name, info := range fx.Templates {
+		if info.KnownGap != "" {
+			continue // constructs where gonja is known to fail
+		}
 		src, ok := info.Template, true
 		if info.Source != "inline" {
 			src, ok = fixtureTemplateSource(f, info.Source)
