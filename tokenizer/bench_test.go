@@ -61,3 +61,23 @@ func BenchmarkLoadSmolLM2(b *testing.B) { benchmarkLoad(b, "smollm2-135m-instruc
 func BenchmarkLoadQwen3(b *testing.B)   { benchmarkLoad(b, "qwen3") }
 func BenchmarkLoadLlama3(b *testing.B)  { benchmarkLoad(b, "llama3") }
 func BenchmarkLoadGemma3(b *testing.B)  { benchmarkLoad(b, "gemma3") }
+
+// BenchmarkEncodeColdCache empties the BPE cache before every pass, so
+// every distinct word goes through the merge loop once per pass.
+func BenchmarkEncodeColdCacheLlama3(b *testing.B) {
+	tok := sharedTokenizer(b, "llama3")
+	text := benchText(b)
+	docs := strings.SplitAfter(text, "\n")
+	b.SetBytes(int64(len(text)))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		tok.model.cache.mu.Lock()
+		clear(tok.model.cache.entries)
+		tok.model.cache.mu.Unlock()
+		for _, d := range docs {
+			if _, err := tok.Encode(d, false); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}

@@ -75,7 +75,7 @@ func assemble(model *bpeModel, f *fileJSON) (*HFTokenizer, error) {
 			t.vocabSize = tok.id + 1
 		}
 	}
-	if t.post, err = buildPostProcessor(f.PostProcessor, "post_processor", t.TokenID); err != nil {
+	if t.post, err = buildPostProcessor(f.PostProcessor, "post_processor"); err != nil {
 		return nil, err
 	}
 	if tp, ok := t.post.(templateProcessor); ok && len(tp.before) > 0 {

@@ -106,12 +106,14 @@ func readModel(sc *jsonScanner) (*bpeModel, error) {
 		var err error
 		switch key {
 		case "vocab":
-			vocab, err = readVocab(sc)
+			// Pre-size the map from the file size (about 100 bytes of
+			// tokenizer.json per vocabulary entry in real files).
+			vocab, err = readVocab(sc, min(len(sc.data)/100, 1<<20))
 			if err != nil {
 				return fmt.Errorf("vocab: %w", err)
 			}
 		case "merges":
-			pairs, err = scanMerges(sc)
+			pairs, err = scanMerges(sc, 2*len(vocab))
 			if err != nil {
 				return fmt.Errorf("merges: %w", err)
 			}
@@ -188,8 +190,8 @@ func readModel(sc *jsonScanner) (*bpeModel, error) {
 const maxVocabID = 1 << 24
 
 // readVocab reads the vocabulary object {"token": id, ...}.
-func readVocab(sc *jsonScanner) (map[string]int, error) {
-	vocab := make(map[string]int, 1024)
+func readVocab(sc *jsonScanner, sizeHint int) (map[string]int, error) {
+	vocab := make(map[string]int, sizeHint)
 	err := sc.readObject(func(key string) error {
 		id, err := sc.readInt()
 		if err != nil {
@@ -287,8 +289,8 @@ func (m *bpeModel) resolveMerges(pairs []mergeStrings) error {
 
 // scanMerges reads the merges array: strings "a b" or pairs ["a", "b"]. The
 // strings may point into data (see readStringView).
-func scanMerges(sc *jsonScanner) ([]mergeStrings, error) {
-	pairs := make([]mergeStrings, 0, 1024)
+func scanMerges(sc *jsonScanner, sizeHint int) ([]mergeStrings, error) {
+	pairs := make([]mergeStrings, 0, sizeHint)
 	err := sc.readArray(func() error {
 		rank := len(pairs)
 		switch sc.peek() {

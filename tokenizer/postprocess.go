@@ -33,8 +33,8 @@ func (s postProcessorSeq) process(ids []int) []int {
 }
 
 // buildPostProcessor turns the "post_processor" JSON object into a
-// postProcessor (nil when it adds no ids). lookup resolves token strings.
-func buildPostProcessor(c *componentJSON, field string, lookup func(string) (int, bool)) (postProcessor, error) {
+// postProcessor (nil when it adds no ids).
+func buildPostProcessor(c *componentJSON, field string) (postProcessor, error) {
 	if c == nil {
 		return nil, nil
 	}
@@ -42,7 +42,7 @@ func buildPostProcessor(c *componentJSON, field string, lookup func(string) (int
 	case "Sequence":
 		var seq postProcessorSeq
 		for i := range c.Processors {
-			p, err := buildPostProcessor(&c.Processors[i], fmt.Sprintf("%s.processors[%d]", field, i), lookup)
+			p, err := buildPostProcessor(&c.Processors[i], fmt.Sprintf("%s.processors[%d]", field, i))
 			if err != nil {
 				return nil, err
 			}
@@ -85,11 +85,11 @@ func buildPostProcessor(c *componentJSON, field string, lookup func(string) (int
 		}
 		return p, nil
 	case "RobertaProcessing", "BertProcessing":
-		cls, err := tokenIDPair(c.Cls, field+".cls", lookup)
+		cls, err := tokenIDPair(c.Cls, field+".cls")
 		if err != nil {
 			return nil, err
 		}
-		sep, err := tokenIDPair(c.Sep, field+".sep", lookup)
+		sep, err := tokenIDPair(c.Sep, field+".sep")
 		if err != nil {
 			return nil, err
 		}
@@ -101,8 +101,8 @@ func buildPostProcessor(c *componentJSON, field string, lookup func(string) (int
 	}
 }
 
-// tokenIDPair reads ["<s>", 0].
-func tokenIDPair(raw []json.RawMessage, field string, lookup func(string) (int, bool)) (int, error) {
+// tokenIDPair reads the id of a ["<s>", 0] pair.
+func tokenIDPair(raw []json.RawMessage, field string) (int, error) {
 	if len(raw) != 2 {
 		return 0, fmt.Errorf("%s: expected [token, id]", field)
 	}

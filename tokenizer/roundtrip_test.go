@@ -135,3 +135,31 @@ func TestStreamDecoderHoldsIncompleteCharacters(t *testing.T) {
 		t.Error("Push(-1) succeeded, want an error")
 	}
 }
+
+// Encode must be safe for concurrent use (the BPE cache is shared).
+func TestEncodeConcurrent(t *testing.T) {
+	tok := sharedTokenizer(t, "smollm2-135m-instruct")
+	corpus := readCorpus(t)[:400]
+	want := make([][]int, len(corpus))
+	for i, s := range corpus {
+		want[i], _ = tok.Encode(s, false)
+	}
+	done := make(chan string, 4)
+	for g := 0; g < 4; g++ {
+		go func(g int) {
+			for i := len(corpus) - 1 - g; i >= 0; i -= 2 {
+				got, _ := tok.Encode(corpus[i], false)
+				if !equalInts(got, want[i]) {
+					done <- corpus[i]
+					return
+				}
+			}
+			done <- ""
+		}(g)
+	}
+	for g := 0; g < 4; g++ {
+		if s := <-done; s != "" {
+			t.Errorf("concurrent Encode(%q) differs", s)
+		}
+	}
+}
