@@ -1,0 +1,117 @@
+package steer
+
+import (
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"tether/engine"
+	"tether/weights"
+)
+
+// tinyLlamaConfig is a small Llama-family config.json for random test models.
+const tinyLlamaConfig = `{
+  "architectures": ["LlamaForCausalLM"], "model_type": "llama",
+  "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 6,
+  "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 300,
+  "max_position_embeddings": 256, "rms_norm_eps": 1e-5, "rope_theta": 10000,
+  "hidden_act": "silu", "tie_word_embeddings": true,
+  "bos_token_id": 1, "eos_token_id": 2
+}`
+
+// testBackend is the backend the tests run on: TETHER_TEST_BACKEND or "go".
+func testBackend() string {
+	if b := os.Getenv("TETHER_TEST_BACKEND"); b != "" {
+		return b
+	}
+	return "go"
+}
+
+// loadTinyModel writes a random tiny model to a temporary directory and
+// loads it on the test backend.
+func loadTinyModel(t testing.TB, backend string) *engine.Model {
+	t.Helper()
+	dir := t.TempDir()
+	if err := weights.WriteRandomModel(dir, []byte(tinyLlamaConfig), 7, weights.F32); err != nil {
+		t.Fatal(err)
+	}
+	cfg, ckpt, err := weights.OpenModel(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ckpt.Close()
+	b, err := engine.NewBackend(backend)
+	if err != nil {
+		t.Skipf("backend %q unavailable: %v", backend, err)
+	}
+	m, err := engine.Load(b, cfg, ckpt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	return m
+}
+
+func randomTokens(rng *rand.Rand, n, vocab int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = 3 + rng.IntN(vocab-3) // avoid BOS/EOS
+	}
+	return out
+}
+
+func randomUnit(rng *rand.Rand, n int) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(rng.NormFloat64())
+	}
+	u, err := Unit(v)
+	if err != nil {
+		panic(err)
+	}
+	return u
+}
+
+// dot computes <a,b> in float64.
+func dot(a, b []float32) float64 {
+	var s float64
+	for i := range a {
+		s += float64(a[i]) * float64(b[i])
+	}
+	return s
+}
+
+func flat(rows [][]float32) []float32 {
+	var out []float32
+	for _, r := range rows {
+		out = append(out, r...)
+	}
+	return out
+}
+
+func bitEqual(a, b []float32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// maxAbsDiff returns max |a-b|.
+func maxAbsDiff(a, b []float32) float64 {
+	var d float64
+	for i := range a {
+		d = math.Max(d, math.Abs(float64(a[i])-float64(b[i])))
+	}
+	return d
+}
+
+func tempPath(t *testing.T, name string) string {
+	return filepath.Join(t.TempDir(), name)
+}
