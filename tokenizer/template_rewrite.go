@@ -164,9 +164,14 @@ func (rw *templateRewriter) rewriteTag(tag templateTag, keyword string) (string,
 	return b.String(), hoists, nil
 }
 
+// spanStart is where token i begins in src; past the last token, where
+// the last one ends.
 func spanStart(toks []exprToken, i int, src string) int {
-	if i < len(toks) {
+	switch {
+	case i < len(toks):
 		return toks[i].start
+	case len(toks) > 0:
+		return toks[len(toks)-1].end
 	}
 	return len(src)
 }

@@ -40,7 +40,7 @@ func rewriteSubscripts(src string) string {
 	if len(toks) == 0 {
 		return src
 	}
-	out, changed := subscriptRun(toks, src, 0)
+	out, changed := subscriptRun(toks, src)
 	if !changed {
 		return src
 	}
@@ -49,7 +49,7 @@ func rewriteSubscripts(src string) string {
 
 // subscriptRun rewrites toks (one bracket level and everything nested) and
 // returns the text from toks[0].start to the last token's end.
-func subscriptRun(toks []exprToken, src string, _ int) (string, bool) {
+func subscriptRun(toks []exprToken, src string) (string, bool) {
 	var pieces []string
 	changed := false
 	chainStart := -1     // index in pieces where the current operand began
@@ -68,7 +68,7 @@ func subscriptRun(toks []exprToken, src string, _ int) (string, bool) {
 			}
 			inner, innerChanged := "", false
 			if closeAt > i+1 {
-				inner, innerChanged = subscriptRun(toks[i+1:closeAt], src, 0)
+				inner, innerChanged = subscriptRun(toks[i+1:closeAt], src)
 				inner = src[t.end:toks[i+1].start] + inner + src[toks[closeAt-1].end:toks[closeAt].start]
 			} else {
 				inner = src[t.end:toks[closeAt].start]

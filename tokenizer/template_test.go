@@ -119,6 +119,7 @@ func TestRewriteTemplate(t *testing.T) {
 		{"whitespace control carried", "{{- (p if q) -}}", "{%- set _tether_cond_1 = p if q else _tether_undefined %}{{- (_tether_cond_1) -}}"},
 		{"chained conditional", "{% set x = a if b else c if d else e %}",
 			"{% set _tether_cond_1 = c if d else e %}{% set x = a if b else _tether_cond_1 %}"},
+		{"set with empty value left for gonja", "{% set x = %}", "{% set x = %}"},
 		{"set without else", "{% set x = a if b %}", "{% set x = a if b else _tether_undefined %}"},
 		{"elif hoisted before its if", "{% if a %}1{% elif (b if c else d) %}2{% endif %}",
 			"{% set _tether_cond_1 = b if c else d %}{% if a %}1{% elif (_tether_cond_1) %}2{% endif %}"},
