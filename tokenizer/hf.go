@@ -102,7 +102,10 @@ func (t *HFTokenizer) BOS() (int, bool) { return t.bos, t.bos >= 0 }
 func (t *HFTokenizer) Encode(text string, addSpecial bool) ([]int, error) {
 	ids := make([]int, 0, len(text)/3+4)
 	var one [1]piece
-	var pieces []piece
+	bufs := pieceBufPool.Get().(*pieceBufs)
+	defer pieceBufPool.Put(bufs)
+	pieces := bufs.free[:0]
+	defer func() { bufs.free = pieces[:0] }()
 	t.rawAdded.split(text, func(seg string, id int, start int) {
 		if id >= 0 {
 			ids = append(ids, id)

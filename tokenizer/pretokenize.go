@@ -3,6 +3,7 @@ package tokenizer
 import (
 	"fmt"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 )
@@ -138,7 +139,10 @@ type splitPreTokenizer struct {
 }
 
 func (p splitPreTokenizer) split(in []piece, out []piece) []piece {
-	var spans []span
+	sp := spanPool.Get().(*[]span)
+	defer spanPool.Put(sp)
+	spans := (*sp)[:0]
+	defer func() { *sp = spans[:0] }()
 	for _, pc := range in {
 		spans = applyBehavior(findSpans(pc.text, p.pattern, p.invert, spans), p.behavior)
 		for _, sp := range spans {
@@ -255,15 +259,30 @@ func (whitespaceSplit) split(in []piece, out []piece) []piece {
 // preTokenizerSeq applies its steps one after the other.
 type preTokenizerSeq []preTokenizer
 
+// pieceBufs are two reusable buffers for the intermediate steps of a
+// preTokenizerSeq.
+type pieceBufs struct{ free, cur []piece }
+
+var (
+	pieceBufPool = sync.Pool{New: func() any { return new(pieceBufs) }}
+	spanPool     = sync.Pool{New: func() any { return new([]span) }}
+)
+
 func (s preTokenizerSeq) split(in []piece, out []piece) []piece {
-	cur := in
-	for i, step := range s {
-		if i == len(s)-1 {
-			return step.split(cur, out)
-		}
-		cur = step.split(cur, nil)
+	if len(s) == 0 {
+		return append(out, in...)
 	}
-	return append(out, cur...)
+	bufs := pieceBufPool.Get().(*pieceBufs)
+	cur := in
+	for _, step := range s[:len(s)-1] {
+		next := step.split(cur, bufs.free[:0])
+		// The previous intermediate result has been consumed.
+		bufs.free, bufs.cur = bufs.cur, next
+		cur = next
+	}
+	out = s[len(s)-1].split(cur, out)
+	pieceBufPool.Put(bufs)
+	return out
 }
 
 // buildPreTokenizer turns the "pre_tokenizer" JSON object into a
