@@ -251,3 +251,36 @@ func FuzzEncodeDecode(f *testing.F) {
 		checkStream(t, tok, ids, false)
 	})
 }
+
+func TestUnknownTokensAndRoberta(t *testing.T) {
+	base := `{"added_tokens": [{"id": 0, "content": "<s>", "special": true}, {"id": 1, "content": "</s>", "special": true}],
+	"normalizer": {"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": "_"}, {"type": "Replace", "pattern": {"String": " "}, "content": "_"}]},
+	"post_processor": {"type": "RobertaProcessing", "sep": ["</s>", 1], "cls": ["<s>", 0]},
+	"model": {"type": "BPE", "unk_token": "<unk>", "fuse_unk": FUSE,
+	  "vocab": {"<s>": 0, "</s>": 1, "<unk>": 2, "_": 3, "a": 4, "b": 5, "_a": 6},
+	  "merges": ["_ a"]}}`
+	for _, tc := range []struct {
+		fuse string
+		text string
+		want []int
+	}{
+		// "_a b" after normalization: "_a", "_", "b"; unknown runs become <unk>.
+		{"false", "a b", []int{6, 3, 5}},
+		{"false", "axyb", []int{6, 2, 2, 5}},
+		{"true", "axyb", []int{6, 2, 5}},
+		{"true", "xy", []int{3, 2}},
+	} {
+		tok, err := Load([]byte(strings.Replace(base, "FUSE", tc.fuse, 1)), "unk.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := tok.Encode(tc.text, false)
+		if !equalInts(got, tc.want) {
+			t.Errorf("fuse_unk %s: Encode(%q) = %v, want %v", tc.fuse, tc.text, got, tc.want)
+		}
+		withSpecial, _ := tok.Encode(tc.text, true)
+		if want := append(append([]int{0}, tc.want...), 1); !equalInts(withSpecial, want) {
+			t.Errorf("RobertaProcessing: %v, want %v", withSpecial, want)
+		}
+	}
+}
