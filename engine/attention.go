@@ -29,9 +29,9 @@ func (sb *stepBuilder) attention(i int, x, kCache, vCache *G.Node) (*G.Node, *G.
 		k = sb.rmsNorm(k, p[lp.kNorm])
 	}
 	sliding := m.slidingLayer(i)
-	cos, sin, mask := sb.cosG, sb.sinG, sb.mask
+	cos, sin := sb.cosG, sb.sinG
 	if sliding {
-		cos, sin, mask = sb.cosL, sb.sinL, sb.slidingMask
+		cos, sin = sb.cosL, sb.sinL
 	}
 	q = applyRope(q, cos, sin)
 	k = applyRope(k, cos, sin)
@@ -44,9 +44,7 @@ func (sb *stepBuilder) attention(i int, x, kCache, vCache *G.Node) (*G.Node, *G.
 	if cfg.AttnSoftcap > 0 {
 		scores = softcap(scores, cfg.AttnSoftcap)
 	}
-	S := sb.slots
-	full := G.BroadcastToDims(G.Reshape(mask, B, 1, 1, T, S), B, kvH, group, T, S)
-	scores = G.Where(full, scores, G.Const(sb.g, float32(-1e30)))
+	scores = G.Where(sb.scoresMask(sliding), scores, G.Const(sb.g, float32(-1e30)))
 	probs := G.Softmax(scores, -1)
 	out := G.Einsum("bkgts,bksd->btkgd", probs, vCache) // [B, T, kvH, G, hd]
 	o := sb.linear(G.Reshape(out, n, nH*hd), p[lp.o])
@@ -76,10 +74,30 @@ func (sb *stepBuilder) writeCache(cache, kv *G.Node) *G.Node {
 		oneHot := G.ConvertDType(G.Equal(G.Reshape(sb.querySlots, T, 1), G.Reshape(sb.slotIota, 1, S)), dtypes.Float32)
 		written = G.Einsum("bktd,ts->bksd", kv, oneHot)
 	}
-	inStep := G.LogicalAnd(G.GreaterOrEqual(sb.slotIota, sb.slot),
-		G.LessThan(sb.slotIota, G.Add(sb.slot, G.Const(g, int32(T)))))
-	cond := G.BroadcastToDims(G.Reshape(inStep, 1, 1, S, 1), B, kvH, S, hd)
-	return G.Where(cond, written, cache)
+	if sb.cacheCond == nil {
+		// Built once per step and shared by every layer.
+		inStep := G.LogicalAnd(G.GreaterOrEqual(sb.slotIota, sb.slot),
+			G.LessThan(sb.slotIota, G.Add(sb.slot, G.Const(g, int32(T)))))
+		sb.cacheCond = G.BroadcastToDims(G.Reshape(inStep, 1, 1, S, 1), B, kvH, S, hd)
+	}
+	return G.Where(sb.cacheCond, written, cache)
+}
+
+// scoresMask returns the attention mask broadcast to the scores' shape
+// [B, kvH, G, T, S], built once per step for global and sliding layers.
+func (sb *stepBuilder) scoresMask(sliding bool) *G.Node {
+	i := 0
+	mask := sb.mask
+	if sliding {
+		i, mask = 1, sb.slidingMask
+	}
+	if sb.fullMasks[i] == nil {
+		cfg := sb.m.cfg
+		B, T, S := sb.batch, sb.steps, sb.slots
+		kvH, group := cfg.NumKVHeads, cfg.NumHeads/cfg.NumKVHeads
+		sb.fullMasks[i] = G.BroadcastToDims(G.Reshape(mask, B, 1, 1, T, S), B, kvH, group, T, S)
+	}
+	return sb.fullMasks[i]
 }
 
 // hook applies a layer hook to h [B, T, H] and returns the new h and, when

@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"testing"
 	"time"
 
@@ -22,11 +23,15 @@ func smolLM2Config() *weights.Config {
 // BenchmarkDecodeSmolLM2Shape measures batched decoding steps (one new token
 // per sequence per step, with a KV cache) on a random model of SmolLM2-135M's
 // shape. Run: go test ./engine/ -run '^$' -bench DecodeSmolLM2Shape -benchtime 40x
+// ($TETHER_BENCH_BACKEND picks another backend, e.g. "go:dotgeneral_large").
 func BenchmarkDecodeSmolLM2Shape(b *testing.B) {
 	if testing.Short() {
 		b.Skip("skipping the 540 MB model benchmark in -short mode")
 	}
 	backendName := "go"
+	if name := os.Getenv("TETHER_BENCH_BACKEND"); name != "" {
+		backendName = name // e.g. "go:dotgeneral_large" or "xla:cuda"
+	}
 	cfg := smolLM2Config()
 	src := randomSource(cfg, 9)
 	be, err := NewBackend(backendName)

@@ -46,12 +46,14 @@ type stepBuilder struct {
 	params []*G.Node
 
 	batch, steps, slots int
-	slot                *G.Node // scalar int32
-	querySlots          *G.Node // [T] int32: slot of each query position
-	slotIota            *G.Node // [S] int32
-	mask, slidingMask   *G.Node // [B, T, S] bool
-	cosG, sinG          *G.Node // [B, T, 1, hd/2] for global layers
-	cosL, sinL          *G.Node // same for sliding layers
+	slot                *G.Node    // scalar int32
+	querySlots          *G.Node    // [T] int32: slot of each query position
+	slotIota            *G.Node    // [S] int32
+	mask, slidingMask   *G.Node    // [B, T, S] bool
+	fullMasks           [2]*G.Node // global and sliding masks as [B, kvH, G, T, S]
+	cacheCond           *G.Node    // [B, kvH, S, hd]: slots written this step
+	cosG, sinG          *G.Node    // [B, T, 1, hd/2] for global layers
+	cosL, sinL          *G.Node    // same for sliding layers
 }
 
 // hookNodes are the graph inputs of one layer's hook.

@@ -1,0 +1,55 @@
+// Package engine runs decoder-only transformers (Llama, Mistral, Qwen 2/3,
+// Gemma 2/3) as GoMLX graphs, with a KV cache, batched generation and hook
+// points on the residual stream.
+//
+// # Use
+//
+//	be, _ := engine.NewBackend("go")              // or "xla:cuda"
+//	cfg, ckpt, _ := weights.OpenModel(dir)
+//	m, _ := engine.Load(be, cfg, ckpt)             // weights now resident on be
+//	defer m.Close()
+//	res, _ := m.Generate(ctx, []engine.Request{{Prompt: ids, MaxNewTokens: 64}}, engine.GenerateOptions{})
+//
+// Prompts are token ids exactly as given: the engine adds no BOS and applies
+// no chat template. Empty prompts are an error.
+//
+// # Residual stream, hooks and capture
+//
+// Layer i's hook point is the output of decoder block i (0-based): the
+// residual stream after the block's attention and MLP (Gemma: after the
+// post-feedforward norm's contribution is added), before the next block and
+// before the final norm. A LayerHook first adds Add, then applies each Clamp
+// in order: p = <h, Dir>; h += (clamp(p, Lo, Hi) - p) * Dir. The Assistant
+// Axis cap is a floor, Cap(u, tau) = Clamp{Dir: u, Lo: tau, Hi: +Inf}: it
+// raises projections below tau to tau and leaves the rest unchanged. Open
+// clamps (-Inf, +Inf) leave h bit-identical.
+//
+// Hook vectors and thresholds are graph inputs: new values never recompile.
+// The set of hooked layers, the number of clamps, whether Add is set,
+// NewestOnly and Record are the graph's structure: a new combination builds
+// one new graph (milliseconds on the go backend), then it is reused.
+//
+// Captured layers return the residual stream after the block and after its
+// hook, so a hook on layer k changes captures of layers >= k only.
+//
+// # Batching and the cache
+//
+// Sequences of different lengths are left-padded to a common length (a
+// multiple of 8) so that every sequence writes the same cache slot at each
+// step; each sequence's positions start at 0 at its first real token, and
+// padding is masked out of attention. The cache holds, per layer, K and V of
+// shape [batch, kvHeads, slots, headDim] with slots the padded prompt length
+// plus the new tokens, rounded up to a multiple of 64. Prompts longer than
+// 512 tokens are prefilled in chunks through the cache.
+//
+// # Backends
+//
+// On the pure-Go backend ("go", simplego) weights are float32, each
+// projection's weight is stored as [P, out/P, in] so that one product runs
+// P blocks in parallel (P = GOMAXPROCS when it divides the rows), and the
+// cache is written with a select over a slot mask (simplego has no
+// DynamicUpdateSlice). On XLA the cache uses DynamicUpdateSlice.
+//
+// A Model runs one Generate or Forward at a time (calls are serialised);
+// OnToken runs while the model is busy and must not call back into it.
+package engine
