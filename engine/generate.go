@@ -20,8 +20,11 @@ type Request struct {
 	// Sampling chooses each token; the zero value is greedy.
 	Sampling SamplingParams
 	// StopTokens end generation when sampled, as do the config's
-	// EOSTokenIDs. The stop token is not part of Result.Tokens.
+	// EOSTokenIDs unless IgnoreEOS. The stop token is not part of
+	// Result.Tokens.
 	StopTokens []int
+	// IgnoreEOS keeps generating past the config's EOS tokens (benchmarks).
+	IgnoreEOS bool
 	// StopStrings end generation when the decoded text contains one; they
 	// need GenerateOptions.Detokenizer. Result.Text excludes the stop string.
 	StopStrings []string

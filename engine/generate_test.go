@@ -118,8 +118,21 @@ func TestGreedyMatchesForward(t *testing.T) {
 func TestGenerateStops(t *testing.T) {
 	ctx := context.Background()
 	m, _ := loadTiny(t, weights.FamilyLlama)
-	m.cfg.EOSTokenIDs = nil
 	prompt := []int{1, 5, 9, 13}
+	// The config's EOS ends generation unless IgnoreEOS.
+	probe, err := m.Generate(ctx, []Request{{Prompt: prompt, MaxNewTokens: 12, IgnoreEOS: true}}, GenerateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.cfg.EOSTokenIDs = []int{probe[0].Tokens[2]}
+	eos, err := m.Generate(ctx, []Request{{Prompt: prompt, MaxNewTokens: 12}}, GenerateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first := slices.Index(probe[0].Tokens, probe[0].Tokens[2]); eos[0].StopReason != StopEOS || !slices.Equal(eos[0].Tokens, probe[0].Tokens[:first]) {
+		t.Errorf("EOS: got %v %q, expected %v %q", eos[0].Tokens, eos[0].StopReason, probe[0].Tokens[:first], StopEOS)
+	}
+	m.cfg.EOSTokenIDs = nil
 	free, err := m.Generate(ctx, []Request{{Prompt: prompt, MaxNewTokens: 12}}, GenerateOptions{Detokenizer: letterDetok{}})
 	if err != nil {
 		t.Fatal(err)
