@@ -212,8 +212,8 @@ func (sb *stepBuilder) rmsNorm(x, w *G.Node) *G.Node {
 func (sb *stepBuilder) linear(x, w *G.Node) *G.Node {
 	n, in := x.Shape().Dimensions[0], x.Shape().Dimensions[1]
 	p, rows := w.Shape().Dimensions[0], w.Shape().Dimensions[1]
-	xb := G.BroadcastToDims(G.Reshape(x, 1, n, in), p, n, in)
-	y := G.Einsum("pbi,poi->pbo", xb, w) // [P, N, rows]
+	xb := G.BroadcastToDims(G.Reshape(lowered(x, w), 1, n, in), p, n, in)
+	y := raised(G.Einsum("pbi,poi->pbo", xb, w)) // [P, N, rows]
 	if p == 1 {
 		return G.Reshape(y, n, rows)
 	}
@@ -225,7 +225,23 @@ func (sb *stepBuilder) embed(tokens *G.Node) *G.Node {
 	w := sb.params[sb.m.embed]
 	rows := G.Const(sb.g, int32(w.Shape().Dimensions[1]))
 	idx := G.Stack([]*G.Node{G.Div(tokens, rows), G.Rem(tokens, rows)}, -1) // [B, T, 2]
-	return G.Gather(w, idx)
+	return raised(G.Gather(w, idx))
+}
+
+// lowered converts x to w's dtype (bfloat16 weights take bfloat16 inputs).
+func lowered(x, w *G.Node) *G.Node {
+	if w.DType() != x.DType() {
+		return G.ConvertDType(x, w.DType())
+	}
+	return x
+}
+
+// raised converts x to float32 when it is not.
+func raised(x *G.Node) *G.Node {
+	if x.DType() != dtypes.Float32 {
+		return G.ConvertDType(x, dtypes.Float32)
+	}
+	return x
 }
 
 // softcap computes c * tanh(x / c).
@@ -262,7 +278,7 @@ func (sb *stepBuilder) mlp(i int, x *G.Node) *G.Node {
 	flat := G.Reshape(x, n, H)
 	w := sb.params[lp.gateUp] // [2, I, H]
 	inter := w.Shape().Dimensions[1]
-	gu := G.Einsum("pbi,poi->pbo", G.BroadcastToDims(G.Reshape(flat, 1, n, H), 2, n, H), w) // [2, N, I]
+	gu := raised(G.Einsum("pbi,poi->pbo", G.BroadcastToDims(G.Reshape(lowered(flat, w), 1, n, H), 2, n, H), w)) // [2, N, I]
 	if lp.gateUpBias >= 0 {
 		gu = G.Add(gu, G.Reshape(sb.params[lp.gateUpBias], 2, 1, inter))
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	"github.com/gomlx/gomlx/pkg/core/dtypes/bfloat16"
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 
@@ -42,10 +43,21 @@ func (ld *loader) read(name string, shape ...int) ([]float32, error) {
 // With shared buffers (simplego, XLA CPU) fill writes the device memory
 // directly, so each weight is copied once.
 func (ld *loader) upload(name string, fill func(dst []float32) error, dims ...int) (int, error) {
+	return ld.uploadAs(dtypes.Float32, name, fill, dims...)
+}
+
+// uploadMatrix uploads a large weight in the model's weight dtype.
+func (ld *loader) uploadMatrix(name string, fill func(dst []float32) error, dims ...int) (int, error) {
+	return ld.uploadAs(ld.m.weightDType, name, fill, dims...)
+}
+
+// uploadAs is upload with the stored dtype: Float32, or BFloat16 (values
+// rounded to nearest even).
+func (ld *loader) uploadAs(dtype dtypes.DType, name string, fill func(dst []float32) error, dims ...int) (int, error) {
 	be := ld.m.backend
-	shape := shapes.Make(dtypes.Float32, dims...)
+	shape := shapes.Make(dtype, dims...)
 	var buf backends.Buffer
-	if be.HasSharedBuffers() {
+	if dtype == dtypes.Float32 && be.HasSharedBuffers() {
 		b, flat, err := be.NewSharedBuffer(0, shape)
 		if err != nil {
 			return -1, fmt.Errorf("engine: allocating tensor %q %v: %w", name, dims, err)
@@ -60,7 +72,15 @@ func (ld *loader) upload(name string, fill func(dst []float32) error, dims ...in
 		if err := fill(host); err != nil {
 			return -1, err
 		}
-		b, err := be.BufferFromFlatData(0, host, shape)
+		var flat any = host
+		if dtype == dtypes.BFloat16 {
+			bf := make([]bfloat16.BFloat16, len(host))
+			for i, v := range host {
+				bf[i] = bfloat16.FromBits(weights.BF16FromFloat32(v))
+			}
+			flat = bf
+		}
+		b, err := be.BufferFromFlatData(0, flat, shape)
 		if err != nil {
 			return -1, fmt.Errorf("engine: uploading tensor %q %v: %w", name, dims, err)
 		}
@@ -118,7 +138,7 @@ func (ld *loader) projection(names []string, outs []int, in int) (int, error) {
 		dims[i] = []int{o, in}
 	}
 	p := ld.m.splitFor(total)
-	return ld.upload(names[0], ld.concat(names, dims, nil), p, total/p, in)
+	return ld.uploadMatrix(names[0], ld.concat(names, dims, nil), p, total/p, in)
 }
 
 // biases loads and concatenates 1-D biases.
@@ -214,7 +234,7 @@ func (ld *loader) loadLayer(i, h, hd, inter, qOut, kvOut int) error {
 // gateUp loads gate_proj and up_proj as one [2, inter, h] tensor.
 func (ld *loader) gateUp(mlp string, inter, h int) (int, error) {
 	names := []string{mlp + "gate_proj.weight", mlp + "up_proj.weight"}
-	return ld.upload(names[0], ld.concat(names, [][]int{{inter, h}, {inter, h}}, nil), 2, inter, h)
+	return ld.uploadMatrix(names[0], ld.concat(names, [][]int{{inter, h}, {inter, h}}, nil), 2, inter, h)
 }
 
 // product returns the product of dims.

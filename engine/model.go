@@ -10,6 +10,7 @@ import (
 
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/backends/simplego"
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 
@@ -29,6 +30,9 @@ type Model struct {
 	split int
 	// dynamicUpdate: the backend supports DynamicUpdateSlice for the KV cache.
 	dynamicUpdate bool
+	// weightDType is the stored dtype of the projection and embedding
+	// matrices (Float32 or BFloat16); norms and biases are always Float32.
+	weightDType dtypes.DType
 
 	params []*tensors.Tensor // every weight, resident on the backend
 	embed  int               // index in params: embedding [P, V/P, H]
@@ -80,10 +84,26 @@ func (m *Model) Close() {
 	m.params = nil
 }
 
+// LoadOptions tunes how Load stores the weights.
+type LoadOptions struct {
+	// WeightDType is the stored dtype of the projection and embedding
+	// matrices: "float32", "bfloat16", or "" for the backend's default
+	// (float32 on "go", bfloat16 on XLA, where real models run). With
+	// bfloat16, products take bfloat16 inputs and their results are
+	// rounded to bfloat16 (as a bfloat16 PyTorch model does); norms,
+	// attention, softmax, hooks and logits stay float32.
+	WeightDType string
+}
+
 // Load checks that src holds every tensor cfg expects, with the expected
 // shape, and uploads the weights once to b in the layout that is fastest
-// there. The weights stay resident until Close.
+// there, with default LoadOptions. The weights stay resident until Close.
 func Load(b backends.Backend, cfg *weights.Config, src weights.TensorSource) (*Model, error) {
+	return LoadWithOptions(b, cfg, src, LoadOptions{})
+}
+
+// LoadWithOptions is Load with explicit options.
+func LoadWithOptions(b backends.Backend, cfg *weights.Config, src weights.TensorSource, opts LoadOptions) (*Model, error) {
 	if b == nil {
 		return nil, fmt.Errorf("engine: Load: nil backend")
 	}
@@ -96,6 +116,18 @@ func Load(b backends.Backend, cfg *weights.Config, src weights.TensorSource) (*M
 		split:         1,
 		dynamicUpdate: b.Capabilities().Operations[backends.OpTypeDynamicUpdateSlice],
 		execs:         map[string]*graph.Exec{},
+		weightDType:   dtypes.Float32,
+	}
+	switch opts.WeightDType {
+	case "":
+		if b.String() != simplego.BackendName {
+			m.weightDType = dtypes.BFloat16
+		}
+	case "float32", "f32":
+	case "bfloat16", "bf16":
+		m.weightDType = dtypes.BFloat16
+	default:
+		return nil, fmt.Errorf("engine: LoadOptions.WeightDType %q, expected \"float32\" or \"bfloat16\"", opts.WeightDType)
 	}
 	if b.String() == simplego.BackendName {
 		// simplego runs the batch axis of a product on up to GOMAXPROCS workers.
