@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"unicode"
+
+	"github.com/dlclark/regexp2"
 )
 
 // parityFixture is what testdata/gen/gen_refs.js writes: reference ids from
@@ -31,35 +33,101 @@ type referenceDeviation struct {
 	emulate func(t *HFTokenizer) *HFTokenizer
 }
 
-var referenceDeviations = map[string][]referenceDeviation{
-	"smollm2": {{
-		why: "Digits pre-tokenizer: Rust splits on char::is_numeric (all of Unicode N), the JS port on \\d (ASCII 0-9 only)",
-		applies: func(text string) bool {
-			return strings.IndexFunc(text, func(r rune) bool { return r > 127 && unicode.IsNumber(r) }) >= 0
-		},
+// jsWhiteSpace is ECMAScript's \s, which differs from Oniguruma's (Unicode
+// White_Space): it has U+FEFF and lacks U+0085.
+const jsWhiteSpace = `\t\n\u000B\f\r \u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000\uFEFF`
+
+// jsRegex compiles one of the GPT-style patterns as the JS port runs it.
+func jsRegex(pattern string) matcher {
+	rewritten, _ := rewriteShorthands(pattern, jsWhiteSpace)
+	return backtrackMatcher{regexp2.MustCompile(rewritten, regexp2.None)}
+}
+
+// jsDigits makes the Digits pre-tokenizer split on ASCII digits only.
+func jsDigits(p preTokenizer) preTokenizer {
+	if sp, ok := p.(splitPreTokenizer); ok {
+		if _, isRune := sp.pattern.(runeMatcher); isRune {
+			sp.pattern = runeMatcher{func(r rune) bool { return r >= '0' && r <= '9' }}
+			return sp
+		}
+	}
+	return p
+}
+
+// jsWhitespace makes the GPT-2 / Llama 3 / Qwen 2 regexes use JS's \s.
+func jsWhitespace(p preTokenizer) preTokenizer {
+	toJS := func(m matcher) matcher {
+		switch m := m.(type) {
+		case gpt2Matcher:
+			return jsRegex(gpt2Pattern)
+		case llama3Matcher:
+			if m.maxDigits == 3 {
+				return jsRegex(llama3Pattern)
+			}
+			return jsRegex(qwen2Pattern)
+		}
+		return m
+	}
+	switch p := p.(type) {
+	case tilingSplit:
+		return tilingSplit{toJS(p.pattern)}
+	case byteLevelPreTokenizer:
+		if p.regex != nil {
+			p.regex = toJS(p.regex)
+		}
+		return p
+	}
+	return p
+}
+
+// withPreTokenizer returns a copy of t (with its own BPE cache) whose
+// pre-tokenizer steps are mapped through f.
+func withPreTokenizer(t *HFTokenizer, f func(preTokenizer) preTokenizer) *HFTokenizer {
+	c := *t
+	if seq, ok := t.preTok.(preTokenizerSeq); ok {
+		seq = slices.Clone(seq)
+		for i := range seq {
+			seq[i] = f(seq[i])
+		}
+		c.preTok = seq
+	} else if t.preTok != nil {
+		c.preTok = f(t.preTok)
+	}
+	m := *t.model
+	m.cache = &bpeCache{entries: map[string][]int32{}}
+	c.model = &m
+	return &c
+}
+
+func hasNonASCIINumber(text string) bool {
+	return strings.IndexFunc(text, func(r rune) bool { return r > 127 && unicode.IsNumber(r) }) >= 0
+}
+
+func hasJSWhitespaceDifference(text string) bool {
+	return strings.ContainsAny(text, "\u0085\ufeff")
+}
+
+const (
+	whyDigits     = "Digits pre-tokenizer: Rust splits on char::is_numeric (all of Unicode N), the JS port on \\d (ASCII 0-9 only)"
+	whyWhitespace = "regex \\s: Oniguruma's (Rust) includes U+0085 and not U+FEFF, JavaScript's the reverse"
+)
+
+var (
+	digitsDeviation = referenceDeviation{why: whyDigits, applies: hasNonASCIINumber,
+		emulate: func(t *HFTokenizer) *HFTokenizer { return withPreTokenizer(t, jsDigits) }}
+	whitespaceDeviation = referenceDeviation{why: whyWhitespace, applies: hasJSWhitespaceDifference,
+		emulate: func(t *HFTokenizer) *HFTokenizer { return withPreTokenizer(t, jsWhitespace) }}
+	bothDeviations = referenceDeviation{why: whyDigits + "; and " + whyWhitespace,
+		applies: func(s string) bool { return hasNonASCIINumber(s) && hasJSWhitespaceDifference(s) },
 		emulate: func(t *HFTokenizer) *HFTokenizer {
-			c := *t
-			seq, ok := t.preTok.(preTokenizerSeq)
-			if !ok {
-				return nil
-			}
-			seq = slices.Clone(seq)
-			for i, step := range seq {
-				if sp, ok := step.(splitPreTokenizer); ok {
-					if _, isRune := sp.pattern.(runeMatcher); isRune {
-						sp.pattern = runeMatcher{func(r rune) bool { return r >= '0' && r <= '9' }}
-						seq[i] = sp
-					}
-				}
-			}
-			c.preTok = seq
-			// A separate cache: the emulated tokenizer must not share it.
-			m := *t.model
-			m.cache = &bpeCache{entries: map[string][]int32{}}
-			c.model = &m
-			return &c
-		},
-	}},
+			return withPreTokenizer(t, func(p preTokenizer) preTokenizer { return jsWhitespace(jsDigits(p)) })
+		}}
+)
+
+var referenceDeviations = map[string][]referenceDeviation{
+	"smollm2": {digitsDeviation, whitespaceDeviation, bothDeviations},
+	"qwen3":   {whitespaceDeviation},
+	"llama3":  {whitespaceDeviation},
 }
 
 // explainMismatch returns the deviation that explains a mismatch, if any.

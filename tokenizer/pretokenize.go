@@ -183,11 +183,12 @@ func (m runeMatcher) findAll(s string, match func(start, end int)) {
 }
 
 // byteLevelPreTokenizer optionally adds a prefix space and splits with the
-// GPT-2 regex. Mapping bytes to the byte-level alphabet happens in the model
-// (see bpeModel), which is equivalent and avoids copying every piece.
+// GPT-2 regex (regex is nil when use_regex is false). Mapping bytes to the
+// byte-level alphabet happens in the model (see bpeModel), which is
+// equivalent and avoids copying every piece.
 type byteLevelPreTokenizer struct {
 	addPrefixSpace bool
-	useRegex       bool
+	regex          matcher
 }
 
 func (p byteLevelPreTokenizer) split(in []piece, out []piece) []piece {
@@ -196,15 +197,17 @@ func (p byteLevelPreTokenizer) split(in []piece, out []piece) []piece {
 		if p.addPrefixSpace && !strings.HasPrefix(text, " ") {
 			text = " " + text
 		}
-		if !p.useRegex {
+		if p.regex == nil {
 			if text != "" {
 				out = append(out, piece{text, pc.atStart})
 			}
 			continue
 		}
 		atStart := pc.atStart
-		gpt2Matcher{}.findAll(text, func(start, end int) {
-			out = append(out, piece{text[start:end], atStart && start == 0})
+		p.regex.findAll(text, func(start, end int) {
+			if end > start {
+				out = append(out, piece{text[start:end], atStart && start == 0})
+			}
 		})
 	}
 	return out
@@ -330,7 +333,11 @@ func buildPreTokenizer(c *componentJSON, field string) (p preTokenizer, byteLeve
 		return splitPreTokenizer{pattern: m, behavior: b, invert: c.Invert}, false, nil
 	case "ByteLevel":
 		useRegex := c.UseRegex == nil || *c.UseRegex
-		return byteLevelPreTokenizer{addPrefixSpace: c.AddPrefixSpace != nil && *c.AddPrefixSpace, useRegex: useRegex}, true, nil
+		p := byteLevelPreTokenizer{addPrefixSpace: c.AddPrefixSpace != nil && *c.AddPrefixSpace}
+		if useRegex {
+			p.regex = gpt2Matcher{}
+		}
+		return p, true, nil
 	case "Digits":
 		b := splitContiguous
 		if c.IndividualDigits {

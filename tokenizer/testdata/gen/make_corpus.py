@@ -251,6 +251,31 @@ pool = [e for e in entries if len(e) < 120]
 for _ in range(300):
     add("".join(rng.choice(pool)[: rng.randint(0, 40)] for _ in range(rng.randint(1, 4))))
 
+# --- Character-class mixtures ------------------------------------------------
+# Short random strings from pieces that sit on the boundaries of the
+# pre-tokenizer regexes (Unicode spaces, contractions, numbers of other
+# scripts, marks, special-token strings...). A separate generator keeps the
+# entries above unchanged when this section changes.
+mix_rng = random.Random(7)
+mix = [" ", "  ", "   ", "\t", "\n", "\r\n", "\r", "\u00a0", "\u3000", "\u0085", "\u2009", "\ufeff", "\u200b", "a", "Z",
+       "\u00e9", "e\u0301", "\u65e5", "\u672c", "\u00df", "1", "23", "456", "\u0663", "\u00bd", "\u00b2", "'", "'s", "'S", "'ll",
+       "'LL", "'re", "'d", "'x", ".", "!!", "(", "\U0001f600", "\U0001f468\u200d\U0001f469\u200d\U0001f467",
+       "\U0001f1ef\U0001f1f5", "\u0301", "-", "_", "x", "abc", "Hello", "WORLD", "don't", "<|im_start|>", "<|endoftext|>",
+       "<start_of_turn>", "<bos>", "<|begin_of_text|>", "<think>", "<", ">", "|", "\u2581", "\u2581\u2581", "\n\n", "\t\t",
+       "\ufb01", "\u00c5", "\uac00", "\uac01", "\u1100\u1161", "\u0e01", "\u0627", "\u05dc", "\u0915", "\u094d", "\u093f",
+       "\u0416", "\u0451", "\u0130", "\u017f", "\u212a", "0x1F", "3.14", "1,000", "$", "\u20ac", "\u2192", "\u2211", "<0x41>",
+       "\x7f", "\U0010ffff", "\ue000", "\ud7ff", "\uff83", "\uff71", "\u216b", "\u2460"]
+for _ in range(1000):
+    s = "".join(mix_rng.choice(mix) for _ in range(mix_rng.randint(1, 15)))
+    if mix_rng.random() < 0.2:
+        # Only blocks whose assignments have not changed since Unicode 15.0:
+        # characters added later are letters for a newer Unicode table (the
+        # JS reference) and unassigned for Go and Oniguruma (see PARITY.md).
+        lo, hi = mix_rng.choice([(0x20, 0x7e), (0xa0, 0x24f), (0x400, 0x4ff), (0x2200, 0x22ff), (0x3041, 0x3096),
+                                 (0x4e00, 0x9fa5), (0xac00, 0xd7a3), (0xe000, 0xf8ff), (0x1f600, 0x1f64f)])
+        s += "".join(chr(mix_rng.randint(lo, hi)) for _ in range(mix_rng.randint(1, 10)))
+    add(s)
+
 out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "corpus.jsonl")
 with open(out, "w", encoding="utf-8", newline="\n") as f:
     for e in entries:
