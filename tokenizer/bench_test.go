@@ -81,3 +81,17 @@ func BenchmarkEncodeColdCacheLlama3(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkEncodeGemma3OneDocument encodes the whole text as one string:
+// Gemma's pre-tokenizer leaves it as a single BPE word of ~300k symbols.
+func BenchmarkEncodeGemma3OneDocument(b *testing.B) {
+	tok := sharedTokenizer(b, "gemma3")
+	text := benchText(b)
+	b.SetBytes(int64(len(text)))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := tok.Encode(text, false); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

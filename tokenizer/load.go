@@ -187,7 +187,7 @@ func readModel(sc *jsonScanner) (*bpeModel, error) {
 
 // maxVocabID bounds ids so that a malformed file cannot make us allocate
 // huge tables.
-const maxVocabID = 1 << 24
+const maxVocabID = 1 << 22
 
 // readVocab reads the vocabulary object {"token": id, ...}.
 func readVocab(sc *jsonScanner, sizeHint int) (map[string]int, error) {
