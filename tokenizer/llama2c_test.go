@@ -2,6 +2,7 @@ package tokenizer
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -222,4 +223,35 @@ func TestLlama2cMatchesReferenceImplementation(t *testing.T) {
 		}
 	}
 	t.Logf("%d/%d texts identical to %s (both encoders)", len(fx.Texts)-bad, len(fx.Texts), fx.Source)
+}
+
+func TestOpen(t *testing.T) {
+	readTok512(t)
+	dir := t.TempDir()
+	if err := ConvertLlama2cTokenizer(tok512Path, dir); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		path string
+		want string // type name
+	}{
+		{dir, "*tokenizer.HFTokenizer"},
+		{filepath.Join(dir, "tokenizer.json"), "*tokenizer.HFTokenizer"},
+		{tok512Path, "*tokenizer.Llama2cTokenizer"},
+	} {
+		tok, err := Open(tc.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprintf("%T", tok); got != tc.want {
+			t.Errorf("Open(%s) = %s, want %s", tc.path, got, tc.want)
+		}
+		ids, _ := tok.Encode("Once upon a time", true)
+		if text, _ := tok.Decode(ids, true); text != "Once upon a time" {
+			t.Errorf("Open(%s): round trip gave %q", tc.path, text)
+		}
+	}
+	if _, err := Open(filepath.Join(dir, "missing")); err == nil {
+		t.Error("Open of a missing path succeeded")
+	}
 }
