@@ -4,6 +4,21 @@
 // The rest of tether uses only the Tokenizer interface, so another
 // implementation (for example a cgo binding to the Rust tokenizers library)
 // can be plugged in without touching the engine or the probes.
+//
+// Implementations here:
+//   - HFTokenizer (LoadDir, LoadFile, Load): a tokenizer.json with a BPE
+//     model, byte-level (GPT-2, SmolLM2, Llama 3, Qwen) or SentencePiece-style
+//     with byte fallback (Llama 2, Gemma), with the normalizers,
+//     pre-tokenizers, added tokens, post-processors and decoders those use.
+//     Its ids match Hugging Face tokenizers; testdata/PARITY.md records how
+//     that was checked.
+//   - Llama2cTokenizer (ReadLlama2cTokenizer): llama2.c's tokenizer.bin
+//     format and encoder; ConvertLlama2cTokenizer writes an equivalent
+//     tokenizer.json.
+//
+// StreamDecoder turns ids into text as they are generated; Open picks the
+// right loader for a path; WriteTestTokenizer writes a small tokenizer for
+// random test models.
 package tokenizer
 
 // Tokenizer encodes and decodes text for one model.
