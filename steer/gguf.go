@@ -447,7 +447,7 @@ func WriteControlVector(path string, cv *ControlVector) error {
 	if err != nil {
 		return fmt.Errorf("steer: control vector %s: %w", path, err)
 	}
-	return writeAtomic(path, func(w io.Writer) error { _, err := w.Write(b); return err })
+	return WriteFileAtomic(path, func(w io.Writer) error { _, err := w.Write(b); return err })
 }
 
 // ControlVectorAdds returns an add of coef times the file's direction on

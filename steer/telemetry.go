@@ -106,12 +106,12 @@ func WriteTelemetryJSONL(w io.Writer, recs []TelemetryRecord) error {
 // WriteTelemetryFile writes recs as JSONL to path atomically: to a temporary
 // file in the same directory, synced, then renamed over path.
 func WriteTelemetryFile(path string, recs []TelemetryRecord) error {
-	return writeAtomic(path, func(w io.Writer) error { return WriteTelemetryJSONL(w, recs) })
+	return WriteFileAtomic(path, func(w io.Writer) error { return WriteTelemetryJSONL(w, recs) })
 }
 
-// writeAtomic writes a file through a temporary sibling and a rename, so a
-// reader never sees a partial file.
-func writeAtomic(path string, write func(io.Writer) error) (err error) {
+// WriteFileAtomic writes a file through a temporary sibling (synced) and a
+// rename, so a reader never sees a partial file.
+func WriteFileAtomic(path string, write func(io.Writer) error) (err error) {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return fmt.Errorf("steer: %s: %w", path, err)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"math"
 	"os"
 	"os/signal"
 	"time"
@@ -12,6 +14,7 @@ import (
 
 	"tether/engine"
 	"tether/model"
+	"tether/steer"
 	"tether/tokenizer"
 )
 
@@ -62,6 +65,42 @@ type generateOutput struct {
 	StopReason string                `json:"stop_reason"`
 	Sampling   engine.SamplingParams `json:"sampling"`
 	Timings    timings               `json:"timings"`
+	// Steering summarises the interventions' telemetry (with steering flags).
+	Steering *steeringSummary `json:"steering,omitempty"`
+}
+
+// steeringSummary is the per-answer telemetry digest printed by generate and chat.
+type steeringSummary struct {
+	Layer          int     `json:"layer"`
+	MeanProjection float64 `json:"mean_projection"`        // after the interventions
+	MeanBefore     float64 `json:"mean_projection_before"` // before the cap/ablation at that layer
+	CappedTokens   int     `json:"capped_tokens"`
+	Tokens         int     `json:"tokens"`
+	CappedFraction float64 `json:"capped_fraction"`
+}
+
+// summarize digests telemetry; nil when there is nothing to report.
+func (s *steerSetup) summarize(recs []steer.TelemetryRecord) *steeringSummary {
+	if !s.summary {
+		return nil
+	}
+	sm := steer.Summarize(recs, s.measureLayer)
+	return &steeringSummary{Layer: sm.Layer, MeanProjection: jsonFloat(sm.MeanAfter), MeanBefore: jsonFloat(sm.MeanBefore),
+		CappedTokens: sm.CappedTokens, Tokens: sm.Tokens, CappedFraction: sm.CappedFraction}
+}
+
+// String is the one-line form printed after an answer.
+func (s *steeringSummary) String() string {
+	return fmt.Sprintf("axis projection at layer %d: mean %.4g (before intervention %.4g); cap acted on %d of %d tokens (%.1f%%)",
+		s.Layer, s.MeanProjection, s.MeanBefore, s.CappedTokens, s.Tokens, 100*s.CappedFraction)
+}
+
+// jsonFloat maps NaN to 0 (JSON has no NaN).
+func jsonFloat(x float64) float64 {
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return 0
+	}
+	return x
 }
 
 // timings reports where a generation's time went.
@@ -74,8 +113,9 @@ type timings struct {
 }
 
 func runGenerate(args []string) error {
-	fs := newFlags("generate", "--model M --prompt TEXT [--system TEXT] [--chat] [-n N] [sampling flags] [--backend B] [--json]",
-		`tether generate --model .tether/stories260K --prompt "Once upon a time" -n 64 --temperature 0`)
+	fs := newFlags("generate", "--model M --prompt TEXT [--system TEXT] [--chat] [-n N] [sampling flags] [steering flags] [--backend B] [--json]",
+		`tether generate --model .tether/stories260K --prompt "Once upon a time" -n 64 --temperature 0
+  tether generate --model M --chat --prompt "Hi" --axis axis.safetensors --cap-layers 46:54 --cap-percentile 25 --telemetry t.jsonl`)
 	ref := fs.String("model", "", "model directory or Hugging Face id (org/name, resolved offline)")
 	prompt := fs.String("prompt", "", "the prompt (empty: start from BOS)")
 	system := fs.String("system", "", "system prompt (implies --chat)")
@@ -84,6 +124,8 @@ func runGenerate(args []string) error {
 	asJSON := fs.Bool("json", false, "print one JSON object (prompt, text, ids, timings) instead of streaming text")
 	var sf samplingFlags
 	addSamplingFlags(fs, &sf)
+	var stf steerFlags
+	addSteerFlags(fs, &stf)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -123,8 +165,12 @@ func runGenerate(args []string) error {
 
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer cancel()
+	setup, err := stf.build(ctx, fs, m)
+	if err != nil {
+		return fmt.Errorf("generate: %w", err)
+	}
 	var stream *textStream
-	opts := engine.GenerateOptions{Detokenizer: m.Tokenizer}
+	opts := engine.GenerateOptions{Detokenizer: m.Tokenizer, Hooks: setup.compiled.Hooks}
 	if !*asJSON {
 		stream = newTextStream(m.Tokenizer, sf.stops)
 		opts.OnToken = func(_ int, tok int) { stream.push(tok) }
@@ -139,14 +185,27 @@ func runGenerate(args []string) error {
 		return err
 	}
 	r := results[0]
+	var summary *steeringSummary
+	if setup.active {
+		recs := setup.compiled.Telemetry(r)
+		if stf.telemetry != "" {
+			if err := steer.WriteTelemetryFile(stf.telemetry, recs); err != nil {
+				return err
+			}
+		}
+		summary = setup.summarize(recs)
+	}
 	t := timings{LoadMS: ms(m.LoadTime), PrefillMS: ms(r.PrefillDuration), DecodeMS: ms(r.DecodeDuration),
 		PrefillTPS: rate(len(ids), r.PrefillDuration), DecodeTPS: rate(len(r.Tokens)-1, r.DecodeDuration)}
 	if *asJSON {
 		return writeJSONLine(os.Stdout, generateOutput{Model: m.Name, Backend: *backend, Prompt: promptText,
-			PromptIDs: ids, Text: r.Text, IDs: nonNil(r.Tokens), StopReason: r.StopReason, Sampling: params, Timings: t})
+			PromptIDs: ids, Text: r.Text, IDs: nonNil(r.Tokens), StopReason: r.StopReason, Sampling: params, Timings: t, Steering: summary})
 	}
 	fmt.Fprintf(os.Stderr, "[%d prompt tokens, %d new, %s; prefill %.1f tok/s, decode %.1f tok/s]\n",
 		len(ids), len(r.Tokens), r.StopReason, t.PrefillTPS, t.DecodeTPS)
+	if summary != nil {
+		fmt.Fprintf(os.Stderr, "[%s]\n", summary)
+	}
 	return nil
 }
 
@@ -154,13 +213,19 @@ func runGenerate(args []string) error {
 // UTF-8 whole, and a stop matcher holds back what may be the start of a stop
 // string, so the printed text is exactly Result.Text.
 type textStream struct {
+	out     io.Writer
 	dec     *tokenizer.StreamDecoder
 	stops   *engine.StopMatcher
 	stopped bool
 }
 
 func newTextStream(tok tokenizer.Tokenizer, stops []string) *textStream {
-	return &textStream{dec: tokenizer.NewStreamDecoder(tok, false), stops: engine.NewStopMatcher(stops)}
+	return newTextStreamTo(os.Stdout, tok, stops)
+}
+
+// newTextStreamTo is newTextStream writing to w.
+func newTextStreamTo(w io.Writer, tok tokenizer.Tokenizer, stops []string) *textStream {
+	return &textStream{out: w, dec: tokenizer.NewStreamDecoder(tok, false), stops: engine.NewStopMatcher(stops)}
 }
 
 func (s *textStream) push(tok int) {
@@ -173,15 +238,15 @@ func (s *textStream) push(tok int) {
 	}
 	out, stopped := s.stops.Push(piece)
 	s.stopped = stopped
-	os.Stdout.WriteString(out)
+	io.WriteString(s.out, out)
 }
 
 func (s *textStream) finish() {
 	if !s.stopped {
 		out, _ := s.stops.Push(s.dec.Flush())
-		os.Stdout.WriteString(out + s.stops.Flush())
+		io.WriteString(s.out, out+s.stops.Flush())
 	}
-	os.Stdout.WriteString("\n")
+	io.WriteString(s.out, "\n")
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
