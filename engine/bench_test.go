@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"testing"
@@ -38,7 +39,8 @@ func BenchmarkDecodeSmolLM2Shape(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	m, err := Load(be, cfg, src)
+	// $TETHER_BENCH_DTYPE=bfloat16 stores the matrices in bfloat16.
+	m, err := LoadWithOptions(be, cfg, src, LoadOptions{WeightDType: os.Getenv("TETHER_BENCH_DTYPE")})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -67,16 +69,22 @@ func BenchmarkDecodeSmolLM2Shape(b *testing.B) {
 			slot := T
 			b.ResetTimer()
 			start := time.Now()
+			best := time.Duration(math.MaxInt64)
 			for range b.N {
 				if slot == 256 {
 					slot = T
 				}
+				stepStart := time.Now()
 				if _, err := m.runStep(stepRequest{tokens: feed, pad: pad, slot: int32(slot), cache: cache, plan: plan}); err != nil {
 					b.Fatal(err)
 				}
+				best = min(best, time.Since(stepStart))
 				slot++
 			}
 			b.ReportMetric(float64(batch*b.N)/time.Since(start).Seconds(), "tokens/s")
+			// The fastest step is the least disturbed by other processes on a
+			// shared machine.
+			b.ReportMetric(float64(batch)/best.Seconds(), "best-step-tokens/s")
 		})
 	}
 }
