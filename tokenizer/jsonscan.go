@@ -259,6 +259,39 @@ func (s *jsonScanner) readObject(field func(key string) error) error {
 	}
 }
 
+// readObjectViews is readObject with keys from readStringView: they may
+// alias the scanner's data and must be copied to be kept.
+func (s *jsonScanner) readObjectViews(field func(key string) error) error {
+	if err := s.expect('{'); err != nil {
+		return err
+	}
+	if s.peek() == '}' {
+		s.pos++
+		return nil
+	}
+	for {
+		key, err := s.readStringView()
+		if err != nil {
+			return err
+		}
+		if err := s.expect(':'); err != nil {
+			return err
+		}
+		if err := field(key); err != nil {
+			return err
+		}
+		switch s.peek() {
+		case ',':
+			s.pos++
+		case '}':
+			s.pos++
+			return nil
+		default:
+			return s.fail("',' or '}'")
+		}
+	}
+}
+
 // readArray calls elem for every element of an array; elem must consume it.
 func (s *jsonScanner) readArray(elem func() error) error {
 	if err := s.expect('['); err != nil {
