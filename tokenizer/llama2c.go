@@ -175,6 +175,9 @@ func (t *Llama2cTokenizer) Decode(ids []int, skipSpecial bool) (string, error) {
 // VocabSize implements Tokenizer.
 func (t *Llama2cTokenizer) VocabSize() int { return len(t.tokens) }
 
+// BOS returns the id Encode with addSpecial puts first (always 1, <s>).
+func (t *Llama2cTokenizer) BOS() (int, bool) { return llama2cBOS, true }
+
 // TokenID implements Tokenizer.
 func (t *Llama2cTokenizer) TokenID(token string) (int, bool) {
 	id, ok := t.ids[token]
