@@ -155,7 +155,9 @@ func (s *steerFlags) build(ctx context.Context, fs *pflag.FlagSet, m *model.Mode
 		}
 		plan.Interventions = append(plan.Interventions, adds...)
 	}
-	setup.active = len(plan.Interventions) > 0 || s.telemetry != ""
+	// With an axis the projection is always reported (a monitor never
+	// changes the stream).
+	setup.active = len(plan.Interventions) > 0 || s.telemetry != "" || ax != nil
 	if ax != nil {
 		setup.measureLayer = s.measureLayer
 		if setup.measureLayer < 0 {
