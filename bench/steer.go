@@ -1,0 +1,114 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+
+	"tether/engine"
+	"tether/steer"
+)
+
+// SteerOptions sets what SteerOverhead measures.
+type SteerOptions struct {
+	// Layers are the capped layers; default: 8 consecutive layers centred in
+	// the model (all layers when it has fewer than 8).
+	Layers       []int
+	PromptTokens int // prompt length before decoding (default 16)
+	DecodeTokens int // new tokens per run (default 32)
+	Repeats      int // best of this many alternating pairs of runs (default 3)
+}
+
+// SteerReport is the result of SteerOverhead; its JSON keys are those of
+// `tether bench steer --json`.
+type SteerReport struct {
+	Layers []int `json:"layers"`
+	// BaselineTPS is decode tokens/s without hooks; CappedTPS with a cap on
+	// every layer of Layers; CappedRecordTPS the same with telemetry.
+	BaselineTPS     float64 `json:"baseline_decode_tps"`
+	CappedTPS       float64 `json:"capped_decode_tps"`
+	CappedRecordTPS float64 `json:"capped_telemetry_decode_tps"`
+	// Ratio is CappedTPS / BaselineTPS (goal >= 0.97); RecordRatio likewise
+	// with telemetry.
+	Ratio        float64 `json:"ratio"`
+	RecordRatio  float64 `json:"telemetry_ratio"`
+	DecodeTokens int     `json:"decode_tokens"`
+	Repeats      int     `json:"repeats"`
+}
+
+// SteerOverhead measures decode speed at batch 1 with and without capping
+// on Layers, in the same run: after one warm-up of each variant (graph
+// compilation), the variants alternate Repeats times and the best rate of
+// each is kept. The caps use random unit directions at tau 0: the cost of a
+// cap does not depend on its values or on whether it acts.
+func SteerOverhead(ctx context.Context, m *engine.Model, o SteerOptions) (SteerReport, error) {
+	cfg := m.Config()
+	if o.PromptTokens <= 0 {
+		o.PromptTokens = 16
+	}
+	if o.DecodeTokens <= 1 {
+		o.DecodeTokens = 32
+	}
+	if o.Repeats <= 0 {
+		o.Repeats = 3
+	}
+	if o.Layers == nil {
+		n := min(8, cfg.NumLayers)
+		start := (cfg.NumLayers - n) / 2
+		for l := start; l < start+n; l++ {
+			o.Layers = append(o.Layers, l)
+		}
+	}
+	rng := rand.New(rand.NewPCG(11, 12))
+	var caps []steer.Intervention
+	for _, l := range o.Layers {
+		v := make([]float32, cfg.HiddenSize)
+		for i := range v {
+			v[i] = float32(rng.NormFloat64())
+		}
+		caps = append(caps, steer.Intervention{Kind: steer.KindCap, Layer: l, Vector: v, Tau: 0})
+	}
+	capped, err := steer.Compile(steer.Plan{Interventions: caps}, cfg.HiddenSize, cfg.NumLayers)
+	if err != nil {
+		return SteerReport{}, fmt.Errorf("bench steer: %w", err)
+	}
+	recorded, err := steer.Compile(steer.Plan{Interventions: caps, Record: true}, cfg.HiddenSize, cfg.NumLayers)
+	if err != nil {
+		return SteerReport{}, fmt.Errorf("bench steer: %w", err)
+	}
+	prompt := make([]int, o.PromptTokens)
+	for i := range prompt {
+		prompt[i] = rng.IntN(cfg.VocabSize)
+	}
+	variants := []engine.Hooks{nil, capped.Hooks, recorded.Hooks}
+	best := make([]float64, len(variants))
+	run := func(h engine.Hooks) (float64, error) {
+		res, err := m.Generate(ctx, []engine.Request{{Prompt: prompt, MaxNewTokens: o.DecodeTokens}},
+			engine.GenerateOptions{Hooks: h, IgnoreEOS: true})
+		if err != nil {
+			return 0, err
+		}
+		return perSecond(len(res[0].Tokens)-1, res[0].DecodeDuration), nil
+	}
+	for _, h := range variants { // warm-up: compile each graph
+		if _, err := run(h); err != nil {
+			return SteerReport{}, fmt.Errorf("bench steer: %w", err)
+		}
+	}
+	for range o.Repeats {
+		for i, h := range variants {
+			tps, err := run(h)
+			if err != nil {
+				return SteerReport{}, fmt.Errorf("bench steer: %w", err)
+			}
+			best[i] = max(best[i], tps)
+		}
+	}
+	r := SteerReport{Layers: o.Layers, BaselineTPS: best[0], CappedTPS: best[1], CappedRecordTPS: best[2],
+		DecodeTokens: o.DecodeTokens, Repeats: o.Repeats}
+	if best[0] > 0 {
+		r.Ratio, r.RecordRatio = best[1]/best[0], best[2]/best[0]
+	}
+	return r, nil
+}
+
