@@ -5,14 +5,6 @@ import (
 	"fmt"
 )
 
-// promptBucket is the multiple a batch's padded prompt length is rounded up
-// to, and cacheBucket the multiple of the cache length, so that few distinct
-// shapes get compiled.
-const (
-	promptBucket = 8
-	cacheBucket  = 64
-)
-
 // ForwardOptions configures a plain forward pass.
 type ForwardOptions struct {
 	// Hooks change the residual stream after the given blocks.
@@ -66,7 +58,7 @@ func (m *Model) Forward(ctx context.Context, tokens [][]int, opts ForwardOptions
 	if err != nil {
 		return nil, err
 	}
-	T := roundUp(maxLen, promptBucket)
+	T := m.promptLength(maxLen)
 	batch, pad := m.leftPad(tokens, T)
 
 	m.mu.Lock()
@@ -196,9 +188,4 @@ func (m *Model) leftPad(seqs [][]int, T int) ([][]int32, []int32) {
 		rows[b], pad[b] = row, int32(p)
 	}
 	return rows, pad
-}
-
-// roundUp rounds n up to a multiple of q.
-func roundUp(n, q int) int {
-	return (n + q - 1) / q * q
 }

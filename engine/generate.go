@@ -125,9 +125,9 @@ func (m *Model) Generate(ctx context.Context, reqs []Request, opts GenerateOptio
 		maxPrompt = max(maxPrompt, len(r.Prompt))
 		maxNew = max(maxNew, s.maxNew)
 	}
-	T := roundUp(maxPrompt, promptBucket)
+	T := m.promptLength(maxPrompt)
 	// One extra slot lets the last kept tokens go through the model for capture.
-	slots := roundUp(T+maxNew+1, cacheBucket)
+	slots := m.cacheLength(T + maxNew + 1)
 	batch, pad := m.leftPad(prompts, T)
 	H := m.cfg.HiddenSize
 

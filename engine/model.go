@@ -30,6 +30,8 @@ type Model struct {
 	split int
 	// dynamicUpdate: the backend supports DynamicUpdateSlice for the KV cache.
 	dynamicUpdate bool
+	// slowCompile: compiling takes seconds (XLA), so shapes use coarse buckets.
+	slowCompile bool
 	// weightDType is the stored dtype of the projection and embedding
 	// matrices (Float32 or BFloat16); norms and biases are always Float32.
 	weightDType dtypes.DType
@@ -118,6 +120,7 @@ func LoadWithOptions(b backends.Backend, cfg *weights.Config, src weights.Tensor
 		execs:         map[string]*graph.Exec{},
 		weightDType:   dtypes.Float32,
 	}
+	m.slowCompile = b.String() != simplego.BackendName
 	switch opts.WeightDType {
 	case "":
 		if b.String() != simplego.BackendName {
