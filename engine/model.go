@@ -278,3 +278,8 @@ func sortedCopy(xs []int) []int {
 	slices.Sort(out)
 	return slices.Compact(out)
 }
+
+// Compilations returns how many step graphs the model has built so far.
+// Changing hook values never adds one; a new hook structure, batch size or
+// padded length does (once).
+func (m *Model) Compilations() int64 { return m.compiles.Load() }
