@@ -192,3 +192,39 @@ func TestHookValidation(t *testing.T) {
 		}
 	}
 }
+
+// TestGenerateWithCap checks hooks during generation: every captured
+// position (prompt and generated) respects the cap, and each generated
+// token carries telemetry consistent with the cap.
+func TestGenerateWithCap(t *testing.T) {
+	m, _ := loadTiny(t, "gemma2")
+	rng := rand.New(rand.NewPCG(21, 22))
+	u := unitVector(rng, m.cfg.HiddenSize)
+	const tau = 0.5
+	reqs := []Request{{Prompt: randomTokens(rng, 6, m.cfg.VocabSize), MaxNewTokens: 8, IgnoreEOS: true},
+		{Prompt: randomTokens(rng, 3, m.cfg.VocabSize), MaxNewTokens: 5, IgnoreEOS: true}}
+	res, err := m.Generate(context.Background(), reqs, GenerateOptions{
+		Hooks: Hooks{1: {Clamps: []Clamp{Cap(u, tau)}, Record: true}}, CaptureLayers: []int{1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range res {
+		if len(r.Telemetry) != len(r.Tokens) {
+			t.Fatalf("request %d: %d telemetry entries for %d tokens", i, len(r.Telemetry), len(r.Tokens))
+		}
+		for k, tel := range r.Telemetry {
+			rec, ok := tel[1]
+			if !ok {
+				t.Fatalf("request %d token %d: no telemetry for layer 1", i, k)
+			}
+			if rec.After[0] < tau-1e-4 || rec.Acted[0] != (rec.Before[0] < tau) {
+				t.Errorf("request %d token %d: telemetry %+v inconsistent with the cap %g", i, k, rec, tau)
+			}
+		}
+		for pos, h := range r.Captured[1] {
+			if p := projection(h, u); p < tau-1e-4 {
+				t.Errorf("request %d position %d: projection %g below the cap", i, pos, p)
+			}
+		}
+	}
+}
