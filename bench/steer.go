@@ -111,4 +111,3 @@ func SteerOverhead(ctx context.Context, m *engine.Model, o SteerOptions) (SteerR
 	}
 	return r, nil
 }
-
