@@ -106,7 +106,12 @@ func runChat(args []string) error {
 	if *script != "" {
 		return cs.replay(ctx, scripted)
 	}
-	return cs.interactive(ctx, chatStdin, os.Stderr)
+	// The banner and "> " prompts go to stderr, and only when a person types.
+	var prompts io.Writer = io.Discard
+	if f, ok := chatStdin.(*os.File); ok && isTerminal(f) {
+		prompts = os.Stderr
+	}
+	return cs.interactive(ctx, chatStdin, prompts)
 }
 
 // readConversation reads a conversation file: a JSON list of messages or an
