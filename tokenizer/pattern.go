@@ -150,15 +150,16 @@ func compilePattern(pattern string) (matcher, error) {
 // compileGenericPattern compiles a pattern without the hand-written fast
 // paths (used directly by the tests to cross-check them).
 func compileGenericPattern(pattern string) (matcher, error) {
+	// Oniguruma's Ruby syntax makes ^ and $ line anchors: multi-line mode.
 	if rewritten, ok := rewriteShorthands(pattern, whiteSpaceClassRE2); ok {
-		if re, err := regexp.Compile(rewritten); err == nil {
+		if re, err := regexp.Compile("(?m)" + rewritten); err == nil {
 			return re2Matcher{re}, nil
 		}
 	}
 	if rewritten, ok := rewriteShorthands(pattern, whiteSpaceClassNET); ok {
 		pattern = rewritten
 	}
-	re, err := regexp2.Compile(pattern, regexp2.None)
+	re, err := regexp2.Compile(pattern, regexp2.Multiline)
 	if err != nil {
 		return nil, fmt.Errorf("regex %q: %w", pattern, err)
 	}

@@ -119,3 +119,16 @@ func TestSplitBehaviors(t *testing.T) {
 		t.Errorf("inverted Removed: %q", got)
 	}
 }
+
+// Oniguruma (Ruby syntax) treats ^ and $ as line anchors.
+func TestGenericPatternLineAnchors(t *testing.T) {
+	for _, pattern := range []string{`^a`, `^a(?=\n|$)`} {
+		m, err := compileGenericPattern(pattern)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := matches(m, "a\na"); !slices.Equal(got, [][2]int{{0, 1}, {2, 3}}) {
+			t.Errorf("%s (%T) on \"a\\na\": %v", pattern, m, got)
+		}
+	}
+}
