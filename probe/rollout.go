@@ -1,0 +1,187 @@
+package probe
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"tether/engine"
+	"tether/model"
+)
+
+// The paper's sampling for rollouts.
+const (
+	RolloutTemperature = 0.7
+	RolloutTopP        = 0.9
+)
+
+// Rollout is one completed rollout: one line of a run's rollouts.jsonl.
+type Rollout struct {
+	// ID is "<role>/p<prompt index>/q<question id>/s<sample>".
+	ID string `json:"id"`
+	// Role is the role's name, DefaultRoleName for the default prompts.
+	Role        string `json:"role"`
+	PromptIndex int    `json:"prompt_index"`
+	QuestionID  int    `json:"question_id"`
+	Sample      int    `json:"sample"`
+	// Seed is the sampling seed, a pure function of the run seed and ID (RolloutSeed).
+	Seed uint64 `json:"seed"`
+	// System is the system prompt with {model_name} expanded; Question the user's question.
+	System   string `json:"system"`
+	Question string `json:"question"`
+	// Response is the generated text; ResponseIDs its token ids (stop token excluded).
+	Response       string `json:"response"`
+	ResponseIDs    []int  `json:"response_ids"`
+	ResponseTokens int    `json:"response_tokens"`
+	// Score is the judge's role-adherence score 0..3; nil without a judge or when the judge's
+	// answer had no score.
+	Score *int `json:"score"`
+	// Shard is the activation shard (relative to the run directory) and Row the rollout's row in
+	// its "mean" tensor.
+	Shard string `json:"shard"`
+	Row   int    `json:"row"`
+}
+
+// Kept reports whether the rollout counts for role vectors: the default role keeps every
+// rollout; other roles keep rollouts the judge scored 3, or every rollout when the run had no
+// judge (judged false).
+func (r Rollout) Kept(judged bool) bool {
+	if r.Role == DefaultRoleName || !judged {
+		return true
+	}
+	return r.Score != nil && *r.Score == KeepScore
+}
+
+// RolloutSpec is a rollout to run: everything but the response.
+type RolloutSpec struct {
+	ID          string
+	Role        string
+	PromptIndex int
+	QuestionID  int
+	Sample      int
+	Seed        uint64
+	System      string
+	Question    string
+	// EvalPrompt is the role's judge rubric (may be empty).
+	EvalPrompt string
+}
+
+// RolloutID is the identifier of a rollout: "<role>/p<prompt>/q<question id>/s<sample>".
+func RolloutID(role string, prompt, questionID, sample int) string {
+	return fmt.Sprintf("%s/p%d/q%d/s%d", role, prompt, questionID, sample)
+}
+
+// RolloutSeed derives a rollout's sampling seed from the run seed and the rollout's id, so that
+// it does not depend on the order or batch in which rollouts run: the first 8 bytes
+// (little-endian) of sha256("<run seed>:<id>").
+func RolloutSeed(runSeed uint64, id string) uint64 {
+	sum := sha256.Sum256([]byte(fmt.Sprintf("%d:%s", runSeed, id)))
+	return binary.LittleEndian.Uint64(sum[:8])
+}
+
+// validUTF8 replaces every byte that is not part of valid UTF-8 by U+FFFD, as encoding/json does
+// when it writes a string, so that the response text a run stores is the text it captured.
+func validUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 {
+			b.WriteString("\uFFFD")
+		} else {
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
+}
+
+// ShortModelName is the name that replaces {model_name} in prompts: the part of a model name
+// after its last "/" (an org/name id gives name).
+func ShortModelName(name string) string {
+	if i := strings.LastIndex(name, "/"); i >= 0 {
+		return name[i+1:]
+	}
+	return name
+}
+
+// PlanRollouts lists every rollout of a data set in run order: the default prompts first, then
+// the roles in data set order; within a role, prompt by prompt, question by question, sample by
+// sample. Prompts have {model_name} replaced by modelName. Role-specific questions of the
+// reference format are not used: every prompt answers the shared extraction questions.
+func PlanRollouts(d *Dataset, modelName string, samples int, runSeed uint64) []RolloutSpec {
+	var out []RolloutSpec
+	add := func(r Role, name string) {
+		for pi, p := range r.Prompts {
+			system := ExpandModelName(p, modelName)
+			for _, q := range d.Questions {
+				for s := 0; s < samples; s++ {
+					id := RolloutID(name, pi, q.ID, s)
+					out = append(out, RolloutSpec{ID: id, Role: name, PromptIndex: pi, QuestionID: q.ID, Sample: s,
+						Seed: RolloutSeed(runSeed, id), System: system, Question: q.Text, EvalPrompt: r.EvalPrompt})
+				}
+			}
+		}
+	}
+	add(d.Default, DefaultRoleName)
+	for _, r := range d.Roles {
+		add(r, r.Name)
+	}
+	return out
+}
+
+// Generated is the outcome of generating one rollout.
+type Generated struct {
+	Prompt   []int
+	Tokens   []int
+	Text     string
+	StopKind string
+}
+
+// GenerateRollouts answers a batch of rollouts in one Generate call with the paper's sampling
+// (temperature 0.7, top-p 0.9), each with its own seed, stopping at the model's stop tokens or
+// after maxTokens new tokens. The response text is the continuation as it appears in the
+// decoded whole (see model.Model.Continuation). With ignoreEOS the model's stop tokens are
+// ignored (benchmarks of random models).
+func GenerateRollouts(ctx context.Context, m *model.Model, p *Prompter, specs []RolloutSpec, maxTokens int, ignoreEOS bool) ([]Generated, error) {
+	if maxTokens <= 0 {
+		return nil, fmt.Errorf("probe: generate: max tokens %d (expected > 0)", maxTokens)
+	}
+	reqs := make([]engine.Request, len(specs))
+	out := make([]Generated, len(specs))
+	var stops []int
+	if !ignoreEOS {
+		stops = m.StopTokens()
+	}
+	for i, s := range specs {
+		ids, err := p.Prompt(s.System, s.Question)
+		if err != nil {
+			return nil, fmt.Errorf("probe: rollout %s: %w", s.ID, err)
+		}
+		out[i].Prompt = ids
+		reqs[i] = engine.Request{Prompt: ids, MaxNewTokens: maxTokens, StopTokens: stops, IgnoreEOS: ignoreEOS,
+			Sampling: engine.SamplingParams{Temperature: RolloutTemperature, TopP: RolloutTopP, Seed: s.Seed}}
+	}
+	res, err := m.Engine.Generate(ctx, reqs, engine.GenerateOptions{IgnoreEOS: ignoreEOS})
+	if err != nil {
+		return nil, fmt.Errorf("probe: generate: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	for i, r := range res {
+		out[i].Tokens = r.Tokens
+		out[i].StopKind = r.StopReason
+		text, err := m.Continuation(out[i].Prompt, r.Tokens)
+		if err != nil {
+			return nil, fmt.Errorf("probe: rollout %s: decode response: %w", specs[i].ID, err)
+		}
+		out[i].Text = validUTF8(text)
+	}
+	return out, nil
+}

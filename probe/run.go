@@ -1,0 +1,196 @@
+package probe
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"tether/model"
+)
+
+// The files of a run directory (format RunFormat).
+const (
+	RunFormat        = "tether-run/1"
+	ManifestFileName = "run.json"
+	RolloutsFileName = "rollouts.jsonl"
+	ActivationsDir   = "activations"
+)
+
+// Manifest is a run's run.json: the model, the data set and the settings the run was started
+// with. A run is resumed only with the same model, data set and settings.
+type Manifest struct {
+	Format       string `json:"format"`
+	Model        string `json:"model"`
+	ModelDir     string `json:"model_dir"`
+	Architecture string `json:"architecture"`
+	Layers       int    `json:"layers"`
+	HiddenSize   int    `json:"hidden_size"`
+	// ConfigSHA256 is the hex sha256 of the model's config.json bytes.
+	ConfigSHA256 string      `json:"config_sha256"`
+	Dataset      DatasetInfo `json:"dataset"`
+	Settings     RunSettings `json:"settings"`
+	Created      string      `json:"created"`
+}
+
+// DatasetInfo describes the data set of a run.
+type DatasetInfo struct {
+	// Roles is the number of roles (the default excluded).
+	Roles int `json:"roles"`
+	// PromptsPerRole is the largest number of prompts of a role (the default included).
+	PromptsPerRole int `json:"prompts_per_role"`
+	Questions      int `json:"questions"`
+	// Source is "builtin", or "roles=<dir|builtin> questions=<file|builtin>".
+	Source string `json:"source"`
+}
+
+// RunSettings are the generation settings of a run.
+type RunSettings struct {
+	Samples     int     `json:"samples"`
+	MaxTokens   int     `json:"max_tokens"`
+	Temperature float64 `json:"temperature"`
+	TopP        float64 `json:"top_p"`
+	Seed        uint64  `json:"seed"`
+	// Judge is JudgeNone, JudgeSelf or the judge model's reference.
+	Judge string `json:"judge"`
+	Batch int    `json:"batch"`
+}
+
+// Judged reports whether the run's rollouts were scored by a judge.
+func (s RunSettings) Judged() bool { return s.Judge != "" && s.Judge != JudgeNone }
+
+// Run is a run directory opened for reading.
+type Run struct {
+	dir      string
+	manifest Manifest
+	rollouts []Rollout
+}
+
+// OpenRun reads a run directory's run.json and rollouts.jsonl. A truncated last line (a crash
+// while appending) is ignored; any other malformed line is an error naming its line number.
+func OpenRun(dir string) (*Run, error) {
+	man, err := readManifest(dir)
+	if err != nil {
+		return nil, err
+	}
+	rs, _, err := readRollouts(filepath.Join(dir, RolloutsFileName))
+	if err != nil {
+		return nil, err
+	}
+	return &Run{dir: dir, manifest: man, rollouts: rs}, nil
+}
+
+// Dir is the run's directory.
+func (r *Run) Dir() string { return r.dir }
+
+// Manifest returns the run's run.json.
+func (r *Run) Manifest() Manifest { return r.manifest }
+
+// Rollouts returns the completed rollouts in file order. The slice is the run's own; do not
+// modify it.
+func (r *Run) Rollouts() []Rollout { return r.rollouts }
+
+// readManifest reads and checks dir/run.json.
+func readManifest(dir string) (Manifest, error) {
+	path := filepath.Join(dir, ManifestFileName)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Manifest{}, fmt.Errorf("probe: run %s: %w", dir, err)
+	}
+	var m Manifest
+	if err := json.Unmarshal(data, &m); err != nil {
+		return Manifest{}, fmt.Errorf("probe: run manifest %s: invalid JSON: %w", path, err)
+	}
+	if m.Format != RunFormat {
+		return Manifest{}, fmt.Errorf("probe: run manifest %s: format %q (expected %q)", path, m.Format, RunFormat)
+	}
+	if m.Layers <= 0 || m.HiddenSize <= 0 {
+		return Manifest{}, fmt.Errorf("probe: run manifest %s: layers %d, hidden_size %d (expected both > 0)", path, m.Layers, m.HiddenSize)
+	}
+	return m, nil
+}
+
+// readRollouts parses rollouts.jsonl. It returns the rollouts and the byte length of the
+// complete lines (where a torn last line begins). A missing file is an empty run.
+func readRollouts(path string) ([]Rollout, int64, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("probe: rollouts file: %w", err)
+	}
+	var out []Rollout
+	seen := map[string]int{}
+	var good int64
+	lineNo := 0
+	for len(data) > 0 {
+		lineNo++
+		nl := bytes.IndexByte(data, '\n')
+		if nl < 0 {
+			// No newline: a line torn by a crash while appending. It is dropped (and rewritten by
+			// a resumed run).
+			break
+		}
+		line := bytes.TrimSpace(data[:nl])
+		data = data[nl+1:]
+		if len(line) > 0 {
+			var r Rollout
+			if err := json.Unmarshal(line, &r); err != nil {
+				return nil, 0, fmt.Errorf("probe: rollouts file %s: line %d: malformed JSON: %w", path, lineNo, err)
+			}
+			if r.ID == "" || r.Shard == "" {
+				return nil, 0, fmt.Errorf("probe: rollouts file %s: line %d: missing \"id\" or \"shard\"", path, lineNo)
+			}
+			if prev, dup := seen[r.ID]; dup {
+				return nil, 0, fmt.Errorf("probe: rollouts file %s: line %d: rollout %q already on line %d", path, lineNo, r.ID, prev)
+			}
+			seen[r.ID] = lineNo
+			out = append(out, r)
+		}
+		good += int64(nl + 1)
+	}
+	return out, good, nil
+}
+
+// ConfigSHA256 is the hex sha256 of a model directory's config.json.
+func ConfigSHA256(modelDir string) (string, error) {
+	data, err := os.ReadFile(filepath.Join(modelDir, "config.json"))
+	if err != nil {
+		return "", fmt.Errorf("probe: model config: %w", err)
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// modelManifest fills the model fields of a manifest.
+func modelManifest(m *model.Model) (Manifest, error) {
+	sum, err := ConfigSHA256(m.Dir)
+	if err != nil {
+		return Manifest{}, err
+	}
+	return Manifest{Format: RunFormat, Model: m.Name, ModelDir: m.Dir, Architecture: m.Config.Architecture,
+		Layers: m.Config.NumLayers, HiddenSize: m.Config.HiddenSize, ConfigSHA256: sum}, nil
+}
+
+// checkResume compares the manifest of an existing run with the one this invocation would write.
+func checkResume(dir string, have, want Manifest) error {
+	if have.ConfigSHA256 != want.ConfigSHA256 || have.Layers != want.Layers || have.HiddenSize != want.HiddenSize {
+		return fmt.Errorf("probe: run %s belongs to another model: it was made with %s (%s, %d layers, hidden %d, config sha256 %.12s), this is %s (%s, %d layers, hidden %d, config sha256 %.12s); use another --out",
+			dir, have.Model, have.ModelDir, have.Layers, have.HiddenSize, have.ConfigSHA256,
+			want.Model, want.ModelDir, want.Layers, want.HiddenSize, want.ConfigSHA256)
+	}
+	if have.Dataset != want.Dataset {
+		return fmt.Errorf("probe: run %s was started with another data set (%+v, now %+v); resume with the same --roles, --questions and limits, or use another --out",
+			dir, have.Dataset, want.Dataset)
+	}
+	if have.Settings != want.Settings {
+		return fmt.Errorf("probe: run %s was started with other settings (%+v, now %+v); resume with the same --samples, --max-tokens, --seed, --judge and --batch, or use another --out",
+			dir, have.Settings, want.Settings)
+	}
+	return nil
+}

@@ -1,0 +1,154 @@
+package probe
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"tether/engine"
+	"tether/model"
+	"tether/models"
+	"tether/tokenizer"
+	"tether/weights"
+)
+
+// tinyChatConfig is a small Llama-family config for random test models with the ChatML test
+// tokenizer (vocabulary 320 >= the 260 WriteTestTokenizer needs).
+const tinyChatConfig = `{
+  "architectures": ["LlamaForCausalLM"], "model_type": "llama",
+  "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 3,
+  "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 320,
+  "max_position_embeddings": 512, "rms_norm_eps": 1e-5, "rope_theta": 10000,
+  "hidden_act": "silu", "tie_word_embeddings": true,
+  "bos_token_id": 318, "eos_token_id": 319
+}`
+
+// noSystemTemplate is a Gemma 2 style chat template that raises on a system message.
+const noSystemTemplate = "{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}" +
+	"{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}{% endfor %}" +
+	"{% if add_generation_prompt %}{{ '<|im_start|>model\\n' }}{% endif %}"
+
+// testBackend is TETHER_TEST_BACKEND or "go".
+func testBackend() string {
+	if b := os.Getenv("TETHER_TEST_BACKEND"); b != "" {
+		return b
+	}
+	return "go"
+}
+
+// writeTinyModel writes a random tiny chat model (ChatML test tokenizer) with the given seed;
+// a non-empty template replaces the tokenizer config's chat template.
+func writeTinyModel(t testing.TB, dir string, seed uint64, template string) string {
+	t.Helper()
+	if err := weights.WriteRandomModel(dir, []byte(tinyChatConfig), seed, weights.F32); err != nil {
+		t.Fatal(err)
+	}
+	if err := tokenizer.WriteTestTokenizer(dir, 320); err != nil {
+		t.Fatal(err)
+	}
+	if template != "" {
+		path := filepath.Join(dir, "tokenizer_config.json")
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cfg map[string]any
+		if err := json.Unmarshal(data, &cfg); err != nil {
+			t.Fatal(err)
+		}
+		cfg["chat_template"] = template
+		out, _ := json.Marshal(cfg)
+		if err := os.WriteFile(path, out, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// openTiny writes and opens a tiny chat model.
+func openTiny(t testing.TB, seed uint64, template string) *model.Model {
+	t.Helper()
+	dir := writeTinyModel(t, t.TempDir(), seed, template)
+	m, err := model.Open(dir, model.Options{Backend: testBackend()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	return m
+}
+
+var (
+	storiesOnce sync.Once
+	storiesDir  string
+	storiesErr  error
+)
+
+// openStories opens the bundled stories260K (a real model without a chat template), converted
+// once per test binary.
+func openStories(t testing.TB) *model.Model {
+	t.Helper()
+	storiesOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "tether-probe-stories")
+		if err != nil {
+			storiesErr = err
+			return
+		}
+		ckpt, tok, err := models.ExtractStories260K(filepath.Join(dir, "src"))
+		if err != nil {
+			storiesErr = err
+			return
+		}
+		storiesDir = filepath.Join(dir, "stories260K")
+		if storiesErr = weights.ConvertLlama2c(ckpt, storiesDir); storiesErr != nil {
+			return
+		}
+		storiesErr = tokenizer.ConvertLlama2cTokenizer(tok, storiesDir)
+	})
+	if storiesErr != nil {
+		t.Fatal(storiesErr)
+	}
+	m, err := model.Open(storiesDir, model.Options{Backend: testBackend()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	return m
+}
+
+// tinyDataset is a data set of 2 roles x 2 prompts, 2 default prompts and 2 questions.
+func tinyDataset() *Dataset {
+	return &Dataset{
+		Default: Role{Name: DefaultRoleName, Prompts: []string{"", "You are {model_name}, an AI assistant."}},
+		Roles: []Role{
+			{Name: "pirate", Prompts: []string{"You are a pirate.", "Speak as a pirate captain."}},
+			{Name: "poet", Prompts: []string{"You are a poet.", "Answer in verse."},
+				EvalPrompt: "Does this answer sound like a poet? {question} => {answer}. Score 0-3."},
+		},
+		Questions: []Question{{ID: 0, Text: "What is the sea?"}, {ID: 7, Text: "Tell me about the moon."}},
+	}
+}
+
+// forwardMean computes, independently of Capture, the mean of the residual stream after layer
+// over tokens[start:end], running the engine on the one sequence alone.
+func forwardMean(t testing.TB, m *model.Model, tokens []int, start, end, layer int) []float64 {
+	t.Helper()
+	res, err := m.Engine.Forward(t.Context(), [][]int{tokens}, engine.ForwardOptions{CaptureLayers: []int{layer}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	states := res.Captured[layer][0]
+	out := make([]float64, m.Config.HiddenSize)
+	for p := start; p < end; p++ {
+		for j, v := range states[p] {
+			out[j] += float64(v)
+		}
+	}
+	for j := range out {
+		if end > start {
+			out[j] /= float64(end - start)
+		}
+	}
+	return out
+}
