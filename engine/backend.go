@@ -10,9 +10,13 @@ import (
 )
 
 // DefaultGoBackendConfig is the simplego configuration used for the "go"
-// backend: the small dot-product path is the fastest for the matrix-vector
-// products of decoding (see DESIGN.md, "Performance model").
-const DefaultGoBackendConfig = "dotgeneral_small"
+// backend: simplego's own choice of dot-product algorithm per product. The
+// engine cuts projection weights into blocks of at most 4096 rows (see
+// Model.splitFor), so decoding products (up to 16 sequences) take the
+// "small" path that suits matrix-vector work, as "dotgeneral_small" would
+// force, while prefill products take the "large" path, which is about twice
+// as fast there.
+const DefaultGoBackendConfig = ""
 
 // BackendNames lists the backend names NewBackend accepts.
 var BackendNames = []string{"go", "go:<simplego options>", "xla:cuda", "xla:cpu", "xla:/path/to/pjrt_c_api_<name>_plugin.so"}

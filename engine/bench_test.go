@@ -88,3 +88,40 @@ func BenchmarkDecodeSmolLM2Shape(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPrefillSmolLM2Shape measures a 64-token prompt step at batch 1 on
+// the SmolLM2-135M-shaped random model.
+func BenchmarkPrefillSmolLM2Shape(b *testing.B) {
+	if testing.Short() {
+		b.Skip("skipping the 540 MB model benchmark in -short mode")
+	}
+	backendName := "go"
+	if name := os.Getenv("TETHER_BENCH_BACKEND"); name != "" {
+		backendName = name
+	}
+	cfg := smolLM2Config()
+	be, err := NewBackend(backendName)
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, err := Load(be, cfg, randomSource(cfg, 9))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	rng := rand.New(rand.NewPCG(1, 1))
+	const T = 64
+	rows, pad := m.leftPad([][]int{randomTokens(rng, T, cfg.VocabSize)}, T)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b.ResetTimer()
+	start := time.Now()
+	for range b.N {
+		cache := m.newKVCache(1, 128)
+		if _, err := m.runStep(stepRequest{tokens: rows, pad: pad, cache: cache}); err != nil {
+			b.Fatal(err)
+		}
+		cache.free()
+	}
+	b.ReportMetric(float64(T*b.N)/time.Since(start).Seconds(), "prompt-tokens/s")
+}

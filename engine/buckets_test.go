@@ -26,3 +26,22 @@ func TestBuckets(t *testing.T) {
 		}
 	}
 }
+
+func TestSplitFor(t *testing.T) {
+	cases := []struct{ workers, rows, want int }{
+		{2, 49152, 12}, // SmolLM2 lm_head: 12 blocks of 4096 rows
+		{2, 960, 2},
+		{2, 576, 2},
+		{2, 7, 1},
+		{1, 49152, 1},
+		{3, 8, 2},
+		{4, 262144, 64},
+	}
+	for _, c := range cases {
+		m := &Model{split: c.workers}
+		got := m.splitFor(c.rows)
+		if got != c.want || c.rows%got != 0 {
+			t.Errorf("splitFor(%d) with %d workers = %d, expected %d", c.rows, c.workers, got, c.want)
+		}
+	}
+}

@@ -44,11 +44,13 @@
 //
 // # Backends
 //
-// On the pure-Go backend ("go", simplego) weights are float32, each
-// projection's weight is stored as [P, out/P, in] so that one product runs
-// P blocks in parallel (P = GOMAXPROCS when it divides the rows), and the
-// cache is written with a select over a slot mask (simplego has no
-// DynamicUpdateSlice). On XLA the cache uses DynamicUpdateSlice.
+// On the pure-Go backend ("go", simplego) weights are float32 and each
+// projection's weight is stored as [P, out/P, in]: P is a multiple of
+// GOMAXPROCS, so that one product runs its blocks on every core, with blocks
+// of at most 4096 rows, so that decoding products stay on simplego's fast
+// matrix-vector path. The cache is written with a select over a slot mask
+// (simplego has no DynamicUpdateSlice). On XLA weights default to bfloat16
+// (see LoadOptions), P is 1 and the cache uses DynamicUpdateSlice.
 //
 // A Model runs one Generate or Forward at a time (calls are serialised);
 // OnToken runs while the model is busy and must not call back into it.

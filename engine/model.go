@@ -220,9 +220,27 @@ func (m *Model) slidingLayer(i int) bool {
 	return m.cfg.SlidingWindow > 0 && len(m.cfg.SlidingLayers) > i && m.cfg.SlidingLayers[i]
 }
 
+// maxBlockRows bounds the rows of one block of a projection: simplego
+// switches a product to its "large" algorithm (which re-blocks the weight on
+// every call) when one batch example has more than 16*64*64 outputs, so
+// blocks of at most 4096 rows keep decoding at up to 16 sequences on the
+// fast "small" path, while prefill products (many positions) still take the
+// large path that suits them.
+const maxBlockRows = 4096
+
 // splitFor returns the number of row blocks for a projection with rows
-// output rows: the largest divisor of rows not above m.split.
+// output rows. On simplego: the smallest multiple of the worker count that
+// divides rows into blocks of at most maxBlockRows, else the largest divisor
+// of rows not above the worker count. Elsewhere 1.
 func (m *Model) splitFor(rows int) int {
+	if m.split <= 1 {
+		return 1
+	}
+	for p := m.split; p <= rows; p += m.split {
+		if rows%p == 0 && rows/p <= maxBlockRows {
+			return p
+		}
+	}
 	for p := m.split; p > 1; p-- {
 		if rows%p == 0 {
 			return p
