@@ -99,8 +99,24 @@ func NewModelJudge(m *model.Model, maxTokens int) *ModelJudge {
 	return &ModelJudge{m: m, prompter: NewPrompter(m), maxTokens: maxTokens}
 }
 
-// Score implements Judge with one batched greedy Generate call.
+// Score implements Judge: ParseScore of each of Answers.
 func (j *ModelJudge) Score(ctx context.Context, items []JudgeItem) ([]*int, error) {
+	answers, err := j.Answers(ctx, items)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*int, len(items))
+	for i, a := range answers {
+		if s, ok := ParseScore(a); ok {
+			out[i] = &s
+		}
+	}
+	return out, nil
+}
+
+// Answers asks the judge model about every item in one batched greedy Generate call and returns
+// its raw answers.
+func (j *ModelJudge) Answers(ctx context.Context, items []JudgeItem) ([]string, error) {
 	if len(items) == 0 {
 		return nil, nil
 	}
@@ -120,15 +136,13 @@ func (j *ModelJudge) Score(ctx context.Context, items []JudgeItem) ([]*int, erro
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	out := make([]*int, len(items))
+	out := make([]string, len(items))
 	for i, r := range res {
 		text, err := j.m.Continuation(reqs[i].Prompt, r.Tokens)
 		if err != nil {
 			return nil, fmt.Errorf("probe: judge %s: decode: %w", j.m.Name, err)
 		}
-		if s, ok := ParseScore(text); ok {
-			out[i] = &s
-		}
+		out[i] = text
 	}
 	return out, nil
 }
