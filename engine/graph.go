@@ -62,6 +62,8 @@ type hookNodes struct {
 	add, dirs, lo, hi *G.Node
 }
 
+// build lays out the inputs (see the order above stepGraph) and builds the
+// whole step: embedding, blocks with hooks, final norm and logits.
 func (sb *stepBuilder) build(in []*G.Node) []*G.Node {
 	m, cfg := sb.m, sb.m.cfg
 	L := cfg.NumLayers
@@ -98,7 +100,7 @@ func (sb *stepBuilder) build(in []*G.Node) []*G.Node {
 	posF := G.ConvertDType(positions, dtypes.Float32)
 	sb.cosG, sb.sinG = sb.rope(posF, m.ropeGlobal)
 	sb.cosL, sb.sinL = sb.cosG, sb.sinG
-	if &m.ropeLocal[0] != &m.ropeGlobal[0] {
+	if m.cfg.RopeLocalTheta > 0 {
 		sb.cosL, sb.sinL = sb.rope(posF, m.ropeLocal)
 	}
 
