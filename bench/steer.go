@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 
 	"tether/engine"
 	"tether/steer"
@@ -30,10 +31,17 @@ type SteerReport struct {
 	CappedRecordTPS float64 `json:"capped_telemetry_decode_tps"`
 	// Ratio is CappedTPS / BaselineTPS (goal >= 0.97); RecordRatio likewise
 	// with telemetry.
-	Ratio        float64 `json:"ratio"`
-	RecordRatio  float64 `json:"telemetry_ratio"`
-	DecodeTokens int     `json:"decode_tokens"`
-	Repeats      int     `json:"repeats"`
+	Ratio       float64 `json:"ratio"`
+	RecordRatio float64 `json:"telemetry_ratio"`
+	// MedianPairRatio is the median over repeats of capped/baseline rates
+	// measured back to back: less sensitive than Ratio to a machine whose
+	// load changes during the run.
+	MedianPairRatio float64 `json:"median_pair_ratio"`
+	// OverheadMSPerToken is the time capping adds to one decode step,
+	// 1/CappedTPS - 1/BaselineTPS, in milliseconds.
+	OverheadMSPerToken float64 `json:"overhead_ms_per_token"`
+	DecodeTokens       int     `json:"decode_tokens"`
+	Repeats            int     `json:"repeats"`
 }
 
 // SteerOverhead measures decode speed at batch 1 with and without capping
@@ -82,6 +90,7 @@ func SteerOverhead(ctx context.Context, m *engine.Model, o SteerOptions) (SteerR
 	}
 	variants := []engine.Hooks{nil, capped.Hooks, recorded.Hooks}
 	best := make([]float64, len(variants))
+	var pairs []float64
 	run := func(h engine.Hooks) (float64, error) {
 		res, err := m.Generate(ctx, []engine.Request{{Prompt: prompt, MaxNewTokens: o.DecodeTokens}},
 			engine.GenerateOptions{Hooks: h, IgnoreEOS: true})
@@ -96,18 +105,28 @@ func SteerOverhead(ctx context.Context, m *engine.Model, o SteerOptions) (SteerR
 		}
 	}
 	for range o.Repeats {
+		rates := make([]float64, len(variants))
 		for i, h := range variants {
 			tps, err := run(h)
 			if err != nil {
 				return SteerReport{}, fmt.Errorf("bench steer: %w", err)
 			}
 			best[i] = max(best[i], tps)
+			rates[i] = tps
+		}
+		if rates[0] > 0 {
+			pairs = append(pairs, rates[1]/rates[0])
 		}
 	}
 	r := SteerReport{Layers: o.Layers, BaselineTPS: best[0], CappedTPS: best[1], CappedRecordTPS: best[2],
 		DecodeTokens: o.DecodeTokens, Repeats: o.Repeats}
-	if best[0] > 0 {
+	if best[0] > 0 && best[1] > 0 {
 		r.Ratio, r.RecordRatio = best[1]/best[0], best[2]/best[0]
+		r.OverheadMSPerToken = 1000 * (1/best[1] - 1/best[0])
+	}
+	if len(pairs) > 0 {
+		slices.Sort(pairs)
+		r.MedianPairRatio = pairs[len(pairs)/2]
 	}
 	return r, nil
 }

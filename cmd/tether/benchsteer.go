@@ -56,5 +56,6 @@ func runBenchSteer(args []string) error {
 	fmt.Printf("decode without capping      %8.2f tokens/s\n", r.BaselineTPS)
 	fmt.Printf("decode with capping         %8.2f tokens/s   ratio %.3f (goal >= 0.97)\n", r.CappedTPS, r.Ratio)
 	fmt.Printf("capping + telemetry         %8.2f tokens/s   ratio %.3f\n", r.CappedRecordTPS, r.RecordRatio)
+	fmt.Printf("median of back-to-back capped/uncapped ratios %.3f; capping adds %.3f ms per token\n", r.MedianPairRatio, r.OverheadMSPerToken)
 	return nil
 }
