@@ -134,7 +134,7 @@ func (m *Model) Generate(ctx context.Context, reqs []Request, opts GenerateOptio
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	cache := m.newKVCache(len(reqs), slots)
-	defer cache.free()
+	defer func() { cache.free() }() // cache is replaced when the batch is compacted
 
 	start := time.Now()
 	out, err := m.prefill(ctx, batch, pad, cache, plan, opts.Hooks)
@@ -152,24 +152,30 @@ func (m *Model) Generate(ctx context.Context, reqs []Request, opts GenerateOptio
 		}
 	}
 	start = time.Now()
-	rowT := T // steps per sequence in out's rows: T for the prefill, 1 after
+	rowT := T // positions per batch row in out: T for the prefill, 1 after
+	// rows maps each batch row to its sequence (-1: a filler row).
+	rows := make([]int, len(seqs))
+	for i := range rows {
+		rows[i] = i
+	}
 	for step := 0; ; step++ {
 		// Choose each active sequence's next token from this step's logits.
-		for b, s := range seqs {
-			if s.done {
+		for r, si := range rows {
+			if si < 0 || seqs[si].done {
 				continue
 			}
 			// Logits are [B, V]; telemetry rows are [B, rowT].
-			if err := s.accept(b, out, b*rowT+rowT-1, plan, opts); err != nil {
+			if err := seqs[si].accept(si, out, r, r*rowT+rowT-1, plan, opts); err != nil {
 				return nil, err
 			}
 		}
-		anyActive, anyUnfed := false, false
-		for _, s := range seqs {
-			anyActive = anyActive || !s.done
-			anyUnfed = anyUnfed || (s.unfed && len(plan.capture) > 0)
+		var needed []int // sequences that still go through the model
+		for si, s := range seqs {
+			if !s.done || (s.unfed && len(plan.capture) > 0) {
+				needed = append(needed, si)
+			}
 		}
-		if !anyActive && !anyUnfed {
+		if len(needed) == 0 {
 			break
 		}
 		if err := ctx.Err(); err != nil {
@@ -181,13 +187,23 @@ func (m *Model) Generate(ctx context.Context, reqs []Request, opts GenerateOptio
 			}
 			return results(seqs), err
 		}
-		feed := make([][]int32, len(seqs))
-		fed := make([]bool, len(seqs))
-		for b, s := range seqs {
-			feed[b] = []int32{0}
+		if newRows := m.compactedRows(rows, needed); newRows != nil {
+			if cache, pad, err = m.compactCache(cache, pad, rows, newRows); err != nil {
+				return nil, err
+			}
+			rows = newRows
+		}
+		feed := make([][]int32, len(rows))
+		fed := make([]bool, len(rows))
+		for r, si := range rows {
+			feed[r] = []int32{0}
+			if si < 0 {
+				continue
+			}
+			s := seqs[si]
 			if (!s.done || s.unfed) && len(s.res.Tokens) > 0 {
-				feed[b][0] = int32(s.res.Tokens[len(s.res.Tokens)-1])
-				fed[b] = s.unfed
+				feed[r][0] = int32(s.res.Tokens[len(s.res.Tokens)-1])
+				fed[r] = s.unfed
 				s.unfed = false
 			}
 		}
@@ -196,12 +212,13 @@ func (m *Model) Generate(ctx context.Context, reqs []Request, opts GenerateOptio
 			return nil, err
 		}
 		rowT = 1
-		for b, s := range seqs {
-			if !fed[b] {
+		for r, si := range rows {
+			if !fed[r] {
 				continue
 			}
+			s := seqs[si]
 			for _, layer := range plan.capture {
-				s.res.Captured[layer] = append(s.res.Captured[layer], rowsOf(out.captured[layer], b, 1, 0, 1, H)[0])
+				s.res.Captured[layer] = append(s.res.Captured[layer], rowsOf(out.captured[layer], r, 1, 0, 1, H)[0])
 			}
 		}
 	}
@@ -250,11 +267,12 @@ func (m *Model) newSeqState(i int, r Request, opts GenerateOptions) (*seqState, 
 	return s, nil
 }
 
-// accept samples sequence b's next token from out's logits and updates the
-// state; row is b's newest position in out's [B, T] telemetry rows.
-func (s *seqState) accept(b int, out *stepResult, row int, plan stepPlan, opts GenerateOptions) error {
+// accept samples sequence b's next token from row logitsRow of out's [B, V]
+// logits and updates the state; row is its newest position in out's
+// [B, T] telemetry rows.
+func (s *seqState) accept(b int, out *stepResult, logitsRow, row int, plan stepPlan, opts GenerateOptions) error {
 	V := s.vocabSize
-	tok := s.sampler.Sample(out.logits[b*V:(b+1)*V], s.history)
+	tok := s.sampler.Sample(out.logits[logitsRow*V:(logitsRow+1)*V], s.history)
 	if s.stopTokens[tok] {
 		s.finish(StopEOS, opts.Detokenizer)
 		return nil

@@ -279,3 +279,51 @@ func TestNewBackendNames(t *testing.T) {
 		t.Errorf("missing plugin: error %v, expected one naming the searched files", err)
 	}
 }
+
+// TestBatchCompaction generates for requests of very different lengths, so
+// that the batch shrinks twice as sequences finish, and checks every result
+// against the same request run alone.
+func TestBatchCompaction(t *testing.T) {
+	ctx := context.Background()
+	for _, fam := range []weights.Family{weights.FamilyLlama, weights.FamilyGemma3} {
+		m, _ := loadTiny(t, fam)
+		rng := rand.New(rand.NewPCG(31, 32))
+		var reqs []Request
+		for i, n := range []int{1, 2, 2, 3, 7, 11} {
+			reqs = append(reqs, Request{Prompt: randomTokens(rng, 2+i, m.cfg.VocabSize), MaxNewTokens: n, IgnoreEOS: true,
+				Sampling: SamplingParams{Temperature: 0.8, Seed: uint64(i)}})
+		}
+		opts := GenerateOptions{CaptureLayers: []int{0, 2}, Hooks: Hooks{1: {Clamps: []Clamp{Cap(unitVector(rng, m.cfg.HiddenSize), 0)}, Record: true}}}
+		before := m.compactions
+		res, err := m.Generate(ctx, reqs, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := m.compactions - before; got < 2 {
+			t.Errorf("%s: the batch was compacted %d times, expected at least 2", fam, got)
+		}
+		for i, rq := range reqs {
+			alone, err := m.Generate(ctx, []Request{rq}, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(alone[0].Tokens, res[i].Tokens) {
+				t.Errorf("%s request %d: alone %v, in batch %v", fam, i, alone[0].Tokens, res[i].Tokens)
+				continue
+			}
+			for _, l := range opts.CaptureLayers {
+				if len(res[i].Captured[l]) != len(rq.Prompt)+len(res[i].Tokens) {
+					t.Errorf("%s request %d: %d captured positions, expected %d", fam, i, len(res[i].Captured[l]), len(rq.Prompt)+len(res[i].Tokens))
+				}
+				if d := maxRelDiff(flatten(res[i].Captured[l]), flatten(alone[0].Captured[l])); d > 1e-4 {
+					t.Errorf("%s request %d layer %d: captures differ from the request alone: %g", fam, i, l, d)
+				}
+			}
+			for k := range res[i].Telemetry {
+				if d := maxRelDiff(res[i].Telemetry[k][1].Before, alone[0].Telemetry[k][1].Before); d > 1e-4 {
+					t.Errorf("%s request %d token %d: telemetry differs from the request alone", fam, i, k)
+				}
+			}
+		}
+	}
+}

@@ -46,10 +46,12 @@ type Model struct {
 	ropeLocal  []float32 // inverse frequencies of sliding layers [HeadDim/2]
 	attnScale  float64
 
-	mu       sync.Mutex // serialises runs and guards execs
-	execs    map[string]*graph.Exec
-	compiles atomic.Int64 // number of graphs built (tests check that hooks do not recompile)
-	closed   bool
+	mu          sync.Mutex // serialises runs and guards execs
+	execs       map[string]*graph.Exec
+	compactExec *graph.Exec  // gathers cache rows when a batch shrinks
+	compactions int          // batch compactions so far (tests)
+	compiles    atomic.Int64 // number of graphs built (tests check that hooks do not recompile)
+	closed      bool
 }
 
 // layerParams holds the indices in Model.params of one decoder block's
@@ -78,6 +80,9 @@ func (m *Model) Close() {
 	m.closed = true
 	for _, e := range m.execs {
 		e.Finalize()
+	}
+	if m.compactExec != nil {
+		m.compactExec.Finalize()
 	}
 	m.execs = nil
 	for _, t := range m.params {
