@@ -1,8 +1,10 @@
 package steer
 
 import (
+	"context"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"testing"
 
@@ -60,5 +62,35 @@ func TestValuesDoNotChangeStructure(t *testing.T) {
 	}
 	if !slices.Equal(a.RecordedLayers(), []int{1, 2, 3, 5}) {
 		t.Fatalf("recorded layers %v", a.RecordedLayers())
+	}
+}
+
+// TestValuesDoNotRecompile generates with plans that differ only in values
+// and checks the engine built no new graph.
+func TestValuesDoNotRecompile(t *testing.T) {
+	m := loadTinyModel(t, testBackend())
+	cfg := m.Config()
+	rng := rand.New(rand.NewPCG(31, 32))
+	prompt := append([]int{1}, randomTokens(rng, 6, cfg.VocabSize)...)
+	gen := func(tau, alpha, value float32) {
+		c, err := Compile(Plan{Record: true, Interventions: []Intervention{
+			{Kind: KindCap, Layer: 1, Vector: randomUnit(rng, cfg.HiddenSize), Tau: tau},
+			{Kind: KindAdd, Layer: 2, Vector: randomUnit(rng, cfg.HiddenSize), Alpha: alpha},
+			{Kind: KindAblate, Layer: 4, Vector: randomUnit(rng, cfg.HiddenSize), Value: value},
+		}}, cfg.HiddenSize, cfg.NumLayers)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := m.Generate(context.Background(), []engine.Request{{Prompt: prompt, MaxNewTokens: 4}},
+			engine.GenerateOptions{Hooks: c.Hooks, IgnoreEOS: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gen(0.1, 0.5, 0)
+	before := m.Compilations()
+	gen(float32(math.Inf(-1)), 0, 0.3)
+	gen(-2, 7, -1)
+	if after := m.Compilations(); after != before {
+		t.Fatalf("changing tau, alpha, value and vectors built %d new graphs", after-before)
 	}
 }
