@@ -26,7 +26,7 @@ demo: build
 
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./tokenizer/ ./engine/ ./bench/
-	./$(BIN) testmodel --config weights/testdata/configs/smollm2-135m.json --out .tether/bench/smollm2-135m --seed 1
+	./$(BIN) testmodel --config weights/testdata/configs/smollm2-135m-instruct.json --out .tether/bench/smollm2-135m --seed 1
 	./$(BIN) bench perf --model .tether/bench/smollm2-135m --json
 
 lint:

@@ -16,7 +16,7 @@ func init() {
 
 func runBenchPerf(args []string) error {
 	fs := newFlags("bench perf", "--model M [--backend B] [--prefill N] [--decode N] [--repeats N] [--json]",
-		"tether testmodel --config weights/testdata/configs/smollm2-135m.json --out /tmp/smol && tether bench perf --model /tmp/smol --json")
+		"tether testmodel --config weights/testdata/configs/smollm2-135m-instruct.json --out /tmp/smol && tether bench perf --model /tmp/smol --json")
 	ref := fs.String("model", "", "model directory or Hugging Face id")
 	backend := fs.String("backend", "go", "compute backend: go (CPU) or xla:cuda (GPU)")
 	o := bench.DefaultPerfOptions

@@ -14,7 +14,7 @@ func init() {
 
 func runTestModel(args []string) error {
 	fs := newFlags("testmodel", "--config config.json --out DIR [--seed S] [--dtype f32|bf16|f16]",
-		"tether testmodel --config weights/testdata/configs/smollm2-135m.json --out /tmp/smol --seed 1")
+		"tether testmodel --config weights/testdata/configs/smollm2-135m-instruct.json --out /tmp/smol --seed 1")
 	configPath := fs.String("config", "", "a Hugging Face config.json of a supported architecture")
 	out := fs.String("out", "", "output directory")
 	seed := fs.Uint64("seed", 1, "random seed (same seed, same weights)")
