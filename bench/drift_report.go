@@ -1,0 +1,145 @@
+package bench
+
+// DriftReportFormat identifies the report.json layout written by the drift
+// benchmark; bump it when a field changes meaning.
+const DriftReportFormat = "tether-drift/1"
+
+// Arm names: the two conditions every scenario and seed runs under.
+const (
+	ArmUncapped = "uncapped"
+	ArmCapped   = "capped"
+)
+
+// DriftReport is report.json of `tether bench drift`: every number, the
+// settings, the model and axis ids and the seeds. report.md and the SVG plots
+// are generated from it alone (see the schema in bench/schema/).
+type DriftReport struct {
+	Format    string         `json:"format"`
+	Model     string         `json:"model"`
+	ModelDir  string         `json:"model_dir"`
+	Axis      string         `json:"axis"`       // path of the axis file
+	AxisModel string         `json:"axis_model"` // model id recorded in the axis file
+	Settings  DriftSettings  `json:"settings"`
+	Scenarios []ScenarioInfo `json:"scenarios"`
+	// Turns holds one record per (scenario, arm, seed, turn): the raw data.
+	Turns []TurnRecord `json:"turns"`
+	// Summary aggregates Turns per arm, domain and turn index.
+	Summary []TurnSummary `json:"summary"`
+	// Variance decomposes the projections per arm.
+	Variance []VarianceResult `json:"variance"`
+	// Capability compares capped with uncapped on held-out text and questions.
+	Capability *CapabilityResult `json:"capability,omitempty"`
+	// CapCheck states whether the capped arm held projection >= tau at the
+	// capped layers on every generated token.
+	CapCheck CapCheck `json:"cap_check"`
+	// Findings are plain-language statements derived from the numbers above.
+	Findings []string `json:"findings"`
+	Created  string   `json:"created"` // RFC 3339
+}
+
+// DriftSettings are the knobs of a drift run.
+type DriftSettings struct {
+	Seeds           []uint64  `json:"seeds"`
+	Turns           int       `json:"turns"` // user turns per conversation (scripted turns beyond are dropped)
+	MaxTokens       int       `json:"max_tokens"`
+	Temperature     float64   `json:"temperature"`
+	TopP            float64   `json:"top_p"`
+	CapLayers       []int     `json:"cap_layers"`
+	CapPercentile   float64   `json:"cap_percentile,omitempty"`
+	CapTaus         []float32 `json:"cap_taus"`         // per capped layer, as applied
+	ProjectionLayer int       `json:"projection_layer"` // the axis layer projections are read at
+	SimulatedUser   string    `json:"simulated_user,omitempty"`
+	Judge           string    `json:"judge,omitempty"`
+	Backend         string    `json:"backend"`
+}
+
+// ScenarioInfo describes one scripted conversation.
+type ScenarioInfo struct {
+	ID      string `json:"id"`
+	Domain  string `json:"domain"` // coding, writing, emotional, philosophical, or a user's own
+	Persona string `json:"persona"`
+	Topic   string `json:"topic"`
+	Turns   int    `json:"turns"`
+}
+
+// TurnRecord is one assistant turn of one conversation under one arm and seed.
+type TurnRecord struct {
+	Scenario string `json:"scenario"`
+	Domain   string `json:"domain"`
+	Persona  string `json:"persona"`
+	Arm      string `json:"arm"`
+	Seed     uint64 `json:"seed"`
+	Turn     int    `json:"turn"` // 0-based
+	// Projection is the mean over the assistant turn's tokens of <h, u> at
+	// the projection layer (after any cap); Drift is Projection minus turn
+	// 0's projection of the same scenario, arm and seed.
+	Projection float64 `json:"projection"`
+	Drift      float64 `json:"drift"`
+	// CapFraction is the fraction of (token, capped layer) pairs where the
+	// cap acted (0 in the uncapped arm).
+	CapFraction    float64      `json:"cap_fraction"`
+	ResponseTokens int          `json:"response_tokens"`
+	User           string       `json:"user"`
+	Response       string       `json:"response"`
+	Consistency    *Consistency `json:"consistency,omitempty"`
+}
+
+// Consistency holds optional 0/1 judgements of one turn by a local judge model.
+type Consistency struct {
+	PromptToLine int `json:"prompt_to_line"`
+	LineToLine   int `json:"line_to_line"`
+	QA           int `json:"qa"`
+}
+
+// TurnSummary aggregates projections over seeds and scenarios.
+type TurnSummary struct {
+	Arm            string  `json:"arm"`
+	Domain         string  `json:"domain"`
+	Turn           int     `json:"turn"`
+	N              int     `json:"n"`
+	MeanProjection float64 `json:"mean_projection"`
+	StdProjection  float64 `json:"std_projection"`
+	MeanDrift      float64 `json:"mean_drift"`
+	MeanCapFrac    float64 `json:"mean_cap_fraction"`
+	MeanTokens     float64 `json:"mean_response_tokens"`
+}
+
+// VarianceResult decomposes the variance of projections for one arm: for the
+// same scenario and turn, the variance across seeds (run-to-run) against the
+// variance across scenarios and across personas.
+type VarianceResult struct {
+	Arm             string  `json:"arm"`
+	RunToRun        float64 `json:"run_to_run"`
+	BetweenScenario float64 `json:"between_scenario"`
+	BetweenPersona  float64 `json:"between_persona"`
+	// RatioRunToPersona = RunToRun / BetweenPersona (>= 1 means run-to-run
+	// noise matches or exceeds the differences between personas).
+	RatioRunToPersona float64 `json:"ratio_run_to_persona"`
+	// ICC is the intraclass correlation of projections grouped by persona,
+	// with a percentile bootstrap interval.
+	ICC       float64 `json:"icc"`
+	ICCLow    float64 `json:"icc_low"`
+	ICCHigh   float64 `json:"icc_high"`
+	Bootstrap int     `json:"bootstrap"`
+	Method    string  `json:"method"` // how the components were estimated
+}
+
+// CapabilityResult compares the arms on capability.
+type CapabilityResult struct {
+	PerplexityUncapped float64 `json:"perplexity_uncapped"`
+	PerplexityCapped   float64 `json:"perplexity_capped"`
+	PerplexityRelative float64 `json:"perplexity_relative_change"` // capped/uncapped - 1
+	HeldOutTokens      int     `json:"held_out_tokens"`
+	ExactUncapped      float64 `json:"exact_match_uncapped"`
+	ExactCapped        float64 `json:"exact_match_capped"`
+	ExactRelative      float64 `json:"exact_match_relative_change"`
+	Questions          int     `json:"questions"`
+}
+
+// CapCheck records how the capped arm's telemetry compares with tau.
+type CapCheck struct {
+	Tokens     int     `json:"tokens"`     // (token, capped layer) pairs checked
+	Violations int     `json:"violations"` // pairs whose projection after the cap is below tau - 1e-4*|tau|
+	MinMargin  float64 `json:"min_margin"` // min over pairs of (after - tau)
+	Held       bool    `json:"held"`
+}
