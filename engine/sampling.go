@@ -15,19 +15,19 @@ import (
 // The zero value is greedy decoding without a repetition penalty.
 type SamplingParams struct {
 	// Temperature divides the logits before softmax; 0 means greedy (argmax, ties go to the lowest id).
-	Temperature float64
+	Temperature float64 `json:"temperature"`
 	// TopK keeps only the K highest logits (tokens tied with the K-th are kept too); 0 = off.
-	TopK int
+	TopK int `json:"top_k"`
 	// TopP keeps the smallest set of most likely tokens whose cumulative probability reaches TopP;
 	// 0 or 1 = off.
-	TopP float64
+	TopP float64 `json:"top_p"`
 	// MinP keeps tokens whose probability is at least MinP times the highest probability; 0 = off.
-	MinP float64
+	MinP float64 `json:"min_p"`
 	// RepetitionPenalty penalises every token id present in the history, Hugging Face style:
 	// a logit > 0 is divided by it, a logit <= 0 is multiplied by it; 0 or 1 = off.
-	RepetitionPenalty float64
+	RepetitionPenalty float64 `json:"repetition_penalty"`
 	// Seed seeds the PCG random generator: the same seed gives the same sequence of choices.
-	Seed uint64
+	Seed uint64 `json:"seed"`
 }
 
 // Validate reports every out-of-range field: a negative or non-finite temperature, a negative
