@@ -1,12 +1,14 @@
 package probe
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -117,44 +119,77 @@ func readManifest(dir string) (Manifest, error) {
 // readRollouts parses rollouts.jsonl. It returns the rollouts and the byte length of the
 // complete lines (where a torn last line begins). A missing file is an empty run.
 func readRollouts(path string) ([]Rollout, int64, error) {
-	data, err := os.ReadFile(path)
+	var out []Rollout
+	good, err := scanRollouts(path, func(r Rollout, _, _ int64) error {
+		out = append(out, r)
+		return nil
+	})
+	return out, good, err
+}
+
+// scanRollouts reads rollouts.jsonl line by line, calling fn with each rollout and its line's
+// byte offset and length, without holding the file in memory. It returns the byte length of the
+// complete lines: a last line without its newline is a line torn by a crash while appending; it
+// is skipped (and rewritten by a resumed run). A missing file has no lines.
+func scanRollouts(path string, fn func(r Rollout, offset, length int64) error) (int64, error) {
+	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, 0, nil
+		return 0, nil
 	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("probe: rollouts file: %w", err)
+		return 0, fmt.Errorf("probe: rollouts file: %w", err)
 	}
-	var out []Rollout
+	defer f.Close()
+	br := bufio.NewReaderSize(f, 1<<16)
 	seen := map[string]int{}
 	var good int64
-	lineNo := 0
-	for len(data) > 0 {
-		lineNo++
-		nl := bytes.IndexByte(data, '\n')
-		if nl < 0 {
-			// No newline: a line torn by a crash while appending. It is dropped (and rewritten by
-			// a resumed run).
-			break
+	for lineNo := 1; ; lineNo++ {
+		raw, err := br.ReadBytes('\n')
+		if errors.Is(err, io.EOF) {
+			return good, nil // nothing left, or a torn last line
 		}
-		line := bytes.TrimSpace(data[:nl])
-		data = data[nl+1:]
-		if len(line) > 0 {
-			var r Rollout
-			if err := json.Unmarshal(line, &r); err != nil {
-				return nil, 0, fmt.Errorf("probe: rollouts file %s: line %d: malformed JSON: %w", path, lineNo, err)
-			}
-			if r.ID == "" || r.Shard == "" {
-				return nil, 0, fmt.Errorf("probe: rollouts file %s: line %d: missing \"id\" or \"shard\"", path, lineNo)
-			}
-			if prev, dup := seen[r.ID]; dup {
-				return nil, 0, fmt.Errorf("probe: rollouts file %s: line %d: rollout %q already on line %d", path, lineNo, r.ID, prev)
-			}
-			seen[r.ID] = lineNo
-			out = append(out, r)
+		if err != nil {
+			return 0, fmt.Errorf("probe: rollouts file %s: line %d: %w", path, lineNo, err)
 		}
-		good += int64(nl + 1)
+		offset := good
+		good += int64(len(raw))
+		line := bytes.TrimSpace(raw)
+		if len(line) == 0 {
+			continue
+		}
+		var r Rollout
+		if err := json.Unmarshal(line, &r); err != nil {
+			return 0, fmt.Errorf("probe: rollouts file %s: line %d: malformed JSON: %w", path, lineNo, err)
+		}
+		if r.ID == "" || r.Shard == "" {
+			return 0, fmt.Errorf("probe: rollouts file %s: line %d: missing \"id\" or \"shard\"", path, lineNo)
+		}
+		if prev, dup := seen[r.ID]; dup {
+			return 0, fmt.Errorf("probe: rollouts file %s: line %d: rollout %q already on line %d", path, lineNo, r.ID, prev)
+		}
+		seen[r.ID] = lineNo
+		if err := fn(r, offset, int64(len(raw))); err != nil {
+			return 0, err
+		}
 	}
-	return out, good, nil
+}
+
+// readRolloutAt reads the rollout on the line at offset (as reported by scanRollouts).
+func readRolloutAt(path string, offset, length int64) (Rollout, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Rollout{}, fmt.Errorf("probe: rollouts file: %w", err)
+	}
+	defer f.Close()
+	buf := make([]byte, length)
+	if _, err := f.ReadAt(buf, offset); err != nil {
+		return Rollout{}, fmt.Errorf("probe: rollouts file %s: offset %d: %w", path, offset, err)
+	}
+	var r Rollout
+	if err := json.Unmarshal(bytes.TrimSpace(buf), &r); err != nil {
+		return Rollout{}, fmt.Errorf("probe: rollouts file %s: offset %d: %w", path, offset, err)
+	}
+	return r, nil
 }
 
 // ConfigSHA256 is the hex sha256 of a model directory's config.json.

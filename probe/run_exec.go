@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -146,27 +147,27 @@ func ExecuteRun(ctx context.Context, m *model.Model, opts RunOptions) (*RunSumma
 		planIndex[s.ID] = i
 	}
 	rolloutsPath := filepath.Join(opts.Dir, RolloutsFileName)
-	existing, good, err := readRollouts(rolloutsPath)
+	// Only where each completed rollout's line is stays in memory, not the rollouts themselves.
+	sum := &RunSummary{Total: len(plan), Judged: opts.Judge != nil}
+	done := map[string]lineRef{}
+	good, err := scanRollouts(rolloutsPath, func(r Rollout, off, n int64) error {
+		if _, ok := planIndex[r.ID]; !ok {
+			return fmt.Errorf("probe: run %s: %s holds rollout %q, which this data set does not have", opts.Dir, rolloutsPath, r.ID)
+		}
+		done[r.ID] = lineRef{off, n}
+		sum.count(r)
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	done := make(map[string]Rollout, len(existing))
-	for _, r := range existing {
-		if _, ok := planIndex[r.ID]; !ok {
-			return nil, fmt.Errorf("probe: run %s: %s holds rollout %q, which this data set does not have", opts.Dir, rolloutsPath, r.ID)
-		}
-		done[r.ID] = r
-	}
+	sum.Skipped = len(done)
 	f, err := openRolloutsForAppend(rolloutsPath, good)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
 
-	sum := &RunSummary{Total: len(plan), Skipped: len(done), Judged: opts.Judge != nil}
-	for _, r := range existing {
-		sum.count(r)
-	}
 	prompter := NewPrompter(m)
 	report := func() {
 		sum.Done = len(done)
@@ -190,16 +191,26 @@ func ExecuteRun(ctx context.Context, m *model.Model, opts RunOptions) (*RunSumma
 		if err := ctx.Err(); err != nil {
 			return sum, err
 		}
-		lines, err := runBatch(ctx, m, prompter, opts, batch, b, done, sum)
+		prev := map[string]Rollout{}
+		for _, s := range batch {
+			if ref, ok := done[s.ID]; ok {
+				// A batch cut short by a crash: its saved lines keep their responses.
+				if prev[s.ID], err = readRolloutAt(rolloutsPath, ref.offset, ref.length); err != nil {
+					return sum, err
+				}
+			}
+		}
+		lines, err := runBatch(ctx, m, prompter, opts, batch, b, prev, sum)
 		if err != nil {
 			report()
 			return sum, err
 		}
-		if err := appendLines(f, lines); err != nil {
+		refs, err := appendLines(f, lines)
+		if err != nil {
 			return sum, fmt.Errorf("probe: run %s: %w", opts.Dir, err)
 		}
-		for _, r := range lines {
-			done[r.ID] = r
+		for i, r := range lines {
+			done[r.ID] = refs[i]
 			sum.New++
 			sum.NewTokens += r.ResponseTokens
 			sum.count(r)
@@ -209,6 +220,9 @@ func ExecuteRun(ctx context.Context, m *model.Model, opts RunOptions) (*RunSumma
 	report()
 	return sum, nil
 }
+
+// lineRef is where a rollout's line is in rollouts.jsonl.
+type lineRef struct{ offset, length int64 }
 
 // count adds a completed rollout to the score distribution.
 func (s *RunSummary) count(r Rollout) {
@@ -226,6 +240,7 @@ func (s *RunSummary) count(r Rollout) {
 // lines of its rollouts that were missing.
 func runBatch(ctx context.Context, m *model.Model, p *Prompter, opts RunOptions, batch []RolloutSpec, number int,
 	done map[string]Rollout, sum *RunSummary) ([]Rollout, error) {
+	// done holds the rollouts of this batch saved before a crash.
 	t0 := time.Now()
 	gen, err := GenerateRollouts(ctx, m, p, batch, opts.MaxTokens, false)
 	sum.GenerateTime += time.Since(t0)
@@ -398,21 +413,28 @@ func openRolloutsForAppend(path string, good int64) (*os.File, error) {
 	return f, nil
 }
 
-// appendLines writes the rollouts as JSON lines in one write and fsyncs.
-func appendLines(f *os.File, rs []Rollout) error {
+// appendLines writes the rollouts as JSON lines in one write and fsyncs; it returns where each
+// line landed.
+func appendLines(f *os.File, rs []Rollout) ([]lineRef, error) {
+	at, err := f.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return nil, fmt.Errorf("append %s: %w", f.Name(), err)
+	}
 	var buf []byte
-	for _, r := range rs {
+	refs := make([]lineRef, len(rs))
+	for i, r := range rs {
 		line, err := marshalJSON(r, "")
 		if err != nil {
-			return fmt.Errorf("rollout %s: %w", r.ID, err)
+			return nil, fmt.Errorf("rollout %s: %w", r.ID, err)
 		}
+		refs[i] = lineRef{at + int64(len(buf)), int64(len(line))}
 		buf = append(buf, line...)
 	}
 	if _, err := f.Write(buf); err != nil {
-		return fmt.Errorf("append %s: %w", f.Name(), err)
+		return nil, fmt.Errorf("append %s: %w", f.Name(), err)
 	}
 	if err := f.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", f.Name(), err)
+		return nil, fmt.Errorf("sync %s: %w", f.Name(), err)
 	}
-	return nil
+	return refs, nil
 }
