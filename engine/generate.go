@@ -23,7 +23,8 @@ type Request struct {
 	// EOSTokenIDs unless IgnoreEOS. The stop token is not part of
 	// Result.Tokens.
 	StopTokens []int
-	// IgnoreEOS keeps generating past the config's EOS tokens (benchmarks).
+	// IgnoreEOS keeps this request generating past the config's EOS tokens
+	// (as GenerateOptions.IgnoreEOS does for the whole batch).
 	IgnoreEOS bool
 	// StopStrings end generation when the decoded text contains one; they
 	// need GenerateOptions.Detokenizer. Result.Text excludes the stop string.
@@ -256,7 +257,7 @@ func (m *Model) newSeqState(i int, r Request, opts GenerateOptions) (*seqState, 
 	if len(opts.CaptureLayers) == 0 {
 		s.res.Captured = nil
 	}
-	if !opts.IgnoreEOS {
+	if !opts.IgnoreEOS && !r.IgnoreEOS {
 		for _, id := range m.cfg.EOSTokenIDs {
 			s.stopTokens[id] = true
 		}
