@@ -72,6 +72,13 @@ func (m *Model) hookSpecs(hooks Hooks) ([]hookSpec, error) {
 			if len(c.Dir) != m.cfg.HiddenSize {
 				return nil, fmt.Errorf("engine: hook on layer %d: clamp %d: Dir has length %d, expected HiddenSize %d", layer, i, len(c.Dir), m.cfg.HiddenSize)
 			}
+			var norm float64
+			for _, v := range c.Dir {
+				norm += float64(v) * float64(v)
+			}
+			if norm = math.Sqrt(norm); !(math.Abs(norm-1) <= 1e-3) {
+				return nil, fmt.Errorf("engine: hook on layer %d: clamp %d: Dir has norm %g, expected a unit vector", layer, i, norm)
+			}
 			if c.Lo > c.Hi || math.IsNaN(float64(c.Lo)) || math.IsNaN(float64(c.Hi)) {
 				return nil, fmt.Errorf("engine: hook on layer %d: clamp %d: Lo %g, Hi %g, expected Lo <= Hi", layer, i, c.Lo, c.Hi)
 			}

@@ -176,6 +176,8 @@ func TestHookValidation(t *testing.T) {
 	H := m.cfg.HiddenSize
 	u := make([]float32, H)
 	u[0] = 1
+	twice := make([]float32, H)
+	twice[1] = 2
 	cases := []struct {
 		name  string
 		hooks Hooks
@@ -185,6 +187,8 @@ func TestHookValidation(t *testing.T) {
 		{"short Add", Hooks{0: {Add: u[:3]}}},
 		{"short Dir", Hooks{0: {Clamps: []Clamp{{Dir: u[:2], Lo: 0, Hi: 1}}}}},
 		{"Lo above Hi", Hooks{0: {Clamps: []Clamp{{Dir: u, Lo: 2, Hi: 1}}}}},
+		{"Dir not unit", Hooks{0: {Clamps: []Clamp{{Dir: twice, Lo: 0, Hi: 1}}}}},
+		{"NaN Lo", Hooks{0: {Clamps: []Clamp{{Dir: u, Lo: float32(math.NaN()), Hi: 1}}}}},
 	}
 	for _, c := range cases {
 		if _, err := m.Forward(context.Background(), [][]int{{1, 2}}, ForwardOptions{Hooks: c.hooks}); err == nil {
