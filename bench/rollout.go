@@ -33,7 +33,8 @@ type RolloutBenchRow struct {
 	// ExtractTPS is tokens per second of activation extraction: a forward pass over whole
 	// conversations capturing every layer, reduced to the mean over the response.
 	ExtractTPS float64 `json:"extract_tokens_per_s"`
-	// ExtractTokens is the number of conversation tokens one extraction ran over.
+	// ExtractTokens is the number of conversation tokens one extraction ran over (the same
+	// conversations at every batch size: as many as the largest batch).
 	ExtractTokens int `json:"extract_tokens"`
 }
 
@@ -50,7 +51,9 @@ type RolloutBenchReport struct {
 
 // RolloutThroughput measures the persona pipeline's two heavy steps on m: rollout generation
 // (the built-in data set's first prompts and questions, the paper's sampling) and activation
-// extraction (Capture over the resulting conversations, every layer), at each batch size.
+// extraction (Capture over the resulting conversations, every layer), at each batch size. Every
+// batch size processes the same conversations (as many as the largest batch), so the rates
+// compare like with like.
 func RolloutThroughput(ctx context.Context, m *model.Model, o RolloutBenchOptions) (RolloutBenchReport, error) {
 	d := DefaultRolloutBenchOptions
 	if len(o.Batches) == 0 {
@@ -80,27 +83,32 @@ func RolloutThroughput(ctx context.Context, m *model.Model, o RolloutBenchOption
 	if len(plan) < maxBatch {
 		return r, fmt.Errorf("bench persona: the built-in data set has %d prompts, batch %d needs more", len(plan), maxBatch)
 	}
+	// Every batch size runs the same maxBatch conversations, in chunks of its size, so the rates
+	// compare the same work.
+	specs := plan[:maxBatch]
 	p := probe.NewPrompter(m)
 	for _, b := range o.Batches {
-		specs := plan[:b]
-		var gen []probe.Generated
+		gen := make([]probe.Generated, len(specs))
 		rollout, err := bestOf(o.Repeats, func() (float64, error) {
 			t := time.Now()
-			g, err := probe.GenerateRollouts(ctx, m, p, specs, o.MaxNewTokens, true)
-			if err != nil {
-				return 0, err
-			}
-			gen = g
 			n := 0
-			for _, x := range g {
-				n += len(x.Tokens)
+			for lo := 0; lo < len(specs); lo += b {
+				hi := min(lo+b, len(specs))
+				g, err := probe.GenerateRollouts(ctx, m, p, specs[lo:hi], o.MaxNewTokens, true)
+				if err != nil {
+					return 0, err
+				}
+				copy(gen[lo:hi], g)
+				for _, x := range g {
+					n += len(x.Tokens)
+				}
 			}
 			return perSecond(n, time.Since(t)), nil
 		})
 		if err != nil {
 			return r, fmt.Errorf("bench persona: rollouts at batch %d: %w", b, err)
 		}
-		spans := make([]probe.Span, b)
+		spans := make([]probe.Span, len(specs))
 		tokens := 0
 		for i, g := range gen {
 			s, err := p.Span(probe.Conversation{System: specs[i].System, Question: specs[i].Question, Response: g.Text})
@@ -112,8 +120,10 @@ func RolloutThroughput(ctx context.Context, m *model.Model, o RolloutBenchOption
 		}
 		extract, err := bestOf(o.Repeats, func() (float64, error) {
 			t := time.Now()
-			if _, err := probe.Capture(ctx, m.Engine, spans, probe.CaptureOptions{}); err != nil {
-				return 0, err
+			for lo := 0; lo < len(spans); lo += b {
+				if _, err := probe.Capture(ctx, m.Engine, spans[lo:min(lo+b, len(spans))], probe.CaptureOptions{}); err != nil {
+					return 0, err
+				}
 			}
 			return perSecond(tokens, time.Since(t)), nil
 		})

@@ -177,6 +177,9 @@ func (p *Prompter) Span(c Conversation) (Span, error) {
 	}
 	headLen := commonPrefixLen(head, full)
 	content := strings.TrimSpace(c.Response)
+	if content == "" {
+		content = c.Response // a response of white space only is its own content
+	}
 	start, end := headLen, headLen
 	if content != "" {
 		i := strings.Index(full[headLen:], content)

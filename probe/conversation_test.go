@@ -18,6 +18,7 @@ func TestSpanChatTemplate(t *testing.T) {
 		{"empty system", "", "The moon is a rock."},
 		{"padded response", "Be brief.", "  spaced out \n"},
 		{"empty response", "Be brief.", ""},
+		{"white space response", "Be brief.", " \n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := Conversation{System: tc.system, Question: "What is the sea?", Response: tc.response}
@@ -31,7 +32,8 @@ func TestSpanChatTemplate(t *testing.T) {
 			}
 			// A token that straddles the content's edge (a space joined to a word) counts as
 			// response, so compare without the white space around it.
-			if strings.TrimSpace(got) != strings.TrimSpace(tc.response) || len(got) > len(tc.response) {
+			if strings.TrimSpace(got) != strings.TrimSpace(tc.response) || len(got) > len(tc.response) ||
+				(tc.response != "" && s.Len() == 0) {
 				t.Fatalf("span decodes to %q, want %q", got, strings.TrimSpace(tc.response))
 			}
 			prompt, err := p.Prompt(tc.system, c.Question)

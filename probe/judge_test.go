@@ -38,12 +38,14 @@ func TestRolloutKept(t *testing.T) {
 		judged bool
 		want   bool
 	}{
-		{"no judge keeps a role", Rollout{Role: "pirate"}, false, true},
-		{"default keeps all", Rollout{Role: DefaultRoleName, Score: score(0)}, true, true},
-		{"default unscored", Rollout{Role: DefaultRoleName}, true, true},
-		{"role scored 3", Rollout{Role: "pirate", Score: score(3)}, true, true},
-		{"role scored 2", Rollout{Role: "pirate", Score: score(2)}, true, false},
-		{"role unparseable", Rollout{Role: "pirate"}, true, false},
+		{"no judge keeps a role", Rollout{Role: "pirate", ResponseTokens: 1}, false, true},
+		{"default keeps all", Rollout{Role: DefaultRoleName, Score: score(0), ResponseTokens: 1}, true, true},
+		{"default unscored", Rollout{Role: DefaultRoleName, ResponseTokens: 1}, true, true},
+		{"role scored 3", Rollout{Role: "pirate", Score: score(3), ResponseTokens: 1}, true, true},
+		{"role scored 2", Rollout{Role: "pirate", Score: score(2), ResponseTokens: 1}, true, false},
+		{"role unparseable", Rollout{Role: "pirate", ResponseTokens: 1}, true, false},
+		{"empty response, no judge", Rollout{Role: "pirate"}, false, false},
+		{"empty default response", Rollout{Role: DefaultRoleName}, true, false},
 	} {
 		if got := tc.r.Kept(tc.judged); got != tc.want {
 			t.Errorf("%s: Kept = %v, want %v", tc.name, got, tc.want)
@@ -132,7 +134,7 @@ func TestRunWithFakeJudge(t *testing.T) {
 		} else {
 			scores[*r.Score]++
 		}
-		if r.Role == DefaultRoleName || (r.Score != nil && *r.Score == 3) {
+		if r.ResponseTokens > 0 && (r.Role == DefaultRoleName || (r.Score != nil && *r.Score == 3)) {
 			kept++
 		}
 	}

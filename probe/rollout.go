@@ -45,10 +45,14 @@ type Rollout struct {
 	Row   int    `json:"row"`
 }
 
-// Kept reports whether the rollout counts for role vectors: the default role keeps every
-// rollout; other roles keep rollouts the judge scored 3, or every rollout when the run had no
-// judge (judged false).
+// Kept reports whether the rollout counts for role vectors: an empty response never does (its
+// activation row is zeros, with count 0); otherwise the default role keeps every rollout, and
+// other roles keep rollouts the judge scored 3, or every rollout when the run had no judge
+// (judged false).
 func (r Rollout) Kept(judged bool) bool {
+	if r.ResponseTokens == 0 {
+		return false
+	}
 	if r.Role == DefaultRoleName || !judged {
 		return true
 	}

@@ -108,10 +108,10 @@ func printRunSummary(s *probe.RunSummary, dir string) {
 		for i, c := range s.Scores {
 			parts = append(parts, fmt.Sprintf("%d: %d", i, c))
 		}
-		fmt.Printf("judge scores  %s, unparseable: %d; kept for vectors: %d (score %d, and every default rollout)\n",
+		fmt.Printf("judge scores  %s, unparseable: %d; kept for vectors: %d (non-empty responses: default ones, and roles' with score %d)\n",
 			strings.Join(parts, ", "), s.Unscored, s.Kept, probe.KeepScore)
 	} else {
-		fmt.Printf("no judge: all %d rollouts kept for vectors\n", s.Kept)
+		fmt.Printf("no judge: %d rollouts with a non-empty response kept for vectors\n", s.Kept)
 	}
 }
 
