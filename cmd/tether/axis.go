@@ -1,0 +1,165 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"tether/axis"
+	"tether/probe"
+)
+
+func init() {
+	register("axis build", "build the Assistant Axis, persona space (PCA) and tau calibration from a persona run", runAxisBuild)
+	register("axis inspect", "show an axis file: layers, norms, PC1 cosine, tau table, roles at each end", runAxisInspect)
+}
+
+func runAxisBuild(args []string) error {
+	fs := newFlags("axis build", "--run RUN --out axis.safetensors [--percentiles 1,25,50,75] [--min-score 3] [--layer L]",
+		"tether axis build --run /tmp/run --out /tmp/run/axis.safetensors   # also writes axis_report.json and SVG pictures beside it")
+	runDir := fs.String("run", "", "run directory written by `tether persona run`")
+	out := fs.String("out", "", "axis file to write (.safetensors); the report and pictures go to the same directory")
+	pcts := fs.String("percentiles", "1,25,50,75", "percentiles of the rollout projections to calibrate tau at")
+	minScore := fs.Int("min-score", probe.KeepScore, "with a judge, the lowest score a role's rollout needs to count for its role vector")
+	layer := fs.Int("layer", -1, "layer of the persona-space pictures and the role table (default: the middle layer)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := require(fs, "run", "out"); err != nil {
+		return err
+	}
+	percentiles, err := parsePercentiles(*pcts)
+	if err != nil {
+		return fmt.Errorf("axis build: --percentiles: %w", err)
+	}
+	run, err := probe.OpenRun(*runDir)
+	if err != nil {
+		return err
+	}
+	m := run.Manifest()
+	fmt.Fprintf(os.Stderr, "axis build: %s: %d rollouts of %s (%d layers, hidden %d)\n", *runDir, len(run.Rollouts()), m.Model, m.Layers, m.HiddenSize)
+	b, err := probe.BuildRunAxis(run, *minScore, probe.AxisOptions{Percentiles: percentiles})
+	if err != nil {
+		return err
+	}
+	plotLayer := *layer
+	if plotLayer < 0 {
+		plotLayer = b.AxisLayer()
+	}
+	if plotLayer >= b.Layers {
+		return fmt.Errorf("axis build: --layer %d out of range: the run has %d layers (0..%d)", plotLayer, b.Layers, b.Layers-1)
+	}
+	a, err := b.AxisFile(m, *minScore)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
+		return fmt.Errorf("axis build: %w", err)
+	}
+	if err := axis.Write(*out, a); err != nil {
+		return err
+	}
+	rep, err := b.WriteAxisReport(filepath.Dir(*out), m, *runDir, *minScore, plotLayer)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("wrote %s: axis of %d layers x %d, %d roles (%d kept rollouts) vs %d default rollouts, tau at percentiles %s\n",
+		*out, b.Layers, b.Hidden, len(b.RoleNames), sumInts(b.RoleCounts), b.DefaultCount, *pcts)
+	if len(b.Dropped) > 0 {
+		fmt.Printf("left out %d roles with no kept rollout: %s\n", len(b.Dropped), strings.Join(b.Dropped, ", "))
+	}
+	lp := b.PCA[plotLayer]
+	fmt.Printf("layer %d: |axis| %.4g, PC1 explains %.1f%%, cos(PC1, axis) %.3f\n", plotLayer, b.AxisNorms[plotLayer], 100*lp.Explained[0], lp.PC1Cosine)
+	fmt.Printf("report: %s\n", filepath.Join(filepath.Dir(*out), probe.AxisReportFile))
+	for _, p := range rep.Plots {
+		fmt.Printf("picture: %s\n", p)
+	}
+	return nil
+}
+
+func runAxisInspect(args []string) error {
+	fs := newFlags("axis inspect", "axis.safetensors [--layer L] [--top N] [--json]",
+		"tether axis inspect /tmp/run/axis.safetensors --layer 12")
+	layer := fs.Int("layer", -1, "layer of the role table (default: the file's axis_layer, else the middle layer)")
+	top := fs.Int("top", 5, "roles to show at each end of the axis")
+	asJSON := fs.Bool("json", false, "print everything as JSON")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return fmt.Errorf("axis inspect: want exactly one axis file, got %d arguments (see --help)", fs.NArg())
+	}
+	a, err := axis.Read(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	in, err := probe.InspectAxis(a, *layer)
+	if err != nil {
+		return fmt.Errorf("axis inspect: %s: %w", fs.Arg(0), err)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(in)
+	}
+	printInspection(in, *top)
+	return nil
+}
+
+func printInspection(in *probe.AxisInspection, top int) {
+	fmt.Printf("model %s: %d layers, hidden size %d, %d roles\n", in.Model, in.Layers, in.Hidden, len(in.Roles))
+	if in.AxisLayer != nil {
+		fmt.Printf("axis layer (default for steering and projection): %d\n", *in.AxisLayer)
+	}
+	fmt.Printf("\n%5s %10s %8s", "layer", "|axis|", "PC1 cos")
+	for _, p := range in.Percentiles {
+		fmt.Printf(" %9s", "tau p"+strconv.FormatFloat(p, 'g', -1, 64))
+	}
+	fmt.Println()
+	for _, l := range in.PerLayer {
+		cos := "-"
+		if l.PC1Cosine != nil {
+			cos = fmt.Sprintf("%.3f", *l.PC1Cosine)
+		}
+		fmt.Printf("%5d %10.4g %8s", l.Layer, l.AxisNorm, cos)
+		for _, t := range l.Tau {
+			fmt.Printf(" %9.4g", t)
+		}
+		fmt.Println()
+	}
+	fmt.Printf("\nlayer %d, projections on the unit axis (higher = more Assistant-like); default %.4g\n", in.Layer, in.Default)
+	n := min(top, len(in.Roles))
+	fmt.Println("Assistant end:")
+	for _, r := range in.Roles[:n] {
+		fmt.Printf("  %-24s %10.4g\n", r.Role, r.Projection)
+	}
+	fmt.Println("far end:")
+	for i := len(in.Roles) - 1; i >= len(in.Roles)-n && i >= 0; i-- {
+		r := in.Roles[i]
+		fmt.Printf("  %-24s %10.4g\n", r.Role, r.Projection)
+	}
+}
+
+// parsePercentiles parses "1,25,50,75".
+func parsePercentiles(s string) ([]float64, error) {
+	var out []float64
+	for _, p := range strings.Split(s, ",") {
+		x, err := strconv.ParseFloat(strings.TrimSpace(p), 64)
+		if err != nil {
+			return nil, fmt.Errorf("expected comma-separated numbers in [0, 100], got %q", s)
+		}
+		out = append(out, x)
+	}
+	return out, probe.CheckPercentiles(out)
+}
+
+func sumInts(xs []int) int {
+	s := 0
+	for _, x := range xs {
+		s += x
+	}
+	return s
+}
