@@ -77,7 +77,13 @@ type TurnRecord struct {
 	Drift      float64 `json:"drift"`
 	// CapFraction is the fraction of (token, capped layer) pairs where the
 	// cap acted (0 in the uncapped arm).
-	CapFraction    float64      `json:"cap_fraction"`
+	CapFraction float64 `json:"cap_fraction"`
+	// CapPairs, CapViolations and CapMinMargin are this turn's share of
+	// CapCheck: the (token, capped layer) pairs checked, those below tau,
+	// and the smallest (after - tau) (0 when no pair was checked).
+	CapPairs       int          `json:"cap_pairs,omitempty"`
+	CapViolations  int          `json:"cap_violations,omitempty"`
+	CapMinMargin   float64      `json:"cap_min_margin,omitempty"`
 	ResponseTokens int          `json:"response_tokens"`
 	User           string       `json:"user"`
 	Response       string       `json:"response"`
@@ -122,6 +128,13 @@ type VarianceResult struct {
 	ICCHigh   float64 `json:"icc_high"`
 	Bootstrap int     `json:"bootstrap"`
 	Method    string  `json:"method"` // how the components were estimated
+	// RatioUndefined is set when BetweenPersona is 0 (RatioRunToPersona is
+	// then reported as 0).
+	RatioUndefined bool `json:"ratio_undefined,omitempty"`
+	// Records, Personas and Scenarios count the data behind the estimates.
+	Records   int `json:"records"`
+	Personas  int `json:"personas"`
+	Scenarios int `json:"scenarios"`
 }
 
 // CapabilityResult compares the arms on capability.
@@ -139,7 +152,7 @@ type CapabilityResult struct {
 // CapCheck records how the capped arm's telemetry compares with tau.
 type CapCheck struct {
 	Tokens     int     `json:"tokens"`     // (token, capped layer) pairs checked
-	Violations int     `json:"violations"` // pairs whose projection after the cap is below tau - 1e-4*|tau|
+	Violations int     `json:"violations"` // pairs whose projection after the cap is below tau - 1e-4*max(|tau|, 1)
 	MinMargin  float64 `json:"min_margin"` // min over pairs of (after - tau)
 	Held       bool    `json:"held"`
 }
