@@ -75,15 +75,15 @@ func TestDecomposeVarianceByHand(t *testing.T) {
 		// One-way, 2 groups x 2 seeds: A = {1, 3}, B = {5, 9}. MSW = (2+8)/2 = 5,
 		// MSB = 2*((2-4.5)^2+(7-4.5)^2)/1 = 25, sigma_b^2 = (25-5)/2 = 10,
 		// ICC(1) = (MSB-MSW)/(MSB+(k-1)MSW) = 20/30.
-		name: "one-way",
-		recs: []VarianceRecord{rec("a", "A", 1, 0, 1), rec("a", "A", 2, 0, 3), rec("b", "B", 1, 0, 5), rec("b", "B", 2, 0, 9)},
+		name:     "one-way",
+		recs:     []VarianceRecord{rec("a", "A", 1, 0, 1), rec("a", "A", 2, 0, 3), rec("b", "B", 1, 0, 5), rec("b", "B", 2, 0, 9)},
 		runToRun: 5, scenario: 10, person: 10, icc: 20.0 / 30, note: "confounded",
 	}, {
 		// Nested, one seed: A = {1, 3}, B = {6, 10}. Scenario means variance:
 		// mean 5, (16+4+1+25)/3 = 46/3. MS_A = 2*var(2, 8) = 36, MS_B(A) = (2+8)/2 = 5,
 		// sigma_p^2 = (36-5)/2 = 15.5; no run-to-run variance, so ICC = 1.
-		name: "nested one seed",
-		recs: []VarianceRecord{rec("a1", "A", 1, 0, 1), rec("a2", "A", 1, 0, 3), rec("b1", "B", 1, 0, 6), rec("b2", "B", 1, 0, 10)},
+		name:     "nested one seed",
+		recs:     []VarianceRecord{rec("a1", "A", 1, 0, 1), rec("a2", "A", 1, 0, 3), rec("b1", "B", 1, 0, 6), rec("b2", "B", 1, 0, 10)},
 		runToRun: 0, scenario: 46.0 / 3, person: 15.5, icc: 1, note: "one seed",
 	}, {
 		// Two turns, each the one-way case shifted: turn effects do not count,
@@ -96,12 +96,12 @@ func TestDecomposeVarianceByHand(t *testing.T) {
 		// Between-group spread smaller than the noise: means 2 and 3, MSB = 2*(0.5^2*2) = 1 <
 		// MSW = (2+18)/2 = 10,
 		// the component is clamped at 0.
-		name: "clamped",
-		recs: []VarianceRecord{rec("a", "A", 1, 0, 1), rec("a", "A", 2, 0, 3), rec("b", "B", 1, 0, 0), rec("b", "B", 2, 0, 6)},
+		name:     "clamped",
+		recs:     []VarianceRecord{rec("a", "A", 1, 0, 1), rec("a", "A", 2, 0, 3), rec("b", "B", 1, 0, 0), rec("b", "B", 2, 0, 6)},
 		runToRun: 10, scenario: 0, person: 0, icc: 0,
 	}, {
-		name: "one persona",
-		recs: []VarianceRecord{rec("a", "A", 1, 0, 1), rec("a", "A", 2, 0, 3)},
+		name:     "one persona",
+		recs:     []VarianceRecord{rec("a", "A", 1, 0, 1), rec("a", "A", 2, 0, 3)},
 		runToRun: 2, scenario: 0, person: 0, icc: 0, note: "fewer than 2 personas",
 	}}
 	const eps = 1e-12
