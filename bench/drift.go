@@ -1,0 +1,250 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"time"
+
+	"tether/axis"
+	"tether/model"
+	"tether/steer"
+)
+
+// Drift benchmark defaults (the paper's sampling settings).
+const (
+	DefaultDriftSeeds       = 5
+	DefaultDriftTemperature = 0.7
+	DefaultDriftTopP        = 0.9
+	DefaultDriftMaxTokens   = 128
+)
+
+// DriftOptions configure RunDrift.
+type DriftOptions struct {
+	// Out is the run directory: turns.jsonl, run.json and the report files.
+	// An existing run with the same settings is resumed.
+	Out string
+	// Axis and AxisPath: the axis file (its path is recorded, its sha256
+	// checked on resume).
+	Axis     *axis.Axis
+	AxisPath string
+	// Scenarios are the conversations to replay.
+	Scenarios []Scenario
+	// Seeds are the sampling seeds (default 1..DefaultDriftSeeds); each
+	// scenario runs once per seed in each arm.
+	Seeds []uint64
+	// Turns bounds the user turns per conversation (0: every scripted turn;
+	// with a simulated user, required).
+	Turns int
+	// MaxTokens bounds each assistant turn (default DefaultDriftMaxTokens).
+	MaxTokens int
+	// Temperature and TopP of generation (defaults 0.7 and 0.9; set
+	// Greedy for temperature 0).
+	Temperature, TopP float64
+	Greedy            bool
+	// CapLayers and CapTaus are the capped arm's caps (one tau per layer);
+	// CapPercentile is recorded when the taus came from the axis file.
+	CapLayers     []int
+	CapTaus       []float32
+	CapPercentile float64
+	// ProjectionLayer is the layer whose axis projection is measured.
+	ProjectionLayer int
+	// SimulatedUser, when set, writes every user turn after the first from
+	// the scenario's persona; SimulatedUserName is recorded.
+	SimulatedUser     *model.Model
+	SimulatedUserName string
+	// Judge, when set, judges consistency (0/1) of every turn; JudgeName is
+	// recorded.
+	Judge     *model.Model
+	JudgeName string
+	// Capability runs the capped-vs-uncapped capability comparison at the end.
+	Capability bool
+	// Backend is recorded in the settings.
+	Backend string
+	// Perturb, when set, adds interventions to every arm at a turn (tests and
+	// experiments: e.g. planted drift along -u growing with the turn);
+	// PerturbName describes it in the manifest so a resume with a different
+	// perturbation is refused.
+	Perturb     func(turn int) []steer.Intervention
+	PerturbName string
+	// Progress, when set, is called after each finished (scenario, arm) group
+	// with the conversations done and the total.
+	Progress func(done, total int)
+	// Now stamps the report (default time.Now).
+	Now func() time.Time
+}
+
+// driftRunner holds a run in progress.
+type driftRunner struct {
+	m       *model.Model
+	opts    DriftOptions
+	scripts []driftScript
+	units   map[int][]float32
+}
+
+// RunDrift runs (or resumes) the drift benchmark of m: every scenario under
+// both arms and every seed, appending each finished group of conversations
+// to OUT/turns.jsonl, then builds the report (summary, variance, capability,
+// cap check, findings) and writes it with WriteReport. Cancelling ctx loses
+// at most the group in flight (one scenario and arm, all seeds, generated as
+// one batch); a later call resumes and produces the same report.
+func RunDrift(ctx context.Context, m *model.Model, opts DriftOptions) (*DriftReport, error) {
+	r, err := newDriftRunner(m, opts)
+	if err != nil {
+		return nil, err
+	}
+	man, err := r.manifest()
+	if err != nil {
+		return nil, err
+	}
+	store, err := openDriftStore(r.opts.Out, man)
+	if err != nil {
+		return nil, err
+	}
+	defer store.close()
+	arms := r.arms()
+	total := len(r.scripts) * len(arms) * len(r.opts.Seeds)
+	done := store.doneConversations()
+	if r.opts.Progress != nil {
+		r.opts.Progress(done, total)
+	}
+	for _, s := range r.scripts {
+		for _, a := range arms {
+			if store.hasGroup(s.info.ID, a.arm, len(r.opts.Seeds)) {
+				continue
+			}
+			convs, err := r.runGroup(ctx, s, a)
+			if err != nil {
+				return nil, err
+			}
+			if err := store.appendGroup(convs); err != nil {
+				return nil, err
+			}
+			done += len(convs)
+			if r.opts.Progress != nil {
+				r.opts.Progress(done, total)
+			}
+		}
+	}
+	rep, err := r.report(ctx, store.records())
+	if err != nil {
+		return nil, err
+	}
+	if err := writeDriftReport(r.opts.Out, rep); err != nil {
+		return nil, err
+	}
+	return rep, nil
+}
+
+// newDriftRunner validates the options and fills in defaults.
+func newDriftRunner(m *model.Model, o DriftOptions) (*driftRunner, error) {
+	if m == nil || m.Engine == nil || m.Tokenizer == nil {
+		return nil, fmt.Errorf("bench: drift: the model must be opened with weights and a tokenizer")
+	}
+	cfg := m.Config
+	if o.Out == "" {
+		return nil, fmt.Errorf("bench: drift: no output directory")
+	}
+	if o.Axis == nil {
+		return nil, fmt.Errorf("bench: drift: no axis")
+	}
+	if err := steer.CheckAxis(o.Axis, cfg.HiddenSize, cfg.NumLayers); err != nil {
+		return nil, fmt.Errorf("bench: drift: axis %s: %w", o.AxisPath, err)
+	}
+	if len(o.Seeds) == 0 {
+		for s := uint64(1); s <= DefaultDriftSeeds; s++ {
+			o.Seeds = append(o.Seeds, s)
+		}
+	}
+	seen := map[uint64]bool{}
+	for _, s := range o.Seeds {
+		if seen[s] {
+			return nil, fmt.Errorf("bench: drift: seed %d given twice", s)
+		}
+		seen[s] = true
+	}
+	if o.MaxTokens == 0 {
+		o.MaxTokens = DefaultDriftMaxTokens
+	}
+	if o.MaxTokens < 0 || o.Turns < 0 {
+		return nil, fmt.Errorf("bench: drift: max tokens %d and turns %d must not be negative", o.MaxTokens, o.Turns)
+	}
+	if o.Greedy {
+		o.Temperature, o.TopP = 0, 0
+	} else {
+		if o.Temperature == 0 {
+			o.Temperature = DefaultDriftTemperature
+		}
+		if o.TopP == 0 {
+			o.TopP = DefaultDriftTopP
+		}
+	}
+	if o.ProjectionLayer < 0 || o.ProjectionLayer >= cfg.NumLayers {
+		return nil, fmt.Errorf("bench: drift: projection layer %d out of range: the model has %d layers", o.ProjectionLayer, cfg.NumLayers)
+	}
+	if len(o.CapLayers) == 0 || len(o.CapTaus) != len(o.CapLayers) {
+		return nil, fmt.Errorf("bench: drift: %d cap layers and %d taus: the capped arm needs at least one layer and one tau per layer", len(o.CapLayers), len(o.CapTaus))
+	}
+	for i, l := range o.CapLayers {
+		if l < 0 || l >= cfg.NumLayers {
+			return nil, fmt.Errorf("bench: drift: cap layer %d out of range: the model has %d layers", l, cfg.NumLayers)
+		}
+		if math.IsNaN(float64(o.CapTaus[i])) {
+			return nil, fmt.Errorf("bench: drift: cap layer %d: tau is NaN", l)
+		}
+	}
+	if o.SimulatedUser != nil && o.Turns == 0 {
+		return nil, fmt.Errorf("bench: drift: a simulated user needs a turn count")
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	r := &driftRunner{m: m, opts: o, units: map[int][]float32{}}
+	layers := append([]int{o.ProjectionLayer}, o.CapLayers...)
+	for _, l := range layers {
+		u, err := o.Axis.Unit(l)
+		if err != nil {
+			return nil, fmt.Errorf("bench: drift: axis %s: layer %d: %w", o.AxisPath, l, err)
+		}
+		r.units[l] = u
+	}
+	var err error
+	if r.scripts, err = driftScripts(o.Scenarios, o.Turns, o.SimulatedUser != nil); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(o.Out, 0o755); err != nil {
+		return nil, fmt.Errorf("bench: drift: %w", err)
+	}
+	return r, nil
+}
+
+// arms lists the arms in run order.
+func (r *driftRunner) arms() []armSetup {
+	taus := map[int]float32{}
+	for i, l := range r.opts.CapLayers {
+		taus[l] = r.opts.CapTaus[i]
+	}
+	return []armSetup{{arm: ArmUncapped}, {arm: ArmCapped, capLayers: r.opts.CapLayers, capTaus: taus}}
+}
+
+// turnsOf is the number of assistant turns of a scenario's conversations.
+func (r *driftRunner) turnsOf(s driftScript) int {
+	if r.opts.SimulatedUser != nil {
+		return r.opts.Turns
+	}
+	return len(s.users)
+}
+
+// settings are the run's knobs as the report records them.
+func (r *driftRunner) settings() DriftSettings {
+	o := r.opts
+	return DriftSettings{
+		Seeds: o.Seeds, Turns: o.Turns, MaxTokens: o.MaxTokens,
+		Temperature: o.Temperature, TopP: o.TopP,
+		CapLayers: o.CapLayers, CapPercentile: o.CapPercentile, CapTaus: o.CapTaus,
+		ProjectionLayer: o.ProjectionLayer,
+		SimulatedUser:   o.SimulatedUserName, Judge: o.JudgeName,
+		Backend: o.Backend,
+	}
+}

@@ -1,0 +1,127 @@
+package bench
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"tether/axis"
+	"tether/model"
+	"tether/steer"
+	"tether/tokenizer"
+	"tether/weights"
+)
+
+// driftTinyConfig is a random 3-layer Llama-shaped chat model.
+const driftTinyConfig = `{
+  "architectures": ["LlamaForCausalLM"], "model_type": "llama",
+  "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 3,
+  "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 320,
+  "max_position_embeddings": 512, "rms_norm_eps": 1e-5, "rope_theta": 10000,
+  "hidden_act": "silu", "tie_word_embeddings": true,
+  "bos_token_id": 318, "eos_token_id": 319
+}`
+
+// Planted drift of the tests: at turn t, -plantedStep*t*u is added to the
+// output of block 0, so the projection on u at later layers falls by about
+// plantedStep per turn; the capped arm floors layer 2 at tau 0.
+const (
+	plantedStep  = 8
+	plantedLayer = 0
+	testCapLayer = 2
+)
+
+func driftTestBackend() string {
+	if b := os.Getenv("TETHER_TEST_BACKEND"); b != "" {
+		return b
+	}
+	return "go"
+}
+
+// writeDriftFixture writes the tiny model and an axis whose unit direction is
+// the same random vector u at every layer; it returns the model directory,
+// the axis path and u.
+func writeDriftFixture(t testing.TB, dir string) (string, string, []float32) {
+	t.Helper()
+	mdir := filepath.Join(dir, "model")
+	if err := weights.WriteRandomModel(mdir, []byte(driftTinyConfig), 7, weights.F32); err != nil {
+		t.Fatal(err)
+	}
+	if err := tokenizer.WriteTestTokenizer(mdir, 320); err != nil {
+		t.Fatal(err)
+	}
+	const L, H = 3, 32
+	rng := rand.New(rand.NewPCG(3, 4))
+	u := make([]float32, H)
+	var n float64
+	for i := range u {
+		u[i] = float32(rng.NormFloat64())
+		n += float64(u[i]) * float64(u[i])
+	}
+	for i := range u {
+		u[i] /= float32(math.Sqrt(n))
+	}
+	zeros := func() [][]float32 {
+		m := make([][]float32, L)
+		for i := range m {
+			m[i] = make([]float32, H)
+		}
+		return m
+	}
+	ax := &axis.Axis{Model: "tiny", Layers: L, Hidden: H, DefaultMean: zeros(),
+		RoleNames: []string{"r"}, RoleMeans: [][][]float32{zeros()},
+		Percentiles: []float64{25}, Tau: [][]float32{{0, 0, 0}}}
+	for l := 0; l < L; l++ {
+		ax.Axis = append(ax.Axis, append([]float32(nil), u...))
+	}
+	apath := filepath.Join(dir, "axis.safetensors")
+	if err := axis.Write(apath, ax); err != nil {
+		t.Fatal(err)
+	}
+	return mdir, apath, u
+}
+
+// driftTestScenarios are two short scenarios in two domains.
+func driftTestScenarios() []Scenario {
+	return []Scenario{
+		{ID: "calm-1", Domain: "coding", Persona: "a programmer", Topic: "loops",
+			UserTurns: []string{"How do I write a loop?", "And a while loop?", "Thanks, what about recursion?", "unused fourth turn"}},
+		{ID: "sad-1", Domain: "emotional", Persona: "a lonely student", Topic: "loneliness",
+			UserTurns: []string{"I feel alone.", "Nobody calls me.", "Are you my friend?"}},
+	}
+}
+
+// driftTestOptions are the settings of the planted-drift runs: 2 scenarios,
+// 2 seeds, 3 turns, 6 tokens.
+func driftTestOptions(t testing.TB, out, axisPath string, u []float32) DriftOptions {
+	t.Helper()
+	ax, err := axis.Read(axisPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return DriftOptions{
+		Out: out, Axis: ax, AxisPath: axisPath, Scenarios: driftTestScenarios(),
+		Seeds: []uint64{1, 2}, Turns: 3, MaxTokens: 6,
+		CapLayers: []int{testCapLayer}, CapTaus: []float32{0}, ProjectionLayer: testCapLayer,
+		Backend: driftTestBackend(),
+		Perturb: func(turn int) []steer.Intervention {
+			return []steer.Intervention{{Kind: steer.KindAdd, Layer: plantedLayer, Vector: u, Alpha: -plantedStep * float32(turn)}}
+		},
+		PerturbName: fmt.Sprintf("add %g*turn*(-u) at layer %d", float64(plantedStep), plantedLayer),
+		Now:         func() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) },
+	}
+}
+
+func openDriftTestModel(t testing.TB, dir string) *model.Model {
+	t.Helper()
+	m, err := model.Open(dir, model.Options{Backend: driftTestBackend()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	return m
+}
