@@ -1,0 +1,309 @@
+package probe
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"tether/axis"
+	"tether/model"
+	"tether/tokenizer"
+)
+
+// ReadConversation reads a conversation file: a JSON array of {"role", "content"} objects, or an
+// object {"conversation": [...]} holding one. Roles must be system, user or assistant (a system
+// message only first); at least one assistant turn is required.
+func ReadConversation(path string) ([]tokenizer.Message, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("probe: conversation: %w", err)
+	}
+	type turn struct {
+		Role    *string `json:"role"`
+		Content *string `json:"content"`
+	}
+	var turns []turn
+	trimmed := bytes.TrimSpace(data)
+	switch {
+	case len(trimmed) > 0 && trimmed[0] == '[':
+		err = json.Unmarshal(trimmed, &turns)
+	case len(trimmed) > 0 && trimmed[0] == '{':
+		var wrapped struct {
+			Conversation *[]turn `json:"conversation"`
+		}
+		if err = json.Unmarshal(trimmed, &wrapped); err == nil {
+			if wrapped.Conversation == nil {
+				return nil, fmt.Errorf("probe: conversation %s: an object needs a \"conversation\" list of {role, content}", path)
+			}
+			turns = *wrapped.Conversation
+		}
+	default:
+		return nil, fmt.Errorf("probe: conversation %s: expected a JSON list of {role, content} or {\"conversation\": [...]}", path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("probe: conversation %s: %v", path, err)
+	}
+	var msgs []tokenizer.Message
+	assistant := 0
+	for i, t := range turns {
+		if t.Role == nil || t.Content == nil {
+			return nil, fmt.Errorf("probe: conversation %s: turn %d: needs both \"role\" and \"content\"", path, i)
+		}
+		switch *t.Role {
+		case "system":
+			if i != 0 {
+				return nil, fmt.Errorf("probe: conversation %s: turn %d: a system message may only come first", path, i)
+			}
+		case "user":
+		case "assistant":
+			assistant++
+		default:
+			return nil, fmt.Errorf("probe: conversation %s: turn %d: role %q (expected system, user or assistant)", path, i, *t.Role)
+		}
+		msgs = append(msgs, tokenizer.Message{Role: *t.Role, Content: *t.Content})
+	}
+	if assistant == 0 {
+		return nil, fmt.Errorf("probe: conversation %s: no assistant turn to project", path)
+	}
+	return msgs, nil
+}
+
+// TurnSpan is the range [Start, End) of a conversation's tokens that holds the content of the
+// assistant message msgs[Turn].
+type TurnSpan struct {
+	Turn       int
+	Start, End int
+}
+
+// ConversationSpans tokenises a whole multi-turn conversation and locates every assistant turn's
+// content, with the same rules as Prompter.Span for one turn: with a chat template, a turn starts
+// after the rendering of the conversation before it with add_generation_prompt (the assistant
+// header excluded) at its content (white space at either end ignored) and ends where the content
+// ends (end-of-turn tokens excluded); a token straddling a boundary counts as the turn's.
+// A template that rejects system messages gets the system prompt folded into the first user
+// turn, as Prompter does. Without a template the text is the plain prompt form
+// "<system>\n\n<user>\n\n<assistant>\n\n<user>\n\n..." encoded with BOS.
+func ConversationSpans(m *model.Model, msgs []tokenizer.Message) ([]int, []TurnSpan, error) {
+	if m.Tokenizer == nil {
+		return nil, nil, fmt.Errorf("probe: model %s has no tokenizer", m.Name)
+	}
+	if m.Template == nil {
+		return plainConversationSpans(m, msgs)
+	}
+	rendered, full, offset, err := renderFolding(m, msgs, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	enc := func(s string) ([]int, error) {
+		ids, err := m.Tokenizer.Encode(s, false)
+		if err != nil {
+			return nil, fmt.Errorf("probe: model %s: encode conversation: %w", m.Name, err)
+		}
+		return ids, nil
+	}
+	ids, err := enc(full)
+	if err != nil {
+		return nil, nil, err
+	}
+	var spans []TurnSpan
+	searchFrom := 0
+	for i, msg := range rendered {
+		if msg.Role != "assistant" {
+			continue
+		}
+		head, err := m.RenderChat(rendered[:i], true)
+		if err != nil {
+			return nil, nil, fmt.Errorf("probe: model %s: render turns before %d: %w", m.Name, i, err)
+		}
+		headLen := max(commonPrefixLen(head, full), searchFrom)
+		content := strings.TrimSpace(msg.Content)
+		start, end := headLen, headLen
+		if content != "" {
+			k := strings.Index(full[headLen:], content)
+			if k < 0 {
+				return nil, nil, fmt.Errorf("probe: model %s: turn %d: the chat template does not reproduce the assistant text after its header (rendered %q)",
+					m.Name, i, truncate(full[headLen:], 200))
+			}
+			start, end = headLen+k, headLen+k+len(content)
+		}
+		searchFrom = end
+		startIDs, err := enc(full[:start])
+		if err != nil {
+			return nil, nil, err
+		}
+		endIDs, err := enc(full[:end])
+		if err != nil {
+			return nil, nil, err
+		}
+		s := TurnSpan{Turn: i + offset, Start: commonPrefixIDs(ids, startIDs)}
+		s.End = max(boundaryEnd(ids, endIDs), s.Start)
+		if start == end {
+			s.End = s.Start
+		}
+		spans = append(spans, s)
+	}
+	return ids, spans, nil
+}
+
+// renderFolding renders msgs, folding a leading system message into the first user turn when the
+// template raises on it; it returns the messages as rendered and the offset to add to their
+// indices to get the caller's (1 when the system message was folded away).
+func renderFolding(m *model.Model, msgs []tokenizer.Message, addGen bool) ([]tokenizer.Message, string, int, error) {
+	text, err := m.RenderChat(msgs, addGen)
+	if err == nil {
+		return msgs, text, 0, nil
+	}
+	var te *tokenizer.TemplateError
+	if !errors.As(err, &te) || len(msgs) < 2 || msgs[0].Role != "system" || msgs[1].Role != "user" {
+		return nil, "", 0, fmt.Errorf("probe: model %s: render conversation: %w", m.Name, err)
+	}
+	folded := append([]tokenizer.Message{{Role: "user", Content: FoldSystemPrompt(msgs[0].Content, msgs[1].Content)}}, msgs[2:]...)
+	text, err2 := m.RenderChat(folded, addGen)
+	if err2 != nil {
+		return nil, "", 0, fmt.Errorf("probe: model %s: render conversation: %w (and with the system prompt folded into the user turn: %v)", m.Name, err, err2)
+	}
+	return folded, text, 1, nil
+}
+
+// plainConversationSpans is ConversationSpans for a model without a chat template.
+func plainConversationSpans(m *model.Model, msgs []tokenizer.Message) ([]int, []TurnSpan, error) {
+	var b strings.Builder
+	type rng struct{ turn, start, end int }
+	var ranges []rng
+	for i, msg := range msgs {
+		start := b.Len()
+		b.WriteString(msg.Content)
+		if msg.Role == "assistant" {
+			ranges = append(ranges, rng{i, start, b.Len()})
+		}
+		if i < len(msgs)-1 {
+			b.WriteString("\n\n")
+		}
+	}
+	text := b.String()
+	ids, err := m.PlainPrompt(text)
+	if err != nil {
+		return nil, nil, err
+	}
+	var spans []TurnSpan
+	for _, r := range ranges {
+		s := TurnSpan{Turn: r.turn}
+		if r.start > 0 {
+			pre, err := m.PlainPrompt(text[:r.start])
+			if err != nil {
+				return nil, nil, err
+			}
+			s.Start = commonPrefixIDs(ids, pre)
+		}
+		if r.end == r.start {
+			s.End = s.Start
+		} else {
+			pre, err := m.PlainPrompt(text[:r.end])
+			if err != nil {
+				return nil, nil, err
+			}
+			s.End = max(boundaryEnd(ids, pre), s.Start)
+		}
+		spans = append(spans, s)
+	}
+	return ids, spans, nil
+}
+
+// TurnProjection is one assistant turn's mean activation projected on the unit axis.
+type TurnProjection struct {
+	// Turn is the message index in the conversation; Assistant counts assistant turns from 1.
+	Turn      int `json:"turn"`
+	Assistant int `json:"assistant_turn"`
+	Tokens    int `json:"tokens"`
+	// Projection is the mean of <h, u> over the turn's tokens (0 for a turn with no tokens).
+	Projection float64 `json:"projection"`
+	// Preview is the start of the turn's text.
+	Preview string `json:"preview"`
+}
+
+// ConversationProjection is the result of ProjectConversation.
+type ConversationProjection struct {
+	Model  string           `json:"model"`
+	Layer  int              `json:"layer"`
+	Turns  []TurnProjection `json:"turns"`
+	Tokens int              `json:"tokens"`
+	// Tau holds the axis file's thresholds at the layer, by percentile, for reference.
+	Tau map[string]float32 `json:"tau"`
+}
+
+// CheckAxisForModel verifies that an axis file fits a model: same hidden size and layer count
+// and, when the axis records it, the same config.json (sha256); allowOther skips the last check.
+func CheckAxisForModel(a *axis.Axis, m *model.Model, allowOther bool) error {
+	if a.Hidden != m.Config.HiddenSize {
+		return fmt.Errorf("probe: axis of %s has hidden size %d but model %s has %d: the axis was built for another model", a.Model, a.Hidden, m.Name, m.Config.HiddenSize)
+	}
+	if a.Layers != m.Config.NumLayers {
+		return fmt.Errorf("probe: axis of %s has %d layers but model %s has %d: the axis was built for another model", a.Model, a.Layers, m.Name, m.Config.NumLayers)
+	}
+	if want := a.Extra[AxisConfigKey]; want != "" && !allowOther && m.Dir != "" {
+		have, err := ConfigSHA256(m.Dir)
+		if err == nil && have != want {
+			return fmt.Errorf("probe: axis was built from %s (config.json sha256 %.12s...) but model %s has config sha256 %.12s...: another model of the same shape", a.Model, want, m.Name, have)
+		}
+	}
+	return nil
+}
+
+// ProjectionLayer is the layer ProjectConversation reads by default: the axis file's axis_layer
+// metadata, else the middle layer.
+func ProjectionLayer(a *axis.Axis) int {
+	if v, ok := a.Extra[AxisLayerKey]; ok {
+		if l, err := strconv.Atoi(v); err == nil && l >= 0 && l < a.Layers {
+			return l
+		}
+	}
+	return a.Layers / 2
+}
+
+// ProjectConversation runs one forward pass over a whole conversation and returns, for every
+// assistant turn, the mean of the residual stream after block layer over the turn's tokens,
+// projected on the axis's unit vector at that layer (higher = more Assistant-like).
+func ProjectConversation(ctx context.Context, m *model.Model, a *axis.Axis, msgs []tokenizer.Message, layer int) (*ConversationProjection, error) {
+	if m.Engine == nil {
+		return nil, fmt.Errorf("probe: model %s was opened without weights", m.Name)
+	}
+	if layer < 0 || layer >= a.Layers {
+		return nil, fmt.Errorf("probe: project: layer %d out of range: the axis has %d layers (0..%d)", layer, a.Layers, a.Layers-1)
+	}
+	u, err := a.Unit(layer)
+	if err != nil {
+		return nil, fmt.Errorf("probe: project: %w", err)
+	}
+	ids, spans, err := ConversationSpans(m, msgs)
+	if err != nil {
+		return nil, err
+	}
+	acts, err := Capture(ctx, m.Engine, []Span{{Tokens: ids, Start: 0, End: len(ids)}}, CaptureOptions{Layers: []int{layer}, PerToken: true})
+	if err != nil {
+		return nil, err
+	}
+	states := acts.Tokens[0][0]
+	out := &ConversationProjection{Model: m.Name, Layer: layer, Tokens: len(ids), Tau: map[string]float32{}}
+	for i, p := range a.Percentiles {
+		out.Tau[strconv.FormatFloat(p, 'g', -1, 64)] = a.Tau[i][layer]
+	}
+	for k, s := range spans {
+		tp := TurnProjection{Turn: s.Turn, Assistant: k + 1, Tokens: s.End - s.Start, Preview: truncate(strings.TrimSpace(msgs[s.Turn].Content), 60)}
+		if tp.Tokens == 0 {
+			tp.Projection = 0
+		} else {
+			var sum float64
+			for pos := s.Start; pos < s.End; pos++ {
+				sum += dot32(states[pos], u)
+			}
+			tp.Projection = sum / float64(tp.Tokens)
+		}
+		out.Turns = append(out.Turns, tp)
+	}
+	return out, nil
+}
