@@ -29,9 +29,9 @@ func (s Span) Len() int { return s.End - s.Start }
 // Prompter turns conversations into token ids for one model, the same way for generation and for
 // capture. It is safe for concurrent use.
 //
-// Models with a chat template: the conversation is rendered with the template (an empty system
-// prompt means no system message at all, as the reference pipeline does for the "" default
-// prompt). A template that rejects the system role (it raises, as Gemma 2's does) is detected
+// Models with a chat template: the conversation is rendered with the template, with
+// enable_thinking=false (see renderChat). An empty system prompt means no system message at all,
+// as the reference pipeline does for the "" default prompt. A template that rejects the system role (it raises, as Gemma 2's does) is detected
 // from the template's own error the first time, and from then on the system prompt is prepended
 // to the user turn as "<system>\n\n<question>", as the reference project does.
 //
@@ -98,7 +98,7 @@ func (p *Prompter) render(system, question string, extra []tokenizer.Message, ad
 	fold, tested := p.foldSystem, p.systemTested
 	p.mu.Unlock()
 	msgs := append(messages(system, question, fold), extra...)
-	text, err := p.m.RenderChat(msgs, addGen)
+	text, err := p.renderChat(msgs, addGen)
 	if err == nil || system == "" || fold || tested {
 		if err == nil && system != "" && !tested {
 			p.setFold(false)
@@ -111,12 +111,34 @@ func (p *Prompter) render(system, question string, extra []tokenizer.Message, ad
 	}
 	// The template raised with a system message: try again with the system prompt folded into
 	// the user turn; if that renders, the template does not take a system role.
-	folded, err2 := p.m.RenderChat(append(messages(system, question, true), extra...), addGen)
+	folded, err2 := p.renderChat(append(messages(system, question, true), extra...), addGen)
 	if err2 != nil {
 		return "", fmt.Errorf("%w (and with the system prompt folded into the user turn: %v)", err, err2)
 	}
 	p.setFold(true)
 	return folded, nil
+}
+
+// renderChat renders messages with the model's template, with the tokenizer config's special
+// tokens and enable_thinking=false: rollouts answer directly, without a reasoning block (Qwen 3's
+// template then writes an empty <think></think> block into the prompt); templates that do not
+// read enable_thinking are unaffected.
+func (p *Prompter) renderChat(msgs []tokenizer.Message, addGen bool) (string, error) {
+	if p.m.Template == nil {
+		return "", fmt.Errorf("probe: model %s: %w", p.m.Name, model.ErrNoChatTemplate)
+	}
+	var opts tokenizer.RenderOptions
+	if p.m.TokenizerConfig != nil {
+		opts = p.m.TokenizerConfig.RenderOptions()
+	}
+	noThinking := false
+	opts.EnableThinking = &noThinking
+	opts.AddGenerationPrompt = addGen
+	text, err := p.m.Template.Render(msgs, opts)
+	if err != nil {
+		return "", fmt.Errorf("probe: model %s: chat template: %w", p.m.Name, err)
+	}
+	return text, nil
 }
 
 func (p *Prompter) setFold(fold bool) {
@@ -183,6 +205,11 @@ func (p *Prompter) Span(c Conversation) (Span, error) {
 	start, end := headLen, headLen
 	if content != "" {
 		i := strings.Index(full[headLen:], content)
+		if j := strings.LastIndex(content, "</think>"); i < 0 && j >= 0 {
+			// Templates drop or move a reasoning block of earlier turns: keep the answer after it.
+			content = strings.TrimSpace(content[j+len("</think>"):])
+			i = strings.Index(full[headLen:], content)
+		}
 		if i < 0 {
 			return Span{}, fmt.Errorf("probe: model %s: the chat template does not reproduce the response text after the assistant header (rendered %q)",
 				p.m.Name, truncate(full[headLen:], 200))

@@ -1,10 +1,14 @@
 package probe
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"tether/model"
 	"tether/tokenizer"
+	"tether/weights"
 )
 
 // TestSpanChatTemplate: with the ChatML template, the span's tokens decode to exactly the
@@ -130,4 +134,87 @@ func equalInts(a, b []int) bool {
 		}
 	}
 	return true
+}
+
+// sharedChatModel builds a weightless model.Model from a tokenizer directory in ../shared (the
+// Prompter needs only the tokenizer, its config and the template).
+func sharedChatModel(t *testing.T, name string) *model.Model {
+	t.Helper()
+	dir := filepath.Join("..", "..", "shared", "tokenizers", name)
+	if _, err := os.Stat(dir); err != nil {
+		t.Skipf("../shared/tokenizers/%s not present (%v)", name, err)
+	}
+	tok, err := tokenizer.LoadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc, err := tokenizer.LoadTokenizerConfig(filepath.Join(dir, "tokenizer_config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl, err := tc.ChatTemplate("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &model.Model{Name: name, Config: &weights.Config{BOSTokenID: -1}, Tokenizer: tok, Template: tmpl, TokenizerConfig: tc}
+}
+
+// TestSpanRealTemplates: with the chat templates of Qwen 3, Llama 3 and Gemma 3, the response
+// span decodes to the response and is followed by the template's end-of-turn token.
+func TestSpanRealTemplates(t *testing.T) {
+	for _, tc := range []struct{ dir, endOfTurn string }{
+		{"qwen3", "<|im_end|>"},
+		{"llama3", "<|eot_id|>"},
+		{"gemma3", "<end_of_turn>"},
+	} {
+		t.Run(tc.dir, func(t *testing.T) {
+			m := sharedChatModel(t, tc.dir)
+			p := NewPrompter(m)
+			for _, c := range []Conversation{
+				{System: "You are a lighthouse keeper on a remote island.", Question: "What do you see tonight?", Response: "Fog, mostly. And the beam sweeping over black water."},
+				{Question: "Who are you?", Response: "I am an assistant."},
+			} {
+				if tc.dir == "qwen3" && c.Question == "Who are you?" {
+					// A reasoning block the model wrote anyway: the span is the answer after it.
+					s, err := p.Span(Conversation{Question: c.Question, Response: "<think>\nhmm\n</think>\n\n" + c.Response})
+					if err != nil {
+						t.Fatal(err)
+					}
+					if got, _ := m.Tokenizer.Decode(s.Tokens[s.Start:s.End], false); strings.TrimSpace(got) != c.Response {
+						t.Fatalf("span after a think block: %q", got)
+					}
+				}
+				s, err := p.Span(c)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := m.Tokenizer.Decode(s.Tokens[s.Start:s.End], false)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if strings.TrimSpace(got) != c.Response {
+					t.Fatalf("span decodes to %q, want %q", got, c.Response)
+				}
+				tail, _ := m.Tokenizer.Decode(s.Tokens[s.End:], false)
+				if !strings.HasPrefix(tail, tc.endOfTurn) {
+					t.Fatalf("after the span: %q, want %s first", tail, tc.endOfTurn)
+				}
+				prompt, err := p.Prompt(c.System, c.Question)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if tc.dir == "qwen3" {
+					text, _ := m.Tokenizer.Decode(prompt, false)
+					if !strings.HasSuffix(text, "<|im_start|>assistant\n<think>\n\n</think>\n\n") {
+						t.Fatalf("qwen3 prompt %q: want thinking off (an empty think block)", text)
+					}
+				}
+				head, _ := m.Tokenizer.Decode(s.Tokens[:s.Start], false)
+				promptText, _ := m.Tokenizer.Decode(prompt, false)
+				if !strings.HasPrefix(head, strings.TrimRight(promptText, "\n")) {
+					t.Fatalf("conversation before the span %q does not start with the generation prompt %q", head, promptText)
+				}
+			}
+		})
+	}
 }
