@@ -122,4 +122,3 @@ func TestParseBinary(t *testing.T) {
 		}
 	}
 }
-
