@@ -1,14 +1,18 @@
 package bench
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 )
@@ -92,7 +96,9 @@ func TestDriftHelperProcess(t *testing.T) {
 	}
 	mdir, apath, u := filepath.Join(dir, "model"), filepath.Join(dir, "axis.safetensors"), readFixtureU(t, dir)
 	m := openDriftTestModel(t, mdir)
-	if _, err := RunDrift(context.Background(), m, driftTestOptions(t, filepath.Join(dir, "out"), apath, u)); err != nil {
+	opts := driftTestOptions(t, filepath.Join(dir, "out"), apath, u)
+	opts.Progress = func(done, total int) { fmt.Fprintf(os.Stderr, "progress %d/%d\n", done, total) }
+	if _, err := RunDrift(context.Background(), m, opts); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -121,17 +127,29 @@ func TestDriftKilledAndResumed(t *testing.T) {
 	want := reportWithoutCreated(t, refDir)
 	rng := rand.New(rand.NewPCG(21, 22))
 	kills := 0
-	for attempt := 0; attempt < 3; attempt++ {
+	for attempt := 0; attempt < 4; attempt++ {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestDriftHelperProcess$", "-test.count=1")
 		cmd.Env = append(os.Environ(), driftHelperDirEnv+"="+dir)
+		pipe, err := cmd.StderrPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		// Model loading takes most of a second: kill somewhere in the run.
-		time.Sleep(time.Duration(300+rng.IntN(1200)) * time.Millisecond)
+		// The helper reports progress on stderr (one line per stored group):
+		// kill after 1 or 2 lines and a random delay, in a group or a write.
+		sc := bufio.NewScanner(pipe)
+		for lines, want := 0, 1+rng.IntN(2); lines < want && sc.Scan(); {
+			if strings.HasPrefix(sc.Text(), "progress ") {
+				lines++
+			}
+		}
+		time.Sleep(time.Duration(rng.IntN(80)) * time.Millisecond)
 		if err := cmd.Process.Kill(); err == nil {
 			kills++
 		}
+		go io.Copy(io.Discard, pipe)
 		cmd.Wait()
 		if _, err := os.Stat(filepath.Join(dir, "out", "report.json")); err == nil {
 			t.Logf("attempt %d: the helper finished before the kill", attempt)
