@@ -75,6 +75,9 @@ func PlotPersonaSpace(b *AxisBuild, layer int, path string) error {
 	p.Add(plotter.NewGrid(), roles, names, defPt, defLabel)
 	p.Legend.Add("roles", roles)
 	p.Legend.Add("default", defPt)
+	p.Legend.Top, p.Legend.Left = true, true
+	padRange(&p.X, append(append(plotter.XYs{}, pts...), def...), func(xy plotter.XY) float64 { return xy.X }, 0.18)
+	padRange(&p.Y, append(append(plotter.XYs{}, pts...), def...), func(xy plotter.XY) float64 { return xy.Y }, 0.1)
 	return savePlot(p, path)
 }
 
@@ -128,6 +131,23 @@ func PlotPC1Cosine(b *AxisBuild, path string) error {
 	line.Color, points.Color = roleColour, roleColour
 	p.Add(plotter.NewGrid(), line, points)
 	return savePlot(p, path)
+}
+
+// padRange sets an axis to the data's range widened by frac of its width on each side, so that
+// labels beside the points stay inside the picture.
+func padRange(a *plot.Axis, pts plotter.XYs, coord func(plotter.XY) float64, frac float64) {
+	if len(pts) == 0 {
+		return
+	}
+	lo, hi := coord(pts[0]), coord(pts[0])
+	for _, xy := range pts[1:] {
+		lo, hi = min(lo, coord(xy)), max(hi, coord(xy))
+	}
+	w := hi - lo
+	if w == 0 {
+		w = 1
+	}
+	a.Min, a.Max = lo-frac*w, hi+frac*w
 }
 
 func savePlot(p *plot.Plot, path string) error {
