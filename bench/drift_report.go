@@ -145,8 +145,22 @@ type CapabilityResult struct {
 	HeldOutTokens      int     `json:"held_out_tokens"`
 	ExactUncapped      float64 `json:"exact_match_uncapped"`
 	ExactCapped        float64 `json:"exact_match_capped"`
-	ExactRelative      float64 `json:"exact_match_relative_change"`
+	ExactRelative      float64 `json:"exact_match_relative_change"` // 0 when uncapped is 0
 	Questions          int     `json:"questions"`
+	// ExactAbsolute is ExactCapped - ExactUncapped (defined when the
+	// uncapped accuracy is 0).
+	ExactAbsolute float64 `json:"exact_match_absolute_change"`
+	// Items are the answers to each question in both arms.
+	Items []CapabilityItem `json:"items,omitempty"`
+}
+
+// CapabilityItem is one question's answers in both arms.
+type CapabilityItem struct {
+	ID              string `json:"id"`
+	Uncapped        string `json:"uncapped"`
+	Capped          string `json:"capped"`
+	UncappedCorrect bool   `json:"uncapped_correct"`
+	CappedCorrect   bool   `json:"capped_correct"`
 }
 
 // CapCheck records how the capped arm's telemetry compares with tau.
