@@ -5,17 +5,41 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+
+	"tether/steer"
 )
 
-// driftVariance decomposes the projections of each arm (part A's code).
+// driftVariance decomposes the projections of each arm (DecomposeVariance,
+// default options: 1000 persona bootstrap resamples, seeded).
 func driftVariance(recs []TurnRecord) ([]VarianceResult, error) {
-	return nil, nil
+	var out []VarianceResult
+	for _, arm := range []string{ArmUncapped, ArmCapped} {
+		v, err := DecomposeVariance(arm, TurnRecordsForVariance(recs, arm), VarianceOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("bench: drift: variance of the %s arm: %w", arm, err)
+		}
+		out = append(out, v)
+	}
+	return out, nil
 }
 
-// capability compares capped with uncapped on held-out text and questions
-// (part A's code).
+// capability compares capped with uncapped on held-out text and questions,
+// with the capped arm's caps (MeasureCapability, default options).
 func (r *driftRunner) capability(ctx context.Context) (*CapabilityResult, error) {
-	return nil, nil
+	a := r.arms()[1]
+	plan := steer.Plan{}
+	for _, l := range a.capLayers {
+		plan.Interventions = append(plan.Interventions, steer.Intervention{Kind: steer.KindCap, Layer: l, Vector: r.units[l], Tau: a.capTaus[l]})
+	}
+	c, err := steer.Compile(plan, r.m.Config.HiddenSize, r.m.Config.NumLayers)
+	if err != nil {
+		return nil, err
+	}
+	res, err := MeasureCapability(ctx, r.m, c.Hooks, CapabilityOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("bench: drift: capability: %w", err)
+	}
+	return res, nil
 }
 
 // writeDriftReport writes report.json, report.md and the plots (part A's code).

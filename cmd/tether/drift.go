@@ -1,0 +1,240 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"tether/axis"
+	"tether/bench"
+	"tether/model"
+	"tether/probe"
+)
+
+func init() {
+	register("bench drift", "persona drift over multi-turn conversations, capped vs uncapped, seeds, variance, capability (resumable)", runBenchDrift)
+}
+
+// driftUnusedSteerFlags are the steering flags of `tether chat` that the
+// drift benchmark does not take (its arms are uncapped and capped only).
+var driftUnusedSteerFlags = []string{"steer", "steer-layers", "steer-coef", "steer-norm-units", "ablate", "ablate-value", "newest-only", "telemetry", "measure-layer"}
+
+func runBenchDrift(args []string) error {
+	fs := newFlags("bench drift", "--model M --axis A --cap-layers L (--cap-percentile P | --cap-tau T) --out DIR [--scenarios DIR] [--seeds K] [--turns N] [--max-tokens N] [--projection-layer L] [--simulated-user M|self] [--judge M|self] [--domains a,b] [--scenarios-limit N] [--backend B]",
+		"tether bench drift --model Qwen/Qwen3-0.6B --axis axis.safetensors --cap-layers 18:22 --cap-percentile 25 --out /tmp/drift")
+	ref := fs.String("model", "", "model directory or Hugging Face id")
+	out := fs.String("out", "", "run directory (created; an existing run with the same settings is resumed)")
+	scenarios := fs.String("scenarios", "", "directory of transcript files (JSON: persona, topic, domain, conversation) (default: the built-in scenarios)")
+	seeds := fs.Int("seeds", bench.DefaultDriftSeeds, "seeds per scenario and arm (seeds 1..K, the same in both arms)")
+	turns := fs.Int("turns", 0, "user turns per conversation (0: every scripted turn; needed with --simulated-user)")
+	maxTokens := fs.Int("max-tokens", bench.DefaultDriftMaxTokens, "max new tokens per assistant turn")
+	temperature := fs.Float64("temperature", bench.DefaultDriftTemperature, "sampling temperature (0: greedy)")
+	topP := fs.Float64("top-p", bench.DefaultDriftTopP, "nucleus sampling top-p")
+	projLayer := fs.Int("projection-layer", -1, "layer whose axis projection is measured (default: the axis file's axis_layer, else the middle of the capped range)")
+	simUser := fs.String("simulated-user", "", "a local model (or self) writes the user turns after the first, from the scenario's persona")
+	judge := fs.String("judge", "", "a local model (or self) judges consistency (prompt-to-line, line-to-line, Q&A) per turn")
+	domains := fs.String("domains", "", "only these domains (comma-separated)")
+	limit := fs.Int("scenarios-limit", 0, "the first N scenarios of each domain (0: all)")
+	noCap := fs.Bool("no-capability", false, "skip the capability comparison (perplexity, exact match)")
+	backend := fs.String("backend", "go", "compute backend: go (CPU) or xla:cuda (GPU)")
+	var stf steerFlags
+	addSteerFlags(fs, &stf)
+	for _, n := range driftUnusedSteerFlags {
+		_ = fs.MarkHidden(n)
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := require(fs, "model", "axis", "cap-layers", "out"); err != nil {
+		return err
+	}
+	for _, n := range driftUnusedSteerFlags {
+		if fs.Changed(n) {
+			return fmt.Errorf("bench drift: --%s is not a drift benchmark option (its arms are uncapped and capped)", n)
+		}
+	}
+	if *seeds <= 0 || *maxTokens <= 0 || *turns < 0 || *limit < 0 {
+		return fmt.Errorf("bench drift: --seeds and --max-tokens must be > 0, --turns and --scenarios-limit >= 0")
+	}
+	scs, err := selectScenarios(*scenarios, *domains, *limit)
+	if err != nil {
+		return err
+	}
+
+	stop := startSpinner("loading " + *ref)
+	m, err := model.Open(*ref, model.Options{Backend: *backend})
+	stop()
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+
+	opts, err := driftOptionsFromFlags(ctx, fs, &stf, m, *projLayer)
+	if err != nil {
+		return err
+	}
+	opts.Out, opts.Scenarios, opts.Backend = *out, scs, *backend
+	for s := 1; s <= *seeds; s++ {
+		opts.Seeds = append(opts.Seeds, uint64(s))
+	}
+	opts.Turns, opts.MaxTokens, opts.Capability = *turns, *maxTokens, !*noCap
+	opts.Temperature, opts.TopP, opts.Greedy = *temperature, *topP, *temperature == 0
+	if *simUser != "" {
+		um, closeUser, err := openHelperModel(*simUser, m, *backend)
+		if err != nil {
+			return fmt.Errorf("bench drift: --simulated-user: %w", err)
+		}
+		defer closeUser()
+		opts.SimulatedUser, opts.SimulatedUserName = um, *simUser
+	}
+	if *judge != "" {
+		jm, closeJudge, err := openHelperModel(*judge, m, *backend)
+		if err != nil {
+			return fmt.Errorf("bench drift: --judge: %w", err)
+		}
+		defer closeJudge()
+		opts.Judge, opts.JudgeName = jm, *judge
+	}
+
+	var bar interface{ Set(int) error }
+	started, startDone, lastDone := time.Now(), -1, 0
+	opts.Progress = func(done, total int) {
+		if bar == nil {
+			bar = newBar(total, "drift conversations")
+			startDone = done
+		}
+		bar.Set(done)
+		lastDone = done
+	}
+	rep, err := bench.RunDrift(ctx, m, opts)
+	if errors.Is(err, context.Canceled) {
+		fmt.Fprintf(os.Stderr, "\ninterrupted: %d conversations are stored in %s; run the same command again to resume\n", lastDone, *out)
+	}
+	if err != nil {
+		return err
+	}
+	elapsed := time.Since(started)
+	fmt.Printf("drift benchmark of %s: %d scenarios x 2 arms x %d seeds, projection at layer %d, caps at layers %v (tau %v)\n",
+		m.Name, len(rep.Scenarios), len(rep.Settings.Seeds), rep.Settings.ProjectionLayer, rep.Settings.CapLayers, rep.Settings.CapTaus)
+	if ran := lastDone - startDone; ran > 0 {
+		fmt.Printf("ran %d conversations in %v: %.0f conversations/hour\n", ran, elapsed.Round(time.Second), float64(ran)/elapsed.Hours())
+	}
+	for _, f := range rep.Findings {
+		fmt.Println("- " + f)
+	}
+	fmt.Printf("report: %s (report.md, SVG plots beside it)\n", filepath.Join(*out, "report.json"))
+	return nil
+}
+
+// selectScenarios loads the scenarios (built-in without a directory), keeps
+// the given domains and the first limit scenarios of each domain.
+func selectScenarios(dir, domains string, limit int) ([]bench.Scenario, error) {
+	var scs []bench.Scenario
+	var err error
+	if dir == "" {
+		scs, err = bench.BuiltinScenarios()
+	} else {
+		scs, err = bench.LoadScenariosDir(dir)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var want []string
+	if domains != "" {
+		for _, d := range strings.Split(domains, ",") {
+			want = append(want, strings.TrimSpace(d))
+		}
+	}
+	var out []bench.Scenario
+	perDomain := map[string]int{}
+	for _, s := range scs {
+		if want != nil && !slices.Contains(want, s.Domain) {
+			continue
+		}
+		if limit > 0 && perDomain[s.Domain] >= limit {
+			continue
+		}
+		perDomain[s.Domain]++
+		out = append(out, s)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("bench drift: no scenario left with --domains %q (domains present: %v)", domains, scenarioDomains(scs))
+	}
+	return out, nil
+}
+
+func scenarioDomains(scs []bench.Scenario) []string {
+	var ds []string
+	for _, s := range scs {
+		if !slices.Contains(ds, s.Domain) {
+			ds = append(ds, s.Domain)
+		}
+	}
+	return ds
+}
+
+// driftOptionsFromFlags turns the capping flags (the code of `tether chat`)
+// into the drift benchmark's axis, cap layers, taus and projection layer.
+func driftOptionsFromFlags(ctx context.Context, fs *pflag.FlagSet, stf *steerFlags, m *model.Model, projLayer int) (bench.DriftOptions, error) {
+	var o bench.DriftOptions
+	setup, err := stf.build(ctx, fs, m)
+	if err != nil {
+		return o, fmt.Errorf("bench drift: %w", err)
+	}
+	ax, err := axis.Read(stf.axisPath)
+	if err != nil {
+		return o, err
+	}
+	o.Axis, o.AxisPath = ax, stf.axisPath
+	o.CapLayers = setup.capLayers
+	for _, l := range setup.capLayers {
+		h := setup.compiled.Hooks[l]
+		if h == nil || len(h.Clamps) != 1 {
+			return o, fmt.Errorf("bench drift: layer %d: expected one cap from the capping flags", l)
+		}
+		o.CapTaus = append(o.CapTaus, h.Clamps[0].Lo)
+	}
+	if fs.Changed("cap-percentile") {
+		o.CapPercentile = stf.capPercentile
+	}
+	L := m.Config.NumLayers
+	switch {
+	case projLayer >= L:
+		return o, fmt.Errorf("bench drift: --projection-layer %d out of range: the model has %d layers (0..%d)", projLayer, L, L-1)
+	case projLayer >= 0:
+		o.ProjectionLayer = projLayer
+	default:
+		o.ProjectionLayer = setup.measureLayer
+		if v, ok := ax.Extra[probe.AxisLayerKey]; ok {
+			if l, err := strconv.Atoi(v); err == nil && l >= 0 && l < L {
+				o.ProjectionLayer = l
+			}
+		}
+	}
+	return o, nil
+}
+
+// openHelperModel opens a simulated user or judge: "self" is the model under
+// test; anything else is a model reference opened on backend.
+func openHelperModel(ref string, self *model.Model, backend string) (*model.Model, func(), error) {
+	if ref == "self" {
+		return self, func() {}, nil
+	}
+	m, err := model.Open(ref, model.Options{Backend: backend})
+	if err != nil {
+		return nil, nil, err
+	}
+	return m, m.Close, nil
+}
