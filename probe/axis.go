@@ -3,7 +3,9 @@ package probe
 import (
 	"fmt"
 	"math"
+	"runtime"
 	"sort"
+	"sync"
 )
 
 // AxisSample is one rollout as the axis build sees it: its id, its role (DefaultRoleName for the
@@ -162,16 +164,16 @@ func BuildAxis(src ActivationSource, opts AxisOptions) (*AxisBuild, error) {
 		return nil, fmt.Errorf("probe: axis: no role has a kept rollout (roles seen: %d, all without a kept rollout); with a judge, only score-%d rollouts count", len(b.Dropped), KeepScore)
 	}
 
+	// meanOf turns a role's sums into its mean in place (float64) and returns a float32 copy.
 	meanOf := func(role string) ([][]float32, [][]float64) {
 		n := float64(counts[role])
+		m64 := sums[role]
 		m32 := make([][]float32, L)
-		m64 := make([][]float64, L)
 		for l := range m32 {
 			m32[l] = make([]float32, H)
-			m64[l] = make([]float64, H)
-			for j, v := range sums[role][l] {
-				m64[l][j] = v / n
-				m32[l][j] = float32(v / n)
+			for j := range m64[l] {
+				m64[l][j] /= n
+				m32[l][j] = float32(m64[l][j])
 			}
 		}
 		return m32, m64
@@ -243,18 +245,33 @@ func BuildAxis(src ActivationSource, opts AxisOptions) (*AxisBuild, error) {
 		return nil, fmt.Errorf("probe: axis: %w", err)
 	}
 
-	// Persona space per layer.
+	// Persona space per layer, layers in parallel.
 	b.PCA = make([]LayerPCA, L)
+	errs := make([]error, L)
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range min(runtime.GOMAXPROCS(0), L) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for l := range next {
+				rows := make([][]float64, len(roles64))
+				for r := range roles64 {
+					rows[r] = roles64[r][l]
+				}
+				b.PCA[l], errs[l] = layerPCA(rows, def64[l], axis64[l], k)
+			}
+		}()
+	}
 	for l := 0; l < L; l++ {
-		rows := make([][]float64, len(roles64))
-		for r := range roles64 {
-			rows[r] = roles64[r][l]
-		}
-		lp, err := layerPCA(rows, def64[l], axis64[l], k)
+		next <- l
+	}
+	close(next)
+	wg.Wait()
+	for l, err := range errs {
 		if err != nil {
 			return nil, fmt.Errorf("probe: axis: layer %d: %w", l, err)
 		}
-		b.PCA[l] = lp
 	}
 	return b, nil
 }

@@ -11,7 +11,8 @@ import (
 )
 
 // axisFixtureRun is a tiny judged run directory committed with the tests (4 roles, 2 layers,
-// hidden 8); expected.json beside it is check_axis.py's independent numpy recomputation.
+// hidden 8, two rollouts with an empty response); expected.json beside it is check_axis.py's
+// independent numpy recomputation.
 const axisFixtureRun = "testdata/axis/run"
 
 // TestWriteAxisFixture regenerates the fixture run when TETHER_WRITE_AXIS_FIXTURE=1; afterwards
@@ -57,11 +58,18 @@ func TestWriteAxisFixture(t *testing.T) {
 					s := []int{3, 3, 3, 2, 1, 0}[rng.IntN(6)]
 					r.Score = &s
 				}
+				// Two rollouts with an empty response: zero activations, as Capture gives them.
+				empty := (ri == 0 && p == 1 && q == 0) || (ri == 1 && p == 1 && q == 2)
+				if empty {
+					r.Response, r.ResponseIDs, r.ResponseTokens = "", []int{}, 0
+				}
 				a := make([][]float32, L)
 				for l := range a {
 					a[l] = make([]float32, H)
 					for j := range a[l] {
-						a[l][j] = float32(float64(l+1)*centre[j] + rng.NormFloat64())
+						if !empty {
+							a[l][j] = float32(float64(l+1)*centre[j] + rng.NormFloat64())
+						}
 					}
 				}
 				ros = append(ros, r)
@@ -81,7 +89,7 @@ func TestWriteAxisFixture(t *testing.T) {
 		for i := lo; i < hi; i++ {
 			ros[i].Shard, ros[i].Row = ShardName(n), i-lo
 			ids = append(ids, ros[i].ID)
-			counts = append(counts, 2)
+			counts = append(counts, ros[i].ResponseTokens)
 		}
 		if err := writeShard(dir, ShardName(n), ids, means[lo:hi], counts, L, H); err != nil {
 			t.Fatal(err)

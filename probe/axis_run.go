@@ -23,9 +23,10 @@ type runSource struct {
 	minScore int
 }
 
-// RunActivations is the ActivationSource of a run directory. A role's rollout is kept when the
-// run had no judge, or when its judge score is at least minScore (KeepScore, 3, in the paper);
-// every default rollout is kept.
+// RunActivations is the ActivationSource of a run directory. Rollouts with an empty response
+// are left out altogether (they have no activation: their stored mean is zero). A role's rollout
+// is kept when the run had no judge, or when its judge score is at least minScore (KeepScore, 3,
+// in the paper); every default rollout is kept.
 func RunActivations(r *Run, minScore int) ActivationSource {
 	return &runSource{run: r, minScore: minScore}
 }
@@ -38,10 +39,13 @@ func (s *runSource) Shape() (int, int) {
 func (s *runSource) Samples() []AxisSample {
 	judged := s.run.Manifest().Settings.Judged()
 	ros := s.run.Rollouts()
-	out := make([]AxisSample, len(ros))
-	for i, r := range ros {
+	out := make([]AxisSample, 0, len(ros))
+	for _, r := range ros {
+		if r.ResponseTokens == 0 {
+			continue
+		}
 		keep := r.Role == DefaultRoleName || !judged || (r.Score != nil && *r.Score >= s.minScore)
-		out[i] = AxisSample{ID: r.ID, Role: r.Role, Kept: keep}
+		out = append(out, AxisSample{ID: r.ID, Role: r.Role, Kept: keep})
 	}
 	return out
 }
@@ -102,7 +106,7 @@ func (b *AxisBuild) AxisFile(m Manifest, minScore int) (*axis.Axis, error) {
 		"min_score":          strconv.Itoa(minScore),
 		"pc1_cosine":         js(pc1),
 		"variance_explained": js(explained),
-		"calibration":        fmt.Sprintf("numpy-linear percentiles of <h,u> over all %d rollouts' mean activations", b.CalibrationSet),
+		"calibration":        fmt.Sprintf("numpy-linear percentiles of <h,u> over all %d non-empty rollouts' mean activations", b.CalibrationSet),
 		"method":             "axis = mean(default rollouts, pooled) - mean over roles of mean(kept rollouts)",
 	}
 	return &axis.Axis{

@@ -10,6 +10,7 @@ numpy only:
                    score >= min-score); default vector = mean of all default rollouts (pooled)
   axis           = default vector - mean of the role vectors
   tau            = np.percentile (linear) of every rollout's projection on axis/|axis|
+  (rollouts with an empty response are left out everywhere)
   PCA            = SVD of the mean-centred role vectors; PC1 oriented so the default projects high
 """
 import json
@@ -49,6 +50,8 @@ def main():
     judge = manifest["settings"].get("judge", "none")
     judged = judge not in ("", "none")
     rollouts = [json.loads(line) for line in open(f"{run}/rollouts.jsonl") if line.strip()]
+    # A rollout with an empty response has no activation (its stored mean is zero): skip it.
+    rollouts = [r for r in rollouts if r["response_tokens"] > 0]
 
     shards = {}
     acts = []
