@@ -40,6 +40,9 @@ func runAxisBuild(args []string) error {
 		return err
 	}
 	m := run.Manifest()
+	if *layer >= m.Layers {
+		return fmt.Errorf("axis build: --layer %d out of range: the run has %d layers (0..%d)", *layer, m.Layers, m.Layers-1)
+	}
 	fmt.Fprintf(os.Stderr, "axis build: %s: %d rollouts of %s (%d layers, hidden %d)\n", *runDir, len(run.Rollouts()), m.Model, m.Layers, m.HiddenSize)
 	b, err := probe.BuildRunAxis(run, *minScore, probe.AxisOptions{Percentiles: percentiles})
 	if err != nil {
@@ -48,9 +51,6 @@ func runAxisBuild(args []string) error {
 	plotLayer := *layer
 	if plotLayer < 0 {
 		plotLayer = b.AxisLayer()
-	}
-	if plotLayer >= b.Layers {
-		return fmt.Errorf("axis build: --layer %d out of range: the run has %d layers (0..%d)", plotLayer, b.Layers, b.Layers-1)
 	}
 	a, err := b.AxisFile(m, *minScore)
 	if err != nil {
