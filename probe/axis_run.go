@@ -3,6 +3,8 @@ package probe
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 
 	"tether/axis"
@@ -121,4 +123,41 @@ func (b *AxisBuild) AxisFile(m Manifest, minScore int) (*axis.Axis, error) {
 func round6(x float64) float64 {
 	v, _ := strconv.ParseFloat(strconv.FormatFloat(x, 'g', 6, 64), 64)
 	return v
+}
+
+// WriteRunAxis is the whole of `tether axis build`: it opens the run in runDir, builds its axis
+// (role rollouts scored at least minScore when the run was judged), writes the axis file at out
+// (creating its directory) and the report and pictures beside it, with persona space drawn at
+// plotLayer (< 0: the axis layer, the middle one).
+func WriteRunAxis(runDir, out string, minScore, plotLayer int, opts AxisOptions) (*AxisBuild, *AxisReport, error) {
+	run, err := OpenRun(runDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	m := run.Manifest()
+	if plotLayer >= m.Layers {
+		return nil, nil, fmt.Errorf("probe: axis: layer %d out of range: run %s has %d layers (0..%d)", plotLayer, runDir, m.Layers, m.Layers-1)
+	}
+	b, err := BuildRunAxis(run, minScore, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	if plotLayer < 0 {
+		plotLayer = b.AxisLayer()
+	}
+	a, err := b.AxisFile(m, minScore)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return nil, nil, fmt.Errorf("probe: axis: %w", err)
+	}
+	if err := axis.Write(out, a); err != nil {
+		return nil, nil, err
+	}
+	rep, err := b.WriteAxisReport(filepath.Dir(out), m, runDir, minScore, plotLayer)
+	if err != nil {
+		return nil, nil, err
+	}
+	return b, rep, nil
 }

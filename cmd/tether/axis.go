@@ -35,37 +35,11 @@ func runAxisBuild(args []string) error {
 	if err != nil {
 		return fmt.Errorf("axis build: --percentiles: %w", err)
 	}
-	run, err := probe.OpenRun(*runDir)
+	b, rep, err := probe.WriteRunAxis(*runDir, *out, *minScore, *layer, probe.AxisOptions{Percentiles: percentiles})
 	if err != nil {
 		return err
 	}
-	m := run.Manifest()
-	if *layer >= m.Layers {
-		return fmt.Errorf("axis build: --layer %d out of range: the run has %d layers (0..%d)", *layer, m.Layers, m.Layers-1)
-	}
-	fmt.Fprintf(os.Stderr, "axis build: %s: %d rollouts of %s (%d layers, hidden %d)\n", *runDir, len(run.Rollouts()), m.Model, m.Layers, m.HiddenSize)
-	b, err := probe.BuildRunAxis(run, *minScore, probe.AxisOptions{Percentiles: percentiles})
-	if err != nil {
-		return err
-	}
-	plotLayer := *layer
-	if plotLayer < 0 {
-		plotLayer = b.AxisLayer()
-	}
-	a, err := b.AxisFile(m, *minScore)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
-		return fmt.Errorf("axis build: %w", err)
-	}
-	if err := axis.Write(*out, a); err != nil {
-		return err
-	}
-	rep, err := b.WriteAxisReport(filepath.Dir(*out), m, *runDir, *minScore, plotLayer)
-	if err != nil {
-		return err
-	}
+	plotLayer := rep.PlotLayer
 	fmt.Printf("wrote %s: axis of %d layers x %d, %d roles (%d kept rollouts) vs %d default rollouts, tau at percentiles %s\n",
 		*out, b.Layers, b.Hidden, len(b.RoleNames), sumInts(b.RoleCounts), b.DefaultCount, *pcts)
 	if len(b.Dropped) > 0 {
