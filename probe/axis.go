@@ -285,7 +285,8 @@ func layerPCA(roles [][]float64, def, axis []float64, k int) (LayerPCA, error) {
 	p.OrientTowards(0, def)
 	k = min(k, len(p.Components))
 	lp := LayerPCA{Explained: p.Explained, Variance: p.Variance, Components: p.Components[:k]}
-	if len(p.Components) > 0 {
+	if len(p.Components) > 0 && p.Explained[0] > 0 {
+		// With a single role (or identical roles) there is no variance and no meaningful PC1.
 		lp.PC1Cosine = cosine(p.Components[0], axis)
 	}
 	for _, sc := range p.Scores {

@@ -397,4 +397,26 @@ func TestBuildAxisDropsRolesWithoutKeptRollouts(t *testing.T) {
 	if b.CalibrationSet != 4 {
 		t.Errorf("calibrated over %d rollouts, want all 4", b.CalibrationSet)
 	}
+	// Two roles differ along (0, 1) only: PC1 is that direction, oriented so the default, at
+	// y = 0 below the roles' centre y = 2, projects high: PC1 = (0, -1); explained 100%.
+	lp := b.PCA[0]
+	if math.Abs(lp.Components[0][0]) > 1e-12 || math.Abs(lp.Components[0][1]+1) > 1e-12 || math.Abs(lp.Explained[0]-1) > 1e-12 {
+		t.Errorf("PC1 %v explained %v, want (0, -1) and 1", lp.Components[0], lp.Explained)
+	}
+	// cos(PC1, axis) = (0,-1).(1,-2)/sqrt(5) = 2/sqrt(5).
+	if math.Abs(lp.PC1Cosine-2/math.Sqrt(5)) > 1e-12 {
+		t.Errorf("PC1 cosine %v, want %v", lp.PC1Cosine, 2/math.Sqrt(5))
+	}
+
+	// A single role has no persona-space variance: PC1 cosine is reported as 0.
+	one := &memSource{layers: 1, hidden: 2}
+	one.add("default/p0/q0/s0", DefaultRoleName, true, [][]float32{{1, 0}})
+	one.add("a/p0/q0/s0", "a", true, [][]float32{{0, 1}})
+	b1, err := BuildAxis(one, AxisOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b1.PCA[0].PC1Cosine != 0 {
+		t.Errorf("single role: PC1 cosine %v, want 0", b1.PCA[0].PC1Cosine)
+	}
 }
