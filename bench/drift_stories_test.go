@@ -1,0 +1,146 @@
+package bench
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"tether/axis"
+	"tether/model"
+	"tether/models"
+	"tether/tokenizer"
+	"tether/weights"
+)
+
+// openStories converts the bundled stories260K model into dir and opens it.
+func openStories(tb testing.TB, dir string) *model.Model {
+	tb.Helper()
+	ckpt, tok, err := models.ExtractStories260K(filepath.Join(dir, "src"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	hf := filepath.Join(dir, "hf")
+	if err := weights.ConvertLlama2c(ckpt, hf); err != nil {
+		tb.Fatal(err)
+	}
+	if err := tokenizer.ConvertLlama2cTokenizer(tok, hf); err != nil {
+		tb.Fatal(err)
+	}
+	m, err := model.Open(hf, model.Options{Backend: driftTestBackend()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(m.Close)
+	return m
+}
+
+// writeRandomAxis writes an axis of random directions for a model's shape,
+// with tau at percentile 25 set to tau at every layer and axis_layer 2.
+func writeRandomAxis(tb testing.TB, path string, layers, hidden int, tau float32) {
+	tb.Helper()
+	rng := rand.New(rand.NewPCG(8, 9))
+	mat := func(random bool) [][]float32 {
+		m := make([][]float32, layers)
+		for l := range m {
+			m[l] = make([]float32, hidden)
+			if random {
+				for i := range m[l] {
+					m[l][i] = float32(rng.NormFloat64())
+				}
+			}
+		}
+		return m
+	}
+	taus := make([]float32, layers)
+	for i := range taus {
+		taus[i] = tau
+	}
+	ax := &axis.Axis{Model: "stories260K", Layers: layers, Hidden: hidden, Axis: mat(true), DefaultMean: mat(false),
+		RoleNames: []string{"r"}, RoleMeans: [][][]float32{mat(false)},
+		Percentiles: []float64{10, 25}, Tau: [][]float32{taus, taus}, Extra: map[string]string{"axis_layer": "2"}}
+	if err := axis.Write(path, ax); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// TestDemoDriftStories: the demo's small benchmark runs on the bundled model
+// (plain-text conversation format: it has no chat template), covers the four
+// built-in domains, and its capped arm holds tau at the axis layer.
+func TestDemoDriftStories(t *testing.T) {
+	dir := t.TempDir()
+	m := openStories(t, dir)
+	if m.Template != nil {
+		t.Fatal("stories260K has a chat template; the plain-text path is not tested")
+	}
+	apath := filepath.Join(dir, "axis.safetensors")
+	writeRandomAxis(t, apath, m.Config.NumLayers, m.Config.HiddenSize, 0.5)
+	rep, err := DemoDrift(t.Context(), m, apath, filepath.Join(dir, "out"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Scenarios) != 4 || len(rep.Turns) != 4*2*2*3 {
+		t.Fatalf("%d scenarios, %d turns", len(rep.Scenarios), len(rep.Turns))
+	}
+	if s := rep.Settings; s.ProjectionLayer != 2 || s.CapPercentile != 25 || s.CapTaus[0] != 0.5 {
+		t.Fatalf("settings %+v", s)
+	}
+	if !rep.CapCheck.Held {
+		t.Fatalf("cap check %+v", rep.CapCheck)
+	}
+	for _, rec := range rep.Turns {
+		if rec.Arm == ArmCapped && rec.Projection < 0.5-1e-4 {
+			t.Fatalf("capped projection %g below tau", rec.Projection)
+		}
+		if strings.Contains(rec.Response, "\nUser:") {
+			t.Fatalf("response runs into the next user turn: %q", rec.Response)
+		}
+	}
+}
+
+// BenchmarkDriftStories260K measures conversations per hour at the default
+// settings (5 seeds, every scripted turn (8), up to 128 tokens per turn,
+// temperature 0.7, top-p 0.9) on the bundled model: one built-in scenario in
+// both arms (10 conversations) per iteration, without the capability
+// comparison.
+func BenchmarkDriftStories260K(b *testing.B) {
+	dir := b.TempDir()
+	m := openStories(b, dir)
+	apath := filepath.Join(dir, "axis.safetensors")
+	writeRandomAxis(b, apath, m.Config.NumLayers, m.Config.HiddenSize, 0.5)
+	ax, err := axis.Read(apath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	scs, err := BuiltinScenarios()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var sc []Scenario
+	for _, s := range scs {
+		if s.Domain == DomainEmotional {
+			sc = append(sc, s)
+			break
+		}
+	}
+	convs := 0
+	start := time.Now()
+	for i := 0; b.Loop(); i++ {
+		rep, err := RunDrift(b.Context(), m, DriftOptions{
+			Out: filepath.Join(dir, fmt.Sprint("out", i)), Axis: ax, AxisPath: apath, Scenarios: sc,
+			CapLayers: []int{2}, CapTaus: []float32{0.5}, ProjectionLayer: 2, Backend: driftTestBackend(),
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		convs += len(rep.Turns) / rep.Scenarios[0].Turns
+	}
+	perHour := float64(convs) / time.Since(start).Hours()
+	if math.IsInf(perHour, 0) || perHour <= 0 {
+		b.Fatalf("conversations/hour %g", perHour)
+	}
+	b.ReportMetric(perHour, "conversations/hour")
+}
