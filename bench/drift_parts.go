@@ -2,9 +2,7 @@ package bench
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"path/filepath"
 
 	"tether/steer"
 )
@@ -42,11 +40,8 @@ func (r *driftRunner) capability(ctx context.Context) (*CapabilityResult, error)
 	return res, nil
 }
 
-// writeDriftReport writes report.json, report.md and the plots (part A's code).
+// writeDriftReport writes report.json, report.md and the SVG plots, and
+// validates report.json against the schema (WriteReport).
 func writeDriftReport(dir string, rep *DriftReport) error {
-	b, err := json.MarshalIndent(rep, "", "  ")
-	if err != nil {
-		return fmt.Errorf("bench: drift: report.json: %w", err)
-	}
-	return writeFileSync(filepath.Join(dir, "report.json"), append(b, '\n'))
+	return WriteReport(dir, rep)
 }

@@ -90,6 +90,13 @@ func TestDriftPlanted(t *testing.T) {
 	if back.Settings.ProjectionLayer != testCapLayer || len(back.Turns) != 24 {
 		t.Errorf("report.json settings %+v", back.Settings)
 	}
+	if err := ValidateDriftReportJSON(data); err != nil {
+		t.Error(err)
+	}
+	svgs, _ := filepath.Glob(filepath.Join(opts.Out, "*.svg"))
+	if _, err := os.Stat(filepath.Join(opts.Out, "report.md")); err != nil || len(svgs) == 0 {
+		t.Errorf("report.md (%v) or SVG plots (%d) missing", err, len(svgs))
+	}
 }
 
 // TestDriftResumeRefusesOtherSettings: resuming with other settings names the
