@@ -62,6 +62,19 @@ func ReadReport(path string) (*DriftReport, error) {
 	return &r, nil
 }
 
+// RegenerateReport rewrites report.md and the SVG plots of dir from its
+// report.json alone (report.json itself is left as it is).
+func RegenerateReport(dir string) error {
+	r, err := ReadReport(filepath.Join(dir, ReportJSON))
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(filepath.Join(dir, ReportMarkdown), []byte(RenderMarkdown(r))); err != nil {
+		return err
+	}
+	return RenderPlots(r, dir)
+}
+
 // withEmptyLists returns a shallow copy of r whose nil lists are empty, so
 // that report.json holds [] rather than null.
 func withEmptyLists(r *DriftReport) *DriftReport {

@@ -269,6 +269,21 @@ func TestWriteReadReport(t *testing.T) {
 	if string(md) != RenderMarkdown(back) {
 		t.Error("report.md differs from the one regenerated from report.json")
 	}
+	// RegenerateReport from report.json alone rewrites the same report.md and plots.
+	for _, name := range []string{ReportMarkdown, PlotVariance} {
+		if err := os.Remove(filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := RegenerateReport(dir); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := os.ReadFile(filepath.Join(dir, ReportMarkdown)); err != nil || !bytes.Equal(again, md) {
+		t.Errorf("regenerated report.md differs (%v)", err)
+	}
+	if root, _ := svgTexts(t, filepath.Join(dir, PlotVariance)); root != "svg" {
+		t.Error("variance plot not regenerated")
+	}
 	// An empty report still writes valid files ([] rather than null).
 	empty := &DriftReport{Format: DriftReportFormat, Model: "m", Created: "2026-11-23T21:00:00Z"}
 	if err := WriteReport(t.TempDir(), empty); err != nil {
