@@ -18,6 +18,10 @@ import (
 // pass), so that the [window, vocab] logits of a large vocabulary stay small.
 const PerplexityMaxWindow = 512
 
+// perplexityLogitBytes bounds the logits one forward pass of Perplexity
+// returns.
+const perplexityLogitBytes = 512 << 20
+
 //go:embed capdata/heldout.txt
 var heldOutText string
 
@@ -81,7 +85,9 @@ func PerplexityWindowed(ctx context.Context, m *engine.Model, ids []int, hooks e
 	for start := 0; start < len(ids)-1; start += window - 1 {
 		windows = append(windows, ids[start:min(start+window, len(ids))])
 	}
-	const batch = 4
+	// Windows per forward pass: as many as keep the returned logits
+	// ([windows, window, vocab] float32) under perplexityLogitBytes.
+	batch := max(1, min(4, perplexityLogitBytes/(window*max(1, m.Config().VocabSize)*4)))
 	var nll float64
 	var count int
 	for b := 0; b < len(windows); b += batch {
