@@ -234,6 +234,23 @@ func TestRenderPlots(t *testing.T) {
 			t.Errorf("projection plot lacks legend %q", w)
 		}
 	}
+	// Degenerate data: one turn of one arm, all-zero variance and capability changes.
+	edge := &DriftReport{Format: DriftReportFormat, Model: "m",
+		Summary:    []TurnSummary{{Arm: ArmCapped, Domain: "my domain/2", Turn: 0, N: 1, MeanProjection: 1}},
+		Variance:   []VarianceResult{{Arm: ArmUncapped, RatioUndefined: true}},
+		Capability: &CapabilityResult{PerplexityUncapped: 3, PerplexityCapped: 3}}
+	edir := t.TempDir()
+	if err := RenderPlots(edge, edir); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"projection_my_domain_2.svg", PlotVariance, PlotCapability} {
+		if root, _ := svgTexts(t, filepath.Join(edir, name)); root != "svg" {
+			t.Errorf("degenerate %s: root %q", name, root)
+		}
+	}
+	if md := RenderMarkdown(edge); !strings.Contains(md, "undefined (between persona is 0)") || !strings.Contains(md, "| 0 | - | 1.0000 +- 0.0000 |") {
+		t.Errorf("degenerate markdown:\n%s", md)
+	}
 	if got := PlotFileName("my domain/2"); got != "projection_my_domain_2.svg" {
 		t.Errorf("PlotFileName = %q", got)
 	}
