@@ -196,6 +196,10 @@ func DriftFindings(rep *DriftReport) []string {
 		out = append(out, fmt.Sprintf("Capped arm: the projection after the cap fell below tau %s on %d of %d (token, capped layer) pairs at layers %v (smallest margin %.3g).", taus, cc.Violations, cc.Tokens, rep.Settings.CapLayers, cc.MinMargin))
 	}
 	for _, v := range rep.Variance {
+		if v.RatioUndefined {
+			out = append(out, fmt.Sprintf("%s: run-to-run variance %.4g; the variance between personas is 0 (or not estimable, with fewer than 2 personas), so their ratio is undefined.", v.Arm, v.RunToRun))
+			continue
+		}
 		verdict := "smaller than"
 		if v.RatioRunToPersona >= 1 {
 			verdict = "matches or exceeds"
