@@ -144,3 +144,35 @@ func BenchmarkDriftStories260K(b *testing.B) {
 	}
 	b.ReportMetric(perHour, "conversations/hour")
 }
+
+// TestDriftPromptFitsContext: a long plain-text conversation on stories260K
+// (context 512) drops its oldest exchanges so that the prompt plus the new
+// tokens fit, and always ends with the newest user turn.
+func TestDriftPromptFitsContext(t *testing.T) {
+	m := openStories(t, t.TempDir())
+	long := strings.Repeat("Lily went to the park and played with her dog. ", 8)
+	var msgs []tokenizer.Message
+	for i := 0; i < 6; i++ {
+		msgs = append(msgs, tokenizer.Message{Role: "user", Content: fmt.Sprint("question ", i, " ", long)},
+			tokenizer.Message{Role: "assistant", Content: long})
+	}
+	msgs = append(msgs, tokenizer.Message{Role: "user", Content: "the last question"})
+	ids, err := chatPromptIDs(m, msgs, 128)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ids)+128 > m.Config.MaxPositions {
+		t.Fatalf("prompt of %d tokens + 128 exceeds the context %d", len(ids), m.Config.MaxPositions)
+	}
+	text, err := m.Tokenizer.Decode(ids, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(text, "User: the last question\nAssistant:") || strings.Contains(text, "question 0 ") {
+		t.Fatalf("prompt %q: want the oldest exchanges dropped and the newest user turn last", text)
+	}
+	full, _ := renderConversation(m, msgs)
+	if len(full)+128 <= m.Config.MaxPositions {
+		t.Fatalf("the conversation (%d tokens) fits: nothing was dropped", len(full))
+	}
+}

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -127,5 +128,45 @@ func TestParseBinary(t *testing.T) {
 		if got := ParseBinary(c.in); got != c.want {
 			t.Errorf("ParseBinary(%q) = %d, want %d", c.in, got, c.want)
 		}
+	}
+}
+
+// TestDriftArmsShareSeeds: with a cap that never acts (tau far below every
+// projection), the capped arm must reproduce the uncapped arm token for
+// token: both arms replay the same prompts with the same seeds.
+func TestDriftArmsShareSeeds(t *testing.T) {
+	dir := t.TempDir()
+	mdir, apath, u := writeDriftFixture(t, dir)
+	m := openDriftTestModel(t, mdir)
+	opts := driftTestOptions(t, filepath.Join(dir, "out"), apath, u)
+	opts.CapTaus = []float32{-1e6}
+	rep, err := RunDrift(t.Context(), m, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type key struct {
+		sc   string
+		seed uint64
+		turn int
+	}
+	uncapped := map[key]TurnRecord{}
+	for _, r := range rep.Turns {
+		if r.Arm == ArmUncapped {
+			uncapped[key{r.Scenario, r.Seed, r.Turn}] = r
+		}
+	}
+	for _, r := range rep.Turns {
+		if r.Arm != ArmCapped {
+			continue
+		}
+		o := uncapped[key{r.Scenario, r.Seed, r.Turn}]
+		if r.Response != o.Response || r.ResponseTokens != o.ResponseTokens || math.Abs(r.Projection-o.Projection) > 1e-5 || r.CapFraction != 0 {
+			t.Fatalf("%s seed %d turn %d: capped %q (%g) vs uncapped %q (%g), cap fraction %g",
+				r.Scenario, r.Seed, r.Turn, r.Response, r.Projection, o.Response, o.Projection, r.CapFraction)
+		}
+	}
+	// And the seeds differ between seeds and turns.
+	if DriftTurnSeed(1, "a", 0) == DriftTurnSeed(2, "a", 0) || DriftTurnSeed(1, "a", 0) == DriftTurnSeed(1, "a", 1) {
+		t.Fatal("turn seeds collide")
 	}
 }
