@@ -124,7 +124,7 @@ func runBenchDrift(args []string) error {
 	}
 	rep, err := bench.RunDrift(ctx, m, opts)
 	if errors.Is(err, context.Canceled) {
-		fmt.Fprintf(os.Stderr, "\ninterrupted: %d conversations are stored in %s; run the same command again to resume\n", lastDone, *out)
+		return fmt.Errorf("bench drift: interrupted; %d conversations are saved in %s; run the same command again to continue", lastDone, *out)
 	}
 	if err != nil {
 		return err
