@@ -7,9 +7,13 @@ import (
 	"path/filepath"
 	"strings"
 
+	"tether/axis"
+	"tether/bench"
 	"tether/engine"
 	"tether/model"
 	"tether/models"
+	"tether/probe"
+	"tether/steer"
 )
 
 func init() {
@@ -108,12 +112,96 @@ func runDemo(args []string) error {
 		fmt.Printf(" L%d %.2f", l, meanNorm(fwd.Captured[l][0]))
 	}
 	fmt.Println()
+	if err := demoPersonaPipeline(ctx, m, *dir); err != nil {
+		return err
+	}
 	fmt.Println()
-	fmt.Println("A tiny story model shows the mechanics, not the science: the persona pipeline (axis, capping, drift)")
-	fmt.Println("needs an instruction-tuned model such as Qwen 3, Llama 3 or Gemma 2/3 (tether generate --model ORG/NAME).")
+	fmt.Println("A tiny story model shows the mechanics, not the science: it has no Assistant persona to drift from.")
+	fmt.Println("Run the same pipeline on an instruction-tuned model (Qwen 3, Llama 3, Gemma 2/3) for real findings:")
+	fmt.Println("  tether persona run --model ORG/NAME --out RUN && tether axis build --run RUN --out axis.safetensors")
+	fmt.Println("  tether bench drift --model ORG/NAME --axis axis.safetensors --cap-layers A:B --cap-percentile 25 --out DRIFT")
 	if !strings.HasPrefix(greedy, knownStoriesStart) {
 		return fmt.Errorf("demo: greedy output differs from llama2.c's known output")
 	}
+	return nil
+}
+
+// demoPersonaPipeline runs DESIGN.md's steps 1 to 7 on a small subset: role
+// rollouts with activations, the axis and its calibration, capped generation
+// with telemetry, and a small drift benchmark. Everything lands under dir and
+// resumes if interrupted.
+func demoPersonaPipeline(ctx context.Context, m *model.Model, dir string) error {
+	full, err := probe.BuiltinDataset()
+	if err != nil {
+		return err
+	}
+	ds := full.Subset(12, 2, 4)
+	runDir := filepath.Join(dir, "persona-run")
+	fmt.Printf("6. persona run: %d roles + default, %d prompts each, %d questions, temperature 0.7, top-p 0.9 -> %s\n",
+		len(ds.Roles), 2, len(ds.Questions), runDir)
+	total := (len(ds.Roles)*2 + min(2, len(ds.Default.Prompts))) * len(ds.Questions)
+	bar := newBar(total, "   rollouts")
+	sum, err := probe.ExecuteRun(ctx, m, probe.RunOptions{Dir: runDir, Dataset: ds, DatasetSource: "builtin (demo subset)",
+		Samples: 1, MaxTokens: 48, Batch: 16, Seed: 1,
+		Progress: func(p probe.RunProgress) { bar.Set(p.Done) }})
+	bar.Finish()
+	if err != nil {
+		return err
+	}
+	fmt.Printf("   %d rollouts (%d new), %d response tokens; generation %.0f tokens/s, activation extraction %.0f tokens/s\n",
+		sum.Done, sum.New, sum.NewTokens, sum.GenerateTPS(), sum.CaptureTPS())
+
+	axisPath := filepath.Join(dir, "axis.safetensors")
+	b, _, err := probe.WriteRunAxis(runDir, axisPath, 3, -1, probe.AxisOptions{})
+	if err != nil {
+		return err
+	}
+	layer := b.AxisLayer()
+	fmt.Printf("7. axis: %s (+ axis_report.json, persona_space.svg, variance_explained.svg, pc1_cosine.svg)\n", axisPath)
+	fmt.Printf("   layer %d: |axis| %.3f, PC1 explains %.0f%% of role variance, cos(PC1, axis) %.2f; tau p25 %.3f\n",
+		layer, b.AxisNorms[layer], 100*b.PCA[layer].Explained[0], b.PCA[layer].PC1Cosine, b.Tau[1][layer])
+
+	a, err := axis.Read(axisPath)
+	if err != nil {
+		return err
+	}
+	caps, err := steer.AxisCaps(a, []int{layer}, []float32{b.Tau[1][layer]})
+	if err != nil {
+		return err
+	}
+	plan, err := steer.Compile(steer.Plan{Interventions: caps, Record: true}, m.Config.HiddenSize, m.Config.NumLayers)
+	if err != nil {
+		return err
+	}
+	prompt, err := m.PlainPrompt(probe.PlainPromptText("You are a dragon who hoards gold and trusts no one.", "Who are you?"))
+	if err != nil {
+		return err
+	}
+	req := engine.Request{Prompt: prompt, MaxNewTokens: 32, StopTokens: m.StopTokens(),
+		Sampling: engine.SamplingParams{Temperature: 0.7, TopP: 0.9, Seed: 7}}
+	res, err := m.Engine.Generate(ctx, []engine.Request{req}, engine.GenerateOptions{Hooks: plan.Hooks, Detokenizer: m.Tokenizer})
+	if err != nil {
+		return err
+	}
+	st := steer.Summarize(plan.Telemetry(res[0]), layer)
+	fmt.Printf("8. capped generation (floor at tau p25 on layer %d): the cap acted on %d of %d tokens; mean projection %.3f before, %.3f after\n   %s\n",
+		layer, st.CappedTokens, st.Tokens, st.MeanBefore, st.MeanAfter, oneLine(res[0].Text))
+
+	driftDir := filepath.Join(dir, "drift")
+	fmt.Println("9. drift benchmark: one scenario per domain, 2 seeds, 3 turns, capped vs uncapped")
+	dbar := newBar(8, "   conversations")
+	rep, err := bench.DemoDrift(ctx, m, axisPath, driftDir, func(done, total int) {
+		dbar.ChangeMax(total)
+		dbar.Set(done)
+	})
+	dbar.Finish()
+	if err != nil {
+		return err
+	}
+	for _, f := range rep.Findings {
+		fmt.Printf("   - %s\n", f)
+	}
+	fmt.Printf("   report: %s (report.md and SVG plots beside it)\n", filepath.Join(driftDir, bench.ReportJSON))
 	return nil
 }
 
