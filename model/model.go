@@ -51,6 +51,10 @@ type Options struct {
 	NoWeights bool
 	// NoTokenizer skips the tokenizer (for a weights-only directory).
 	NoTokenizer bool
+	// TokenizerOnly opens the tokenizer and chat template alone: a directory
+	// holding only tokenizer.json and tokenizer_config.json is enough, and
+	// Config is nil (for tokenize and template).
+	TokenizerOnly bool
 }
 
 // Open resolves ref and opens it.
@@ -60,12 +64,7 @@ func Open(ref string, opts Options) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := weights.LoadConfig(dir)
-	if err != nil {
-		return nil, err
-	}
-	m := &Model{Ref: ref, Dir: dir, Name: displayName(ref, dir), Config: cfg}
-
+	m := &Model{Ref: ref, Dir: dir, Name: displayName(ref, dir)}
 	if !opts.NoTokenizer {
 		if m.Tokenizer, err = tokenizer.LoadDir(dir); err != nil {
 			return nil, err
@@ -74,6 +73,15 @@ func Open(ref string, opts Options) (*Model, error) {
 			return nil, err
 		}
 	}
+	if opts.TokenizerOnly {
+		m.LoadTime = time.Since(start)
+		return m, nil
+	}
+	cfg, err := weights.LoadConfig(dir)
+	if err != nil {
+		return nil, err
+	}
+	m.Config = cfg
 
 	m.checkpoint, err = weights.OpenCheckpoint(dir)
 	if err != nil {

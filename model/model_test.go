@@ -129,3 +129,42 @@ func TestOpenErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestTokenizerOnly: a directory with only tokenizer files opens for
+// tokenize/template use, and the chat prompt encodes what the template renders.
+func TestTokenizerOnly(t *testing.T) {
+	dir := t.TempDir()
+	if err := tokenizer.WriteTestTokenizer(dir, 300); err != nil {
+		t.Fatal(err)
+	}
+	m, err := Open(dir, Options{TokenizerOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if m.Config != nil || m.Engine != nil {
+		t.Fatalf("tokenizer-only open loaded a config or weights")
+	}
+	msgs := []tokenizer.Message{{Role: "user", Content: "Hi there"}}
+	text, err := m.RenderChat(msgs, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(text, "Hi there") || !strings.HasSuffix(text, "assistant\n") {
+		t.Fatalf("rendered %q: want the user text and a ChatML generation prompt", text)
+	}
+	ids, err := m.ChatPrompt(msgs, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := m.Tokenizer.Decode(ids, false)
+	if err != nil || back != text {
+		t.Fatalf("decode(ChatPrompt) = %q, %v; want the rendered text %q", back, err, text)
+	}
+	if _, err := m.PlainPrompt(""); err == nil {
+		t.Fatal("empty plain prompt without a config (no BOS known) succeeded")
+	}
+	if _, err := Open(dir, Options{}); err == nil || !strings.Contains(err.Error(), "config.json") {
+		t.Fatalf("full open of a tokenizer-only dir: %v, want an error naming config.json", err)
+	}
+}

@@ -20,7 +20,7 @@ func (m *Model) PlainPrompt(text string) ([]int, error) {
 		return nil, fmt.Errorf("model %s: encode prompt: %w", m.Name, err)
 	}
 	if len(ids) == 0 {
-		if m.Config.BOSTokenID < 0 {
+		if m.Config == nil || m.Config.BOSTokenID < 0 {
 			return nil, fmt.Errorf("model %s: empty prompt and the model has no BOS token to start from", m.Name)
 		}
 		ids = []int{m.Config.BOSTokenID}
@@ -71,8 +71,10 @@ func (m *Model) StopTokens() []int {
 			out = append(out, id)
 		}
 	}
-	for _, id := range m.Config.EOSTokenIDs {
-		add(id)
+	if m.Config != nil {
+		for _, id := range m.Config.EOSTokenIDs {
+			add(id)
+		}
 	}
 	if m.TokenizerConfig != nil && m.TokenizerConfig.EOSToken != "" && m.Tokenizer != nil {
 		if id, ok := m.Tokenizer.TokenID(m.TokenizerConfig.EOSToken); ok {

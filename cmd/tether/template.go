@@ -29,7 +29,7 @@ func runTemplate(args []string) error {
 	if err != nil {
 		return err
 	}
-	m, err := model.Open(*ref, model.Options{NoWeights: true})
+	m, err := model.Open(*ref, model.Options{TokenizerOnly: true})
 	if err != nil {
 		return err
 	}

@@ -81,7 +81,7 @@ func openTokenizer(ref, file string) (tokenizer.Tokenizer, error) {
 	case file != "":
 		return tokenizer.LoadFile(file)
 	case ref != "":
-		m, err := model.Open(ref, model.Options{NoWeights: true})
+		m, err := model.Open(ref, model.Options{TokenizerOnly: true})
 		if err != nil {
 			return nil, err
 		}
