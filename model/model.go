@@ -65,6 +65,11 @@ func Open(ref string, opts Options) (*Model, error) {
 		return nil, err
 	}
 	m := &Model{Ref: ref, Dir: dir, Name: displayName(ref, dir)}
+	if !opts.TokenizerOnly {
+		if m.Config, err = weights.LoadConfig(dir); err != nil {
+			return nil, err
+		}
+	}
 	if !opts.NoTokenizer {
 		if m.Tokenizer, err = tokenizer.LoadDir(dir); err != nil {
 			return nil, err
@@ -77,11 +82,7 @@ func Open(ref string, opts Options) (*Model, error) {
 		m.LoadTime = time.Since(start)
 		return m, nil
 	}
-	cfg, err := weights.LoadConfig(dir)
-	if err != nil {
-		return nil, err
-	}
-	m.Config = cfg
+	cfg := m.Config
 
 	m.checkpoint, err = weights.OpenCheckpoint(dir)
 	if err != nil {
