@@ -2,78 +2,13 @@ package bench
 
 import (
 	"math"
-	"os"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"tether/engine"
+	"tether/internal/testmodels"
 	"tether/model"
-	"tether/models"
-	"tether/tokenizer"
-	"tether/weights"
 )
-
-var (
-	capStoriesOnce sync.Once
-	capStoriesDir  string
-	capStoriesErr  error
-)
-
-// openCapStories opens the bundled stories260K (converted once per test binary).
-func openCapStories(t testing.TB) *model.Model {
-	t.Helper()
-	capStoriesOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "tether-bench-cap")
-		if err != nil {
-			capStoriesErr = err
-			return
-		}
-		ckpt, tok, err := models.ExtractStories260K(filepath.Join(dir, "src"))
-		if err != nil {
-			capStoriesErr = err
-			return
-		}
-		capStoriesDir = filepath.Join(dir, "hf")
-		if capStoriesErr = weights.ConvertLlama2c(ckpt, capStoriesDir); capStoriesErr != nil {
-			return
-		}
-		capStoriesErr = tokenizer.ConvertLlama2cTokenizer(tok, capStoriesDir)
-	})
-	if capStoriesErr != nil {
-		t.Fatal(capStoriesErr)
-	}
-	m, err := model.Open(capStoriesDir, model.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(m.Close)
-	return m
-}
-
-// openCapTinyChat writes and opens a random tiny Llama with the ChatML test tokenizer.
-func openCapTinyChat(t testing.TB) *model.Model {
-	t.Helper()
-	const cfg = `{"architectures": ["LlamaForCausalLM"], "model_type": "llama",
-	  "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 3,
-	  "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 320,
-	  "max_position_embeddings": 512, "rms_norm_eps": 1e-5, "rope_theta": 10000,
-	  "hidden_act": "silu", "tie_word_embeddings": true, "bos_token_id": 318, "eos_token_id": 319}`
-	dir := t.TempDir()
-	if err := weights.WriteRandomModel(dir, []byte(cfg), 3, weights.F32); err != nil {
-		t.Fatal(err)
-	}
-	if err := tokenizer.WriteTestTokenizer(dir, 320); err != nil {
-		t.Fatal(err)
-	}
-	m, err := model.Open(dir, model.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(m.Close)
-	return m
-}
 
 // handNLL computes the summed next-token NLL of seq by running every prefix on its own
 // (the last position's logits only) and a log-sum-exp written here.
@@ -99,7 +34,7 @@ func handNLL(t *testing.T, m *engine.Model, seq []int) (float64, int) {
 // windows of 4 tokens equals exp(mean NLL) computed prefix by prefix on the real
 // stories260K model.
 func TestPerplexityMatchesHandComputation(t *testing.T) {
-	m := openCapStories(t)
+	m := testmodels.OpenWith(t, testmodels.Stories260K(t), model.Options{})
 	ids, err := m.PlainPrompt("Once upon a time, there was a little girl named Lily.")
 	if err != nil {
 		t.Fatal(err)
@@ -221,7 +156,7 @@ func TestBuiltinCapabilityData(t *testing.T) {
 // TestMeasureCapability runs both arms on a tiny random chat model: without hooks the arms
 // agree exactly; accuracies are the fractions of items marked correct by ExactMatch.
 func TestMeasureCapability(t *testing.T) {
-	m := openCapTinyChat(t)
+	m := testmodels.OpenWith(t, testmodels.Write(t, t.TempDir(), testmodels.TinyChat, 3), model.Options{})
 	qs := []CapabilityQuestion{
 		{ID: "a", Question: "Reply with only the word BLUE.", Answers: []string{"BLUE"}},
 		{ID: "b", Question: "What is 7 plus 5?", Answers: []string{"12"}},
@@ -280,7 +215,7 @@ func TestMeasureCapability(t *testing.T) {
 // TestMeasureCapabilityStoriesPlainPrompt: a model without a chat template answers plain
 // "Question: ... Answer:" prompts from the built-in set.
 func TestMeasureCapabilityStoriesPlainPrompt(t *testing.T) {
-	m := openCapStories(t)
+	m := testmodels.OpenWith(t, testmodels.Stories260K(t), model.Options{})
 	qs, err := BuiltinCapabilityQuestions()
 	if err != nil {
 		t.Fatal(err)

@@ -4,27 +4,14 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"tether/axis"
-	"tether/model"
+	"tether/internal/testmodels"
 	"tether/steer"
-	"tether/tokenizer"
-	"tether/weights"
 )
-
-// driftTinyConfig is a random 3-layer Llama-shaped chat model.
-const driftTinyConfig = `{
-  "architectures": ["LlamaForCausalLM"], "model_type": "llama",
-  "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 3,
-  "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 320,
-  "max_position_embeddings": 512, "rms_norm_eps": 1e-5, "rope_theta": 10000,
-  "hidden_act": "silu", "tie_word_embeddings": true,
-  "bos_token_id": 318, "eos_token_id": 319
-}`
 
 // Planted drift of the tests: at turn t, -plantedStep*t*u is added to the
 // output of block 0, so the projection on u at later layers falls by about
@@ -35,25 +22,12 @@ const (
 	testCapLayer = 2
 )
 
-func driftTestBackend() string {
-	if b := os.Getenv("TETHER_TEST_BACKEND"); b != "" {
-		return b
-	}
-	return "go"
-}
-
 // writeDriftFixture writes the tiny model and an axis whose unit direction is
 // the same random vector u at every layer; it returns the model directory,
 // the axis path and u.
 func writeDriftFixture(t testing.TB, dir string) (string, string, []float32) {
 	t.Helper()
-	mdir := filepath.Join(dir, "model")
-	if err := weights.WriteRandomModel(mdir, []byte(driftTinyConfig), 7, weights.F32); err != nil {
-		t.Fatal(err)
-	}
-	if err := tokenizer.WriteTestTokenizer(mdir, 320); err != nil {
-		t.Fatal(err)
-	}
+	mdir := testmodels.Write(t, filepath.Join(dir, "model"), testmodels.TinyChat, 7)
 	const L, H = 3, 32
 	rng := rand.New(rand.NewPCG(3, 4))
 	u := make([]float32, H)
@@ -107,21 +81,11 @@ func driftTestOptions(t testing.TB, out, axisPath string, u []float32) DriftOpti
 		Out: out, Axis: ax, AxisPath: axisPath, Scenarios: driftTestScenarios(),
 		Seeds: []uint64{1, 2}, Turns: 3, MaxTokens: 6,
 		CapLayers: []int{testCapLayer}, CapTaus: []float32{0}, ProjectionLayer: testCapLayer,
-		Backend: driftTestBackend(),
+		Backend: testmodels.Backend(),
 		Perturb: func(turn int) []steer.Intervention {
 			return []steer.Intervention{{Kind: steer.KindAdd, Layer: plantedLayer, Vector: u, Alpha: -plantedStep * float32(turn)}}
 		},
 		PerturbName: fmt.Sprintf("add %g*turn*(-u) at layer %d", float64(plantedStep), plantedLayer),
 		Now:         func() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) },
 	}
-}
-
-func openDriftTestModel(t testing.TB, dir string) *model.Model {
-	t.Helper()
-	m, err := model.Open(dir, model.Options{Backend: driftTestBackend()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(m.Close)
-	return m
 }

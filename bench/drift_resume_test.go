@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"tether/internal/testmodels"
 )
 
 // Environment of the helper process that TestDriftKilledAndResumed starts.
@@ -38,7 +40,7 @@ func reportWithoutCreated(t *testing.T, dir string) []byte {
 func TestDriftCancelAndResume(t *testing.T) {
 	dir := t.TempDir()
 	mdir, apath, u := writeDriftFixture(t, dir)
-	m := openDriftTestModel(t, mdir)
+	m := testmodels.Open(t, mdir)
 	refDir := filepath.Join(dir, "ref")
 	start := time.Now()
 	if _, err := RunDrift(t.Context(), m, driftTestOptions(t, refDir, apath, u)); err != nil {
@@ -95,7 +97,7 @@ func TestDriftHelperProcess(t *testing.T) {
 		t.Skip("helper process for TestDriftKilledAndResumed")
 	}
 	mdir, apath, u := filepath.Join(dir, "model"), filepath.Join(dir, "axis.safetensors"), readFixtureU(t, dir)
-	m := openDriftTestModel(t, mdir)
+	m := testmodels.Open(t, mdir)
 	opts := driftTestOptions(t, filepath.Join(dir, "out"), apath, u)
 	opts.Progress = func(done, total int) { fmt.Fprintf(os.Stderr, "progress %d/%d\n", done, total) }
 	if _, err := RunDrift(context.Background(), m, opts); err != nil {
@@ -119,7 +121,7 @@ func TestDriftKilledAndResumed(t *testing.T) {
 	}
 	dir := t.TempDir()
 	mdir, apath, u := writeDriftFixture(t, dir)
-	m := openDriftTestModel(t, mdir)
+	m := testmodels.Open(t, mdir)
 	refDir := filepath.Join(dir, "ref")
 	if _, err := RunDrift(t.Context(), m, driftTestOptions(t, refDir, apath, u)); err != nil {
 		t.Fatal(err)

@@ -10,33 +10,9 @@ import (
 	"time"
 
 	"tether/axis"
-	"tether/model"
-	"tether/models"
+	"tether/internal/testmodels"
 	"tether/tokenizer"
-	"tether/weights"
 )
-
-// openStories converts the bundled stories260K model into dir and opens it.
-func openStories(tb testing.TB, dir string) *model.Model {
-	tb.Helper()
-	ckpt, tok, err := models.ExtractStories260K(filepath.Join(dir, "src"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	hf := filepath.Join(dir, "hf")
-	if err := weights.ConvertLlama2c(ckpt, hf); err != nil {
-		tb.Fatal(err)
-	}
-	if err := tokenizer.ConvertLlama2cTokenizer(tok, hf); err != nil {
-		tb.Fatal(err)
-	}
-	m, err := model.Open(hf, model.Options{Backend: driftTestBackend()})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(m.Close)
-	return m
-}
 
 // writeRandomAxis writes an axis of random directions for a model's shape,
 // with tau at percentile 25 set to tau at every layer and axis_layer 2.
@@ -72,7 +48,7 @@ func writeRandomAxis(tb testing.TB, path string, layers, hidden int, tau float32
 // built-in domains, and its capped arm holds tau at the axis layer.
 func TestDemoDriftStories(t *testing.T) {
 	dir := t.TempDir()
-	m := openStories(t, dir)
+	m := testmodels.Open(t, testmodels.Stories260K(t))
 	if m.Template != nil {
 		t.Fatal("stories260K has a chat template; the plain-text path is not tested")
 	}
@@ -108,7 +84,7 @@ func TestDemoDriftStories(t *testing.T) {
 // comparison.
 func BenchmarkDriftStories260K(b *testing.B) {
 	dir := b.TempDir()
-	m := openStories(b, dir)
+	m := testmodels.Open(b, testmodels.Stories260K(b))
 	apath := filepath.Join(dir, "axis.safetensors")
 	writeRandomAxis(b, apath, m.Config.NumLayers, m.Config.HiddenSize, 0.5)
 	ax, err := axis.Read(apath)
@@ -131,7 +107,7 @@ func BenchmarkDriftStories260K(b *testing.B) {
 	for i := 0; b.Loop(); i++ {
 		rep, err := RunDrift(b.Context(), m, DriftOptions{
 			Out: filepath.Join(dir, fmt.Sprint("out", i)), Axis: ax, AxisPath: apath, Scenarios: sc,
-			CapLayers: []int{2}, CapTaus: []float32{0.5}, ProjectionLayer: 2, Backend: driftTestBackend(),
+			CapLayers: []int{2}, CapTaus: []float32{0.5}, ProjectionLayer: 2, Backend: testmodels.Backend(),
 		})
 		if err != nil {
 			b.Fatal(err)
@@ -149,7 +125,7 @@ func BenchmarkDriftStories260K(b *testing.B) {
 // (context 512) drops its oldest exchanges so that the prompt plus the new
 // tokens fit, and always ends with the newest user turn.
 func TestDriftPromptFitsContext(t *testing.T) {
-	m := openStories(t, t.TempDir())
+	m := testmodels.Open(t, testmodels.Stories260K(t))
 	long := strings.Repeat("Lily went to the park and played with her dog. ", 8)
 	var msgs []tokenizer.Message
 	for i := 0; i < 6; i++ {

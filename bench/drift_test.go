@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"tether/internal/testmodels"
 )
 
 // TestDriftPlanted: with drift planted along -u growing with the turn, the
@@ -16,7 +18,7 @@ import (
 func TestDriftPlanted(t *testing.T) {
 	dir := t.TempDir()
 	mdir, apath, u := writeDriftFixture(t, dir)
-	m := openDriftTestModel(t, mdir)
+	m := testmodels.Open(t, mdir)
 	opts := driftTestOptions(t, filepath.Join(dir, "out"), apath, u)
 	rep, err := RunDrift(t.Context(), m, opts)
 	if err != nil {
@@ -105,7 +107,7 @@ func TestDriftPlanted(t *testing.T) {
 func TestDriftResumeRefusesOtherSettings(t *testing.T) {
 	dir := t.TempDir()
 	mdir, apath, u := writeDriftFixture(t, dir)
-	m := openDriftTestModel(t, mdir)
+	m := testmodels.Open(t, mdir)
 	opts := driftTestOptions(t, filepath.Join(dir, "out"), apath, u)
 	opts.Scenarios = opts.Scenarios[:1]
 	opts.Seeds = []uint64{1}
@@ -137,7 +139,7 @@ func TestParseBinary(t *testing.T) {
 func TestDriftArmsShareSeeds(t *testing.T) {
 	dir := t.TempDir()
 	mdir, apath, u := writeDriftFixture(t, dir)
-	m := openDriftTestModel(t, mdir)
+	m := testmodels.Open(t, mdir)
 	opts := driftTestOptions(t, filepath.Join(dir, "out"), apath, u)
 	opts.CapTaus = []float32{-1e6}
 	rep, err := RunDrift(t.Context(), m, opts)

@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+
+	"tether/internal/testmodels"
 )
 
 // captureSpans makes sequences of different lengths and spans from a fixed random source.
@@ -34,7 +36,7 @@ func TestCaptureMatchesForward(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			m := openTiny(t, 2, "")
 			if tc.stories {
-				m = openStories(t)
+				m = testmodels.Open(t, testmodels.Stories260K(t))
 			}
 			spans := captureSpans(m.Config.VocabSize)
 			L, H := m.Config.NumLayers, m.Config.HiddenSize

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"tether/internal/testmodels"
 	"tether/model"
 	"tether/tokenizer"
 	"tether/weights"
@@ -99,7 +100,7 @@ func TestSpanFoldsSystemWhenTemplateRejectsIt(t *testing.T) {
 // TestSpanPlainModel: without a chat template the prompt is "<system>\n\n<question>\n\n" with BOS
 // and the span is the response's tokens after it.
 func TestSpanPlainModel(t *testing.T) {
-	m := openStories(t)
+	m := testmodels.Open(t, testmodels.Stories260K(t))
 	p := NewPrompter(m)
 	if p.HasTemplate() {
 		t.Fatal("stories260K should have no chat template")

@@ -4,6 +4,8 @@ import (
 	"context"
 	"strings"
 	"testing"
+
+	"tether/internal/testmodels"
 )
 
 func TestParseScore(t *testing.T) {
@@ -161,7 +163,7 @@ func TestRunWithFakeJudge(t *testing.T) {
 // exactly when ParseScore reads one from the judge's greedy answer.
 func TestRunWithModelJudge(t *testing.T) {
 	m := openTiny(t, 6, "")
-	j, closeJudge, err := OpenJudge(JudgeSelf, m, testBackend())
+	j, closeJudge, err := OpenJudge(JudgeSelf, m, testmodels.Backend())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,14 +207,14 @@ func TestRunWithModelJudge(t *testing.T) {
 // TestOpenJudgeErrors: an unknown judge model is an error naming it.
 func TestOpenJudgeErrors(t *testing.T) {
 	t.Setenv("HF_HUB_CACHE", t.TempDir())
-	_, _, err := OpenJudge("no-such-org/no-such-judge", nil, testBackend())
+	_, _, err := OpenJudge("no-such-org/no-such-judge", nil, testmodels.Backend())
 	if err == nil || !strings.Contains(err.Error(), "no-such-judge") {
 		t.Fatalf("error %v, want one naming the judge model", err)
 	}
-	if _, _, err := OpenJudge(JudgeSelf, nil, testBackend()); err == nil {
+	if _, _, err := OpenJudge(JudgeSelf, nil, testmodels.Backend()); err == nil {
 		t.Fatal("self judge without a model: no error")
 	}
-	j, c, err := OpenJudge(JudgeNone, nil, testBackend())
+	j, c, err := OpenJudge(JudgeNone, nil, testmodels.Backend())
 	if err != nil || j != nil {
 		t.Fatalf("none judge = %v, %v", j, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"tether/axis"
+	"tether/internal/testmodels"
 	"tether/model"
 	"tether/tokenizer"
 )
@@ -99,7 +100,7 @@ func TestConversationSpansPlainModel(t *testing.T) {
 	if _, err := os.Stat("../../shared/models/stories260K/stories260K.bin"); err != nil {
 		t.Skip("../shared/models/stories260K is absent: the plain-model span test needs it")
 	}
-	m := openStories(t)
+	m := testmodels.Open(t, testmodels.Stories260K(t))
 	msgs := []tokenizer.Message{
 		{Role: "user", Content: "Once upon a time"},
 		{Role: "assistant", Content: "there was a cat."},

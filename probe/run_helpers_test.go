@@ -4,50 +4,23 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 
 	"tether/engine"
+	"tether/internal/testmodels"
 	"tether/model"
-	"tether/models"
-	"tether/tokenizer"
-	"tether/weights"
 )
-
-// tinyChatConfig is a small Llama-family config for random test models with the ChatML test
-// tokenizer (vocabulary 320 >= the 260 WriteTestTokenizer needs).
-const tinyChatConfig = `{
-  "architectures": ["LlamaForCausalLM"], "model_type": "llama",
-  "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 3,
-  "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 320,
-  "max_position_embeddings": 512, "rms_norm_eps": 1e-5, "rope_theta": 10000,
-  "hidden_act": "silu", "tie_word_embeddings": true,
-  "bos_token_id": 318, "eos_token_id": 319
-}`
 
 // noSystemTemplate is a Gemma 2 style chat template that raises on a system message.
 const noSystemTemplate = "{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}" +
 	"{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}{% endfor %}" +
 	"{% if add_generation_prompt %}{{ '<|im_start|>model\\n' }}{% endif %}"
 
-// testBackend is TETHER_TEST_BACKEND or "go".
-func testBackend() string {
-	if b := os.Getenv("TETHER_TEST_BACKEND"); b != "" {
-		return b
-	}
-	return "go"
-}
-
 // writeTinyModel writes a random tiny chat model (ChatML test tokenizer) with the given seed;
 // a non-empty template replaces the tokenizer config's chat template.
 func writeTinyModel(t testing.TB, dir string, seed uint64, template string) string {
 	t.Helper()
-	if err := weights.WriteRandomModel(dir, []byte(tinyChatConfig), seed, weights.F32); err != nil {
-		t.Fatal(err)
-	}
-	if err := tokenizer.WriteTestTokenizer(dir, 320); err != nil {
-		t.Fatal(err)
-	}
+	testmodels.Write(t, dir, testmodels.TinyChat, seed)
 	if template != "" {
 		path := filepath.Join(dir, "tokenizer_config.json")
 		data, err := os.ReadFile(path)
@@ -70,51 +43,7 @@ func writeTinyModel(t testing.TB, dir string, seed uint64, template string) stri
 // openTiny writes and opens a tiny chat model.
 func openTiny(t testing.TB, seed uint64, template string) *model.Model {
 	t.Helper()
-	dir := writeTinyModel(t, t.TempDir(), seed, template)
-	m, err := model.Open(dir, model.Options{Backend: testBackend()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(m.Close)
-	return m
-}
-
-var (
-	storiesOnce sync.Once
-	storiesDir  string
-	storiesErr  error
-)
-
-// openStories opens the bundled stories260K (a real model without a chat template), converted
-// once per test binary.
-func openStories(t testing.TB) *model.Model {
-	t.Helper()
-	storiesOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "tether-probe-stories")
-		if err != nil {
-			storiesErr = err
-			return
-		}
-		ckpt, tok, err := models.ExtractStories260K(filepath.Join(dir, "src"))
-		if err != nil {
-			storiesErr = err
-			return
-		}
-		storiesDir = filepath.Join(dir, "stories260K")
-		if storiesErr = weights.ConvertLlama2c(ckpt, storiesDir); storiesErr != nil {
-			return
-		}
-		storiesErr = tokenizer.ConvertLlama2cTokenizer(tok, storiesDir)
-	})
-	if storiesErr != nil {
-		t.Fatal(storiesErr)
-	}
-	m, err := model.Open(storiesDir, model.Options{Backend: testBackend()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(m.Close)
-	return m
+	return testmodels.Open(t, writeTinyModel(t, t.TempDir(), seed, template))
 }
 
 // tinyDataset is a data set of 2 roles x 2 prompts, 2 default prompts and 2 questions.

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"tether/internal/testmodels"
 	"tether/model"
 )
 
@@ -36,7 +37,7 @@ func TestHelperRunProcess(t *testing.T) {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	m, err := model.Open(os.Getenv(helperModelDirEnv), model.Options{Backend: testBackend()})
+	m, err := model.Open(os.Getenv(helperModelDirEnv), model.Options{Backend: testmodels.Backend()})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
@@ -62,7 +63,7 @@ func TestRunKilledAndResumed(t *testing.T) {
 		t.Skip("starts subprocesses")
 	}
 	modelDir := writeTinyModel(t, t.TempDir(), 9, "")
-	m, err := model.Open(modelDir, model.Options{Backend: testBackend()})
+	m, err := model.Open(modelDir, model.Options{Backend: testmodels.Backend()})
 	if err != nil {
 		t.Fatal(err)
 	}

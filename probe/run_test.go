@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"tether/internal/testmodels"
 	"tether/weights"
 )
 
@@ -218,7 +219,7 @@ func TestRunBadInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Run("another model", func(t *testing.T) {
-		other := openStories(t)
+		other := testmodels.Open(t, testmodels.Stories260K(t))
 		_, err := ExecuteRun(t.Context(), other, tinyRunOptions(dir))
 		if err == nil || !strings.Contains(err.Error(), "another model") || !strings.Contains(err.Error(), m.Name) ||
 			!strings.Contains(err.Error(), other.Name) {

@@ -12,6 +12,7 @@ import (
 
 	"tether/axis"
 	"tether/engine"
+	"tether/internal/testmodels"
 )
 
 // syntheticAxis builds an axis file the way the method does, from a random
@@ -102,7 +103,7 @@ func syntheticAxis(t *testing.T, m *engine.Model) (*axis.Axis, [][]int, [][]int)
 }
 
 func TestCapSignOnSyntheticAxis(t *testing.T) {
-	m := loadTinyModel(t, testBackend())
+	m := loadTinyModel(t, testmodels.Backend())
 	cfg := m.Config()
 	a, _, role := syntheticAxis(t, m)
 	if err := CheckAxis(a, cfg.HiddenSize, cfg.NumLayers); err != nil {
@@ -274,7 +275,7 @@ func TestAxisErrors(t *testing.T) {
 }
 
 func TestMeanResidualNormsScaleAdds(t *testing.T) {
-	m := loadTinyModel(t, testBackend())
+	m := loadTinyModel(t, testmodels.Backend())
 	cfg := m.Config()
 	rng := rand.New(rand.NewPCG(9, 9))
 	prompt := append([]int{1}, randomTokens(rng, 8, cfg.VocabSize)...)

@@ -3,40 +3,23 @@ package steer
 import (
 	"math"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"testing"
 
 	"tether/engine"
+	"tether/internal/testmodels"
 	"tether/weights"
 )
 
-// tinyLlamaConfig is a small Llama-family config.json for random test models.
-const tinyLlamaConfig = `{
-  "architectures": ["LlamaForCausalLM"], "model_type": "llama",
-  "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 6,
-  "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 300,
-  "max_position_embeddings": 256, "rms_norm_eps": 1e-5, "rope_theta": 10000,
-  "hidden_act": "silu", "tie_word_embeddings": true,
-  "bos_token_id": 1, "eos_token_id": 2
-}`
-
-// testBackend is the backend the tests run on: TETHER_TEST_BACKEND or "go".
-func testBackend() string {
-	if b := os.Getenv("TETHER_TEST_BACKEND"); b != "" {
-		return b
-	}
-	return "go"
-}
+// tinyLlama is the small Llama-family model of the steering tests.
+var tinyLlama = testmodels.Llama{Hidden: 64, Intermediate: 128, Layers: 6, Heads: 4, KVHeads: 2, Vocab: 300,
+	MaxPositions: 256, BOS: 1, EOS: 2}
 
 // loadTinyModel writes a random tiny model to a temporary directory and
 // loads it on the test backend.
 func loadTinyModel(t testing.TB, backend string) *engine.Model {
 	t.Helper()
-	dir := t.TempDir()
-	if err := weights.WriteRandomModel(dir, []byte(tinyLlamaConfig), 7, weights.F32); err != nil {
-		t.Fatal(err)
-	}
+	dir := testmodels.WriteWeights(t, t.TempDir(), tinyLlama, 7)
 	cfg, ckpt, err := weights.OpenModel(dir)
 	if err != nil {
 		t.Fatal(err)

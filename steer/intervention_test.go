@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"tether/engine"
+	"tether/internal/testmodels"
 )
 
 // forwardAll runs a Forward capturing every layer with the plan's hooks.
@@ -70,7 +71,7 @@ func sameStream(a, b *engine.ForwardResult, layers int) bool {
 }
 
 func TestInterventionInvariants(t *testing.T) {
-	m := loadTinyModel(t, testBackend())
+	m := loadTinyModel(t, testmodels.Backend())
 	cfg := m.Config()
 	H, L := cfg.HiddenSize, cfg.NumLayers
 	rng := rand.New(rand.NewPCG(1, 2))

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"tether/engine"
+	"tether/internal/testmodels"
 )
 
 // hookStructure is what the engine compiles a graph for (see
@@ -68,7 +69,7 @@ func TestValuesDoNotChangeStructure(t *testing.T) {
 // TestValuesDoNotRecompile generates with plans that differ only in values
 // and checks the engine built no new graph.
 func TestValuesDoNotRecompile(t *testing.T) {
-	m := loadTinyModel(t, testBackend())
+	m := loadTinyModel(t, testmodels.Backend())
 	cfg := m.Config()
 	rng := rand.New(rand.NewPCG(31, 32))
 	prompt := append([]int{1}, randomTokens(rng, 6, cfg.VocabSize)...)

@@ -9,8 +9,8 @@ import (
 	"testing"
 
 	"tether/axis"
+	"tether/internal/testmodels"
 	"tether/probe"
-	"tether/weights"
 )
 
 // TestAxisBuildMatchesNumpy: the command's axis file holds the numpy recomputation of the probe
@@ -113,11 +113,9 @@ func TestPersonaAxisProject(t *testing.T) {
 	}
 
 	// Another model of the same shape (other config.json) is refused unless asked for.
-	other := writePersonaTestModel(t)
-	cfg := strings.Replace(personaTestConfig, `"rope_theta": 10000`, `"rope_theta": 20000`, 1)
-	if err := weights.WriteRandomModel(other, []byte(cfg), 3, weights.F32); err != nil {
-		t.Fatal(err)
-	}
+	otherModel := personaTestModel
+	otherModel.RopeTheta = 20000
+	other := testmodels.WriteWeights(t, writePersonaTestModel(t), otherModel, 3)
 	args := []string{"project", "--model", other, "--axis", out, "--conversation", conv}
 	if _, err := captureStdout(t, func() error { return dispatch(args) }); err == nil || !strings.Contains(err.Error(), "config sha256") {
 		t.Errorf("axis of another model: error %v", err)

@@ -6,30 +6,18 @@ import (
 	"strings"
 	"testing"
 
+	"tether/internal/testmodels"
 	"tether/probe"
-	"tether/tokenizer"
-	"tether/weights"
 )
 
-// personaTestConfig is a tiny random chat model for the persona command tests.
-const personaTestConfig = `{
-  "architectures": ["LlamaForCausalLM"], "model_type": "llama",
-  "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-  "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 300,
-  "max_position_embeddings": 1024, "rms_norm_eps": 1e-5, "rope_theta": 10000,
-  "hidden_act": "silu", "tie_word_embeddings": true, "bos_token_id": 298, "eos_token_id": 299
-}`
+// personaTestModel is a tiny random chat model for the persona command tests.
+var personaTestModel = testmodels.Llama{Hidden: 32, Intermediate: 64, Layers: 2, Heads: 4, KVHeads: 2, Vocab: 300,
+	MaxPositions: 1024, BOS: 298, EOS: 299}
 
+// writePersonaTestModel writes personaTestModel (seed 2, test tokenizer) into a temporary directory.
 func writePersonaTestModel(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
-	if err := weights.WriteRandomModel(dir, []byte(personaTestConfig), 2, weights.F32); err != nil {
-		t.Fatal(err)
-	}
-	if err := tokenizer.WriteTestTokenizer(dir, 300); err != nil {
-		t.Fatal(err)
-	}
-	return dir
+	return testmodels.Write(t, t.TempDir(), personaTestModel, 2)
 }
 
 // TestPersonaRun: the command runs a small built-in subset, a second call resumes with nothing

@@ -14,20 +14,13 @@ import (
 	"testing"
 
 	"tether/axis"
+	"tether/internal/testmodels"
 	"tether/steer"
-	"tether/tokenizer"
-	"tether/weights"
 )
 
-// steerTestConfig is a tiny Llama-family model for command-line tests.
-const steerTestConfig = `{
-  "architectures": ["LlamaForCausalLM"], "model_type": "llama",
-  "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 6,
-  "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 320,
-  "max_position_embeddings": 512, "rms_norm_eps": 1e-5, "rope_theta": 10000,
-  "hidden_act": "silu", "tie_word_embeddings": true,
-  "bos_token_id": 1, "eos_token_id": 2
-}`
+// steerTestModel is a tiny Llama-family model for command-line tests.
+var steerTestModel = testmodels.Llama{Hidden: 64, Intermediate: 128, Layers: 6, Heads: 4, KVHeads: 2, Vocab: 320,
+	MaxPositions: 512, BOS: 1, EOS: 2}
 
 // steerFixture is a random tiny model with a test tokenizer (ChatML
 // template), a random axis file for it and a control vector.
@@ -39,13 +32,7 @@ type steerFixture struct {
 func newSteerFixture(t *testing.T) *steerFixture {
 	t.Helper()
 	f := &steerFixture{dir: t.TempDir()}
-	f.model = filepath.Join(f.dir, "model")
-	if err := weights.WriteRandomModel(f.model, []byte(steerTestConfig), 3, weights.F32); err != nil {
-		t.Fatal(err)
-	}
-	if err := tokenizer.WriteTestTokenizer(f.model, 320); err != nil {
-		t.Fatal(err)
-	}
+	f.model = testmodels.Write(t, filepath.Join(f.dir, "model"), steerTestModel, 3)
 	rng := rand.New(rand.NewPCG(5, 5))
 	mk := func(layers, hidden int) *axis.Axis {
 		a := &axis.Axis{Model: "tiny", Layers: layers, Hidden: hidden, Percentiles: []float64{25, 50},
