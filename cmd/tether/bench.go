@@ -17,22 +17,13 @@ func init() {
 func runBenchPerf(args []string) error {
 	fs := newFlags("bench perf", "--model M [--backend B] [--prefill N] [--decode N] [--repeats N] [--json]",
 		"tether testmodel --config weights/testdata/configs/smollm2-135m-instruct.json --out /tmp/smol && tether bench perf --model /tmp/smol --json")
-	ref := fs.String("model", "", "model directory or Hugging Face id")
-	backend := fs.String("backend", "go", "compute backend: go (CPU) or xla:cuda (GPU)")
+	mf := addModelFlags(fs)
 	o := bench.DefaultPerfOptions
 	fs.IntVar(&o.PrefillTokens, "prefill", o.PrefillTokens, "prompt length of the prefill measurement")
 	fs.IntVar(&o.DecodeTokens, "decode", o.DecodeTokens, "new tokens per decode measurement")
 	fs.IntVar(&o.Repeats, "repeats", o.Repeats, "best of this many runs (after one warm-up)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if err := require(fs, "model"); err != nil {
-		return err
-	}
-	stop := startSpinner("loading " + *ref)
-	m, err := model.Open(*ref, model.Options{Backend: *backend, NoTokenizer: true})
-	stop()
+	m, err := mf.parseAndOpen(fs, args, model.Options{NoTokenizer: true})
 	if err != nil {
 		return err
 	}
@@ -40,10 +31,10 @@ func runBenchPerf(args []string) error {
 	// The CPU backend computes in float32 whatever the checkpoint dtype; a
 	// GPU backend keeps the checkpoint's dtype.
 	o.ComputeWeightBytes = m.WeightBytes
-	if *backend == "" || strings.HasPrefix(*backend, "go") {
+	if *mf.backend == "" || strings.HasPrefix(*mf.backend, "go") {
 		o.ComputeWeightBytes = m.Config.ParamCount() * 4
 	}
-	stop = startSpinner("measuring")
+	stop := startSpinner("measuring")
 	r, err := bench.Perf(context.Background(), m.Engine, o)
 	stop()
 	if err != nil {
@@ -52,7 +43,7 @@ func runBenchPerf(args []string) error {
 	if *asJSON {
 		return writeJSONLine(os.Stdout, r)
 	}
-	fmt.Printf("model %s on %s (%d threads), %s of weights as computed\n", m.Name, *backend, r.Threads, humanBytes(r.WeightBytes))
+	fmt.Printf("model %s on %s (%d threads), %s of weights as computed\n", m.Name, *mf.backend, r.Threads, humanBytes(r.WeightBytes))
 	fmt.Printf("prefill          %8.1f tokens/s (%d-token prompt)\n", r.PrefillTPS, r.PrefillTokens)
 	fmt.Printf("decode batch 1   %8.1f tokens/s\n", r.DecodeTPSBatch1)
 	fmt.Printf("decode batch 8   %8.1f tokens/s (all sequences)\n", r.DecodeTPSBatch8)

@@ -17,23 +17,14 @@ func init() {
 func runBenchSteer(args []string) error {
 	fs := newFlags("bench steer", "--model M [--backend B] [--layers L] [--decode N] [--repeats N] [--json]",
 		"tether testmodel --config weights/testdata/configs/smollm2-135m-instruct.json --out /tmp/smol && tether bench steer --model /tmp/smol")
-	ref := fs.String("model", "", "model directory or Hugging Face id")
-	backend := fs.String("backend", "go", "compute backend: go (CPU) or xla:cuda (GPU)")
+	mf := addModelFlags(fs)
 	layers := fs.String("layers", "", "capped layers (default: 8 layers centred in the model)")
 	var o bench.SteerOptions
 	fs.IntVar(&o.DecodeTokens, "decode", 32, "new tokens per run")
 	fs.IntVar(&o.PromptTokens, "prompt", 16, "prompt tokens before decoding")
 	fs.IntVar(&o.Repeats, "repeats", 3, "best of this many alternating runs of each variant")
 	asJSON := fs.Bool("json", false, "print one JSON object")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if err := require(fs, "model"); err != nil {
-		return err
-	}
-	stop := startSpinner("loading " + *ref)
-	m, err := model.Open(*ref, model.Options{Backend: *backend, NoTokenizer: true})
-	stop()
+	m, err := mf.parseAndOpen(fs, args, model.Options{NoTokenizer: true})
 	if err != nil {
 		return err
 	}
@@ -43,7 +34,7 @@ func runBenchSteer(args []string) error {
 			return fmt.Errorf("bench steer: --layers: %w", err)
 		}
 	}
-	stop = startSpinner("measuring")
+	stop := startSpinner("measuring")
 	r, err := bench.SteerOverhead(context.Background(), m.Engine, o)
 	stop()
 	if err != nil {
@@ -52,7 +43,7 @@ func runBenchSteer(args []string) error {
 	if *asJSON {
 		return writeJSONLine(os.Stdout, r)
 	}
-	fmt.Printf("model %s on %s, caps on layers %s, %d new tokens, best of %d\n", m.Name, *backend, steer.FormatLayers(r.Layers), r.DecodeTokens, r.Repeats)
+	fmt.Printf("model %s on %s, caps on layers %s, %d new tokens, best of %d\n", m.Name, *mf.backend, steer.FormatLayers(r.Layers), r.DecodeTokens, r.Repeats)
 	fmt.Printf("decode without capping      %8.2f tokens/s\n", r.BaselineTPS)
 	fmt.Printf("decode with capping         %8.2f tokens/s   ratio %.3f (goal >= 0.97)\n", r.CappedTPS, r.Ratio)
 	fmt.Printf("capping + telemetry         %8.2f tokens/s   ratio %.3f\n", r.CappedRecordTPS, r.RecordRatio)

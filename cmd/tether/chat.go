@@ -61,7 +61,7 @@ func runChat(args []string) error {
 	ref := fs.String("model", "", "model directory or Hugging Face id (org/name, resolved offline)")
 	system := fs.String("system", "", "system prompt (a script's own system message comes first)")
 	script := fs.String("script", "", `replay this conversation non-interactively: a JSON list of {"role","content"} messages (or {"messages": [...]}); user turns are replayed, assistant turns regenerated`)
-	backend := fs.String("backend", "go", "compute backend: go (CPU) or xla:cuda (GPU)")
+	backend := addBackendFlag(fs)
 	asJSON := fs.Bool("json", false, "print one JSON object per answer instead of streaming text")
 	var sf samplingFlags
 	addSamplingFlags(fs, &sf)
@@ -83,9 +83,7 @@ func runChat(args []string) error {
 			return err
 		}
 	}
-	stopSpin := startSpinner("loading " + *ref)
-	m, err := model.Open(*ref, model.Options{Backend: *backend})
-	stopSpin()
+	m, err := openModel(*ref, model.Options{Backend: *backend})
 	if err != nil {
 		return err
 	}

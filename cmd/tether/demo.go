@@ -27,7 +27,7 @@ const knownStoriesStart = "Once upon a time, there was a little girl named Lily.
 func runDemo(args []string) error {
 	fs := newFlags("demo", "[--dir DIR] [--backend B]", "tether demo --dir .tether")
 	dir := fs.String("dir", ".tether", "working directory for the converted model")
-	backend := fs.String("backend", "go", "compute backend: go (CPU) or xla:cuda (GPU)")
+	backend := addBackendFlag(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

@@ -46,7 +46,7 @@ func runBenchDrift(args []string) error {
 	domains := fs.String("domains", "", "only these domains (comma-separated)")
 	limit := fs.Int("scenarios-limit", 0, "the first N scenarios of each domain (0: all)")
 	noCap := fs.Bool("no-capability", false, "skip the capability comparison (perplexity, exact match)")
-	backend := fs.String("backend", "go", "compute backend: go (CPU) or xla:cuda (GPU)")
+	backend := addBackendFlag(fs)
 	var stf steerFlags
 	addSteerFlags(fs, &stf)
 	for _, n := range driftUnusedSteerFlags {
@@ -71,9 +71,7 @@ func runBenchDrift(args []string) error {
 		return err
 	}
 
-	stop := startSpinner("loading " + *ref)
-	m, err := model.Open(*ref, model.Options{Backend: *backend})
-	stop()
+	m, err := openModel(*ref, model.Options{Backend: *backend})
 	if err != nil {
 		return err
 	}

@@ -120,7 +120,7 @@ func runGenerate(args []string) error {
 	prompt := fs.String("prompt", "", "the prompt (empty: start from BOS)")
 	system := fs.String("system", "", "system prompt (implies --chat)")
 	chat := fs.Bool("chat", false, "wrap the prompt as a user turn with the model's chat template")
-	backend := fs.String("backend", "go", "compute backend: go (CPU) or xla:cuda (GPU)")
+	backend := addBackendFlag(fs)
 	asJSON := fs.Bool("json", false, "print one JSON object (prompt, text, ids, timings) instead of streaming text")
 	var sf samplingFlags
 	addSamplingFlags(fs, &sf)
@@ -136,9 +136,7 @@ func runGenerate(args []string) error {
 	if err != nil {
 		return fmt.Errorf("generate: %w", err)
 	}
-	stopSpin := startSpinner("loading " + *ref)
-	m, err := model.Open(*ref, model.Options{Backend: *backend})
-	stopSpin()
+	m, err := openModel(*ref, model.Options{Backend: *backend})
 	if err != nil {
 		return err
 	}

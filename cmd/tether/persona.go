@@ -34,7 +34,7 @@ func runPersonaRun(args []string) error {
 	questionsLimit := fs.Int("questions-limit", 0, "use the first N questions (0: all)")
 	batch := fs.Int("batch", probe.DefaultRunBatch, "rollouts per generation batch")
 	seed := fs.Uint64("seed", 1, "run seed (each rollout's seed derives from it and the rollout's id)")
-	backend := fs.String("backend", "go", "compute backend: go (CPU) or xla:cuda (GPU)")
+	backend := addBackendFlag(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -54,9 +54,7 @@ func runPersonaRun(args []string) error {
 		source = fmt.Sprintf("roles=%s questions=%s", orBuiltin(*roles), orBuiltin(*questions))
 	}
 
-	stop := startSpinner("loading " + *ref)
-	m, err := model.Open(*ref, model.Options{Backend: *backend})
-	stop()
+	m, err := openModel(*ref, model.Options{Backend: *backend})
 	if err != nil {
 		return err
 	}
@@ -118,27 +116,18 @@ func printRunSummary(s *probe.RunSummary, dir string) {
 func runBenchPersona(args []string) error {
 	fs := newFlags("bench persona", "--model M [--backend B] [--max-tokens N] [--batches 1,8] [--repeats N] [--json]",
 		"tether bench persona --model /tmp/smol --json")
-	ref := fs.String("model", "", "model directory or Hugging Face id")
-	backend := fs.String("backend", "go", "compute backend: go (CPU) or xla:cuda (GPU)")
+	mf := addModelFlags(fs)
 	o := bench.DefaultRolloutBenchOptions
 	fs.IntVar(&o.MaxNewTokens, "max-tokens", o.MaxNewTokens, "new tokens per rollout")
 	fs.IntSliceVar(&o.Batches, "batches", o.Batches, "batch sizes to measure")
 	fs.IntVar(&o.Repeats, "repeats", o.Repeats, "best of this many runs (after one warm-up)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if err := require(fs, "model"); err != nil {
-		return err
-	}
-	stop := startSpinner("loading " + *ref)
-	m, err := model.Open(*ref, model.Options{Backend: *backend})
-	stop()
+	m, err := mf.parseAndOpen(fs, args, model.Options{})
 	if err != nil {
 		return err
 	}
 	defer m.Close()
-	stop = startSpinner("measuring")
+	stop := startSpinner("measuring")
 	r, err := bench.RolloutThroughput(context.Background(), m, o)
 	stop()
 	if err != nil {
@@ -148,7 +137,7 @@ func runBenchPersona(args []string) error {
 		return writeJSONLine(os.Stdout, r)
 	}
 	fmt.Printf("model %s on %s (%d threads), %d layers x %d hidden, %d new tokens per rollout\n",
-		m.Name, *backend, r.Threads, r.Layers, r.HiddenSize, r.MaxNewTokens)
+		m.Name, *mf.backend, r.Threads, r.Layers, r.HiddenSize, r.MaxNewTokens)
 	fmt.Printf("%6s %22s %26s\n", "batch", "rollouts (new tok/s)", "extraction (tokens/s)")
 	for _, row := range r.Rows {
 		fmt.Printf("%6d %22.1f %26.1f\n", row.Batch, row.RolloutTPS, row.ExtractTPS)

@@ -27,7 +27,7 @@ func runProject(args []string) error {
 	convPath := fs.String("conversation", "", "conversation JSON file")
 	layer := fs.Int("layer", -1, "layer to read (default: the axis file's axis_layer, else the middle layer)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
-	backend := fs.String("backend", "go", "compute backend: go (CPU) or xla:cuda (GPU)")
+	backend := addBackendFlag(fs)
 	allowOther := fs.Bool("allow-other-model", false, "accept an axis built from a model with another config.json (same shape)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -43,9 +43,7 @@ func runProject(args []string) error {
 	if err != nil {
 		return err
 	}
-	stop := startSpinner("loading " + *ref)
-	m, err := model.Open(*ref, model.Options{Backend: *backend})
-	stop()
+	m, err := openModel(*ref, model.Options{Backend: *backend})
 	if err != nil {
 		return err
 	}
