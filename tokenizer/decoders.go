@@ -194,17 +194,7 @@ func buildDecoder(c *componentJSON, field string) (decoder, error) {
 		}
 		return stripDecoder{content: r, start: c.Start, stop: c.Stop}, nil
 	case "Metaspace":
-		scheme := c.PrependScheme
-		if scheme == "" {
-			scheme = "always"
-			if c.AddPrefixSpace != nil && !*c.AddPrefixSpace {
-				scheme = "never"
-			}
-		}
-		repl := c.Replacement
-		if repl == "" {
-			repl = "\u2581"
-		}
+		repl, scheme := c.metaspaceSettings()
 		return metaspaceDecoder{replacement: repl, scheme: scheme}, nil
 	case "":
 		return nil, fmt.Errorf("%s: missing \"type\"", field)

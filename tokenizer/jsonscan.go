@@ -229,75 +229,42 @@ func (s *jsonScanner) readInt() (int, error) {
 // readObject calls field for every key of an object; field must consume the
 // value.
 func (s *jsonScanner) readObject(field func(key string) error) error {
-	if err := s.expect('{'); err != nil {
-		return err
-	}
-	if s.peek() == '}' {
-		s.pos++
-		return nil
-	}
-	for {
-		key, err := s.readString()
-		if err != nil {
-			return err
-		}
-		if err := s.expect(':'); err != nil {
-			return err
-		}
-		if err := field(key); err != nil {
-			return err
-		}
-		switch s.peek() {
-		case ',':
-			s.pos++
-		case '}':
-			s.pos++
-			return nil
-		default:
-			return s.fail("',' or '}'")
-		}
-	}
+	return s.readMembers(s.readString, field)
 }
 
 // readObjectViews is readObject with keys from readStringView: they may
 // alias the scanner's data and must be copied to be kept.
 func (s *jsonScanner) readObjectViews(field func(key string) error) error {
-	if err := s.expect('{'); err != nil {
-		return err
-	}
-	if s.peek() == '}' {
-		s.pos++
-		return nil
-	}
-	for {
-		key, err := s.readStringView()
+	return s.readMembers(s.readStringView, field)
+}
+
+// readMembers reads an object whose keys readKey reads, calling field for
+// every key; field must consume the value.
+func (s *jsonScanner) readMembers(readKey func() (string, error), field func(key string) error) error {
+	return s.readSequence('{', '}', func() error {
+		key, err := readKey()
 		if err != nil {
 			return err
 		}
 		if err := s.expect(':'); err != nil {
 			return err
 		}
-		if err := field(key); err != nil {
-			return err
-		}
-		switch s.peek() {
-		case ',':
-			s.pos++
-		case '}':
-			s.pos++
-			return nil
-		default:
-			return s.fail("',' or '}'")
-		}
-	}
+		return field(key)
+	})
 }
 
 // readArray calls elem for every element of an array; elem must consume it.
 func (s *jsonScanner) readArray(elem func() error) error {
-	if err := s.expect('['); err != nil {
+	return s.readSequence('[', ']', elem)
+}
+
+// readSequence reads open, then elements separated by ',' up to close
+// (an object's members or an array's elements); elem must consume one.
+func (s *jsonScanner) readSequence(open, close byte, elem func() error) error {
+	if err := s.expect(open); err != nil {
 		return err
 	}
-	if s.peek() == ']' {
+	if s.peek() == close {
 		s.pos++
 		return nil
 	}
@@ -308,11 +275,11 @@ func (s *jsonScanner) readArray(elem func() error) error {
 		switch s.peek() {
 		case ',':
 			s.pos++
-		case ']':
+		case close:
 			s.pos++
 			return nil
 		default:
-			return s.fail("',' or ']'")
+			return s.fail("',' or '" + string(close) + "'")
 		}
 	}
 }

@@ -345,19 +345,9 @@ func buildPreTokenizer(c *componentJSON, field string) (p preTokenizer, byteLeve
 		}
 		return splitPreTokenizer{pattern: runeMatcher{unicode.IsNumber}, behavior: b}, false, nil
 	case "Metaspace":
-		scheme := c.PrependScheme
-		if scheme == "" {
-			scheme = "always"
-			if c.AddPrefixSpace != nil && !*c.AddPrefixSpace {
-				scheme = "never"
-			}
-		}
+		repl, scheme := c.metaspaceSettings()
 		if scheme != "always" && scheme != "first" && scheme != "never" {
 			return nil, false, fmt.Errorf("%s.prepend_scheme: unknown value %q (expected always, first or never)", field, scheme)
-		}
-		repl := c.Replacement
-		if repl == "" {
-			repl = "\u2581"
 		}
 		return metaspacePreTokenizer{replacement: repl, scheme: scheme, splitWords: c.Split == nil || *c.Split}, false, nil
 	case "WhitespaceSplit":

@@ -45,6 +45,23 @@ type componentJSON struct {
 	Cls []json.RawMessage `json:"cls"`
 }
 
+// metaspaceSettings are a Metaspace component's replacement (default
+// U+2581) and prepend scheme: prepend_scheme, else "never" when
+// add_prefix_space is false, else "always".
+func (c *componentJSON) metaspaceSettings() (replacement, scheme string) {
+	replacement, scheme = c.Replacement, c.PrependScheme
+	if replacement == "" {
+		replacement = "\u2581"
+	}
+	if scheme == "" {
+		scheme = "always"
+		if c.AddPrefixSpace != nil && !*c.AddPrefixSpace {
+			scheme = "never"
+		}
+	}
+	return replacement, scheme
+}
+
 // patternJSON is {"String": "..."} or {"Regex": "..."}.
 type patternJSON struct {
 	String *string `json:"String"`

@@ -135,24 +135,9 @@ func (o pyJSONOptions) write(b *strings.Builder, v reflect.Value, depth int) err
 			entries = append(entries, entry{ks, v.MapIndex(k)})
 		}
 		sort.Slice(entries, func(i, j int) bool { return entries[i].key < entries[j].key })
-		if len(entries) == 0 {
-			b.WriteString("{}")
-			return nil
-		}
-		b.WriteByte('{')
-		for i, e := range entries {
-			if i > 0 {
-				b.WriteString(o.itemSep)
-			}
-			o.newline(b, depth+1)
-			o.writeString(b, e.key)
-			b.WriteString(o.keySep)
-			if err := o.write(b, e.val, depth+1); err != nil {
-				return err
-			}
-		}
-		o.newline(b, depth)
-		b.WriteByte('}')
+		return o.writeMembers(b, depth, len(entries), func(i int) (string, reflect.Value, error) {
+			return entries[i].key, entries[i].val, nil
+		})
 	default:
 		return fmt.Errorf("tojson: object of type %s is not JSON serializable", v.Type())
 	}
@@ -165,25 +150,9 @@ func (o pyJSONOptions) writeMessage(b *strings.Builder, m templateMessage, depth
 	if o.sortKeys {
 		sort.Strings(keys)
 	}
-	if len(keys) == 0 {
-		b.WriteString("{}")
-		return nil
-	}
-	b.WriteByte('{')
-	for i, k := range keys {
-		if i > 0 {
-			b.WriteString(o.itemSep)
-		}
-		o.newline(b, depth+1)
-		o.writeString(b, k)
-		b.WriteString(o.keySep)
-		if err := o.write(b, reflect.ValueOf(m[k]), depth+1); err != nil {
-			return err
-		}
-	}
-	o.newline(b, depth)
-	b.WriteByte('}')
-	return nil
+	return o.writeMembers(b, depth, len(keys), func(i int) (string, reflect.Value, error) {
+		return keys[i], reflect.ValueOf(m[keys[i]]), nil
+	})
 }
 
 // writeDict writes gonja's ordered dict (a dict literal in the template).
@@ -192,23 +161,32 @@ func (o pyJSONOptions) writeDict(b *strings.Builder, d *exec.Dict, depth int) er
 	if o.sortKeys {
 		sort.SliceStable(pairs, func(i, j int) bool { return pairs[i].Key.String() < pairs[j].Key.String() })
 	}
-	if len(pairs) == 0 {
+	return o.writeMembers(b, depth, len(pairs), func(i int) (string, reflect.Value, error) {
+		ks, err := pyJSONKey(pairs[i].Key.Val)
+		return ks, reflect.ValueOf(pairs[i].Value), err
+	})
+}
+
+// writeMembers writes an object of n members ("{}" when n is 0); member
+// returns the i-th key and value, in output order.
+func (o pyJSONOptions) writeMembers(b *strings.Builder, depth, n int, member func(i int) (string, reflect.Value, error)) error {
+	if n == 0 {
 		b.WriteString("{}")
 		return nil
 	}
 	b.WriteByte('{')
-	for i, p := range pairs {
+	for i := 0; i < n; i++ {
 		if i > 0 {
 			b.WriteString(o.itemSep)
 		}
 		o.newline(b, depth+1)
-		ks, err := pyJSONKey(p.Key.Val)
+		key, val, err := member(i)
 		if err != nil {
 			return err
 		}
-		o.writeString(b, ks)
+		o.writeString(b, key)
 		b.WriteString(o.keySep)
-		if err := o.write(b, reflect.ValueOf(p.Value), depth+1); err != nil {
+		if err := o.write(b, val, depth+1); err != nil {
 			return err
 		}
 	}

@@ -190,22 +190,14 @@ func (rw *templateRewriter) rewriteRegion(toks []exprToken, src string, topLevel
 		if ok && !hasElse && needElse {
 			// gonja's {% set %} requires the else: Jinja's missing else
 			// gives undefined.
-			xs, err := rw.rewriteGroups(x, src, hoists)
-			if err != nil {
-				return "", err
-			}
-			cs, err := rw.rewriteGroups(c, src, hoists)
+			xs, cs, err := rw.rewriteValueAndCondition(x, c, src, hoists)
 			if err != nil {
 				return "", err
 			}
 			return joinTokens(xs, " if ", cs, " else _tether_undefined"), nil
 		}
 		if ok && d != nil && hasTopLevelIf(d) {
-			xs, err := rw.rewriteGroups(x, src, hoists)
-			if err != nil {
-				return "", err
-			}
-			cs, err := rw.rewriteGroups(c, src, hoists)
+			xs, cs, err := rw.rewriteValueAndCondition(x, c, src, hoists)
 			if err != nil {
 				return "", err
 			}
@@ -217,6 +209,18 @@ func (rw *templateRewriter) rewriteRegion(toks []exprToken, src string, topLevel
 		}
 	}
 	return rw.rewriteGroups(toks, src, hoists)
+}
+
+// rewriteValueAndCondition rewrites the value x and the condition c of a
+// conditional "x if c else ...".
+func (rw *templateRewriter) rewriteValueAndCondition(x, c []exprToken, src string, hoists *[]string) (xs, cs string, err error) {
+	if xs, err = rw.rewriteGroups(x, src, hoists); err != nil {
+		return "", "", err
+	}
+	if cs, err = rw.rewriteGroups(c, src, hoists); err != nil {
+		return "", "", err
+	}
+	return xs, cs, nil
 }
 
 // rewriteGroups copies a token run, rewriting every bracket group in it.
