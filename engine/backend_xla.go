@@ -2,40 +2,131 @@
 
 package engine
 
+/*
+#cgo LDFLAGS: -ldl
+#include <dlfcn.h>
+#include <stdlib.h>
+
+// tether_dlopen_local loads a shared library with RTLD_NOW|RTLD_LOCAL and
+// returns NULL on failure (the message is in dlerror()).
+static void *tether_dlopen_local(const char *path) {
+	return dlopen(path, RTLD_NOW | RTLD_LOCAL);
+}
+
+static const char *tether_dlerror(void) {
+	const char *e = dlerror();
+	return e ? e : "unknown dlopen error";
+}
+*/
+import "C"
+
 import (
 	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"unsafe"
 
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/backends/xla"
 )
 
 func init() {
-	// Never download PJRT plugins: the engine runs offline.
+	// Never download PJRT plugins: the engine runs offline. (go-xla only
+	// auto-installs for plugin names, and the engine always passes an
+	// absolute path; this switch covers every other entry point.)
 	xla.EnableAutoInstall(false)
 }
 
 // newXLABackend opens the XLA backend with the PJRT plugin named by config
 // ("cuda", "cpu", or an absolute path, optionally followed by ",options").
 func newXLABackend(config string) (backends.Backend, error) {
+	return newXLABackendInfo(config, &BackendInfo{})
+}
+
+// newXLABackendInfo is newXLABackend filling info with the plugin found and
+// the CUDA set-up done.
+func newXLABackendInfo(config string, info *BackendInfo) (backends.Backend, error) {
 	xla.EnableAutoInstall(false)
-	plugin, opts := config, ""
-	for i := 0; i < len(config); i++ {
-		if config[i] == ',' {
-			plugin, opts = config[:i], config[i:]
-			break
-		}
+	plugin, opts, _ := strings.Cut(config, ",")
+	if opts != "" {
+		opts = "," + opts
 	}
-	path, err := findPJRTPlugin(plugin)
+	loc, err := FindPJRTPlugin(plugin)
 	if err != nil {
 		return nil, err
+	}
+	info.Plugin = loc
+	if IsCUDAPlugin(loc.Path) {
+		info.CUDA, info.LibraryErrors = prepareCUDA(loc.Path)
 	}
 	if plugin == "cpu" {
 		// Keep the shared-buffer optimisation the plugin name "cpu" enables.
 		opts = ",shared_buffers" + opts
 	}
-	b, err := xla.NewWithOptions(path+opts, nil)
+	b, err := xla.NewWithOptions(loc.Path+opts, nil)
 	if err != nil {
-		return nil, fmt.Errorf("engine: backend \"xla:%s\" with plugin %s: %w", config, path, err)
+		err = fmt.Errorf("engine: backend \"xla:%s\" with plugin %s (found via %s): %w", config, loc.Path, loc.Source, err)
+		if len(info.LibraryErrors) > 0 {
+			err = fmt.Errorf("%w; NVIDIA libraries that failed to load: %s", err, strings.Join(info.LibraryErrors, "; "))
+		}
+		return nil, err
 	}
 	return b, nil
+}
+
+var (
+	cudaPrepared   sync.Mutex
+	cudaLoadedLibs = map[string]bool{}
+)
+
+// prepareCUDA does, in this process, what a CUDA plugin from pip needs
+// (CUDASetupFor finds the pieces):
+//
+//   - $XLA_FLAGS gets --xla_gpu_cuda_data_dir=<nvidia/cu13 or nvidia/cuda_nvcc>
+//     unless it already names one, so XLA finds ptxas and libdevice;
+//   - $GOPJRT_CUDA_CHECKS is set to 0 when unset and the nvidia directory was
+//     found: go-xla's own check only knows its own layout and would print a
+//     misleading warning (and, in go-xla v0.1.4, would set a CUDA data dir
+//     hard-coded to its author's home directory);
+//   - every NVIDIA library found is loaded with dlopen before the plugin, so
+//     the plugin's lookups by soname find the loaded copy.
+//
+// It returns the set-up and the libraries that failed to load.
+func prepareCUDA(pluginPath string) (CUDASetup, []string) {
+	cudaPrepared.Lock()
+	defer cudaPrepared.Unlock()
+	setup := CUDASetupFor(pluginPath)
+	if setup.NVIDIADir == "" {
+		return setup, nil
+	}
+	if flags := xlaFlagsWithDataDir(os.Getenv(XLAFlagsEnv), setup.DataDir); flags != os.Getenv(XLAFlagsEnv) {
+		_ = os.Setenv(XLAFlagsEnv, flags)
+	}
+	if _, set := os.LookupEnv("GOPJRT_CUDA_CHECKS"); !set {
+		_ = os.Setenv("GOPJRT_CUDA_CHECKS", "0")
+	}
+	var failed []string
+	for _, lib := range setup.Libraries {
+		if cudaLoadedLibs[lib] {
+			continue
+		}
+		if err := dlopenLocal(lib); err != nil {
+			failed = append(failed, err.Error())
+			continue
+		}
+		cudaLoadedLibs[lib] = true
+	}
+	return setup, failed
+}
+
+// dlopenLocal loads the shared library at path into the process (never
+// unloaded), so later lookups of its soname find it.
+func dlopenLocal(path string) error {
+	cPath := C.CString(path)
+	defer C.free(unsafe.Pointer(cPath))
+	if h := C.tether_dlopen_local(cPath); h == nil {
+		return fmt.Errorf("%s: %s", path, C.GoString(C.tether_dlerror()))
+	}
+	return nil
 }
