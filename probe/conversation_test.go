@@ -3,6 +3,7 @@ package probe
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -48,7 +49,7 @@ func TestSpanChatTemplate(t *testing.T) {
 			// The generation prompt is the start of the conversation and ends at the span start
 			// (the response here has no leading space).
 			if tc.response == strings.TrimLeft(tc.response, " ") && tc.response != "" {
-				if s.Start != len(prompt) || !equalInts(s.Tokens[:s.Start], prompt) {
+				if s.Start != len(prompt) || !slices.Equal(s.Tokens[:s.Start], prompt) {
 					t.Fatalf("span starts at %d, generation prompt has %d tokens", s.Start, len(prompt))
 				}
 			}
@@ -110,7 +111,7 @@ func TestSpanPlainModel(t *testing.T) {
 		t.Fatal(err)
 	}
 	want, _ := m.PlainPrompt("Tell a story.\n\nWho is Lily?\n\n")
-	if !equalInts(ids, want) || ids[0] != m.Config.BOSTokenID {
+	if !slices.Equal(ids, want) || ids[0] != m.Config.BOSTokenID {
 		t.Fatalf("prompt %v, want %v starting with BOS", ids, want)
 	}
 	s, err := p.Span(Conversation{System: "Tell a story.", Question: "Who is Lily?", Response: "Lily was a girl."})
@@ -123,18 +124,6 @@ func TestSpanPlainModel(t *testing.T) {
 	if got, _ := m.Continuation(s.Tokens[:s.Start], s.Tokens[s.Start:]); got != "Lily was a girl." {
 		t.Fatalf("span continues the prompt with %q", got)
 	}
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // sharedChatModel builds a weightless model.Model from a tokenizer directory in ../shared (the

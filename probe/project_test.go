@@ -4,6 +4,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -77,7 +78,7 @@ func TestConversationSpansChatTemplate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !equalInts(ids, ref.Tokens) || spans[0].Start != ref.Start || spans[0].End != ref.End {
+	if !slices.Equal(ids, ref.Tokens) || spans[0].Start != ref.Start || spans[0].End != ref.End {
 		t.Errorf("span [%d,%d) of %d tokens, Prompter.Span [%d,%d) of %d", spans[0].Start, spans[0].End, len(ids), ref.Start, ref.End, len(ref.Tokens))
 	}
 }

@@ -3,6 +3,7 @@ package tokenizer
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"testing"
 )
 
@@ -93,7 +94,7 @@ func TestBPEModelLikeRust(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !equalInts(got, want) {
+			if !slices.Equal(got, want) {
 				t.Errorf("%s: Encode(%q) = %v, want %v", tc.name, in, got, want)
 			}
 		}

@@ -3,6 +3,7 @@ package tokenizer
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -26,24 +27,12 @@ func TestLoadMinimal(t *testing.T) {
 		t.Fatal(err)
 	}
 	ids, _ := tok.Encode("abab<eos>", false)
-	if want := []int{2, 2, 3}; !equalInts(ids, want) {
+	if want := []int{2, 2, 3}; !slices.Equal(ids, want) {
 		t.Errorf("Encode = %v, want %v", ids, want)
 	}
 	if tok.VocabSize() != 4 {
 		t.Errorf("VocabSize = %d", tok.VocabSize())
 	}
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func TestLoadErrors(t *testing.T) {
@@ -167,7 +156,7 @@ func TestAddedTokenFlags(t *testing.T) {
 	for _, tc := range tests {
 		tok := mk(tc.flags)
 		got, _ := tok.Encode(tc.text, false)
-		if !equalInts(got, tc.want) {
+		if !slices.Equal(got, tc.want) {
 			t.Errorf("%s: Encode(%q) = %v, want %v", tc.flags, tc.text, got, tc.want)
 		}
 	}
@@ -275,11 +264,11 @@ func TestUnknownTokensAndRoberta(t *testing.T) {
 			t.Fatal(err)
 		}
 		got, _ := tok.Encode(tc.text, false)
-		if !equalInts(got, tc.want) {
+		if !slices.Equal(got, tc.want) {
 			t.Errorf("fuse_unk %s: Encode(%q) = %v, want %v", tc.fuse, tc.text, got, tc.want)
 		}
 		withSpecial, _ := tok.Encode(tc.text, true)
-		if want := append(append([]int{0}, tc.want...), 1); !equalInts(withSpecial, want) {
+		if want := append(append([]int{0}, tc.want...), 1); !slices.Equal(withSpecial, want) {
 			t.Errorf("RobertaProcessing: %v, want %v", withSpecial, want)
 		}
 	}

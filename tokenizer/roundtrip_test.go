@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -149,7 +150,7 @@ func TestEncodeConcurrent(t *testing.T) {
 		go func(g int) {
 			for i := len(corpus) - 1 - g; i >= 0; i -= 2 {
 				got, _ := tok.Encode(corpus[i], false)
-				if !equalInts(got, want[i]) {
+				if !slices.Equal(got, want[i]) {
 					done <- corpus[i]
 					return
 				}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -65,7 +66,7 @@ func TestShardedEqualsUnsharded(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !equalFloats(va, vb) || !equalShape(sa, sb) {
+		if !slices.Equal(va, vb) || !slices.Equal(sa, sb) {
 			t.Errorf("%s differs between sharded and unsharded", tt.Name)
 		}
 	}

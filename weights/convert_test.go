@@ -3,6 +3,7 @@ package weights
 import (
 	"encoding/binary"
 	"math"
+	"slices"
 	"testing"
 	"unsafe"
 )
@@ -52,7 +53,7 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !equalFloats(got, vals) {
+		if !slices.Equal(got, vals) {
 			t.Errorf("%s round trip: %v, want %v", dt, got, vals)
 		}
 	}
@@ -71,7 +72,7 @@ func TestToFloat32AlignmentAndErrors(t *testing.T) {
 	binary.LittleEndian.PutUint32(buf[4:], math.Float32bits(1.5))
 	binary.LittleEndian.PutUint32(buf[8:], math.Float32bits(-3))
 	aligned, err := ToFloat32(F32, buf[4:12])
-	if err != nil || !equalFloats(aligned, []float32{1.5, -3}) {
+	if err != nil || !slices.Equal(aligned, []float32{1.5, -3}) {
 		t.Fatalf("aligned: %v %v", aligned, err)
 	}
 	if unsafe.Pointer(&aligned[0]) != unsafe.Pointer(&buf[4]) {
@@ -81,11 +82,11 @@ func TestToFloat32AlignmentAndErrors(t *testing.T) {
 	shifted := make([]byte, 9)
 	copy(shifted[1:], buf[4:12])
 	un, err := ToFloat32(F32, shifted[1:])
-	if err != nil || !equalFloats(un, []float32{1.5, -3}) {
+	if err != nil || !slices.Equal(un, []float32{1.5, -3}) {
 		t.Errorf("unaligned: %v %v", un, err)
 	}
 	dst := make([]float32, 2)
-	if err := ToFloat32Into(dst, F32, buf[4:12]); err != nil || !equalFloats(dst, []float32{1.5, -3}) {
+	if err := ToFloat32Into(dst, F32, buf[4:12]); err != nil || !slices.Equal(dst, []float32{1.5, -3}) {
 		t.Errorf("ToFloat32Into: %v %v", dst, err)
 	}
 	if err := ToFloat32Into(dst, BF16, buf[4:12]); err == nil {

@@ -3,6 +3,7 @@ package weights
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -113,7 +114,7 @@ func (c *Config) ValidateSource(src TensorSource) error {
 			}
 			shape = sh
 		}
-		if !equalShape(shape, s.Shape) {
+		if !slices.Equal(shape, s.Shape) {
 			problems = append(problems, fmt.Sprintf("tensor %q has shape %v, expected %v", s.Name, shape, s.Shape))
 		}
 	}
@@ -126,18 +127,6 @@ func (c *Config) ValidateSource(src TensorSource) error {
 		msg += fmt.Sprintf("; and %d more", len(problems)-show)
 	}
 	return fmt.Errorf("weights: %s checkpoint does not match its config: %w", c.Architecture, errors.New(msg))
-}
-
-func equalShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // MemorySource is an in-memory TensorSource of float32 tensors (for tests

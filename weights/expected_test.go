@@ -2,6 +2,7 @@ package weights
 
 import (
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -88,8 +89,8 @@ func TestExpectedTensorsPerFamily(t *testing.T) {
 		q := names["model.layers.0.self_attn.q_proj.weight"]
 		k := names["model.layers.0.self_attn.k_proj.weight"]
 		o := names["model.layers.0.self_attn.o_proj.weight"]
-		if !equalShape(q, []int{c.NumHeads * c.HeadDim, c.HiddenSize}) || !equalShape(k, []int{c.NumKVHeads * c.HeadDim, c.HiddenSize}) ||
-			!equalShape(o, []int{c.HiddenSize, c.NumHeads * c.HeadDim}) {
+		if !slices.Equal(q, []int{c.NumHeads * c.HeadDim, c.HiddenSize}) || !slices.Equal(k, []int{c.NumKVHeads * c.HeadDim, c.HiddenSize}) ||
+			!slices.Equal(o, []int{c.HiddenSize, c.NumHeads * c.HeadDim}) {
 			t.Errorf("%s: q %v k %v o %v", tc.file, q, k, o)
 		}
 	}

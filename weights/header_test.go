@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -70,22 +71,10 @@ func TestParseSafetensorsValid(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
-		if !equalShape(shape, tc.shape) || !equalFloats(vals, tc.want) {
+		if !slices.Equal(shape, tc.shape) || !slices.Equal(vals, tc.want) {
 			t.Errorf("%s: got %v %v, want %v %v", tc.name, shape, vals, tc.shape, tc.want)
 		}
 	}
-}
-
-func equalFloats(a, b []float32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func TestParseSafetensorsBadInput(t *testing.T) {
@@ -146,7 +135,7 @@ func TestOpenFileMapsAndReportsUnsupported(t *testing.T) {
 	}
 	defer f.Close()
 	vals, _, err := f.Float32("f")
-	if err != nil || !equalFloats(vals, []float32{0.25, -8}) {
+	if err != nil || !slices.Equal(vals, []float32{0.25, -8}) {
 		t.Errorf("Float32(f) = %v, %v", vals, err)
 	}
 	b, info, err := f.Bytes("i")

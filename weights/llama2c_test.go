@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -169,7 +170,7 @@ func TestParseLlama2cLayout(t *testing.T) {
 				t.Fatalf("%s missing", tc.name)
 			}
 			vals, _ := ToFloat32(F32, tt.Data)
-			if !equalShape(tt.Shape, tc.shape) || vals[0] != float32(tc.array*10000+tc.first) {
+			if !slices.Equal(tt.Shape, tc.shape) || vals[0] != float32(tc.array*10000+tc.first) {
 				t.Errorf("%s: shape %v first %v, want %v and %d", tc.name, tt.Shape, vals[0], tc.shape, tc.array*10000+tc.first)
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -68,7 +69,7 @@ func TestWriteFileRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !bytes.Equal(b, want.Data) || info.DType != want.DType || !equalShape(info.Shape, want.Shape) {
+		if !bytes.Equal(b, want.Data) || info.DType != want.DType || !slices.Equal(info.Shape, want.Shape) {
 			t.Errorf("%s: read %v %v %v, wrote %v %v %v", want.Name, info.DType, info.Shape, b, want.DType, want.Shape, want.Data)
 		}
 		if sz := int64(want.DType.Size()); info.Offset%sz != 0 {
