@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -87,7 +88,10 @@ func OpenBackend(name string) (backends.Backend, BackendInfo, error) {
 		return nil, info, err
 	}
 	info.Devices = b.NumDevices()
-	if info.Devices > 0 {
+	switch {
+	case info.Plugin.Path == "":
+		info.DeviceName = fmt.Sprintf("%s on %d CPU cores", b.Description(), runtime.NumCPU())
+	case info.Devices > 0:
 		info.DeviceName = b.DeviceDescription(0)
 	}
 	if info.Plugin.Path != "" && IsCUDAPlugin(info.Plugin.Path) {

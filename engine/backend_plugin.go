@@ -221,7 +221,7 @@ func (s pluginSearch) pythonPrefixes() []string {
 		add(filepath.Join(s.home, ".venv"))
 		add(filepath.Join(s.home, "venv"))
 		versions, _ := filepath.Glob(filepath.Join(s.home, ".pyenv", "versions", "*"))
-		sort.Sort(sort.Reverse(sort.StringSlice(versions))) // newest first, roughly
+		sortNewestFirst(versions)
 		for _, v := range versions {
 			add(v)
 		}
@@ -237,12 +237,58 @@ func (s pluginSearch) pythonPrefixes() []string {
 // directories of the Python environments the search looks into.
 func (s pluginSearch) sitePackages() []string {
 	var dirs []string
+	seen := map[string]bool{} // real paths: /bin/python3 and /usr/bin/python3 are often one
 	for _, prefix := range s.pythonPrefixes() {
 		for _, pattern := range []string{"lib/python3*/site-packages", "lib/python3*/dist-packages", "lib64/python3*/site-packages"} {
 			matches, _ := filepath.Glob(filepath.Join(prefix, pattern))
-			sort.Sort(sort.Reverse(sort.StringSlice(matches)))
-			dirs = append(dirs, matches...)
+			sortNewestFirst(matches)
+			for _, m := range matches {
+				real, err := filepath.EvalSymlinks(m)
+				if err != nil || seen[real] {
+					continue
+				}
+				seen[real] = true
+				dirs = append(dirs, m)
+			}
 		}
 	}
 	return dirs
+}
+
+// sortNewestFirst sorts paths that differ in a version number (python3.9,
+// python3.12, 3.11.7) by that number, highest first.
+func sortNewestFirst(paths []string) {
+	sort.SliceStable(paths, func(i, j int) bool { return versionLess(paths[j], paths[i]) })
+}
+
+// versionLess compares a and b piece by piece, runs of digits as numbers.
+func versionLess(a, b string) bool {
+	for a != "" && b != "" {
+		da, db := digitRun(a), digitRun(b)
+		if da > 0 && db > 0 {
+			na, nb := strings.TrimLeft(a[:da], "0"), strings.TrimLeft(b[:db], "0")
+			if len(na) != len(nb) {
+				return len(na) < len(nb)
+			}
+			if na != nb {
+				return na < nb
+			}
+			a, b = a[da:], b[db:]
+			continue
+		}
+		if a[0] != b[0] {
+			return a[0] < b[0]
+		}
+		a, b = a[1:], b[1:]
+	}
+	return len(a) < len(b)
+}
+
+// digitRun returns the length of the run of ASCII digits at the start of s.
+func digitRun(s string) int {
+	n := 0
+	for n < len(s) && s[n] >= '0' && s[n] <= '9' {
+		n++
+	}
+	return n
 }

@@ -187,3 +187,12 @@ func TestSetPJRTPluginUsedByFindPJRTPlugin(t *testing.T) {
 		t.Errorf("SetPJRTPlugin(\"\") left %q", PJRTPlugin())
 	}
 }
+
+func TestSortNewestFirst(t *testing.T) {
+	got := []string{"/p/3.9.18", "/p/3.13.0", "/p/3.10.13", "/p/3.12.1", "/p/3.12.10"}
+	sortNewestFirst(got)
+	want := []string{"/p/3.13.0", "/p/3.12.10", "/p/3.12.1", "/p/3.10.13", "/p/3.9.18"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}

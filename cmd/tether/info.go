@@ -6,11 +6,12 @@ import (
 	"os"
 	"strings"
 
+	"tether/engine"
 	"tether/model"
 )
 
 func init() {
-	register("info", "architecture, sizes, dtype, parameter count and memory needed", runInfo)
+	register("info", "architecture, sizes, dtype, parameter count and memory needed; or a backend's device report", runInfo)
 }
 
 // modelInfo is what `tether info` prints (as text, or as JSON with --json).
@@ -36,14 +37,77 @@ type modelInfo struct {
 	KVBytesPerToken  int64  `json:"kv_cache_bytes_per_token"`
 	KVBytesFullCtx   int64  `json:"kv_cache_bytes_full_context"`
 	MemoryNeededFull int64  `json:"memory_needed_bytes_batch1_full_context"`
+	// Backend is the --backend report, when one was asked for.
+	Backend *backendReport `json:"backend,omitempty"`
+}
+
+// backendReport is what `tether info --backend B` prints with --json.
+type backendReport struct {
+	Backend      string   `json:"backend"`
+	Report       string   `json:"report"`
+	Devices      int      `json:"devices"`
+	DeviceName   string   `json:"device_name"`
+	GPUName      string   `json:"gpu_name,omitempty"`
+	MemoryTotal  int64    `json:"memory_total_bytes,omitempty"`
+	MemoryFree   int64    `json:"memory_free_bytes,omitempty"`
+	Plugin       string   `json:"plugin,omitempty"`
+	PluginSource string   `json:"plugin_found_via,omitempty"`
+	NVIDIADir    string   `json:"nvidia_dir,omitempty"`
+	CUDADataDir  string   `json:"cuda_data_dir,omitempty"`
+	LibraryError []string `json:"library_errors,omitempty"`
+}
+
+// openBackendReport opens the backend called name (with the PJRT plugin file
+// plugin, if not ""), describes it and closes it again.
+func openBackendReport(name, plugin string) (backendReport, error) {
+	if plugin != "" {
+		engine.SetPJRTPlugin(plugin)
+		defer engine.SetPJRTPlugin("")
+	}
+	b, info, err := engine.OpenBackend(name)
+	if err != nil {
+		return backendReport{}, err
+	}
+	b.Finalize()
+	r := backendReport{Backend: name, Report: info.String(), Devices: info.Devices, DeviceName: info.DeviceName,
+		Plugin: info.Plugin.Path, PluginSource: info.Plugin.Source, NVIDIADir: info.CUDA.NVIDIADir,
+		CUDADataDir: info.CUDA.DataDir, LibraryError: info.LibraryErrors}
+	if len(info.GPUs) > 0 {
+		r.GPUName, r.MemoryTotal, r.MemoryFree = info.GPUs[0].Name, info.GPUs[0].MemoryTotal, info.GPUs[0].MemoryFree
+	}
+	return r, nil
 }
 
 func runInfo(args []string) error {
-	fs := newFlags("info", "--model M [--json]", "tether info --model models/stories260K-hf")
+	fs := newFlags("info", "--model M | --backend B [--pjrt-plugin PATH] [--json]",
+		"tether info --model models/stories260K-hf\n  tether info --backend xla:cuda")
 	ref := fs.String("model", "", "model directory or Hugging Face id (org/name, resolved offline)")
+	backendName := fs.String("backend", "", "open this backend (go, xla:cuda, xla:cpu, xla:/path/plugin.so) and print a one-line report: device, memory, PJRT plugin")
+	pluginPath := fs.String("pjrt-plugin", "", "PJRT plugin file for an xla:<name> backend, instead of searching PJRT_PLUGIN_LIBRARY_PATH, go-xla's directories and Python jax_plugins")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *pluginPath != "" && !strings.HasPrefix(*backendName, "xla:") {
+		return fmt.Errorf("info: --pjrt-plugin %s needs --backend xla:<name> (e.g. --backend xla:cuda)", *pluginPath)
+	}
+	var backend *backendReport
+	if *backendName != "" {
+		r, err := openBackendReport(*backendName, *pluginPath)
+		if err != nil {
+			return err
+		}
+		backend = &r
+		if *ref == "" {
+			if *asJSON {
+				return json.NewEncoder(os.Stdout).Encode(map[string]backendReport{"backend": r})
+			}
+			fmt.Println(r.Report)
+			return nil
+		}
+		if !*asJSON {
+			fmt.Println("backend        " + r.Report)
+		}
 	}
 	if err := require(fs, "model"); err != nil {
 		return err
@@ -66,6 +130,7 @@ func runInfo(args []string) error {
 		KVBytesPerToken: kvPerToken, KVBytesFullCtx: kvPerToken * int64(c.MaxPositions),
 	}
 	info.MemoryNeededFull = info.ComputeBytes + info.KVBytesFullCtx
+	info.Backend = backend
 	if *asJSON {
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
