@@ -99,7 +99,7 @@ func openDriftStore(dir string, want DriftManifest) (*driftStore, error) {
 		if err != nil {
 			return nil, fmt.Errorf("bench: drift: %s: %w", mpath, err)
 		}
-		if err := writeFileSync(mpath, append(b, '\n')); err != nil {
+		if err := writeFileAtomic(mpath, append(b, '\n')); err != nil {
 			return nil, err
 		}
 	case err != nil:
@@ -246,27 +246,3 @@ func (st *driftStore) appendGroup(convs []*conversationState) error {
 func (st *driftStore) records() []TurnRecord { return st.recs }
 
 func (st *driftStore) close() { st.f.Close() }
-
-// writeFileSync writes a file through a temporary name and syncs it.
-func writeFileSync(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return fmt.Errorf("bench: drift: %w", err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("bench: drift: %s: %w", tmp, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("bench: drift: %s: %w", tmp, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("bench: drift: %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("bench: drift: %w", err)
-	}
-	return nil
-}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"tether/internal/atomicfile"
 )
 
 // Report file names written by WriteReport.
@@ -106,35 +108,10 @@ func withEmptyLists(r *DriftReport) *DriftReport {
 	return &n
 }
 
-// writeFileAtomic writes data to a temporary file in path's directory,
-// syncs it and renames it over path.
+// writeFileAtomic writes data to path atomically (atomicfile.Write).
 func writeFileAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("bench: write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	_, werr := f.Write(data)
-	merr := f.Chmod(0o644)
-	serr := f.Sync()
-	cerr := f.Close()
-	if err := firstErr(werr, merr, serr, cerr); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("bench: write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("bench: write %s: %w", path, err)
-	}
-	return nil
-}
-
-// firstErr returns the first non-nil error.
-func firstErr(errs ...error) error {
-	for _, e := range errs {
-		if e != nil {
-			return e
-		}
+	if err := atomicfile.Write(path, data); err != nil {
+		return fmt.Errorf("bench: %w", err)
 	}
 	return nil
 }

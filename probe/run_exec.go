@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"tether/internal/atomicfile"
 	"tether/model"
 )
 
@@ -365,26 +366,11 @@ func prepareRunDir(dir string, want Manifest) error {
 	return writeFileAtomic(path, append(data, '\n'))
 }
 
-// writeFileAtomic writes data to a temporary file beside path, fsyncs it and renames it over path.
+// writeFileAtomic writes data to path atomically (atomicfile.Write) and fsyncs
+// path's directory.
 func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("probe: write %s: %w", path, err)
-	}
-	name := tmp.Name()
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(name, path)
-	}
-	if err != nil {
-		os.Remove(name)
-		return fmt.Errorf("probe: write %s: %w", path, err)
+	if err := atomicfile.Write(path, data); err != nil {
+		return fmt.Errorf("probe: %w", err)
 	}
 	return syncDir(filepath.Dir(path))
 }

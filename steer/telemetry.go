@@ -6,10 +6,9 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
-	"path/filepath"
 
 	"tether/engine"
+	"tether/internal/atomicfile"
 )
 
 // TelemetryRecord is what happened at one generated token on one recorded
@@ -111,31 +110,9 @@ func WriteTelemetryFile(path string, recs []TelemetryRecord) error {
 
 // WriteFileAtomic writes a file through a temporary sibling (synced) and a
 // rename, so a reader never sees a partial file.
-func WriteFileAtomic(path string, write func(io.Writer) error) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("steer: %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err = write(f); err != nil {
-		return fmt.Errorf("steer: %s: %w", path, err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("steer: %s: %w", path, err)
-	}
-	if err = f.Chmod(0o644); err != nil {
-		return fmt.Errorf("steer: %s: %w", path, err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("steer: %s: %w", path, err)
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("steer: %s: %w", path, err)
+func WriteFileAtomic(path string, write func(io.Writer) error) error {
+	if err := atomicfile.WriteFunc(path, write); err != nil {
+		return fmt.Errorf("steer: %w", err)
 	}
 	return nil
 }

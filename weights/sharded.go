@@ -3,9 +3,10 @@ package weights
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
+
+	"tether/internal/atomicfile"
 )
 
 // IndexFileName is the name of the index of a sharded checkpoint.
@@ -69,28 +70,11 @@ func WriteSharded(dir string, tensors []Tensor, maxShardBytes int64) error {
 	return writeFileAtomic(filepath.Join(dir, IndexFileName), append(data, '\n'))
 }
 
-// writeFileAtomic writes data to path through a synced temporary file.
+// writeFileAtomic writes data to path atomically (atomicfile.Write) and
+// fsyncs path's directory (best effort).
 func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("weights: %s: %w", path, err)
-	}
-	err = tmp.Chmod(0o644)
-	if err == nil {
-		_, err = tmp.Write(data)
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("weights: %s: %w", path, err)
+	if err := atomicfile.Write(path, data); err != nil {
+		return fmt.Errorf("weights: %w", err)
 	}
 	syncDir(filepath.Dir(path))
 	return nil
