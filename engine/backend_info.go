@@ -20,8 +20,8 @@ type BackendInfo struct {
 	Devices int
 	// DeviceName is the first device's description from the backend.
 	DeviceName string
-	// GPUs are the NVIDIA GPUs nvidia-smi reports, for CUDA backends; nil
-	// when nvidia-smi is missing or fails.
+	// GPUs are the NVIDIA GPUs nvidia-smi reports for CUDA backends, read
+	// just before the backend opened; nil when nvidia-smi is missing or fails.
 	GPUs []GPUInfo
 	// Plugin is the PJRT plugin used by an XLA backend (zero for "go").
 	Plugin PluginLocation
@@ -73,13 +73,18 @@ func (i BackendInfo) String() string {
 func gib(n int64) float64 { return float64(n) / (1 << 30) }
 
 // OpenBackend is NewBackend that also describes what it opened: the device,
-// its memory (through nvidia-smi for CUDA) and the PJRT plugin used.
+// its total and free memory (from nvidia-smi for CUDA plugins, read before
+// the backend opened) and the PJRT plugin used.
 func OpenBackend(name string) (backends.Backend, BackendInfo, error) {
 	info := BackendInfo{Name: name}
 	kind, config, _ := strings.Cut(name, ":")
 	var b backends.Backend
 	var err error
+	var gpus []GPUInfo
 	if kind == "xla" && config != "" {
+		// Before opening: XLA's GPU client reserves most of the memory
+		// when it starts, so free memory read afterwards means little.
+		gpus, _ = QueryNvidiaSMI()
 		b, err = newXLABackendInfo(config, &info)
 	} else {
 		b, err = NewBackend(name)
@@ -95,7 +100,7 @@ func OpenBackend(name string) (backends.Backend, BackendInfo, error) {
 		info.DeviceName = b.DeviceDescription(0)
 	}
 	if info.Plugin.Path != "" && IsCUDAPlugin(info.Plugin.Path) {
-		info.GPUs, _ = QueryNvidiaSMI()
+		info.GPUs = gpus
 	}
 	return b, info, nil
 }
