@@ -40,13 +40,18 @@ func (m *memSource) add(id, role string, kept bool, a [][]float32) {
 
 // orthonormal returns n orthonormal vectors of dimension dim (Gram-Schmidt of random vectors).
 func orthonormal(rng *rand.Rand, n, dim int) [][]float64 {
-	var out [][]float64
-	for len(out) < n {
+	return extendOrthonormal(rng, nil, n, dim)
+}
+
+// extendOrthonormal appends random vectors of dimension dim, each made orthogonal to all before
+// it (Gram-Schmidt) and of unit length, to the orthonormal basis until it holds n vectors.
+func extendOrthonormal(rng *rand.Rand, basis [][]float64, n, dim int) [][]float64 {
+	for len(basis) < n {
 		v := make([]float64, dim)
 		for j := range v {
 			v[j] = rng.NormFloat64()
 		}
-		for _, u := range out {
+		for _, u := range basis {
 			d := dot64(v, u)
 			for j := range v {
 				v[j] -= d * u[j]
@@ -56,9 +61,9 @@ func orthonormal(rng *rand.Rand, n, dim int) [][]float64 {
 		for j := range v {
 			v[j] /= nv
 		}
-		out = append(out, v)
+		basis = append(basis, v)
 	}
-	return out
+	return basis
 }
 
 func dot64(a, b []float64) float64 {
@@ -77,24 +82,7 @@ func plantedCoords(rng *rand.Rand, nRoles int, sigmas []float64) [][]float64 {
 	for i := range ones {
 		ones[i] = 1 / math.Sqrt(float64(nRoles))
 	}
-	basis := [][]float64{ones}
-	for len(basis) < len(sigmas)+1 {
-		v := make([]float64, nRoles)
-		for j := range v {
-			v[j] = rng.NormFloat64()
-		}
-		for _, u := range basis {
-			d := dot64(v, u)
-			for j := range v {
-				v[j] -= d * u[j]
-			}
-		}
-		nv := math.Sqrt(dot64(v, v))
-		for j := range v {
-			v[j] /= nv
-		}
-		basis = append(basis, v)
-	}
+	basis := extendOrthonormal(rng, [][]float64{ones}, len(sigmas)+1, nRoles)
 	coords := make([][]float64, nRoles) // [role][component]
 	for r := range coords {
 		coords[r] = make([]float64, len(sigmas))

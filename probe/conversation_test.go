@@ -13,6 +13,20 @@ import (
 	"tether/weights"
 )
 
+// spanText returns the response span of c and the text its tokens decode to.
+func spanText(t *testing.T, m *model.Model, p *Prompter, c Conversation) (Span, string) {
+	t.Helper()
+	s, err := p.Span(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := m.Tokenizer.Decode(s.Tokens[s.Start:s.End], false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, got
+}
+
 // TestSpanChatTemplate: with the ChatML template, the span's tokens decode to exactly the
 // response, start right after the assistant header (the add_generation_prompt rendering) and
 // leave out the end-of-turn token and newline the template adds.
@@ -28,14 +42,7 @@ func TestSpanChatTemplate(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := Conversation{System: tc.system, Question: "What is the sea?", Response: tc.response}
-			s, err := p.Span(c)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := m.Tokenizer.Decode(s.Tokens[s.Start:s.End], false)
-			if err != nil {
-				t.Fatal(err)
-			}
+			s, got := spanText(t, m, p, c)
 			// A token that straddles the content's edge (a space joined to a word) counts as
 			// response, so compare without the white space around it.
 			if strings.TrimSpace(got) != strings.TrimSpace(tc.response) || len(got) > len(tc.response) ||
@@ -174,14 +181,7 @@ func TestSpanRealTemplates(t *testing.T) {
 						t.Fatalf("span after a think block: %q", got)
 					}
 				}
-				s, err := p.Span(c)
-				if err != nil {
-					t.Fatal(err)
-				}
-				got, err := m.Tokenizer.Decode(s.Tokens[s.Start:s.End], false)
-				if err != nil {
-					t.Fatal(err)
-				}
+				s, got := spanText(t, m, p, c)
 				if strings.TrimSpace(got) != c.Response {
 					t.Fatalf("span decodes to %q, want %q", got, c.Response)
 				}

@@ -111,12 +111,19 @@ func llama2cTestTexts(t *testing.T) []string {
 	return texts
 }
 
-func TestConvertLlama2cTokenizerMatchesLlama2c(t *testing.T) {
-	l2c := readTok512(t)
+// convertTok512 converts tok512.bin into a new tokenizer.json directory and returns it.
+func convertTok512(t *testing.T) string {
+	t.Helper()
 	dir := t.TempDir()
 	if err := ConvertLlama2cTokenizer(tok512Path, dir); err != nil {
 		t.Fatal(err)
 	}
+	return dir
+}
+
+func TestConvertLlama2cTokenizerMatchesLlama2c(t *testing.T) {
+	l2c := readTok512(t)
+	dir := convertTok512(t)
 	hf, err := LoadDir(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -159,10 +166,7 @@ func TestConvertLlama2cTokenizerMatchesLlama2c(t *testing.T) {
 
 func TestConvertLlama2cTokenizerConfig(t *testing.T) {
 	readTok512(t)
-	dir := t.TempDir()
-	if err := ConvertLlama2cTokenizer(tok512Path, dir); err != nil {
-		t.Fatal(err)
-	}
+	dir := convertTok512(t)
 	var cfg map[string]any
 	readJSONFile(t, filepath.Join(dir, "tokenizer_config.json"), &cfg)
 	if cfg["bos_token"] != "<s>" || cfg["eos_token"] != "</s>" || cfg["add_bos_token"] != true {
@@ -203,10 +207,7 @@ func TestLlama2cMatchesReferenceImplementation(t *testing.T) {
 	if len(fx.Texts) != len(fx.IDs) || len(fx.Texts) < 1000 {
 		t.Fatalf("fixture: %d texts, %d id lists", len(fx.Texts), len(fx.IDs))
 	}
-	dir := t.TempDir()
-	if err := ConvertLlama2cTokenizer(tok512Path, dir); err != nil {
-		t.Fatal(err)
-	}
+	dir := convertTok512(t)
 	hf, err := LoadDir(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -227,10 +228,7 @@ func TestLlama2cMatchesReferenceImplementation(t *testing.T) {
 
 func TestOpen(t *testing.T) {
 	readTok512(t)
-	dir := t.TempDir()
-	if err := ConvertLlama2cTokenizer(tok512Path, dir); err != nil {
-		t.Fatal(err)
-	}
+	dir := convertTok512(t)
 	for _, tc := range []struct {
 		path string
 		want string // type name

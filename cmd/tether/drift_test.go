@@ -41,6 +41,20 @@ func writeDriftTestAxis(t *testing.T) string {
 	return path
 }
 
+// readDriftReport reads OUT/report.json of a drift run.
+func readDriftReport(t *testing.T, out string) bench.DriftReport {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(out, "report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep bench.DriftReport
+	if err := json.Unmarshal(data, &rep); err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
 // TestBenchDrift: the command runs a small subset of the built-in scenarios
 // with a judge, takes its cap threshold from the axis file's percentile, a
 // second call resumes with nothing left to do, and bad input is reported.
@@ -54,14 +68,7 @@ func TestBenchDrift(t *testing.T) {
 	if err := dispatch(args); err != nil {
 		t.Fatal(err)
 	}
-	data, err := os.ReadFile(filepath.Join(out, "report.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rep bench.DriftReport
-	if err := json.Unmarshal(data, &rep); err != nil {
-		t.Fatal(err)
-	}
+	rep := readDriftReport(t, out)
 	// 2 scenarios (one per domain) x 2 arms x 2 seeds x 2 turns.
 	if len(rep.Turns) != 16 || len(rep.Scenarios) != 2 {
 		t.Fatalf("%d turns, %d scenarios", len(rep.Turns), len(rep.Scenarios))
@@ -124,14 +131,7 @@ func TestBenchDriftSimulatedUser(t *testing.T) {
 	if err := dispatch(args); err != nil {
 		t.Fatal(err)
 	}
-	data, err := os.ReadFile(filepath.Join(out, "report.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rep bench.DriftReport
-	if err := json.Unmarshal(data, &rep); err != nil {
-		t.Fatal(err)
-	}
+	rep := readDriftReport(t, out)
 	scs, err := bench.BuiltinScenarios()
 	if err != nil {
 		t.Fatal(err)
