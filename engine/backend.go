@@ -26,9 +26,10 @@ var BackendNames = []string{"go", "go:<simplego options>", "xla:cuda", "xla:cpu"
 //   - "go:<options>": simplego with explicit options, e.g.
 //     "go:dotgeneral_small,parallelism=4" (see simplego.New).
 //   - "xla:cuda", "xla:cpu" or "xla:<absolute plugin path>", optionally
-//     followed by ",<plugin options>": the XLA backend with a PJRT plugin
-//     found locally by FindPJRTPlugin (SetPJRTPlugin names the file
-//     explicitly). Plugins are never downloaded. For CUDA plugins the NVIDIA
+//     followed by ",<options>" (GoMLX's shared_buffers and tf32; the PJRT
+//     client options memory_fraction=F and preallocate=true|false): the XLA
+//     backend with a PJRT plugin found locally by FindPJRTPlugin
+//     (SetPJRTPlugin names the file explicitly). Plugins are never downloaded. For CUDA plugins the NVIDIA
 //     libraries installed beside them by pip are set up first (see
 //     CUDASetupFor). XLA is only available in builds with cgo.
 func NewBackend(name string) (backends.Backend, error) {

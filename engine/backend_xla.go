@@ -27,6 +27,7 @@ import (
 	"sync"
 	"unsafe"
 
+	"github.com/gomlx/go-xla/pkg/pjrt"
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/backends/xla"
 )
@@ -39,7 +40,9 @@ func init() {
 }
 
 // newXLABackend opens the XLA backend with the PJRT plugin named by config
-// ("cuda", "cpu", or an absolute path, optionally followed by ",options").
+// ("cuda", "cpu", or an absolute path, optionally followed by ",options";
+// memory_fraction=F and preallocate=B become PJRT client options, see
+// splitClientOptions, the rest go to GoMLX).
 func newXLABackend(config string) (backends.Backend, error) {
 	return newXLABackendInfo(config, &BackendInfo{})
 }
@@ -60,11 +63,15 @@ func newXLABackendInfo(config string, info *BackendInfo) (backends.Backend, erro
 	if IsCUDAPlugin(loc.Path) {
 		info.CUDA, info.LibraryErrors = prepareCUDA(loc.Path)
 	}
+	opts, clientOpts, err := splitClientOptions(opts)
+	if err != nil {
+		return nil, err
+	}
 	if plugin == "cpu" {
 		// Keep the shared-buffer optimisation the plugin name "cpu" enables.
 		opts = ",shared_buffers" + opts
 	}
-	b, err := xla.NewWithOptions(loc.Path+opts, nil)
+	b, err := xla.NewWithOptions(loc.Path+opts, pjrt.NamedValuesMap(clientOpts))
 	if err != nil {
 		err = fmt.Errorf("engine: backend \"xla:%s\" with plugin %s (found via %s): %w", config, loc.Path, loc.Source, err)
 		if len(info.LibraryErrors) > 0 {
