@@ -25,10 +25,7 @@ func runAxisBuild(args []string) error {
 	pcts := fs.String("percentiles", "1,25,50,75", "percentiles of the rollout projections to calibrate tau at")
 	minScore := fs.Int("min-score", probe.KeepScore, "with a judge, the lowest score a role's rollout needs to count for its role vector")
 	layer := fs.Int("layer", -1, "layer of the persona-space pictures and the role table (default: the middle layer)")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if err := require(fs, "run", "out"); err != nil {
+	if err := parseFlags(fs, args, "run", "out"); err != nil {
 		return err
 	}
 	percentiles, err := parsePercentiles(*pcts)

@@ -19,10 +19,7 @@ func runAxisExportGGUF(args []string) error {
 	out := fs.String("out", "", "output control vector file (.gguf)")
 	layersSpec := fs.String("layers", "", `layers to export, e.g. "40:56" (default: every layer from 1; llama.cpp cannot steer layer 0)`)
 	scale := fs.Float64("scale", 1, "each layer's unit axis is multiplied by this (positive = toward the Assistant)")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if err := require(fs, "axis", "out"); err != nil {
+	if err := parseFlags(fs, args, "axis", "out"); err != nil {
 		return err
 	}
 	a, err := axis.Read(*axisPath)

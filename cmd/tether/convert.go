@@ -17,10 +17,7 @@ func runConvertLlama2c(args []string) error {
 	modelPath := fs.String("model", "", "llama2.c checkpoint (.bin, v0 format)")
 	tokPath := fs.String("tokenizer", "", "llama2.c tokenizer (tokenizer.bin / tok512.bin)")
 	out := fs.String("out", "", "output directory (config.json, model.safetensors, tokenizer.json)")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if err := require(fs, "model", "tokenizer", "out"); err != nil {
+	if err := parseFlags(fs, args, "model", "tokenizer", "out"); err != nil {
 		return err
 	}
 	if err := convertLlama2c(*modelPath, *tokPath, *out); err != nil {

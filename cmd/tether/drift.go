@@ -52,10 +52,7 @@ func runBenchDrift(args []string) error {
 	for _, n := range driftUnusedSteerFlags {
 		_ = fs.MarkHidden(n)
 	}
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if err := require(fs, "model", "axis", "cap-layers", "out"); err != nil {
+	if err := parseFlags(fs, args, "model", "axis", "cap-layers", "out"); err != nil {
 		return err
 	}
 	for _, n := range driftUnusedSteerFlags {

@@ -126,10 +126,7 @@ func runGenerate(args []string) error {
 	addSamplingFlags(fs, &sf)
 	var stf steerFlags
 	addSteerFlags(fs, &stf)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if err := require(fs, "model"); err != nil {
+	if err := parseFlags(fs, args, "model"); err != nil {
 		return err
 	}
 	params, err := sf.params()

@@ -100,15 +100,16 @@ func newFlags(name, usageLine, example string) *pflag.FlagSet {
 }
 
 // parseFlags parses args and rejects stray positional arguments, so a typo is
-// an error instead of being silently ignored.
-func parseFlags(fs *pflag.FlagSet, args []string) error {
+// an error instead of being silently ignored, then reports a missing
+// mandatory flag among required.
+func parseFlags(fs *pflag.FlagSet, args []string, required ...string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%s: unexpected argument %q (flags start with --; see --help)", fs.Name(), fs.Arg(0))
 	}
-	return nil
+	return require(fs, required...)
 }
 
 // require reports a missing mandatory flag.

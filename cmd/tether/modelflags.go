@@ -37,10 +37,7 @@ func addModelFlags(fs *pflag.FlagSet) modelFlags {
 // parseAndOpen parses args, requires --model and opens it on --backend with
 // the rest of opts; the caller closes the model.
 func (f modelFlags) parseAndOpen(fs *pflag.FlagSet, args []string, opts model.Options) (*model.Model, error) {
-	if err := parseFlags(fs, args); err != nil {
-		return nil, err
-	}
-	if err := require(fs, "model"); err != nil {
+	if err := parseFlags(fs, args, "model"); err != nil {
 		return nil, err
 	}
 	opts.Backend = *f.backend

@@ -35,10 +35,7 @@ func runPersonaRun(args []string) error {
 	batch := fs.Int("batch", probe.DefaultRunBatch, "rollouts per generation batch")
 	seed := fs.Uint64("seed", 1, "run seed (each rollout's seed derives from it and the rollout's id)")
 	backend := addBackendFlag(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if err := require(fs, "model", "out"); err != nil {
+	if err := parseFlags(fs, args, "model", "out"); err != nil {
 		return err
 	}
 	if *samples <= 0 || *maxTokens <= 0 || *batch <= 0 {

@@ -29,10 +29,7 @@ func runProject(args []string) error {
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	backend := addBackendFlag(fs)
 	allowOther := fs.Bool("allow-other-model", false, "accept an axis built from a model with another config.json (same shape)")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if err := require(fs, "model", "axis", "conversation"); err != nil {
+	if err := parseFlags(fs, args, "model", "axis", "conversation"); err != nil {
 		return err
 	}
 	a, err := axis.Read(*axisPath)

@@ -19,10 +19,7 @@ func runTemplate(args []string) error {
 	ref := fs.String("model", "", "model directory or Hugging Face id")
 	file := fs.String("messages", "", `JSON file: [{"role": ..., "content": ...}, ...] or {"messages": [...]}`)
 	addGen := fs.Bool("add-generation-prompt", false, "end with the assistant turn's opening")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if err := require(fs, "model", "messages"); err != nil {
+	if err := parseFlags(fs, args, "model", "messages"); err != nil {
 		return err
 	}
 	msgs, err := readMessages(*file)

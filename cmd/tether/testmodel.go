@@ -19,10 +19,7 @@ func runTestModel(args []string) error {
 	out := fs.String("out", "", "output directory")
 	seed := fs.Uint64("seed", 1, "random seed (same seed, same weights)")
 	dtype := fs.String("dtype", "f32", "weight dtype: f32, bf16 or f16")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if err := require(fs, "config", "out"); err != nil {
+	if err := parseFlags(fs, args, "config", "out"); err != nil {
 		return err
 	}
 	dt, ok := map[string]weights.DType{"f32": weights.F32, "bf16": weights.BF16, "f16": weights.F16}[*dtype]
