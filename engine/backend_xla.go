@@ -92,10 +92,10 @@ var (
 //
 //   - $XLA_FLAGS gets --xla_gpu_cuda_data_dir=<nvidia/cu13 or nvidia/cuda_nvcc>
 //     unless it already names one, so XLA finds ptxas and libdevice;
-//   - $GOPJRT_CUDA_CHECKS is set to 0 when unset and the nvidia directory was
-//     found: go-xla's own check only knows its own layout and would print a
-//     misleading warning (and, in go-xla v0.1.4, would set a CUDA data dir
-//     hard-coded to its author's home directory);
+//   - $GOPJRT_CUDA_CHECKS is set to 0 when unset: go-xla's own check only
+//     knows its own layout and prints a misleading warning for JAX's, and in
+//     go-xla v0.1.4 it sets a CUDA data dir hard-coded to its author's home
+//     directory;
 //   - every NVIDIA library found is loaded with dlopen before the plugin, so
 //     the plugin's lookups by soname find the loaded copy.
 //
@@ -103,15 +103,15 @@ var (
 func prepareCUDA(pluginPath string) (CUDASetup, []string) {
 	cudaPrepared.Lock()
 	defer cudaPrepared.Unlock()
+	if _, set := os.LookupEnv("GOPJRT_CUDA_CHECKS"); !set {
+		_ = os.Setenv("GOPJRT_CUDA_CHECKS", "0")
+	}
 	setup := CUDASetupFor(pluginPath)
 	if setup.NVIDIADir == "" {
 		return setup, nil
 	}
 	if flags := xlaFlagsWithDataDir(os.Getenv(XLAFlagsEnv), setup.DataDir); flags != os.Getenv(XLAFlagsEnv) {
 		_ = os.Setenv(XLAFlagsEnv, flags)
-	}
-	if _, set := os.LookupEnv("GOPJRT_CUDA_CHECKS"); !set {
-		_ = os.Setenv("GOPJRT_CUDA_CHECKS", "0")
 	}
 	var failed []string
 	for _, lib := range setup.Libraries {
