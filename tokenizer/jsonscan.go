@@ -229,59 +229,76 @@ func (s *jsonScanner) readInt() (int, error) {
 // readObject calls field for every key of an object; field must consume the
 // value.
 func (s *jsonScanner) readObject(field func(key string) error) error {
-	return s.readMembers(s.readString, field)
+	return s.readMembers(false, field)
 }
 
 // readObjectViews is readObject with keys from readStringView: they may
 // alias the scanner's data and must be copied to be kept.
 func (s *jsonScanner) readObjectViews(field func(key string) error) error {
-	return s.readMembers(s.readStringView, field)
+	return s.readMembers(true, field)
 }
 
-// readMembers reads an object whose keys readKey reads, calling field for
-// every key; field must consume the value.
-func (s *jsonScanner) readMembers(readKey func() (string, error), field func(key string) error) error {
-	return s.readSequence('{', '}', func() error {
-		key, err := readKey()
-		if err != nil {
-			return err
+// readMembers reads an object, calling field for every key (read by
+// readStringView when views, else by readString); field must consume the
+// value.
+func (s *jsonScanner) readMembers(views bool, field func(key string) error) error {
+	more, err := s.openSequence('{', '}')
+	for more && err == nil {
+		var key string
+		if views {
+			key, err = s.readStringView()
+		} else {
+			key, err = s.readString()
 		}
-		if err := s.expect(':'); err != nil {
-			return err
+		if err == nil {
+			err = s.expect(':')
 		}
-		return field(key)
-	})
+		if err == nil {
+			err = field(key)
+		}
+		if err == nil {
+			more, err = s.nextInSequence('}')
+		}
+	}
+	return err
 }
 
 // readArray calls elem for every element of an array; elem must consume it.
 func (s *jsonScanner) readArray(elem func() error) error {
-	return s.readSequence('[', ']', elem)
+	more, err := s.openSequence('[', ']')
+	for more && err == nil {
+		if err = elem(); err == nil {
+			more, err = s.nextInSequence(']')
+		}
+	}
+	return err
 }
 
-// readSequence reads open, then elements separated by ',' up to close
-// (an object's members or an array's elements); elem must consume one.
-func (s *jsonScanner) readSequence(open, close byte, elem func() error) error {
+// openSequence consumes the open bracket of an object or an array, and the
+// close bracket too when it is empty; more reports whether an element follows.
+func (s *jsonScanner) openSequence(open, close byte) (more bool, err error) {
 	if err := s.expect(open); err != nil {
-		return err
+		return false, err
 	}
 	if s.peek() == close {
 		s.pos++
-		return nil
+		return false, nil
 	}
-	for {
-		if err := elem(); err != nil {
-			return err
-		}
-		switch s.peek() {
-		case ',':
-			s.pos++
-		case close:
-			s.pos++
-			return nil
-		default:
-			return s.fail("',' or '" + string(close) + "'")
-		}
+	return true, nil
+}
+
+// nextInSequence consumes what follows an element of an object or an array:
+// a ',' (more reports true) or the close bracket.
+func (s *jsonScanner) nextInSequence(close byte) (more bool, err error) {
+	switch s.peek() {
+	case ',':
+		s.pos++
+		return true, nil
+	case close:
+		s.pos++
+		return false, nil
 	}
+	return false, s.fail("',' or '" + string(close) + "'")
 }
 
 // skipValue consumes any JSON value and returns its raw bytes.
