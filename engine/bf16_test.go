@@ -14,10 +14,7 @@ func TestBFloat16Weights(t *testing.T) {
 	for _, fam := range allFamilies {
 		t.Run(string(fam), func(t *testing.T) {
 			m32, src := loadTiny(t, fam)
-			be, err := NewBackend("go")
-			if err != nil {
-				t.Fatal(err)
-			}
+			be := testBackend(t)
 			m16, err := LoadWithOptions(be, m32.Config(), src, LoadOptions{WeightDType: "bfloat16"})
 			if err != nil {
 				t.Fatal(err)
@@ -42,10 +39,7 @@ func TestBFloat16Weights(t *testing.T) {
 			}
 		})
 	}
-	be, err := NewBackend("go")
-	if err != nil {
-		t.Fatal(err)
-	}
+	be := testBackend(t)
 	cfg := tinyConfig("llama")
 	if _, err := LoadWithOptions(be, cfg, randomSource(cfg, 1), LoadOptions{WeightDType: "int4"}); err == nil {
 		t.Errorf("expected an error for an unknown weight dtype")

@@ -22,10 +22,7 @@ func TestPyTorchReferenceFixtures(t *testing.T) {
 	if len(dirs) == 0 {
 		t.Skip("no PyTorch reference fixtures in testdata/reference")
 	}
-	be, err := NewBackend("go")
-	if err != nil {
-		t.Fatal(err)
-	}
+	be := testBackend(t)
 	for _, refPath := range dirs {
 		dir := filepath.Dir(refPath)
 		t.Run(filepath.Base(dir), func(t *testing.T) {
@@ -108,10 +105,7 @@ func TestStories260K(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ckpt.Close()
-	be, err := NewBackend("go")
-	if err != nil {
-		t.Fatal(err)
-	}
+	be := testBackend(t)
 	m, err := Load(be, cfg, ckpt)
 	if err != nil {
 		t.Fatal(err)

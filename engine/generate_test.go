@@ -236,10 +236,7 @@ func TestGenerateErrors(t *testing.T) {
 }
 
 func TestLoadErrors(t *testing.T) {
-	b, err := NewBackend("go")
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := testBackend(t)
 	cfg := tinyConfig(weights.FamilyQwen2)
 	cases := []struct {
 		name   string

@@ -4,7 +4,10 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
 	"testing"
+
+	"github.com/gomlx/gomlx/backends"
 
 	"tether/weights"
 )
@@ -148,15 +151,27 @@ func randomSource(cfg *weights.Config, seed uint64) *memSource {
 	return s
 }
 
-// loadTiny loads a random tiny model of family on the go backend.
+// testBackend is the backend engine tests run on: $TETHER_TEST_BACKEND (for
+// example xla:cuda on a GPU machine), else the pure-Go backend.
+func testBackend(t testing.TB) backends.Backend {
+	t.Helper()
+	name := os.Getenv("TETHER_TEST_BACKEND")
+	if name == "" {
+		name = "go"
+	}
+	b, err := NewBackend(name)
+	if err != nil {
+		t.Fatalf("TETHER_TEST_BACKEND=%q: %v", name, err)
+	}
+	return b
+}
+
+// loadTiny loads a random tiny model of family on the test backend.
 func loadTiny(t testing.TB, family weights.Family) (*Model, *memSource) {
 	t.Helper()
 	cfg := tinyConfig(family)
 	src := randomSource(cfg, 42)
-	b, err := NewBackend("go")
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := testBackend(t)
 	m, err := Load(b, cfg, src)
 	if err != nil {
 		t.Fatalf("%s: Load: %v", family, err)

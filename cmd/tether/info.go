@@ -80,7 +80,7 @@ func openBackendReport(name, plugin string) (backendReport, error) {
 
 func runInfo(args []string) error {
 	fs := newFlags("info", "--model M | --backend B [--pjrt-plugin PATH] [--json]",
-		"tether info --model models/stories260K-hf\n  tether info --backend xla:cuda")
+		"tether info --model .tether/stories260K   (after tether demo)\n  tether info --backend xla:cuda")
 	ref := fs.String("model", "", "model directory or Hugging Face id (org/name, resolved offline)")
 	backendName := fs.String("backend", "", "open this backend (go, xla:cuda, xla:cpu, xla:/path/plugin.so) and print a one-line report: device, memory, PJRT plugin")
 	pluginPath := fs.String("pjrt-plugin", "", "PJRT plugin file for an xla:<name> backend, instead of searching PJRT_PLUGIN_LIBRARY_PATH, go-xla's directories and Python jax_plugins")
