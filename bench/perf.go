@@ -131,15 +131,14 @@ func withDefaults(o PerfOptions) PerfOptions {
 	return o
 }
 
-// generate runs greedy decoding of exactly maxNew tokens per prompt: the
-// model's EOS ids are listed as nothing to stop on by removing them for the
-// run (random models emit them by chance).
+// generate runs greedy decoding of exactly maxNew tokens per prompt,
+// generating through the model's EOS ids (random models emit them by chance).
 func generate(ctx context.Context, m *engine.Model, prompts [][]int, maxNew int) ([]engine.Result, error) {
 	reqs := make([]engine.Request, len(prompts))
 	for i, p := range prompts {
-		reqs[i] = engine.Request{Prompt: p, MaxNewTokens: maxNew}
+		reqs[i] = engine.Request{Prompt: p, MaxNewTokens: maxNew, IgnoreEOS: true}
 	}
-	return m.Generate(ctx, reqs, engine.GenerateOptions{IgnoreEOS: true})
+	return m.Generate(ctx, reqs, engine.GenerateOptions{})
 }
 
 // bestOf runs f once to warm up (compilation) and then n times, returning the

@@ -92,8 +92,8 @@ func SteerOverhead(ctx context.Context, m *engine.Model, o SteerOptions) (SteerR
 	best := make([]float64, len(variants))
 	var pairs []float64
 	run := func(h engine.Hooks) (float64, error) {
-		res, err := m.Generate(ctx, []engine.Request{{Prompt: prompt, MaxNewTokens: o.DecodeTokens}},
-			engine.GenerateOptions{Hooks: h, IgnoreEOS: true})
+		res, err := m.Generate(ctx, []engine.Request{{Prompt: prompt, MaxNewTokens: o.DecodeTokens, IgnoreEOS: true}},
+			engine.GenerateOptions{Hooks: h})
 		if err != nil {
 			return 0, err
 		}

@@ -24,7 +24,8 @@ type Request struct {
 	// Result.Tokens.
 	StopTokens []int
 	// IgnoreEOS keeps this request generating past the config's EOS tokens
-	// (as GenerateOptions.IgnoreEOS does for the whole batch).
+	// (benchmarks and tests of random models, which emit them by chance);
+	// StopTokens still apply.
 	IgnoreEOS bool
 	// StopStrings end generation when the decoded text contains one; they
 	// need GenerateOptions.Detokenizer. Result.Text excludes the stop string.
@@ -48,10 +49,6 @@ type GenerateOptions struct {
 	// OnToken, when set, is called for every kept token in the order tokens
 	// are produced (seq is the request's index).
 	OnToken func(seq int, token int)
-	// IgnoreEOS keeps generating through the config's EOS ids (benchmarks
-	// of random models, which emit them by chance); Request.StopTokens
-	// still apply.
-	IgnoreEOS bool
 }
 
 // Stop reasons reported in Result.StopReason.
@@ -257,7 +254,7 @@ func (m *Model) newSeqState(i int, r Request, opts GenerateOptions) (*seqState, 
 	if len(opts.CaptureLayers) == 0 {
 		s.res.Captured = nil
 	}
-	if !opts.IgnoreEOS && !r.IgnoreEOS {
+	if !r.IgnoreEOS {
 		for _, id := range m.cfg.EOSTokenIDs {
 			s.stopTokens[id] = true
 		}

@@ -119,24 +119,19 @@ func TestGenerateStops(t *testing.T) {
 	ctx := context.Background()
 	m, _ := loadTiny(t, weights.FamilyLlama)
 	prompt := []int{1, 5, 9, 13}
-	// The config's EOS ends generation unless IgnoreEOS (per request or for
-	// the batch).
+	// The config's EOS ends generation unless the request sets IgnoreEOS.
 	m.cfg.EOSTokenIDs = nil
 	probe, err := m.Generate(ctx, []Request{{Prompt: prompt, MaxNewTokens: 12}}, GenerateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	m.cfg.EOSTokenIDs = []int{probe[0].Tokens[2]}
-	for _, ignore := range []struct {
-		req, batch bool
-	}{{true, false}, {false, true}} {
-		res, err := m.Generate(ctx, []Request{{Prompt: prompt, MaxNewTokens: 12, IgnoreEOS: ignore.req}}, GenerateOptions{IgnoreEOS: ignore.batch})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !slices.Equal(res[0].Tokens, probe[0].Tokens) || res[0].StopReason != StopLength {
-			t.Errorf("IgnoreEOS %+v: got %v %q, expected %v %q", ignore, res[0].Tokens, res[0].StopReason, probe[0].Tokens, StopLength)
-		}
+	ignored, err := m.Generate(ctx, []Request{{Prompt: prompt, MaxNewTokens: 12, IgnoreEOS: true}}, GenerateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(ignored[0].Tokens, probe[0].Tokens) || ignored[0].StopReason != StopLength {
+		t.Errorf("IgnoreEOS: got %v %q, expected %v %q", ignored[0].Tokens, ignored[0].StopReason, probe[0].Tokens, StopLength)
 	}
 	eos, err := m.Generate(ctx, []Request{{Prompt: prompt, MaxNewTokens: 12}}, GenerateOptions{})
 	if err != nil {

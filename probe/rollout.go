@@ -171,7 +171,7 @@ func GenerateRollouts(ctx context.Context, m *model.Model, p *Prompter, specs []
 		reqs[i] = engine.Request{Prompt: ids, MaxNewTokens: maxTokens, StopTokens: stops, IgnoreEOS: ignoreEOS,
 			Sampling: engine.SamplingParams{Temperature: RolloutTemperature, TopP: RolloutTopP, Seed: s.Seed}}
 	}
-	res, err := m.Engine.Generate(ctx, reqs, engine.GenerateOptions{IgnoreEOS: ignoreEOS})
+	res, err := m.Engine.Generate(ctx, reqs, engine.GenerateOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("probe: generate: %w", err)
 	}

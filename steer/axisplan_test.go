@@ -141,8 +141,8 @@ func TestCapSignOnSyntheticAxis(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		res, err := m.Generate(context.Background(), []engine.Request{{Prompt: role[0], MaxNewTokens: 16}},
-			engine.GenerateOptions{Hooks: c.Hooks, IgnoreEOS: true})
+		res, err := m.Generate(context.Background(), []engine.Request{{Prompt: role[0], MaxNewTokens: 16, IgnoreEOS: true}},
+			engine.GenerateOptions{Hooks: c.Hooks})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -34,8 +34,8 @@ func TestSameOnOtherBackend(t *testing.T) {
 			t.Fatal(err)
 		}
 		prompt := append([]int{1}, randomTokens(rng, 10, cfg.VocabSize)...)
-		res, err := m.Generate(context.Background(), []engine.Request{{Prompt: prompt, MaxNewTokens: 12}},
-			engine.GenerateOptions{Hooks: c.Hooks, IgnoreEOS: true})
+		res, err := m.Generate(context.Background(), []engine.Request{{Prompt: prompt, MaxNewTokens: 12, IgnoreEOS: true}},
+			engine.GenerateOptions{Hooks: c.Hooks})
 		if err != nil {
 			t.Fatal(err)
 		}

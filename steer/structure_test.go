@@ -82,8 +82,8 @@ func TestValuesDoNotRecompile(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := m.Generate(context.Background(), []engine.Request{{Prompt: prompt, MaxNewTokens: 4}},
-			engine.GenerateOptions{Hooks: c.Hooks, IgnoreEOS: true}); err != nil {
+		if _, err := m.Generate(context.Background(), []engine.Request{{Prompt: prompt, MaxNewTokens: 4, IgnoreEOS: true}},
+			engine.GenerateOptions{Hooks: c.Hooks}); err != nil {
 			t.Fatal(err)
 		}
 	}
