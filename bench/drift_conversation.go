@@ -252,6 +252,9 @@ func (r *driftRunner) turnRecord(s driftScript, a armSetup, c *conversationState
 // (float32 rounding of the cap's arithmetic; the 1 keeps a slack at tau 0).
 const capTolerance = 1e-4
 
+// capToleranceText states capTolerance in the report's findings.
+var capToleranceText = fmt.Sprintf("tolerance %g x max(|tau|, 1)", capTolerance)
+
 func dot(a, b []float32) float64 {
 	var s float64
 	for i := range a {

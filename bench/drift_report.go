@@ -166,7 +166,7 @@ type CapabilityItem struct {
 // CapCheck records how the capped arm's telemetry compares with tau.
 type CapCheck struct {
 	Tokens     int     `json:"tokens"`     // (token, capped layer) pairs checked
-	Violations int     `json:"violations"` // pairs whose projection after the cap is below tau - 1e-4*max(|tau|, 1)
+	Violations int     `json:"violations"` // pairs whose projection after the cap is below tau - capTolerance*max(|tau|, 1), capTolerance = 1e-4
 	MinMargin  float64 `json:"min_margin"` // min over pairs of (after - tau)
 	Held       bool    `json:"held"`
 }

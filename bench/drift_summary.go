@@ -134,7 +134,7 @@ func SummarizeTurns(recs []TurnRecord) []TurnSummary {
 // CheckCaps aggregates the capped arm's per-turn cap checks: every
 // (generated token, capped layer) pair's projection after the cap against
 // tau. Held is true when at least one pair was checked and none fell below
-// tau - 1e-4*max(|tau|, 1).
+// tau - capTolerance*max(|tau|, 1).
 func CheckCaps(recs []TurnRecord) CapCheck {
 	var c CapCheck
 	first := true
@@ -191,9 +191,9 @@ func DriftFindings(rep *DriftReport) []string {
 	case cc.Tokens == 0:
 		out = append(out, "The cap was not checked: the capped arm generated no tokens.")
 	case cc.Held:
-		out = append(out, fmt.Sprintf("Capped arm: the projection after the cap held >= tau %s on all %d (token, capped layer) pairs at layers %v (smallest margin %.3g).", taus, cc.Tokens, rep.Settings.CapLayers, cc.MinMargin))
+		out = append(out, fmt.Sprintf("Capped arm: the projection after the cap held >= tau %s, within float32 rounding (%s), on all %d (token, capped layer) pairs at layers %v: smallest margin after - tau %.3g.", taus, capToleranceText, cc.Tokens, rep.Settings.CapLayers, cc.MinMargin))
 	default:
-		out = append(out, fmt.Sprintf("Capped arm: the projection after the cap fell below tau %s on %d of %d (token, capped layer) pairs at layers %v (smallest margin %.3g).", taus, cc.Violations, cc.Tokens, rep.Settings.CapLayers, cc.MinMargin))
+		out = append(out, fmt.Sprintf("Capped arm: the projection after the cap fell below tau %s, beyond float32 rounding (%s), on %d of %d (token, capped layer) pairs at layers %v: smallest margin after - tau %.3g.", taus, capToleranceText, cc.Violations, cc.Tokens, rep.Settings.CapLayers, cc.MinMargin))
 	}
 	for _, v := range rep.Variance {
 		if v.RatioUndefined {
