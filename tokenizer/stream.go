@@ -29,6 +29,18 @@ func NewStreamDecoder(t Tokenizer, skipSpecial bool) *StreamDecoder {
 	return &StreamDecoder{tok: t, skipSpecial: skipSpecial}
 }
 
+// NewContinuationDecoder returns a StreamDecoder for ids generated after
+// prompt: what it emits is the text they add to the decoded prompt,
+// Decode(prompt+generated) minus Decode(prompt). Decoding the generated ids
+// alone differs at the seam: a SentencePiece-style decoder strips the
+// leading space of a decode, which would glue the first generated word to
+// the prompt. The prompt is decoded (twice) until the first text is
+// emitted; after that each Push costs what it costs in NewStreamDecoder's.
+func NewContinuationDecoder(t Tokenizer, prompt []int, skipSpecial bool) *StreamDecoder {
+	ids := append([]int(nil), prompt...)
+	return &StreamDecoder{tok: t, skipSpecial: skipSpecial, ids: ids, read: len(ids)}
+}
+
 // Push adds one id and returns the text that became final (often "").
 func (d *StreamDecoder) Push(id int) (string, error) {
 	if _, ok := d.tok.Token(id); !ok {
@@ -82,6 +94,47 @@ func (d *StreamDecoder) compact() {
 	d.ids = d.ids[:n]
 	d.read -= d.prefix
 	d.prefix = 0
+}
+
+// Continuation decodes ids generated after a prompt as the text they add to
+// the decoded prompt (see NewContinuationDecoder). Its Decode has the
+// signature of Tokenizer.Decode, so it can stand for the tokenizer where
+// generated ids alone are decoded (the engine's Detokenizer, which fills
+// Result.Text). A Continuation is not safe for concurrent use.
+type Continuation struct {
+	tok    Tokenizer
+	prompt []int
+	buf    []int
+	heads  map[bool]string
+}
+
+// NewContinuation returns a Continuation of prompt for t.
+func NewContinuation(t Tokenizer, prompt []int) *Continuation {
+	return &Continuation{tok: t, prompt: append([]int(nil), prompt...), heads: map[bool]string{}}
+}
+
+// Decode returns Decode(prompt+ids) minus Decode(prompt), or Decode(ids)
+// in the rare case where the generated ids change the prompt's own text (a
+// byte sequence completed across the seam). It costs a decode of the prompt
+// and the ids.
+func (c *Continuation) Decode(ids []int, skipSpecial bool) (string, error) {
+	head, ok := c.heads[skipSpecial]
+	if !ok {
+		var err error
+		if head, err = c.tok.Decode(c.prompt, skipSpecial); err != nil {
+			return "", err
+		}
+		c.heads[skipSpecial] = head
+	}
+	c.buf = append(append(c.buf[:0], c.prompt...), ids...)
+	whole, err := c.tok.Decode(c.buf, skipSpecial)
+	if err != nil {
+		return "", err
+	}
+	if !strings.HasPrefix(whole, head) {
+		return c.tok.Decode(ids, skipSpecial)
+	}
+	return whole[len(head):], nil
 }
 
 // isByteToken recognizes SentencePiece byte-fallback tokens "<0xHH>".

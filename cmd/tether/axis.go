@@ -20,17 +20,22 @@ func init() {
 func runAxisBuild(args []string) error {
 	fs := newFlags("axis build", "--run RUN --out axis.safetensors [--percentiles 1,25,50,75] [--min-score 3] [--layer L]",
 		"tether axis build --run /tmp/run --out /tmp/run/axis.safetensors   # also writes axis_report.json and SVG pictures beside it")
-	runDir := fs.String("run", "", "run directory written by `tether persona run`")
+	runDir := fs.String("run", "", `run directory written by "tether persona run"`)
 	out := fs.String("out", "", "axis file to write (.safetensors); the report and pictures go to the same directory")
 	pcts := fs.String("percentiles", "1,25,50,75", "percentiles of the rollout projections to calibrate tau at")
 	minScore := fs.Int("min-score", probe.KeepScore, "with a judge, the lowest score a role's rollout needs to count for its role vector")
 	layer := fs.Int("layer", -1, "layer of the persona-space pictures and the role table (default: the middle layer)")
+	limit(fs, "min-score", between(0, 3).with("judge scores run from 0 to 3"))
+	limit(fs, "layer", atLeast(0).with("omit the flag for the default"))
 	if err := parseFlags(fs, args, "run", "out"); err != nil {
 		return err
 	}
 	percentiles, err := parsePercentiles(*pcts)
 	if err != nil {
 		return fmt.Errorf("axis build: --percentiles: %w", err)
+	}
+	if err := checkOutputFile("out", *out, "axis.safetensors"); err != nil {
+		return fmt.Errorf("axis build: %w", err)
 	}
 	b, rep, err := probe.WriteRunAxis(*runDir, *out, *minScore, *layer, probe.AxisOptions{Percentiles: percentiles})
 	if err != nil {
@@ -57,11 +62,13 @@ func runAxisInspect(args []string) error {
 	layer := fs.Int("layer", -1, "layer of the role table (default: the file's axis_layer, else the middle layer)")
 	top := fs.Int("top", 5, "roles to show at each end of the axis")
 	asJSON := fs.Bool("json", false, "print everything as JSON")
-	if err := fs.Parse(args); err != nil {
+	limit(fs, "layer", atLeast(0).with("omit the flag for the default"))
+	limit(fs, "top", atLeast(1))
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return fmt.Errorf("axis inspect: want exactly one axis file, got %d arguments (see --help)", fs.NArg())
+		return usageErrorf("axis inspect: want exactly one axis file, got %d arguments (see --help)", fs.NArg())
 	}
 	a, err := axis.Read(fs.Arg(0))
 	if err != nil {

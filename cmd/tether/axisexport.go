@@ -17,10 +17,14 @@ func runAxisExportGGUF(args []string) error {
 			"  llama-cli -m model.gguf --control-vector-scaled assistant.gguf:1.0   # llama.cpp adds it; it cannot cap")
 	axisPath := fs.String("axis", "", "axis file (axis.safetensors)")
 	out := fs.String("out", "", "output control vector file (.gguf)")
-	layersSpec := fs.String("layers", "", `layers to export, e.g. "40:56" (default: every layer from 1; llama.cpp cannot steer layer 0)`)
+	layersSpec := fs.String("layers", "", "layers to export: "+layerSyntax+" (default: every layer from 1; llama.cpp cannot steer layer 0)")
 	scale := fs.Float64("scale", 1, "each layer's unit axis is multiplied by this (positive = toward the Assistant)")
+	limit(fs, "scale", finite())
 	if err := parseFlags(fs, args, "axis", "out"); err != nil {
 		return err
+	}
+	if err := checkOutputFile("out", *out, "axis.gguf"); err != nil {
+		return fmt.Errorf("axis export-gguf: %w", err)
 	}
 	a, err := axis.Read(*axisPath)
 	if err != nil {

@@ -23,6 +23,9 @@ func runBenchPerf(args []string) error {
 	fs.IntVar(&o.DecodeTokens, "decode", o.DecodeTokens, "new tokens per decode measurement")
 	fs.IntVar(&o.Repeats, "repeats", o.Repeats, "best of this many runs (after one warm-up)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
+	for _, n := range []string{"prefill", "decode", "repeats"} {
+		limit(fs, n, atLeast(1))
+	}
 	m, err := mf.parseAndOpen(fs, args, model.Options{NoTokenizer: true})
 	if err != nil {
 		return err

@@ -18,12 +18,15 @@ func runBenchSteer(args []string) error {
 	fs := newFlags("bench steer", "--model M [--backend B] [--layers L] [--decode N] [--repeats N] [--json]",
 		"tether testmodel --config weights/testdata/configs/smollm2-135m-instruct.json --out /tmp/smol && tether bench steer --model /tmp/smol")
 	mf := addModelFlags(fs)
-	layers := fs.String("layers", "", "capped layers (default: 8 layers centred in the model)")
+	layers := fs.String("layers", "", "capped layers: "+layerSyntax+" (default: 8 layers centred in the model)")
 	var o bench.SteerOptions
 	fs.IntVar(&o.DecodeTokens, "decode", 32, "new tokens per run")
 	fs.IntVar(&o.PromptTokens, "prompt", 16, "prompt tokens before decoding")
 	fs.IntVar(&o.Repeats, "repeats", 3, "best of this many alternating runs of each variant")
 	asJSON := fs.Bool("json", false, "print one JSON object")
+	for _, n := range []string{"decode", "prompt", "repeats"} {
+		limit(fs, n, atLeast(1))
+	}
 	m, err := mf.parseAndOpen(fs, args, model.Options{NoTokenizer: true})
 	if err != nil {
 		return err

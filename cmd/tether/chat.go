@@ -74,6 +74,9 @@ func runChat(args []string) error {
 	if err != nil {
 		return fmt.Errorf("chat: %w", err)
 	}
+	if err := stf.checkOutputs(); err != nil {
+		return fmt.Errorf("chat: %w", err)
+	}
 	var scripted []tokenizer.Message
 	if *script != "" {
 		if scripted, err = readConversation(*script); err != nil {

@@ -20,6 +20,9 @@ func runConvertLlama2c(args []string) error {
 	if err := parseFlags(fs, args, "model", "tokenizer", "out"); err != nil {
 		return err
 	}
+	if err := checkOutputDir("out", *out); err != nil {
+		return fmt.Errorf("convert llama2c: %w", err)
+	}
 	if err := convertLlama2c(*modelPath, *tokPath, *out); err != nil {
 		return err
 	}

@@ -31,6 +31,9 @@ func runDemo(args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	if err := checkOutputDir("dir", *dir); err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
 	fmt.Println("tether demo: the bundled stories260K model (a real 260K-parameter Llama trained on TinyStories).")
 	fmt.Println()
 

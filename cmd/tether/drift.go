@@ -44,7 +44,7 @@ func runBenchDrift(args []string) error {
 	simUser := fs.String("simulated-user", "", "a local model (or self) writes the user turns after the first, from the scenario's persona")
 	judge := fs.String("judge", "", "a local model (or self) judges consistency (prompt-to-line, line-to-line, Q&A) per turn")
 	domains := fs.String("domains", "", "only these domains (comma-separated)")
-	limit := fs.Int("scenarios-limit", 0, "the first N scenarios of each domain (0: all)")
+	scenariosLimit := fs.Int("scenarios-limit", 0, "the first N scenarios of each domain (0: all)")
 	noCap := fs.Bool("no-capability", false, "skip the capability comparison (perplexity, exact match)")
 	backend := addBackendFlag(fs)
 	var stf steerFlags
@@ -52,6 +52,13 @@ func runBenchDrift(args []string) error {
 	for _, n := range driftUnusedSteerFlags {
 		_ = fs.MarkHidden(n)
 	}
+	limit(fs, "seeds", atLeast(1))
+	limit(fs, "turns", atLeast(0).with("0 = every scripted turn"))
+	limit(fs, "max-tokens", atLeast(1))
+	limit(fs, "temperature", atLeast(0).with("0 = greedy"))
+	limit(fs, "top-p", valueRange{min: 0, max: 1, minOpen: true, note: "1 = off"})
+	limit(fs, "projection-layer", atLeast(0).with("omit the flag for the default"))
+	limit(fs, "scenarios-limit", atLeast(0).with("0 = all"))
 	if err := parseFlags(fs, args, "model", "axis", "cap-layers", "out"); err != nil {
 		return err
 	}
@@ -60,12 +67,15 @@ func runBenchDrift(args []string) error {
 			return fmt.Errorf("bench drift: --%s is not a drift benchmark option (its arms are uncapped and capped)", n)
 		}
 	}
-	if *seeds <= 0 || *maxTokens <= 0 || *turns < 0 || *limit < 0 {
-		return fmt.Errorf("bench drift: --seeds and --max-tokens must be > 0, --turns and --scenarios-limit >= 0")
-	}
-	scs, err := selectScenarios(*scenarios, *domains, *limit)
+	scs, err := selectScenarios(*scenarios, *domains, *scenariosLimit)
 	if err != nil {
 		return err
+	}
+	if err := checkDriftTurns(scs, *turns, *simUser != ""); err != nil {
+		return err
+	}
+	if err := checkOutputDir("out", *out); err != nil {
+		return fmt.Errorf("bench drift: %w", err)
 	}
 
 	m, err := openModel(*ref, model.Options{Backend: *backend})
@@ -172,6 +182,28 @@ func selectScenarios(dir, domains string, limit int) ([]bench.Scenario, error) {
 		return nil, fmt.Errorf("bench drift: no scenario left with --domains %q (domains present: %v)", domains, scenarioDomains(scs))
 	}
 	return out, nil
+}
+
+// checkDriftTurns refuses --turns beyond a scenario's scripted user turns
+// (without a simulated user nothing could write them, and the report would
+// record more turns than ran), and --simulated-user without --turns.
+func checkDriftTurns(scs []bench.Scenario, turns int, simulated bool) error {
+	if simulated && turns == 0 {
+		return usageErrorf("bench drift: --simulated-user needs --turns N (the number of user turns to write)")
+	}
+	if simulated || turns == 0 {
+		return nil
+	}
+	shortest := scs[0]
+	for _, s := range scs[1:] {
+		if len(s.UserTurns) < len(shortest.UserTurns) {
+			shortest = s
+		}
+	}
+	if n := len(shortest.UserTurns); turns > n {
+		return usageErrorf("bench drift: --turns %d is out of range: scenario %s scripts %d user turns; give 1..%d, 0 for every scripted turn, or --simulated-user to write more", turns, shortest.ID, n, n)
+	}
+	return nil
 }
 
 func scenarioDomains(scs []bench.Scenario) []string {

@@ -40,18 +40,18 @@ func addSamplingFlags(fs *pflag.FlagSet, s *samplingFlags) {
 	fs.Float64Var(&s.repPen, "repetition-penalty", 1, "penalty on tokens already present, as in transformers (1 = off)")
 	fs.Uint64Var(&s.seed, "seed", 0, "random seed: the same seed on the same backend gives the same output")
 	fs.StringArrayVar(&s.stops, "stop", nil, "stop when the text contains this string (repeatable)")
+	limit(fs, "max-tokens", atLeast(1))
+	limit(fs, "temperature", atLeast(0).with("0 = greedy"))
+	limit(fs, "top-p", valueRange{min: 0, max: 1, minOpen: true, note: "1 = off"})
+	limit(fs, "top-k", atLeast(0).with("0 = off"))
+	limit(fs, "min-p", valueRange{min: 0, max: 1, maxOpen: true, note: "0 = off"})
+	limit(fs, "repetition-penalty", above(0).with("1 = off"))
 }
 
 func (s samplingFlags) params() (engine.SamplingParams, error) {
 	p := engine.SamplingParams{Temperature: s.temperature, TopK: s.topK, TopP: s.topP, MinP: s.minP,
 		RepetitionPenalty: s.repPen, Seed: s.seed}
-	if err := p.Validate(); err != nil {
-		return p, err
-	}
-	if s.maxNew <= 0 {
-		return p, fmt.Errorf("--max-tokens must be positive, got %d", s.maxNew)
-	}
-	return p, nil
+	return p, p.Validate()
 }
 
 // generateOutput is what `tether generate --json` prints.
@@ -133,6 +133,9 @@ func runGenerate(args []string) error {
 	if err != nil {
 		return fmt.Errorf("generate: %w", err)
 	}
+	if err := stf.checkOutputs(); err != nil {
+		return fmt.Errorf("generate: %w", err)
+	}
 	m, err := openModel(*ref, model.Options{Backend: *backend})
 	if err != nil {
 		return err
@@ -165,9 +168,11 @@ func runGenerate(args []string) error {
 		return fmt.Errorf("generate: %w", err)
 	}
 	var stream *textStream
-	opts := engine.GenerateOptions{Detokenizer: m.Tokenizer, Hooks: setup.compiled.Hooks}
+	// The text is the prompt's continuation, as in Decode(prompt+generated):
+	// decoding the generated ids alone would drop the first word's space.
+	opts := engine.GenerateOptions{Detokenizer: tokenizer.NewContinuation(m.Tokenizer, ids), Hooks: setup.compiled.Hooks}
 	if !*asJSON {
-		stream = newTextStream(m.Tokenizer, sf.stops)
+		stream = newTextStream(m.Tokenizer, ids, sf.stops)
 		opts.OnToken = func(_ int, tok int) { stream.push(tok) }
 	}
 	req := engine.Request{Prompt: ids, MaxNewTokens: sf.maxNew, Sampling: params,
@@ -214,13 +219,18 @@ type textStream struct {
 	stopped bool
 }
 
-func newTextStream(tok tokenizer.Tokenizer, stops []string) *textStream {
-	return newTextStreamTo(os.Stdout, tok, stops)
+// newTextStream streams to stdout the text that generated ids add after
+// prompt (tokenizer.NewContinuationDecoder), as the engine's Result.Text
+// does with a tokenizer.Continuation: special tokens skipped.
+func newTextStream(tok tokenizer.Tokenizer, prompt []int, stops []string) *textStream {
+	return &textStream{out: os.Stdout, dec: tokenizer.NewContinuationDecoder(tok, prompt, true), stops: engine.NewStopMatcher(stops)}
 }
 
-// newTextStreamTo is newTextStream writing to w.
+// newTextStreamTo streams to w the text of the generated ids decoded alone,
+// as the engine's Result.Text does with the tokenizer itself as Detokenizer:
+// special tokens skipped.
 func newTextStreamTo(w io.Writer, tok tokenizer.Tokenizer, stops []string) *textStream {
-	return &textStream{out: w, dec: tokenizer.NewStreamDecoder(tok, false), stops: engine.NewStopMatcher(stops)}
+	return &textStream{out: w, dec: tokenizer.NewStreamDecoder(tok, true), stops: engine.NewStopMatcher(stops)}
 }
 
 func (s *textStream) push(tok int) {

@@ -35,11 +35,17 @@ func runPersonaRun(args []string) error {
 	batch := fs.Int("batch", probe.DefaultRunBatch, "rollouts per generation batch")
 	seed := fs.Uint64("seed", 1, "run seed (each rollout's seed derives from it and the rollout's id)")
 	backend := addBackendFlag(fs)
+	for _, n := range []string{"samples", "max-tokens", "batch"} {
+		limit(fs, n, atLeast(1))
+	}
+	for _, n := range []string{"roles-limit", "prompts-limit", "questions-limit"} {
+		limit(fs, n, atLeast(0).with("0 = all"))
+	}
 	if err := parseFlags(fs, args, "model", "out"); err != nil {
 		return err
 	}
-	if *samples <= 0 || *maxTokens <= 0 || *batch <= 0 {
-		return fmt.Errorf("persona run: --samples, --max-tokens and --batch must be > 0")
+	if err := checkOutputDir("out", *out); err != nil {
+		return fmt.Errorf("persona run: %w", err)
 	}
 	full, err := probe.LoadDataset(*roles, *questions)
 	if err != nil {
@@ -119,6 +125,9 @@ func runBenchPersona(args []string) error {
 	fs.IntSliceVar(&o.Batches, "batches", o.Batches, "batch sizes to measure")
 	fs.IntVar(&o.Repeats, "repeats", o.Repeats, "best of this many runs (after one warm-up)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
+	for _, n := range []string{"max-tokens", "batches", "repeats"} {
+		limit(fs, n, atLeast(1))
+	}
 	m, err := mf.parseAndOpen(fs, args, model.Options{})
 	if err != nil {
 		return err

@@ -16,6 +16,9 @@ import (
 	"tether/steer"
 )
 
+// layerSyntax describes a layer selection (steer.ParseLayers) in --help.
+const layerSyntax = `"46:54" (46..53), "10,12,14", or with negative indices counting from the end, as in Python: "-1" the last layer, "-8:" the last 8`
+
 // steerFlags are the intervention options shared by `tether generate` and
 // `tether chat`.
 type steerFlags struct {
@@ -36,18 +39,31 @@ type steerFlags struct {
 
 func addSteerFlags(fs *pflag.FlagSet, s *steerFlags) {
 	fs.StringVar(&s.axisPath, "axis", "", "axis file (axis.safetensors) for --cap-layers, --ablate and telemetry")
-	fs.StringVar(&s.capLayers, "cap-layers", "", `cap the axis projection on these layers: "46:54" (46..53) or "10,12,14"`)
+	fs.StringVar(&s.capLayers, "cap-layers", "", "cap the axis projection on these layers: "+layerSyntax)
 	fs.Float64Var(&s.capPercentile, "cap-percentile", 0, "cap threshold: this calibrated percentile of the axis file (e.g. 25)")
 	fs.StringVar(&s.capTau, "cap-tau", "", "cap threshold given directly: one value, or one per capped layer (comma-separated)")
 	fs.StringVar(&s.steerPath, "steer", "", "add-steer with this vector: a llama.cpp/repeng control vector (.gguf) or an axis file (its unit axis)")
-	fs.StringVar(&s.steerLayers, "steer-layers", "", "layers to add-steer (default: every layer of a control vector; required for an axis file)")
+	fs.StringVar(&s.steerLayers, "steer-layers", "", "layers to add-steer, same syntax as --cap-layers (default: every layer of a control vector; required for an axis file)")
 	fs.Float64Var(&s.steerCoef, "steer-coef", 1, "steering coefficient: the vector is multiplied by this (positive = toward the Assistant for an axis)")
 	fs.BoolVar(&s.steerNorm, "steer-norm-units", false, "--steer-coef is in units of the layer's residual norm (|default_mean| of the axis file, else measured on a neutral prompt); the vector is normalised first")
-	fs.StringVar(&s.ablate, "ablate", "", "remove the axis component on these layers (needs --axis)")
+	fs.StringVar(&s.ablate, "ablate", "", "remove the axis component on these layers, same syntax as --cap-layers (needs --axis)")
 	fs.Float64Var(&s.ablateValue, "ablate-value", 0, "with --ablate: set the axis projection to this value instead of 0")
 	fs.BoolVar(&s.newestOnly, "newest-only", false, "intervene on the newest position of each step only (default: every position)")
 	fs.StringVar(&s.telemetry, "telemetry", "", "write per-token, per-layer projections before/after the intervention to this JSONL file")
 	fs.IntVar(&s.measureLayer, "measure-layer", -1, "layer whose axis projection is reported (default: middle of the capped range, the axis file's axis_layer, or the model's middle layer)")
+	limit(fs, "cap-percentile", between(0, 100))
+	limit(fs, "steer-coef", finite())
+	limit(fs, "ablate-value", finite())
+	limit(fs, "measure-layer", atLeast(0).with("omit the flag for the default"))
+}
+
+// checkOutputs makes sure --telemetry can be written before the model is
+// loaded and the generation runs.
+func (s *steerFlags) checkOutputs() error {
+	if s.telemetry == "" {
+		return nil
+	}
+	return checkOutputFile("telemetry", s.telemetry, "telemetry.jsonl")
 }
 
 // steerSetup is what the flags compile to for one model.

@@ -26,6 +26,9 @@ func runTestModel(args []string) error {
 	if !ok {
 		return fmt.Errorf("testmodel: --dtype %q: expected f32, bf16 or f16", *dtype)
 	}
+	if err := checkOutputDir("out", *out); err != nil {
+		return fmt.Errorf("testmodel: %w", err)
+	}
 	data, err := os.ReadFile(*configPath)
 	if err != nil {
 		return fmt.Errorf("testmodel: %w", err)
