@@ -15,7 +15,8 @@ import (
 //	"10,12,14"  those layers
 //	"20:"       layers 20 to numLayers-1;  ":4" layers 0 to 3
 //	"0:30:2"    every second layer from 0 to 28
-//	"-1"        the last layer (negative indices count from the end)
+//	"-1"        the last layer: negative indices count from the end, as
+//	            in Python ("-8:" the last 8 layers, ":-1" all but the last)
 //
 // The result is sorted and free of duplicates. Every index must lie within
 // the model (no silent clipping), and an empty selection is an error.
@@ -88,7 +89,7 @@ func layerIndex(s string, numLayers int, isStop bool) (int, error) {
 		limit = numLayers
 	}
 	if i < 0 || i > limit {
-		return 0, fmt.Errorf("layer %s out of range: the model has %d layers (0..%d)", s, numLayers, numLayers-1)
+		return 0, fmt.Errorf("layer %s out of range: the model has %d layers (0..%d, or -%d..-1 counting from the end)", s, numLayers, numLayers-1, numLayers)
 	}
 	return i, nil
 }
