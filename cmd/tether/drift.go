@@ -201,7 +201,7 @@ func checkDriftTurns(scs []bench.Scenario, turns int, simulated bool) error {
 		}
 	}
 	if n := len(shortest.UserTurns); turns > n {
-		return usageErrorf("bench drift: --turns %d is out of range: scenario %s scripts %d user turns; give 1..%d, 0 for every scripted turn, or --simulated-user to write more", turns, shortest.ID, n, n)
+		return usageErrorf("bench drift: --turns %d is out of range: expected an integer with 0 <= x <= %d (0 = every scripted turn; scenario %s scripts %d user turns; --simulated-user writes more)", turns, n, shortest.ID, n)
 	}
 	return nil
 }
