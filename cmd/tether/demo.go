@@ -17,7 +17,7 @@ import (
 )
 
 func init() {
-	register("demo", "the main job on the bundled stories260K model (convert, inspect, generate, read activations)", runDemo)
+	register("demo", "the whole pipeline on the bundled stories260K model: convert, generate, residual stream, persona run, axis, capped generation, drift benchmark", runDemo)
 }
 
 // knownStoriesStart is how greedy decoding of stories260K from BOS begins,
@@ -26,7 +26,7 @@ const knownStoriesStart = "Once upon a time, there was a little girl named Lily.
 
 func runDemo(args []string) error {
 	fs := newFlags("demo", "[--dir DIR] [--backend B]", "tether demo --dir .tether")
-	dir := fs.String("dir", ".tether", "working directory for the converted model")
+	dir := fs.String("dir", ".tether", "working directory: the converted model, the persona run, the axis and the drift report go here (a rerun resumes)")
 	backend := addBackendFlag(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
