@@ -11,7 +11,7 @@ help:
 	@echo "make test    vet and run every test (what CI runs)"
 	@echo "make demo    run the demo on the bundled stories260K model"
 	@echo "make bench   Go benchmarks plus 'tether bench perf' on a SmolLM2-135M-shaped random model"
-	@echo "make lint    gofmt and go vet"
+	@echo "make lint    gofmt, go vet, and go mod tidy -diff (go.mod/go.sum as tidy leaves them)"
 	@echo "make fuzz    run every fuzz target for FUZZTIME (default 30s) each"
 
 build:
@@ -32,6 +32,7 @@ bench: build
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) mod tidy -diff
 
 # Every FuzzXxx function in the tree, each run for FUZZTIME.
 fuzz:
