@@ -284,3 +284,30 @@ func TestGenerateContinuesThePrompt(t *testing.T) {
 		t.Fatal("no prompt's continuation started with a new word: the test checked nothing about the seam")
 	}
 }
+
+// TestEveryNumericFlagHasARange: every int or float flag of every command
+// (as its --help lists them) refuses an absurd value as out of range, so a
+// numeric flag added without a declared range fails here. (Seeds are uint:
+// pflag itself refuses a negative one.)
+func TestEveryNumericFlagHasARange(t *testing.T) {
+	absurd := map[string]string{"int": "-999999", "ints": "-999999", "float": "NaN"}
+	checked := 0
+	for name := range commands {
+		out, _, _ := captureOutput(t, func() error { return dispatch(append(strings.Fields(name), "--help")) })
+		for _, line := range strings.Split(out, "\n") {
+			m := flagLine.FindStringSubmatch(line)
+			if m == nil || absurd[m[2]] == "" {
+				continue
+			}
+			args := append(strings.Fields(name), "--"+m[1], absurd[m[2]])
+			_, _, err := captureOutput(t, func() error { return dispatch(args) })
+			if err == nil || !strings.Contains(err.Error(), "--"+m[1]+" ") || !strings.Contains(err.Error(), "out of range") || exitStatus(err, io.Discard) != 2 {
+				t.Errorf("tether %s: error %v, want a usage error: out of range", strings.Join(args, " "), err)
+			}
+			checked++
+		}
+	}
+	if checked < 40 {
+		t.Fatalf("only %d numeric flags found in the commands' --help", checked)
+	}
+}
