@@ -26,7 +26,7 @@ func runAxisBuild(args []string) error {
 	minScore := fs.Int("min-score", probe.KeepScore, "with a judge, the lowest score a role's rollout needs to count for its role vector")
 	layer := fs.Int("layer", -1, "layer of the persona-space pictures and the role table (default: the middle layer)")
 	limit(fs, "min-score", between(0, 3).with("judge scores run from 0 to 3"))
-	limit(fs, "layer", atLeast(0).with("omit the flag for the default"))
+	limit(fs, "layer", layerRange)
 	if err := parseFlags(fs, args, "run", "out"); err != nil {
 		return err
 	}
@@ -62,7 +62,7 @@ func runAxisInspect(args []string) error {
 	layer := fs.Int("layer", -1, "layer of the role table (default: the file's axis_layer, else the middle layer)")
 	top := fs.Int("top", 5, "roles to show at each end of the axis")
 	asJSON := fs.Bool("json", false, "print everything as JSON")
-	limit(fs, "layer", atLeast(0).with("omit the flag for the default"))
+	limit(fs, "layer", layerRange)
 	limit(fs, "top", atLeast(1))
 	if err := parseArgs(fs, args); err != nil {
 		return err

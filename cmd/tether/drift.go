@@ -55,10 +55,10 @@ func runBenchDrift(args []string) error {
 	limit(fs, "seeds", atLeast(1))
 	limit(fs, "turns", atLeast(0).with("0 = every scripted turn"))
 	limit(fs, "max-tokens", atLeast(1))
-	limit(fs, "temperature", atLeast(0).with("0 = greedy"))
-	limit(fs, "top-p", valueRange{min: 0, max: 1, minOpen: true, note: "1 = off"})
-	limit(fs, "projection-layer", atLeast(0).with("omit the flag for the default"))
-	limit(fs, "scenarios-limit", atLeast(0).with("0 = all"))
+	limit(fs, "temperature", temperatureRange)
+	limit(fs, "top-p", topPRange)
+	limit(fs, "projection-layer", layerRange)
+	limit(fs, "scenarios-limit", countLimitRange)
 	if err := parseFlags(fs, args, "model", "axis", "cap-layers", "out"); err != nil {
 		return err
 	}

@@ -72,6 +72,16 @@ func (r valueRange) describe(integer bool) string {
 	return s
 }
 
+// The ranges shared by several commands' flags.
+var (
+	temperatureRange = atLeast(0).with("0 = greedy")
+	topPRange        = valueRange{min: 0, max: 1, minOpen: true, note: "1 = off"}
+	// layerRange is a single layer index whose flag defaults to an automatic choice.
+	layerRange = atLeast(0).with("omit the flag for the default")
+	// countLimitRange is a "use the first N" limit.
+	countLimitRange = atLeast(0).with("0 = all")
+)
+
 // flagRanges maps a *pflag.Flag to its valueRange (see limit).
 var flagRanges sync.Map
 

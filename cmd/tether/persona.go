@@ -39,7 +39,7 @@ func runPersonaRun(args []string) error {
 		limit(fs, n, atLeast(1))
 	}
 	for _, n := range []string{"roles-limit", "prompts-limit", "questions-limit"} {
-		limit(fs, n, atLeast(0).with("0 = all"))
+		limit(fs, n, countLimitRange)
 	}
 	if err := parseFlags(fs, args, "model", "out"); err != nil {
 		return err

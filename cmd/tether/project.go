@@ -29,7 +29,7 @@ func runProject(args []string) error {
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	backend := addBackendFlag(fs)
 	allowOther := fs.Bool("allow-other-model", false, "accept an axis built from a model with another config.json (same shape)")
-	limit(fs, "layer", atLeast(0).with("omit the flag for the default"))
+	limit(fs, "layer", layerRange)
 	if err := parseFlags(fs, args, "model", "axis", "conversation"); err != nil {
 		return err
 	}

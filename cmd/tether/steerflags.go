@@ -54,7 +54,7 @@ func addSteerFlags(fs *pflag.FlagSet, s *steerFlags) {
 	limit(fs, "cap-percentile", between(0, 100))
 	limit(fs, "steer-coef", finite())
 	limit(fs, "ablate-value", finite())
-	limit(fs, "measure-layer", atLeast(0).with("omit the flag for the default"))
+	limit(fs, "measure-layer", layerRange)
 }
 
 // checkOutputs makes sure --telemetry can be written before the model is
