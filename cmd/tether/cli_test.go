@@ -311,3 +311,34 @@ func TestEveryNumericFlagHasARange(t *testing.T) {
 		t.Fatalf("only %d numeric flags found in the commands' --help", checked)
 	}
 }
+
+// TestFlagCombinationExitStatus: flags that do not go together are usage
+// errors (exit status 2); a well-formed command line whose work fails (an
+// uncalibrated percentile of the axis file) exits 1.
+func TestFlagCombinationExitStatus(t *testing.T) {
+	f := newSteerFixture(t)
+	gen := []string{"generate", "--model", f.model, "--prompt", "x", "-n", "2", "--json"}
+	tests := []struct {
+		args []string
+		code int
+	}{
+		{append(gen, "--cap-tau", "1"), 2},
+		{append(gen, "--steer-layers", "1"), 2},
+		{append(gen, "--cap-layers", "1:3", "--cap-tau", "1"), 2},
+		{append(gen, "--axis", f.axis, "--cap-layers", "1", "--cap-tau", "1", "--cap-percentile", "25"), 2},
+		{append(gen, "--ablate-value", "1"), 2},
+		{[]string{"tokenize", "--model", f.model, "--tokenizer", "t.json"}, 2},
+		{[]string{"tokenize"}, 2},
+		{[]string{"testmodel", "--config", "c.json", "--out", t.TempDir(), "--dtype", "f8"}, 2},
+		{[]string{"bench", "drift", "--model", f.model, "--axis", f.axis, "--cap-layers", "1", "--out", t.TempDir(), "--steer", f.gguf}, 2},
+		{append(gen, "--axis", f.axis, "--cap-layers", "1:3", "--cap-percentile", "10"), 1},
+	}
+	for _, tc := range tests {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			_, _, err := captureOutput(t, func() error { return dispatch(tc.args) })
+			if code := exitStatus(err, io.Discard); code != tc.code {
+				t.Fatalf("error %v: exit status %d, want %d", err, code, tc.code)
+			}
+		})
+	}
+}

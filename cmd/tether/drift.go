@@ -64,7 +64,7 @@ func runBenchDrift(args []string) error {
 	}
 	for _, n := range driftUnusedSteerFlags {
 		if fs.Changed(n) {
-			return fmt.Errorf("bench drift: --%s is not a drift benchmark option (its arms are uncapped and capped)", n)
+			return usageErrorf("bench drift: --%s is not a drift benchmark option (its arms are uncapped and capped)", n)
 		}
 	}
 	scs, err := selectScenarios(*scenarios, *domains, *scenariosLimit)

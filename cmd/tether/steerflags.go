@@ -86,16 +86,16 @@ func (s *steerFlags) build(ctx context.Context, fs *pflag.FlagSet, m *model.Mode
 	setup := &steerSetup{compiled: &steer.Compiled{}, measureLayer: -1}
 	changed := func(n string) bool { return fs.Changed(n) }
 	if changed("cap-percentile") && changed("cap-tau") {
-		return nil, fmt.Errorf("--cap-percentile and --cap-tau are exclusive: give one")
+		return nil, usageErrorf("--cap-percentile and --cap-tau are exclusive: give one")
 	}
 	if s.capLayers == "" && (changed("cap-percentile") || changed("cap-tau")) {
-		return nil, fmt.Errorf("--cap-percentile/--cap-tau need --cap-layers")
+		return nil, usageErrorf("--cap-percentile/--cap-tau need --cap-layers")
 	}
 	if s.steerPath == "" && (changed("steer-layers") || changed("steer-coef") || changed("steer-norm-units")) {
-		return nil, fmt.Errorf("--steer-layers/--steer-coef/--steer-norm-units need --steer")
+		return nil, usageErrorf("--steer-layers/--steer-coef/--steer-norm-units need --steer")
 	}
 	if s.ablate == "" && changed("ablate-value") {
-		return nil, fmt.Errorf("--ablate-value needs --ablate")
+		return nil, usageErrorf("--ablate-value needs --ablate")
 	}
 	var ax *axis.Axis
 	if s.axisPath != "" {
@@ -108,7 +108,7 @@ func (s *steerFlags) build(ctx context.Context, fs *pflag.FlagSet, m *model.Mode
 		}
 	}
 	if ax == nil && (s.capLayers != "" || s.ablate != "") {
-		return nil, fmt.Errorf("--cap-layers and --ablate act along the axis: give --axis")
+		return nil, usageErrorf("--cap-layers and --ablate act along the axis: give --axis")
 	}
 	if s.measureLayer >= L {
 		return nil, fmt.Errorf("--measure-layer %d out of range: the model has %d layers (0..%d)", s.measureLayer, L, L-1)
@@ -185,7 +185,7 @@ func (s *steerFlags) build(ctx context.Context, fs *pflag.FlagSet, m *model.Mode
 		}
 		setup.summary = true
 	} else if s.measureLayer >= 0 {
-		return nil, fmt.Errorf("--measure-layer needs an axis (--axis, or --steer with an axis file)")
+		return nil, usageErrorf("--measure-layer needs an axis (--axis, or --steer with an axis file)")
 	}
 	plan.Record = setup.active && (setup.summary || len(plan.Monitor) > 0)
 	if !setup.active {

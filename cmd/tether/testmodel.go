@@ -24,7 +24,7 @@ func runTestModel(args []string) error {
 	}
 	dt, ok := map[string]weights.DType{"f32": weights.F32, "bf16": weights.BF16, "f16": weights.F16}[*dtype]
 	if !ok {
-		return fmt.Errorf("testmodel: --dtype %q: expected f32, bf16 or f16", *dtype)
+		return usageErrorf("testmodel: --dtype %q: expected f32, bf16 or f16", *dtype)
 	}
 	if err := checkOutputDir("out", *out); err != nil {
 		return fmt.Errorf("testmodel: %w", err)

@@ -77,7 +77,7 @@ func runTokenize(args []string) error {
 func openTokenizer(ref, file string) (tokenizer.Tokenizer, error) {
 	switch {
 	case file != "" && ref != "":
-		return nil, fmt.Errorf("give --model or --tokenizer, not both")
+		return nil, usageErrorf("give --model or --tokenizer, not both")
 	case file != "":
 		return tokenizer.LoadFile(file)
 	case ref != "":
@@ -88,7 +88,7 @@ func openTokenizer(ref, file string) (tokenizer.Tokenizer, error) {
 		defer m.Close()
 		return m.Tokenizer, nil
 	}
-	return nil, fmt.Errorf("--model or --tokenizer is required (see --help)")
+	return nil, usageErrorf("--model or --tokenizer is required (see --help)")
 }
 
 // eachLine calls fn for every line of r (without its newline; a final line
