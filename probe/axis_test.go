@@ -9,6 +9,9 @@ import (
 	"testing"
 )
 
+// rolloutAll calibrates as tether did before the choice was explicit: span means of every rollout.
+var rolloutAll = AxisOptions{CalibrateOn: CalibrateAll, CalibrateUnit: UnitRollout, MinRoleRollouts: 1}
+
 // memSource is an in-memory ActivationSource for tests.
 type memSource struct {
 	layers, hidden int
@@ -172,7 +175,7 @@ func TestBuildAxisRecoversPlantedStructure(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := plantedRun(11, tc.pc1IsAssistant)
-			b, err := BuildAxis(p.src, AxisOptions{ChunkBytes: 7 * 2 * 48 * 4}) // chunks of 7 rollouts
+			b, err := BuildAxis(p.src, AxisOptions{CalibrateOn: CalibrateAll, CalibrateUnit: UnitRollout, ChunkBytes: 7 * 2 * 48 * 4}) // chunks of 7 rollouts
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -274,7 +277,7 @@ func TestPercentileMatchesNumpyLinear(t *testing.T) {
 func TestBuildAxisTauIsPercentileOfProjections(t *testing.T) {
 	p := plantedRun(5, false)
 	percentiles := []float64{1, 25, 50, 75, 99}
-	b, err := BuildAxis(p.src, AxisOptions{Percentiles: percentiles})
+	b, err := BuildAxis(p.src, AxisOptions{CalibrateOn: CalibrateAll, CalibrateUnit: UnitRollout, Percentiles: percentiles})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -332,12 +335,12 @@ func TestBuildAxisBadInput(t *testing.T) {
 			s.add("default/p0/q0/s0", DefaultRoleName, true, ones(1, 2, 1))
 			s.add("a/p0/q0/s0", "a", false, ones(1, 2, 2))
 			return s
-		}, "no role has a kept rollout"},
+		}, "no role has 1 or more kept rollouts"},
 		{"only defaults", func() *memSource {
 			s := &memSource{layers: 1, hidden: 2}
 			s.add("default/p0/q0/s0", DefaultRoleName, true, ones(1, 2, 1))
 			return s
-		}, "no role has a kept rollout"},
+		}, "no role has 1 or more kept rollouts"},
 		{"wrong hidden size", func() *memSource {
 			s := &memSource{layers: 1, hidden: 3}
 			s.add("default/p0/q0/s0", DefaultRoleName, true, ones(1, 2, 1))
@@ -357,7 +360,7 @@ func TestBuildAxisBadInput(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := BuildAxis(tc.build(), AxisOptions{})
+			_, err := BuildAxis(tc.build(), rolloutAll)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %v, want one containing %q", err, tc.want)
 			}
@@ -371,11 +374,11 @@ func TestBuildAxisDropsRolesWithoutKeptRollouts(t *testing.T) {
 	s.add("a/p0/q0/s0", "a", true, [][]float32{{0, 1}})
 	s.add("b/p0/q0/s0", "b", true, [][]float32{{0, 3}})
 	s.add("c/p0/q0/s0", "c", false, [][]float32{{5, 5}})
-	b, err := BuildAxis(s, AxisOptions{})
+	b, err := BuildAxis(s, rolloutAll)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fmt.Sprint(b.RoleNames) != "[a b]" || fmt.Sprint(b.Dropped) != "[c]" {
+	if fmt.Sprint(b.RoleNames) != "[a b]" || fmt.Sprint(b.Dropped) != "[{c 0}]" {
 		t.Errorf("roles %v dropped %v, want [a b] and [c]", b.RoleNames, b.Dropped)
 	}
 	// axis = (1,0) - mean((0,1),(0,3)) = (1,-2)
@@ -400,7 +403,7 @@ func TestBuildAxisDropsRolesWithoutKeptRollouts(t *testing.T) {
 	one := &memSource{layers: 1, hidden: 2}
 	one.add("default/p0/q0/s0", DefaultRoleName, true, [][]float32{{1, 0}})
 	one.add("a/p0/q0/s0", "a", true, [][]float32{{0, 1}})
-	b1, err := BuildAxis(one, AxisOptions{})
+	b1, err := BuildAxis(one, rolloutAll)
 	if err != nil {
 		t.Fatal(err)
 	}
