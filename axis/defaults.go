@@ -60,5 +60,5 @@ func DefaultsFor(architecture string, layers, hidden int) Defaults {
 		}
 		return d
 	}
-	return Defaults{AxisLayer: layers / 2, AxisLayerReason: fmt.Sprintf("middle layer, %d/2 (no reference default for %s with %d layers x %d)", layers, architecture, layers, hidden)}
+	return Defaults{AxisLayer: layers / 2, AxisLayerReason: fmt.Sprintf("middle layer %d/2; the reference has no default for %s with %d layers x %d", layers, architecture, layers, hidden)}
 }

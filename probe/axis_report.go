@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+
+	"tether/axis"
 )
 
 // AxisReportFile is the name of the JSON report written beside an axis file.
@@ -27,6 +29,8 @@ type AxisReport struct {
 	Dropped         []DroppedRole `json:"dropped_roles"`
 	// AxisLayerReason says where AxisLayer comes from.
 	AxisLayerReason string `json:"axis_layer_reason"`
+	// ReferenceCap is the reference's capping setting for the model, as flags ("" when none).
+	ReferenceCap string `json:"reference_cap,omitempty"`
 	// CalibrateOn and CalibrateUnit are the calibration choices; Calibration says them in words.
 	CalibrateOn   string `json:"calibrate_on"`
 	CalibrateUnit string `json:"calibrate_unit"`
@@ -84,6 +88,9 @@ func (b *AxisBuild) Report(m Manifest, runDir string, minScore, plotLayer int) (
 		Percentiles: b.Percentiles}
 	if rep.Dropped == nil {
 		rep.Dropped = []DroppedRole{}
+	}
+	if d := axis.DefaultsFor(m.Architecture, m.Layers, m.HiddenSize); d.CapLayers != "" {
+		rep.ReferenceCap = fmt.Sprintf("%s: --cap-layers %s --cap-percentile %g", d.CapReason, d.CapLayers, d.CapPercentile)
 	}
 	for l := 0; l < b.Layers; l++ {
 		li := LayerInfo{Layer: l, AxisNorm: b.AxisNorms[l], PC1Cosine: b.PCA[l].PC1Cosine, PC1Flipped: b.PCA[l].PC1Flipped, Tau: map[string]float32{}}

@@ -59,6 +59,12 @@ func runAxisBuild(args []string) error {
 		*out, b.Layers, b.Hidden, len(b.RoleNames), sumInts(b.RoleCounts), b.DefaultCount, *pcts)
 	fmt.Printf("axis layer %d (%s)\n", b.AxisLayer(), b.AxisLayerReason)
 	fmt.Printf("calibration: %s\n", b.CalibrationText())
+	if b.CalibrationTokens > 0 {
+		fmt.Printf("per-token pass: the re-read tokens reproduce the run's span means to %.2g of their norm\n", b.TokenMeanDeviation)
+	}
+	if ref := rep.ReferenceCap; ref != "" {
+		fmt.Printf("%s\n", ref)
+	}
 	if len(b.Dropped) > 0 {
 		fmt.Printf("left out %d roles with fewer than %d kept rollouts: %s\n", len(b.Dropped), b.MinRoleRollouts, b.DroppedText())
 	}

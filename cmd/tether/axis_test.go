@@ -60,7 +60,7 @@ func TestAxisBuildMatchesNumpy(t *testing.T) {
 		}
 	}
 	text, err := captureStdout(t, func() error { return dispatch([]string{"axis", "inspect", out, "--top", "2"}) })
-	for _, want := range []string{"Assistant end:", "tau p25", "hidden_states[i+1]", "calibration (all, rollout units)", "axis layer (default for steering and projection): 1 (middle layer"} {
+	for _, want := range []string{"Assistant end:", "tau p25", "hidden_states[i+1]", "calibration (all, rollout units)", "axis layer (default for steering and projection): 1 (middle layer 2/2"} {
 		if err != nil || !strings.Contains(text, want) {
 			t.Errorf("inspect: %v: no %q in\n%s", err, want, text)
 		}
