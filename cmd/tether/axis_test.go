@@ -158,6 +158,11 @@ func TestPersonaAxisProject(t *testing.T) {
 	if _, err := captureStdout(t, func() error { return dispatch(append(args, "--allow-other-model")) }); err != nil {
 		t.Errorf("--allow-other-model: %v", err)
 	}
+	// A token calibration with another model than the run's is refused.
+	build := []string{"axis", "build", "--run", run, "--out", filepath.Join(dir, "o", "axis.safetensors"), "--model", other}
+	if _, err := captureStdout(t, func() error { return dispatch(build) }); err == nil || !strings.Contains(err.Error(), "is not the run's model") {
+		t.Errorf("axis build --model of another model: error %v", err)
+	}
 	// An axis of another hidden size.
 	a, err := axis.Read(out)
 	if err != nil {
