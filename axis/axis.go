@@ -13,7 +13,9 @@
 // Convention (recorded in the metadata as "convention"): u = axis/|axis| at a
 // layer; the default Assistant projects HIGH on u; capping is a floor,
 // h <- h + max(0, tau - <h,u>) * u. tau rows are percentiles of <h,u> over
-// rollout activations. The reference project's form, a ceiling on the
+// the calibration data that the metadata names ("calibrate_on": default, roles
+// or all rollouts; "calibrate_unit": token or rollout span means; see
+// docs/method.md). The reference project's form, a ceiling on the
 // role-minus-default direction v = -u with threshold -tau,
 // h <- h - max(0, <h,v> - (-tau)) * v, is the same map.
 package axis

@@ -25,6 +25,23 @@ type AxisInspection struct {
 	Roles       []RoleProjection   `json:"roles"`
 	Metadata    map[string]string  `json:"metadata"`
 	Counts      map[string]float64 `json:"counts,omitempty"`
+	// AxisLayerReason says where the axis layer comes from (empty when the file does not say).
+	AxisLayerReason string `json:"axis_layer_reason,omitempty"`
+	// Dropped maps the roles left out of the axis to their kept rollouts; MinRoleRollouts is the
+	// minimum they missed (0 when the file does not record it).
+	Dropped         map[string]int `json:"dropped_roles,omitempty"`
+	MinRoleRollouts int            `json:"min_role_rollouts,omitempty"`
+	// Calibration is what tau was taken over, in words, with its set and unit.
+	Calibration   string `json:"calibration,omitempty"`
+	CalibrateOn   string `json:"calibrate_on,omitempty"`
+	CalibrateUnit string `json:"calibrate_unit,omitempty"`
+	// HasTokenFractions reports whether InspectLayer.CapTokenFraction is filled.
+	HasTokenFractions bool `json:"has_cap_token_fraction"`
+	// CapLayers and CapPercentile are the reference's capping setting for the model, if any.
+	CapLayers     string  `json:"cap_layers,omitempty"`
+	CapPercentile float64 `json:"cap_percentile,omitempty"`
+	// LayerNumbering states how tether's layer numbers map to Hugging Face's.
+	LayerNumbering string `json:"layer_numbering"`
 }
 
 // InspectLayer is one layer of an AxisInspection; PC1Cosine is nil when the file does not record it.
@@ -33,6 +50,9 @@ type InspectLayer struct {
 	AxisNorm  float64   `json:"axis_norm"`
 	PC1Cosine *float64  `json:"pc1_cosine,omitempty"`
 	Tau       []float32 `json:"tau"` // one per percentile
+	// CapTokenFraction is, per percentile, the fraction of calibration tokens a cap at that tau
+	// acts on (nil when the file does not record it).
+	CapTokenFraction []float64 `json:"cap_token_fraction,omitempty"`
 }
 
 // RoleProjection is a role mean's projection on the unit axis at a layer.
@@ -44,7 +64,41 @@ type RoleProjection struct {
 // InspectAxis summarises a. layer < 0 picks the file's axis_layer metadata, else the middle layer.
 // Roles are sorted by projection, highest (most Assistant-like) first.
 func InspectAxis(a *axis.Axis, layer int) (*AxisInspection, error) {
-	in := &AxisInspection{Model: a.Model, Layers: a.Layers, Hidden: a.Hidden, Percentiles: a.Percentiles, Metadata: a.Extra}
+	in := &AxisInspection{Model: a.Model, Layers: a.Layers, Hidden: a.Hidden, Percentiles: a.Percentiles, Metadata: a.Extra,
+		AxisLayerReason: a.Extra["axis_layer_reason"], Calibration: a.Extra["calibration"],
+		CalibrateOn: a.Extra[CalibrateOnKey], CalibrateUnit: a.Extra[CalibrateUnitKey], LayerNumbering: LayerNumbering,
+		CapLayers: a.Extra[CapLayersKey]}
+	if v, err := strconv.ParseFloat(a.Extra[CapPercentileKey], 64); err == nil {
+		in.CapPercentile = v
+	}
+	if v, err := strconv.Atoi(a.Extra[MinRoleRolloutsKey]); err == nil {
+		in.MinRoleRollouts = v
+	}
+	if v, ok := a.Extra["dropped_roles"]; ok {
+		// Older files list names only: they are shown with no count.
+		if json.Unmarshal([]byte(v), &in.Dropped) != nil {
+			var names []string
+			if json.Unmarshal([]byte(v), &names) == nil && len(names) > 0 {
+				in.Dropped = map[string]int{}
+				for _, n := range names {
+					in.Dropped[n] = -1
+				}
+			}
+		}
+	}
+	var fractions [][]float64
+	if v, ok := a.Extra[CapTokenFractionKey]; ok {
+		if err := json.Unmarshal([]byte(v), &fractions); err != nil || len(fractions) != len(a.Percentiles) {
+			fractions = nil
+		}
+		for _, row := range fractions {
+			if len(row) != a.Layers {
+				fractions = nil
+				break
+			}
+		}
+	}
+	in.HasTokenFractions = fractions != nil
 	if v, ok := a.Extra[AxisLayerKey]; ok {
 		if l, err := strconv.Atoi(v); err == nil && l >= 0 && l < a.Layers {
 			in.AxisLayer = &l
@@ -81,6 +135,9 @@ func InspectAxis(a *axis.Axis, layer int) (*AxisInspection, error) {
 		}
 		for i := range a.Percentiles {
 			il.Tau = append(il.Tau, a.Tau[i][l])
+			if fractions != nil {
+				il.CapTokenFraction = append(il.CapTokenFraction, fractions[i][l])
+			}
 		}
 		in.PerLayer = append(in.PerLayer, il)
 	}

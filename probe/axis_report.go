@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+
+	"tether/axis"
 )
 
 // AxisReportFile is the name of the JSON report written beside an axis file.
@@ -13,20 +15,35 @@ const AxisReportFile = "axis_report.json"
 
 // AxisReport is every number of an axis build that is not in the axis file itself, as JSON.
 type AxisReport struct {
-	Model        string   `json:"model"`
-	Run          string   `json:"run"`
-	Layers       int      `json:"layers"`
-	Hidden       int      `json:"hidden_size"`
-	AxisLayer    int      `json:"axis_layer"`
-	PlotLayer    int      `json:"plot_layer"`
-	Judge        string   `json:"judge"`
-	MinScore     int      `json:"min_score"`
-	DefaultCount int      `json:"default_rollouts"`
-	Dropped      []string `json:"dropped_roles"`
-	// CalibrationSet is the number of rollouts the tau percentiles are taken over.
-	CalibrationSet int         `json:"calibration_rollouts"`
-	Percentiles    []float64   `json:"percentiles"`
-	PerLayer       []LayerInfo `json:"per_layer"`
+	Model        string `json:"model"`
+	Run          string `json:"run"`
+	Layers       int    `json:"layers"`
+	Hidden       int    `json:"hidden_size"`
+	AxisLayer    int    `json:"axis_layer"`
+	PlotLayer    int    `json:"plot_layer"`
+	Judge        string `json:"judge"`
+	MinScore     int    `json:"min_score"`
+	DefaultCount int    `json:"default_rollouts"`
+	// MinRoleRollouts is the kept rollouts a role needed; Dropped the roles with fewer.
+	MinRoleRollouts int           `json:"min_role_rollouts"`
+	Dropped         []DroppedRole `json:"dropped_roles"`
+	// AxisLayerReason says where AxisLayer comes from.
+	AxisLayerReason string `json:"axis_layer_reason"`
+	// ReferenceCap is the reference's capping setting for the model, as flags ("" when none).
+	ReferenceCap string `json:"reference_cap,omitempty"`
+	// CalibrateOn and CalibrateUnit are the calibration choices; Calibration says them in words.
+	CalibrateOn   string `json:"calibrate_on"`
+	CalibrateUnit string `json:"calibrate_unit"`
+	Calibration   string `json:"calibration"`
+	// CalibrationSet is the number of rollouts the tau percentiles are taken over, and
+	// CalibrationTokens their response tokens (0 without a per-token pass).
+	CalibrationSet    int `json:"calibration_rollouts"`
+	CalibrationTokens int `json:"calibration_tokens"`
+	// TokenMeanDeviation is how closely the per-token pass reproduced the stored span means
+	// (largest relative difference of the projections).
+	TokenMeanDeviation float64     `json:"token_mean_deviation"`
+	Percentiles        []float64   `json:"percentiles"`
+	PerLayer           []LayerInfo `json:"per_layer"`
 	// Roles at PlotLayer: kept rollouts, projection of the role mean on the unit axis, loadings.
 	Roles []RoleInfo `json:"roles"`
 	// DefaultProjection is the default mean projected on the unit axis at PlotLayer.
@@ -44,6 +61,10 @@ type LayerInfo struct {
 	Explained []float64 `json:"variance_explained"` // first 10 components
 	// Tau maps the percentile (as written in Percentiles) to the layer's threshold.
 	Tau map[string]float32 `json:"tau"`
+	// CapTokenFraction maps the percentile to the fraction of calibration tokens below its tau
+	// (absent without a per-token pass).
+	CapTokenFraction map[string]float64 `json:"cap_token_fraction,omitempty"`
+	PC1Flipped       bool               `json:"pc1_flipped"`
 }
 
 // RoleInfo summarises one role at the report's layer.
@@ -61,16 +82,29 @@ func (b *AxisBuild) Report(m Manifest, runDir string, minScore, plotLayer int) (
 	}
 	rep := &AxisReport{Model: m.Model, Run: runDir, Layers: b.Layers, Hidden: b.Hidden, AxisLayer: b.AxisLayer(),
 		PlotLayer: plotLayer, Judge: m.Settings.Judge, MinScore: minScore, DefaultCount: b.DefaultCount,
-		Dropped: b.Dropped, CalibrationSet: b.CalibrationSet, Percentiles: b.Percentiles}
+		MinRoleRollouts: b.MinRoleRollouts, Dropped: b.Dropped, AxisLayerReason: b.AxisLayerReason,
+		CalibrateOn: b.CalibrateOn, CalibrateUnit: b.CalibrateUnit, Calibration: b.CalibrationText(),
+		CalibrationSet: b.CalibrationSet, CalibrationTokens: b.CalibrationTokens, TokenMeanDeviation: b.TokenMeanDeviation,
+		Percentiles: b.Percentiles}
 	if rep.Dropped == nil {
-		rep.Dropped = []string{}
+		rep.Dropped = []DroppedRole{}
+	}
+	if d := axis.DefaultsFor(m.Architecture, m.Layers, m.HiddenSize); d.CapLayers != "" {
+		rep.ReferenceCap = fmt.Sprintf("%s: --cap-layers %s --cap-percentile %g", d.CapReason, d.CapLayers, d.CapPercentile)
 	}
 	for l := 0; l < b.Layers; l++ {
-		li := LayerInfo{Layer: l, AxisNorm: b.AxisNorms[l], PC1Cosine: b.PCA[l].PC1Cosine, Tau: map[string]float32{}}
+		li := LayerInfo{Layer: l, AxisNorm: b.AxisNorms[l], PC1Cosine: b.PCA[l].PC1Cosine, PC1Flipped: b.PCA[l].PC1Flipped, Tau: map[string]float32{}}
 		ex := b.PCA[l].Explained
 		li.Explained = ex[:min(10, len(ex))]
 		for i, p := range b.Percentiles {
-			li.Tau[strconv.FormatFloat(p, 'g', -1, 64)] = b.Tau[i][l]
+			key := strconv.FormatFloat(p, 'g', -1, 64)
+			li.Tau[key] = b.Tau[i][l]
+			if b.CapTokenFraction != nil {
+				if li.CapTokenFraction == nil {
+					li.CapTokenFraction = map[string]float64{}
+				}
+				li.CapTokenFraction[key] = b.CapTokenFraction[i][l]
+			}
 		}
 		rep.PerLayer = append(rep.PerLayer, li)
 	}

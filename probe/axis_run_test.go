@@ -92,13 +92,13 @@ func TestBuildRunAxisBadRuns(t *testing.T) {
 				r.Score = &low
 			}
 			return r
-		}, 3, "no role has a kept rollout"},
+		}, 3, "no role has 1 or more kept rollouts"},
 		{"only default rollouts", nil, func(r *Rollout) *Rollout {
 			if r.Role != DefaultRoleName {
 				return nil
 			}
 			return r
-		}, 3, "no role has a kept rollout"},
+		}, 3, "no role has 1 or more kept rollouts"},
 		{"minimum score out of range", nil, nil, 4, "outside 0..3"},
 	}
 	for _, tc := range cases {
@@ -107,7 +107,7 @@ func TestBuildRunAxisBadRuns(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, err = BuildRunAxis(run, tc.minScore, AxisOptions{})
+			_, err = BuildRunAxis(run, RunAxisOptions{MinScore: tc.minScore, AxisOptions: rolloutAll})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %v, want one containing %q", err, tc.want)
 			}
@@ -139,7 +139,7 @@ func TestBuildRunAxisKeepRules(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			b, err := BuildRunAxis(run, tc.minScore, AxisOptions{})
+			b, err := BuildRunAxis(run, RunAxisOptions{MinScore: tc.minScore, AxisOptions: rolloutAll})
 			if err != nil {
 				t.Fatal(err)
 			}

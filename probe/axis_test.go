@@ -9,6 +9,9 @@ import (
 	"testing"
 )
 
+// rolloutAll calibrates as tether did before the choice was explicit: span means of every rollout.
+var rolloutAll = AxisOptions{CalibrateOn: CalibrateAll, CalibrateUnit: UnitRollout, MinRoleRollouts: 1}
+
 // memSource is an in-memory ActivationSource for tests.
 type memSource struct {
 	layers, hidden int
@@ -172,7 +175,7 @@ func TestBuildAxisRecoversPlantedStructure(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := plantedRun(11, tc.pc1IsAssistant)
-			b, err := BuildAxis(p.src, AxisOptions{ChunkBytes: 7 * 2 * 48 * 4}) // chunks of 7 rollouts
+			b, err := BuildAxis(p.src, AxisOptions{CalibrateOn: CalibrateAll, CalibrateUnit: UnitRollout, ChunkBytes: 7 * 2 * 48 * 4}) // chunks of 7 rollouts
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -274,7 +277,7 @@ func TestPercentileMatchesNumpyLinear(t *testing.T) {
 func TestBuildAxisTauIsPercentileOfProjections(t *testing.T) {
 	p := plantedRun(5, false)
 	percentiles := []float64{1, 25, 50, 75, 99}
-	b, err := BuildAxis(p.src, AxisOptions{Percentiles: percentiles})
+	b, err := BuildAxis(p.src, AxisOptions{CalibrateOn: CalibrateAll, CalibrateUnit: UnitRollout, Percentiles: percentiles})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -332,12 +335,12 @@ func TestBuildAxisBadInput(t *testing.T) {
 			s.add("default/p0/q0/s0", DefaultRoleName, true, ones(1, 2, 1))
 			s.add("a/p0/q0/s0", "a", false, ones(1, 2, 2))
 			return s
-		}, "no role has a kept rollout"},
+		}, "no role has 1 or more kept rollouts"},
 		{"only defaults", func() *memSource {
 			s := &memSource{layers: 1, hidden: 2}
 			s.add("default/p0/q0/s0", DefaultRoleName, true, ones(1, 2, 1))
 			return s
-		}, "no role has a kept rollout"},
+		}, "no role has 1 or more kept rollouts"},
 		{"wrong hidden size", func() *memSource {
 			s := &memSource{layers: 1, hidden: 3}
 			s.add("default/p0/q0/s0", DefaultRoleName, true, ones(1, 2, 1))
@@ -357,7 +360,7 @@ func TestBuildAxisBadInput(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := BuildAxis(tc.build(), AxisOptions{})
+			_, err := BuildAxis(tc.build(), rolloutAll)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %v, want one containing %q", err, tc.want)
 			}
@@ -371,11 +374,11 @@ func TestBuildAxisDropsRolesWithoutKeptRollouts(t *testing.T) {
 	s.add("a/p0/q0/s0", "a", true, [][]float32{{0, 1}})
 	s.add("b/p0/q0/s0", "b", true, [][]float32{{0, 3}})
 	s.add("c/p0/q0/s0", "c", false, [][]float32{{5, 5}})
-	b, err := BuildAxis(s, AxisOptions{})
+	b, err := BuildAxis(s, rolloutAll)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fmt.Sprint(b.RoleNames) != "[a b]" || fmt.Sprint(b.Dropped) != "[c]" {
+	if fmt.Sprint(b.RoleNames) != "[a b]" || fmt.Sprint(b.Dropped) != "[{c 0}]" {
 		t.Errorf("roles %v dropped %v, want [a b] and [c]", b.RoleNames, b.Dropped)
 	}
 	// axis = (1,0) - mean((0,1),(0,3)) = (1,-2)
@@ -400,11 +403,81 @@ func TestBuildAxisDropsRolesWithoutKeptRollouts(t *testing.T) {
 	one := &memSource{layers: 1, hidden: 2}
 	one.add("default/p0/q0/s0", DefaultRoleName, true, [][]float32{{1, 0}})
 	one.add("a/p0/q0/s0", "a", true, [][]float32{{0, 1}})
-	b1, err := BuildAxis(one, AxisOptions{})
+	b1, err := BuildAxis(one, rolloutAll)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if b1.PCA[0].PC1Cosine != 0 {
 		t.Errorf("single role: PC1 cosine %v, want 0", b1.PCA[0].PC1Cosine)
+	}
+}
+
+// badTokens re-reads every rollout as two tokens around its span mean, shifted by shift along
+// the unit axis: a shift other than 0 is a capture that does not reproduce the run.
+type badTokens struct {
+	src   *memSource
+	shift float64
+}
+
+func (b badTokens) ProjectTokens(ids []string, units [][]float64, fn func(int, [][]float64) error) error {
+	for i, id := range ids {
+		a := b.src.acts[id]
+		proj := make([][]float64, len(units))
+		for l := range units {
+			p := dot3264(a[l], units[l]) + b.shift
+			proj[l] = []float64{p - 1, p + 1}
+		}
+		if err := fn(i, proj); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func TestBuildAxisTokenCalibrationChecks(t *testing.T) {
+	p := plantedRun(3, false)
+	if _, err := BuildAxis(p.src, AxisOptions{}); err == nil || !strings.Contains(err.Error(), "no model was given") {
+		t.Errorf("token calibration without a projector: error %v", err)
+	}
+	if _, err := BuildAxis(p.src, AxisOptions{CalibrateUnit: UnitToken, Tokens: badTokens{p.src, 0.5}}); err == nil || !strings.Contains(err.Error(), "not the one the run was made with") {
+		t.Errorf("tokens that do not average to the stored means: error %v", err)
+	}
+	if _, err := BuildAxis(p.src, AxisOptions{Tokens: badTokens{p.src, 0}, MaxTokenValues: 10}); err == nil || !strings.Contains(err.Error(), "more than 10 projections") {
+		t.Errorf("token bound: error %v", err)
+	}
+	for _, bad := range []AxisOptions{{CalibrateOn: "some"}, {CalibrateUnit: "turn"}} {
+		if _, err := BuildAxis(p.src, bad); err == nil || !strings.Contains(err.Error(), "expected one of") {
+			t.Errorf("%+v: error %v", bad, err)
+		}
+	}
+	// Two tokens at mean-1 and mean+1 of each default rollout: the calibration set is the 12
+	// default rollouts' 24 tokens, and their percentiles are numpy's by hand.
+	b, err := BuildAxis(p.src, AxisOptions{Tokens: badTokens{p.src, 0}, Percentiles: []float64{25}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.CalibrationSet != 12 || b.CalibrationTokens != 24 || b.CalibrateOn != CalibrateDefault || b.CalibrateUnit != UnitToken {
+		t.Fatalf("calibrated on %d rollouts, %d tokens (%s/%s); want the 12 default rollouts' 24 tokens", b.CalibrationSet, b.CalibrationTokens, b.CalibrateOn, b.CalibrateUnit)
+	}
+	for l := 0; l < b.Layers; l++ {
+		u := to64(b.Axis[l])
+		n := math.Sqrt(dot64(u, u))
+		var xs []float64
+		for _, s := range p.src.samples {
+			if s.Role == DefaultRoleName {
+				m := dot64(to64(p.src.acts[s.ID][l]), u) / n
+				xs = append(xs, m-1, m+1)
+			}
+		}
+		sort.Float64s(xs)
+		h := 23 * 0.25
+		want := xs[5] + (h-5)*(xs[6]-xs[5])
+		if math.Abs(float64(b.Tau[0][l])-want) > 1e-4*math.Max(1, math.Abs(want)) {
+			t.Errorf("layer %d: tau p25 %v, by hand %v", l, b.Tau[0][l], want)
+		}
+		// 6 of the 24 tokens lie below it (xs[0..5]).
+		if b.CapTokenFraction[0][l] != 6.0/24 {
+			t.Errorf("layer %d: cap fraction %v, want 6/24", l, b.CapTokenFraction[0][l])
+		}
 	}
 }

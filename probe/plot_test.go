@@ -14,7 +14,7 @@ func TestWriteAxisReportAndPlots(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := BuildRunAxis(run, KeepScore, AxisOptions{})
+	b, err := BuildRunAxis(run, RunAxisOptions{MinScore: KeepScore, AxisOptions: rolloutAll})
 	if err != nil {
 		t.Fatal(err)
 	}

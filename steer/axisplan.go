@@ -3,6 +3,7 @@ package steer
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"tether/axis"
 )
@@ -83,18 +84,50 @@ func AxisAblations(a *axis.Axis, layers []int, value float32) ([]Intervention, e
 	return out, nil
 }
 
-// AxisAdds returns, for each layer, an add of alpha times the unit axis
-// (positive alpha pushes toward the default Assistant).
-func AxisAdds(a *axis.Axis, layers []int, alpha float32) ([]Intervention, error) {
+// Units of a steering coefficient (--steer-units).
+const (
+	// UnitsRaw: the coefficient multiplies the vector as stored: an axis file's axis of the layer,
+	// not normalised (the reference's ActivationSteering addition, coeff * axis[layer]), or a
+	// control vector's direction as the file holds it.
+	UnitsRaw = "raw"
+	// UnitsUnit: the coefficient multiplies the vector scaled to unit length, so it is the change
+	// of the projection on that direction.
+	UnitsUnit = "unit"
+)
+
+// AxisAdds returns, for each layer, an add of alpha times the axis of that layer in the given
+// units (positive alpha pushes toward the default Assistant).
+func AxisAdds(a *axis.Axis, layers []int, alpha float32, units string) ([]Intervention, error) {
 	var out []Intervention
 	for _, l := range layers {
-		u, err := a.Unit(l)
-		if err != nil {
-			return nil, fmt.Errorf("steer: add: %w", err)
+		if l < 0 || l >= a.Layers {
+			return nil, fmt.Errorf("steer: add: layer %d out of range [0, %d)", l, a.Layers)
 		}
-		out = append(out, Intervention{Kind: KindAdd, Layer: l, Vector: u, Alpha: alpha})
+		out = append(out, Intervention{Kind: KindAdd, Layer: l, Vector: slices.Clone(a.Axis[l]), Alpha: alpha})
+	}
+	if err := ApplyUnits(out, units); err != nil {
+		return nil, err
 	}
 	return out, nil
+}
+
+// ApplyUnits rescales the vectors of adds to the coefficient's units: UnitsRaw leaves them as
+// they are, UnitsUnit normalises each.
+func ApplyUnits(adds []Intervention, units string) error {
+	switch units {
+	case UnitsRaw:
+		return nil
+	case UnitsUnit:
+		for i := range adds {
+			u, err := Unit(adds[i].Vector)
+			if err != nil {
+				return fmt.Errorf("steer: add at layer %d: %w", adds[i].Layer, err)
+			}
+			adds[i].Vector = u
+		}
+		return nil
+	}
+	return fmt.Errorf("steer: steering units %q: expected %s or %s", units, UnitsRaw, UnitsUnit)
 }
 
 // NormsFromAxis returns, per layer, the norm of the axis file's

@@ -306,3 +306,34 @@ func TestMeanResidualNormsScaleAdds(t *testing.T) {
 		t.Fatal("no error for a layer without a norm")
 	}
 }
+
+// TestAxisAddsUnits: raw adds coef x axis[layer] as stored (the reference's addition), unit adds
+// coef x axis[layer]/|axis[layer]|; checked on an axis of norm 5 by hand.
+func TestAxisAddsUnits(t *testing.T) {
+	a := &axis.Axis{Model: "hand", Layers: 2, Hidden: 2, Axis: [][]float32{{1, 0}, {3, 4}}, DefaultMean: [][]float32{{0, 0}, {0, 0}}}
+	for _, tc := range []struct {
+		units string
+		want  [2]float32 // Alpha * Vector at layer 1
+	}{
+		{UnitsRaw, [2]float32{6, 8}},
+		{UnitsUnit, [2]float32{1.2, 1.6}},
+	} {
+		adds, err := AxisAdds(a, []int{1}, 2, tc.units)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := [2]float32{adds[0].Alpha * adds[0].Vector[0], adds[0].Alpha * adds[0].Vector[1]}
+		if math.Abs(float64(got[0]-tc.want[0])) > 1e-6 || math.Abs(float64(got[1]-tc.want[1])) > 1e-6 || adds[0].Layer != 1 || adds[0].Kind != KindAdd {
+			t.Errorf("%s: adds %+v: coef x vector %v, want %v", tc.units, adds[0], got, tc.want)
+		}
+	}
+	if a.Axis[1][0] != 3 {
+		t.Errorf("AxisAdds changed the axis: %v", a.Axis[1])
+	}
+	if _, err := AxisAdds(a, []int{1}, 2, "norm"); err == nil {
+		t.Error("units \"norm\": no error")
+	}
+	if _, err := AxisAdds(a, []int{2}, 2, UnitsRaw); err == nil {
+		t.Error("layer 2 of a 2-layer axis: no error")
+	}
+}

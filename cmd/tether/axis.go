@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -18,15 +19,25 @@ func init() {
 }
 
 func runAxisBuild(args []string) error {
-	fs := newFlags("axis build", "--run RUN --out axis.safetensors [--percentiles 1,25,50,75] [--min-score 3] [--layer L]",
-		"tether axis build --run /tmp/run --out /tmp/run/axis.safetensors   # also writes axis_report.json and SVG pictures beside it")
+	fs := newFlags("axis build", "--run RUN --out axis.safetensors [--percentiles 1,25,50,75] [--min-score 3] [--min-role-rollouts N] [--calibrate-on default|roles|all] [--calibrate-unit token|rollout] [--model M] [--axis-layer L] [--layer L]",
+		`tether axis build --run /tmp/run --out /tmp/run/axis.safetensors   # also writes axis_report.json and SVG pictures beside it
+  tether axis build --run /tmp/run --out ref.safetensors --calibrate-on all --calibrate-unit rollout --token-fractions   # see how often a per-rollout tau would cap`)
 	runDir := fs.String("run", "", `run directory written by "tether persona run"`)
 	out := fs.String("out", "", "axis file to write (.safetensors); the report and pictures go to the same directory")
-	pcts := fs.String("percentiles", "1,25,50,75", "percentiles of the rollout projections to calibrate tau at")
+	pcts := fs.String("percentiles", "1,25,50,75", "percentiles of the calibration projections to calibrate tau at")
 	minScore := fs.Int("min-score", probe.KeepScore, "with a judge, the lowest score a role's rollout needs to count for its role vector")
-	layer := fs.Int("layer", -1, "layer of the persona-space pictures and the role table (default: the middle layer)")
+	minRole := fs.Int("min-role-rollouts", 0, "roles with fewer kept rollouts are left out of the axis (default: 50 when a judge scored the run, as the reference; 1 without a judge)")
+	calOn := fs.String("calibrate-on", probe.CalibrateDefault, "rollouts tau is calibrated on: default (the Assistant's), roles (those in the role vectors) or all")
+	calUnit := fs.String("calibrate-unit", probe.UnitToken, "token: percentiles of every response token's projection (re-runs the model over the calibration rollouts); rollout: of the rollouts' span means")
+	fractions := fs.Bool("token-fractions", false, "with --calibrate-unit rollout, still re-read the tokens to record how often each tau would cap (always recorded with token)")
+	modelRef := fs.String("model", "", "model for the per-token pass (default: the run's recorded model); must have the run's config.json")
+	backend := addBackendFlag(fs)
+	axisLayer := fs.Int("axis-layer", -1, "layer the axis is read at by default (default: the reference's layer for a known model, else the middle layer)")
+	layer := fs.Int("layer", -1, "layer of the persona-space pictures and the role table (default: the axis layer)")
 	limit(fs, "min-score", between(0, 3).with("judge scores run from 0 to 3"))
+	limit(fs, "min-role-rollouts", atLeast(1))
 	limit(fs, "layer", layerRange)
+	limit(fs, "axis-layer", layerRange)
 	if err := parseFlags(fs, args, "run", "out"); err != nil {
 		return err
 	}
@@ -37,15 +48,29 @@ func runAxisBuild(args []string) error {
 	if err := checkOutputFile("out", *out, "axis.safetensors"); err != nil {
 		return fmt.Errorf("axis build: %w", err)
 	}
-	b, rep, err := probe.WriteRunAxis(*runDir, *out, *minScore, *layer, probe.AxisOptions{Percentiles: percentiles})
+	if *fractions && *calUnit == probe.UnitToken {
+		*fractions = false // recorded anyway
+	}
+	b, rep, err := probe.WriteRunAxis(*runDir, *out, probe.RunAxisOptions{
+		AxisOptions: probe.AxisOptions{Percentiles: percentiles, MinRoleRollouts: *minRole, CalibrateOn: *calOn,
+			CalibrateUnit: *calUnit, TokenFractions: *fractions},
+		MinScore: *minScore, PlotLayer: optionalLayer(*layer), AxisLayer: optionalLayer(*axisLayer), ModelRef: *modelRef, Backend: *backend})
 	if err != nil {
 		return err
 	}
 	plotLayer := rep.PlotLayer
 	fmt.Printf("wrote %s: axis of %d layers x %d, %d roles (%d kept rollouts) vs %d default rollouts, tau at percentiles %s\n",
 		*out, b.Layers, b.Hidden, len(b.RoleNames), sumInts(b.RoleCounts), b.DefaultCount, *pcts)
+	fmt.Printf("axis layer %d (%s)\n", b.AxisLayer(), b.AxisLayerReason)
+	fmt.Printf("calibration: %s\n", b.CalibrationText())
+	if b.CalibrationTokens > 0 {
+		fmt.Printf("per-token pass: the re-read tokens reproduce the run's span means to %.2g of their norm\n", b.TokenMeanDeviation)
+	}
+	if ref := rep.ReferenceCap; ref != "" {
+		fmt.Printf("%s\n", ref)
+	}
 	if len(b.Dropped) > 0 {
-		fmt.Printf("left out %d roles with no kept rollout: %s\n", len(b.Dropped), strings.Join(b.Dropped, ", "))
+		fmt.Printf("left out %d roles with fewer than %d kept rollouts: %s\n", len(b.Dropped), b.MinRoleRollouts, b.DroppedText())
 	}
 	lp := b.PCA[plotLayer]
 	fmt.Printf("layer %d: |axis| %.4g, PC1 explains %.1f%%, cos(PC1, axis) %.3f\n", plotLayer, b.AxisNorms[plotLayer], 100*lp.Explained[0], lp.PC1Cosine)
@@ -89,12 +114,41 @@ func runAxisInspect(args []string) error {
 
 func printInspection(in *probe.AxisInspection, top int) {
 	fmt.Printf("model %s: %d layers, hidden size %d, %d roles\n", in.Model, in.Layers, in.Hidden, len(in.Roles))
+	fmt.Printf("layer numbering: %s\n", in.LayerNumbering)
 	if in.AxisLayer != nil {
-		fmt.Printf("axis layer (default for steering and projection): %d\n", *in.AxisLayer)
+		reason := ""
+		if in.AxisLayerReason != "" {
+			reason = " (" + in.AxisLayerReason + ")"
+		}
+		fmt.Printf("axis layer (default for steering and projection): %d%s\n", *in.AxisLayer, reason)
+	}
+	if in.CapLayers != "" {
+		fmt.Printf("reference capping setting: --cap-layers %s --cap-percentile %g\n", in.CapLayers, in.CapPercentile)
+	}
+	if in.Calibration != "" {
+		fmt.Printf("calibration (%s, %s units): %s\n", in.CalibrateOn, in.CalibrateUnit, in.Calibration)
+	}
+	if len(in.Dropped) > 0 {
+		names := make([]string, 0, len(in.Dropped))
+		for n := range in.Dropped {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for i, n := range names {
+			if c := in.Dropped[n]; c >= 0 {
+				names[i] = fmt.Sprintf("%s (%d kept)", n, c)
+			}
+		}
+		fmt.Printf("left out %d roles with fewer than %d kept rollouts: %s\n", len(names), in.MinRoleRollouts, strings.Join(names, ", "))
 	}
 	fmt.Printf("\n%5s %10s %8s", "layer", "|axis|", "PC1 cos")
 	for _, p := range in.Percentiles {
 		fmt.Printf(" %9s", "tau p"+strconv.FormatFloat(p, 'g', -1, 64))
+	}
+	if in.HasTokenFractions {
+		for _, p := range in.Percentiles {
+			fmt.Printf(" %9s", "caps p"+strconv.FormatFloat(p, 'g', -1, 64))
+		}
 	}
 	fmt.Println()
 	for _, l := range in.PerLayer {
@@ -106,7 +160,15 @@ func printInspection(in *probe.AxisInspection, top int) {
 		for _, t := range l.Tau {
 			fmt.Printf(" %9.4g", t)
 		}
+		for _, f := range l.CapTokenFraction {
+			fmt.Printf(" %8.1f%%", 100*f)
+		}
 		fmt.Println()
+	}
+	if in.HasTokenFractions {
+		fmt.Println("caps pP: fraction of the calibration rollouts' response tokens whose projection is below tau pP, the tokens a cap at that tau acts on")
+	} else {
+		fmt.Println("(no per-token statistics in this file: build with --calibrate-unit token or --token-fractions for the fraction of tokens each tau caps)")
 	}
 	fmt.Printf("\nlayer %d, projections on the unit axis (higher = more Assistant-like); default %.4g\n", in.Layer, in.Default)
 	n := min(top, len(in.Roles))
@@ -119,6 +181,14 @@ func printInspection(in *probe.AxisInspection, top int) {
 		r := in.Roles[i]
 		fmt.Printf("  %-24s %10.4g\n", r.Role, r.Projection)
 	}
+}
+
+// optionalLayer is nil for a layer flag left at -1 (its default), else the layer.
+func optionalLayer(l int) *int {
+	if l == -1 {
+		return nil
+	}
+	return &l
 }
 
 // parsePercentiles parses "1,25,50,75".

@@ -155,7 +155,7 @@ func demoPersonaPipeline(ctx context.Context, m *model.Model, dir string) error 
 		sum.Done, sum.New, sum.NewTokens, sum.GenerateTPS(), sum.CaptureTPS())
 
 	axisPath := filepath.Join(dir, "axis.safetensors")
-	b, _, err := probe.WriteRunAxis(runDir, axisPath, 3, -1, probe.AxisOptions{})
+	b, _, err := probe.WriteRunAxis(runDir, axisPath, probe.RunAxisOptions{MinScore: 3, Model: m, Context: ctx})
 	if err != nil {
 		return err
 	}

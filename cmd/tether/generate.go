@@ -77,6 +77,10 @@ type steeringSummary struct {
 	CappedTokens   int     `json:"capped_tokens"`
 	Tokens         int     `json:"tokens"`
 	CappedFraction float64 `json:"capped_fraction"`
+	// SteerUnits and SteerCoef record add-steering (--steer-units, or "norm" with
+	// --steer-norm-units, and --steer-coef); absent without --steer.
+	SteerUnits string  `json:"steer_units,omitempty"`
+	SteerCoef  float64 `json:"steer_coef,omitempty"`
 }
 
 // summarize digests telemetry; nil when there is nothing to report.
@@ -86,7 +90,8 @@ func (s *steerSetup) summarize(recs []steer.TelemetryRecord) *steeringSummary {
 	}
 	sm := steer.Summarize(recs, s.measureLayer)
 	return &steeringSummary{Layer: sm.Layer, MeanProjection: jsonFloat(sm.MeanAfter), MeanBefore: jsonFloat(sm.MeanBefore),
-		CappedTokens: sm.CappedTokens, Tokens: sm.Tokens, CappedFraction: sm.CappedFraction}
+		CappedTokens: sm.CappedTokens, Tokens: sm.Tokens, CappedFraction: sm.CappedFraction,
+		SteerUnits: s.steerUnits, SteerCoef: s.steerCoef}
 }
 
 // String is the one-line form printed after an answer.

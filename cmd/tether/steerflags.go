@@ -30,6 +30,7 @@ type steerFlags struct {
 	steerLayers   string
 	steerCoef     float64
 	steerNorm     bool
+	steerUnits    string
 	ablate        string
 	ablateValue   float64
 	newestOnly    bool
@@ -44,8 +45,9 @@ func addSteerFlags(fs *pflag.FlagSet, s *steerFlags) {
 	fs.StringVar(&s.capTau, "cap-tau", "", "cap threshold given directly: one value, or one per capped layer (comma-separated)")
 	fs.StringVar(&s.steerPath, "steer", "", "add-steer with this vector: a llama.cpp/repeng control vector (.gguf) or an axis file (its unit axis)")
 	fs.StringVar(&s.steerLayers, "steer-layers", "", "layers to add-steer, same syntax as --cap-layers (default: every layer of a control vector; required for an axis file)")
-	fs.Float64Var(&s.steerCoef, "steer-coef", 1, "steering coefficient: the vector is multiplied by this (positive = toward the Assistant for an axis)")
-	fs.BoolVar(&s.steerNorm, "steer-norm-units", false, "--steer-coef is in units of the layer's residual norm (|default_mean| of the axis file, else measured on a neutral prompt); the vector is normalised first")
+	fs.Float64Var(&s.steerCoef, "steer-coef", 1, "steering coefficient: the vector (see --steer-units) is multiplied by this (positive = toward the Assistant for an axis)")
+	fs.StringVar(&s.steerUnits, "steer-units", steer.UnitsRaw, "raw: --steer-coef multiplies the vector as stored, an axis file's axis[layer] unnormalised (the reference's coefficient x axis[layer]); unit: the vector scaled to length 1")
+	fs.BoolVar(&s.steerNorm, "steer-norm-units", false, "--steer-coef is in units of the layer's residual norm (|default_mean| of the axis file, else measured on a neutral prompt); the vector is normalised first (not with --steer-units raw)")
 	fs.StringVar(&s.ablate, "ablate", "", "remove the axis component on these layers, same syntax as --cap-layers (needs --axis)")
 	fs.Float64Var(&s.ablateValue, "ablate-value", 0, "with --ablate: set the axis projection to this value instead of 0")
 	fs.BoolVar(&s.newestOnly, "newest-only", false, "intervene on the newest position of each step only (default: every position)")
@@ -77,6 +79,10 @@ type steerSetup struct {
 	measureLayer int
 	// summary reports whether the mean projection/capped fraction can be shown.
 	summary bool
+	// steerUnits and steerCoef are the add-steering settings ("" without --steer); steerUnits
+	// is "norm" with --steer-norm-units.
+	steerUnits string
+	steerCoef  float64
 }
 
 // build validates the flags against the model and compiles them.
@@ -91,8 +97,14 @@ func (s *steerFlags) build(ctx context.Context, fs *pflag.FlagSet, m *model.Mode
 	if s.capLayers == "" && (changed("cap-percentile") || changed("cap-tau")) {
 		return nil, usageErrorf("--cap-percentile/--cap-tau need --cap-layers")
 	}
-	if s.steerPath == "" && (changed("steer-layers") || changed("steer-coef") || changed("steer-norm-units")) {
-		return nil, usageErrorf("--steer-layers/--steer-coef/--steer-norm-units need --steer")
+	if s.steerPath == "" && (changed("steer-layers") || changed("steer-coef") || changed("steer-norm-units") || changed("steer-units")) {
+		return nil, usageErrorf("--steer-layers/--steer-coef/--steer-units/--steer-norm-units need --steer")
+	}
+	if s.steerUnits != steer.UnitsRaw && s.steerUnits != steer.UnitsUnit {
+		return nil, usageErrorf("--steer-units %q: expected %s or %s", s.steerUnits, steer.UnitsRaw, steer.UnitsUnit)
+	}
+	if s.steerNorm && changed("steer-units") && s.steerUnits == steer.UnitsRaw {
+		return nil, usageErrorf("--steer-norm-units normalises the vector: it cannot be combined with --steer-units raw")
 	}
 	if s.ablate == "" && changed("ablate-value") {
 		return nil, usageErrorf("--ablate-value needs --ablate")
@@ -170,6 +182,10 @@ func (s *steerFlags) build(ctx context.Context, fs *pflag.FlagSet, m *model.Mode
 			}
 		}
 		plan.Interventions = append(plan.Interventions, adds...)
+		setup.steerUnits, setup.steerCoef = s.steerUnits, s.steerCoef
+		if s.steerNorm {
+			setup.steerUnits = "norm"
+		}
 	}
 	// With an axis the projection is always reported (a monitor never
 	// changes the stream).
@@ -225,6 +241,9 @@ func (s *steerFlags) steerAdds(ctx context.Context, m *model.Model, ax *axis.Axi
 		if adds, err = steer.ControlVectorAdds(cv, layers, coef); err != nil {
 			return nil, nil, fmt.Errorf("--steer %s: %w", s.steerPath, err)
 		}
+		if err := steer.ApplyUnits(adds, s.steerUnits); err != nil {
+			return nil, nil, fmt.Errorf("--steer %s: %w", s.steerPath, err)
+		}
 	} else {
 		sa, err := axis.Read(s.steerPath)
 		if err != nil {
@@ -236,7 +255,7 @@ func (s *steerFlags) steerAdds(ctx context.Context, m *model.Model, ax *axis.Axi
 		if layers == nil {
 			return nil, nil, fmt.Errorf("--steer with an axis file needs --steer-layers")
 		}
-		if adds, err = steer.AxisAdds(sa, layers, coef); err != nil {
+		if adds, err = steer.AxisAdds(sa, layers, coef, s.steerUnits); err != nil {
 			return nil, nil, err
 		}
 		steerAxis = sa

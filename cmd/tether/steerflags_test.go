@@ -282,3 +282,56 @@ func TestAxisExportGGUF(t *testing.T) {
 		t.Fatalf("exporting layer 0: %v", err)
 	}
 }
+
+// TestSteerUnits: an add at layer 1 moves the projection on the unit axis there, at the first
+// generated token (whose layer-1 input no add has touched), by coef x |axis[1]| with
+// --steer-units raw (the reference's coefficient x axis[layer]) and by coef with unit; the
+// units are recorded in the JSON summary.
+func TestSteerUnits(t *testing.T) {
+	f := newSteerFixture(t)
+	var n2 float64
+	for _, x := range f.ax.Axis[1] {
+		n2 += float64(x) * float64(x)
+	}
+	first := func(path string) float64 {
+		for _, r := range readTelemetry(t, path) {
+			if r["token"].(float64) == 0 && r["layer"].(float64) == 1 {
+				return r["before"].(float64)
+			}
+		}
+		t.Fatalf("%s: no telemetry for token 0 at layer 1: %v", path, readTelemetry(t, path))
+		return 0
+	}
+	freePath := filepath.Join(f.dir, "free.jsonl")
+	// "hi" (unlike generateJSON's prompt) does not end at once on this model.
+	generateJSON(t, f, "--prompt", "hi", "--axis", f.axis, "--measure-layer", "1", "--telemetry", freePath)
+	free := first(freePath)
+	const coef = 0.75
+	for _, tc := range []struct {
+		units string
+		shift float64
+	}{
+		{"raw", coef * math.Sqrt(n2)},
+		{"unit", coef},
+	} {
+		path := filepath.Join(f.dir, tc.units+".jsonl")
+		g := generateJSON(t, f, "--prompt", "hi", "--axis", f.axis, "--steer", f.axis, "--steer-layers", "1", "--steer-coef", strconv.FormatFloat(coef, 'g', -1, 64),
+			"--steer-units", tc.units, "--measure-layer", "1", "--telemetry", path)
+		if got := first(path) - free; math.Abs(got-tc.shift) > 1e-3*math.Max(1, tc.shift) {
+			t.Errorf("--steer-units %s: projection moved by %.6f, want %.6f", tc.units, got, tc.shift)
+		}
+		if g.Steering == nil || g.Steering.SteerUnits != tc.units || g.Steering.SteerCoef != coef {
+			t.Errorf("--steer-units %s: summary %+v does not record the steering settings", tc.units, g.Steering)
+		}
+	}
+	for _, bad := range [][]string{
+		{"--steer", f.axis, "--steer-layers", "1", "--steer-units", "norm"},
+		{"--steer", f.axis, "--steer-layers", "1", "--steer-units", "raw", "--steer-norm-units"},
+		{"--steer-units", "unit"},
+	} {
+		args := append([]string{"--model", f.model, "--prompt", "hi", "-n", "1"}, bad...)
+		if _, err := captureStdout(t, func() error { return runGenerate(args) }); err == nil {
+			t.Errorf("%v: no error", bad)
+		}
+	}
+}
