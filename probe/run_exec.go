@@ -259,7 +259,8 @@ func runBatch(ctx context.Context, m *model.Model, p *Prompter, opts RunOptions,
 		}
 		rows[i] = Rollout{ID: s.ID, Role: s.Role, PromptIndex: s.PromptIndex, QuestionID: s.QuestionID, Sample: s.Sample,
 			Seed: s.Seed, System: s.System, Question: s.Question, Response: gen[i].Text,
-			ResponseIDs: append([]int{}, gen[i].Tokens...), ResponseTokens: len(gen[i].Tokens), Shard: shard, Row: i}
+			ResponseIDs: append([]int{}, gen[i].Tokens...), ResponseTokens: len(gen[i].Tokens), StopReason: gen[i].StopReason,
+			Shard: shard, Row: i}
 	}
 
 	if opts.Judge != nil {
@@ -286,13 +287,11 @@ func runBatch(ctx context.Context, m *model.Model, p *Prompter, opts RunOptions,
 		}
 	}
 
+	// The activations are read over the ids generation produced (see ResponseSpan), so the
+	// sequence fits the context exactly when generation did.
 	spans := make([]Span, len(batch))
 	for i, r := range rows {
-		s, err := p.Span(Conversation{System: r.System, Question: r.Question, Response: r.Response})
-		if err != nil {
-			return nil, fmt.Errorf("probe: rollout %s: %w", r.ID, err)
-		}
-		spans[i] = s
+		spans[i] = ResponseSpan(gen[i].Prompt, r.ResponseIDs)
 	}
 	t2 := time.Now()
 	acts, err := Capture(ctx, m.Engine, spans, CaptureOptions{MaxBytes: opts.CaptureMaxBytes})

@@ -82,12 +82,19 @@ func TestRunEndToEnd(t *testing.T) {
 	}
 	for k, id := range ids {
 		r := byID[id]
-		span, err := p.Span(Conversation{System: r.System, Question: r.Question, Response: r.Response})
+		prompt, err := p.Prompt(r.System, r.Question)
 		if err != nil {
 			t.Fatal(err)
 		}
+		seq := append(append([]int{}, prompt...), r.ResponseIDs...)
 		for l := 0; l < 3; l++ {
-			assertClose(t, "stored mean of "+id, k, l, means[k][l], forwardMean(t, m, span.Tokens, span.Start, span.End, l))
+			assertClose(t, "stored mean of "+id, k, l, means[k][l], forwardMean(t, m, seq, len(prompt), len(seq), l))
+		}
+	}
+	for _, r := range rs {
+		// Max tokens 8 is far from the tiny model's context: a response ends at EOS or at 8.
+		if (r.StopReason == "length") != (r.ResponseTokens == 8) || (r.StopReason != "length" && r.StopReason != "eos") {
+			t.Errorf("rollout %s: stop reason %q with %d of at most 8 tokens", r.ID, r.StopReason, r.ResponseTokens)
 		}
 	}
 	// The shard is plain safetensors with the documented names.
@@ -320,5 +327,60 @@ func TestRunDatasetFiles(t *testing.T) {
 	os.WriteFile(filepath.Join(empty, "default.json"), []byte(`{"instruction":[{"pos":""}]}`), 0o644)
 	if _, err := LoadDataset(empty, ""); err == nil || !strings.Contains(err.Error(), "no role files") {
 		t.Fatalf("roles directory with only the default: error %v", err)
+	}
+}
+
+// TestRunResponsesFillTheContext: with max tokens past the context of stories260K (512), every
+// response fills the context exactly; the run completes, records stop reason "context", and
+// reads the activations over the ids as generated. Re-encoding the decoded conversation gives
+// longer sequences here (the model writes "<s>", which reads back as BOS plus a "▁" token), which
+// is what made such runs fail in capture.
+func TestRunResponsesFillTheContext(t *testing.T) {
+	m := testmodels.Open(t, testmodels.Stories260K(t))
+	ctxLen := m.Config.MaxPositions
+	ds := &Dataset{
+		Default:   Role{Name: DefaultRoleName, Prompts: []string{""}},
+		Roles:     []Role{{Name: "teller", Prompts: []string{"You tell stories."}}},
+		Questions: []Question{{ID: 0, Text: "Once upon a time"}},
+	}
+	dir := filepath.Join(t.TempDir(), "run")
+	sum, err := ExecuteRun(t.Context(), m, RunOptions{Dir: dir, Dataset: ds, Samples: 1, MaxTokens: ctxLen + 100, Batch: 2, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Done != 2 || sum.New != 2 {
+		t.Fatalf("summary %+v, want 2 rollouts done", sum)
+	}
+	run, err := OpenRun(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := NewPrompter(m)
+	longer := 0
+	for _, r := range run.Rollouts() {
+		prompt, err := p.Prompt(r.System, r.Question)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.StopReason != "context" || len(prompt)+r.ResponseTokens != ctxLen {
+			t.Errorf("rollout %s: stop reason %q, %d prompt + %d response tokens (want \"context\" and %d in all)",
+				r.ID, r.StopReason, len(prompt), r.ResponseTokens, ctxLen)
+		}
+		if span, err := p.Span(Conversation{System: r.System, Question: r.Question, Response: r.Response}); err == nil && len(span.Tokens) > ctxLen {
+			longer++
+		}
+	}
+	if longer == 0 {
+		t.Errorf("no response re-encodes longer than the context: the test no longer covers that case")
+	}
+	rs := run.Rollouts()
+	means, err := run.MeanActivations([]string{rs[0].ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prompt, _ := p.Prompt(rs[0].System, rs[0].Question)
+	seq := append(append([]int{}, prompt...), rs[0].ResponseIDs...)
+	for _, l := range []int{0, m.Config.NumLayers - 1} {
+		assertClose(t, "stored mean of "+rs[0].ID, 0, l, means[0][l], forwardMean(t, m, seq, len(prompt), len(seq), l))
 	}
 }
