@@ -40,6 +40,15 @@ type RunOptions struct {
 	CaptureMaxBytes int64
 	// Progress, when set, is called after every saved batch.
 	Progress func(p RunProgress)
+	// wrapRollouts, when set, wraps rollouts.jsonl for appending (tests inject write failures).
+	wrapRollouts func(*os.File) rolloutsFile
+}
+
+// rolloutsFile is rollouts.jsonl opened for appending (an *os.File).
+type rolloutsFile interface {
+	io.WriteSeeker
+	Sync() error
+	Name() string
 }
 
 // RunProgress is the state of a run after a batch.
@@ -101,7 +110,8 @@ func (s RunSummary) CaptureTPS() float64 {
 // and its shard replaced, the lines already written keeping their responses.
 //
 // Cancelling ctx (Ctrl-C) loses only the batch in flight; the summary so far and ctx's error
-// are returned.
+// are returned. On any error the summary's counts are those of the lines rollouts.jsonl holds
+// (an append that fails part way, on a full disk, may still have written some lines whole).
 func ExecuteRun(ctx context.Context, m *model.Model, opts RunOptions) (*RunSummary, error) {
 	start := time.Now()
 	if m.Engine == nil {
@@ -163,11 +173,15 @@ func ExecuteRun(ctx context.Context, m *model.Model, opts RunOptions) (*RunSumma
 		return nil, err
 	}
 	sum.Skipped = len(done)
-	f, err := openRolloutsForAppend(rolloutsPath, good)
+	file, err := openRolloutsForAppend(rolloutsPath, good)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	defer file.Close()
+	var f rolloutsFile = file
+	if opts.wrapRollouts != nil {
+		f = opts.wrapRollouts(file)
+	}
 
 	prompter := NewPrompter(m)
 	report := func() {
@@ -208,13 +222,24 @@ func ExecuteRun(ctx context.Context, m *model.Model, opts RunOptions) (*RunSumma
 		}
 		refs, err := appendLines(f, lines)
 		if err != nil {
-			return sum, fmt.Errorf("probe: run %s: %w", opts.Dir, err)
+			// A failed append (a full disk) can leave some of the batch's lines whole in the
+			// file: they are done, as a resumed run will find; count what the file holds.
+			err = fmt.Errorf("probe: run %s: %w", opts.Dir, err)
+			if _, rerr := scanRollouts(rolloutsPath, func(r Rollout, off, n int64) error {
+				if _, ok := done[r.ID]; !ok {
+					done[r.ID] = lineRef{off, n}
+					sum.addNew(r)
+				}
+				return nil
+			}); rerr != nil {
+				err = errors.Join(err, rerr)
+			}
+			report()
+			return sum, err
 		}
 		for i, r := range lines {
 			done[r.ID] = refs[i]
-			sum.New++
-			sum.NewTokens += r.ResponseTokens
-			sum.count(r)
+			sum.addNew(r)
 		}
 		report()
 	}
@@ -224,6 +249,13 @@ func ExecuteRun(ctx context.Context, m *model.Model, opts RunOptions) (*RunSumma
 
 // lineRef is where a rollout's line is in rollouts.jsonl.
 type lineRef struct{ offset, length int64 }
+
+// addNew counts a rollout completed by this invocation.
+func (s *RunSummary) addNew(r Rollout) {
+	s.New++
+	s.NewTokens += r.ResponseTokens
+	s.count(r)
+}
 
 // count adds a completed rollout to the score distribution.
 func (s *RunSummary) count(r Rollout) {
@@ -400,7 +432,7 @@ func openRolloutsForAppend(path string, good int64) (*os.File, error) {
 
 // appendLines writes the rollouts as JSON lines in one write and fsyncs; it returns where each
 // line landed.
-func appendLines(f *os.File, rs []Rollout) ([]lineRef, error) {
+func appendLines(f rolloutsFile, rs []Rollout) ([]lineRef, error) {
 	at, err := f.Seek(0, io.SeekCurrent)
 	if err != nil {
 		return nil, fmt.Errorf("append %s: %w", f.Name(), err)

@@ -3,9 +3,11 @@ package probe
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"tether/internal/testmodels"
@@ -161,6 +163,84 @@ func TestRunResumeAfterTornWrites(t *testing.T) {
 			}
 			if sum.Skipped != tc.keep || sum.New != 12-tc.keep {
 				t.Fatalf("skipped %d new %d, want %d and %d", sum.Skipped, sum.New, tc.keep, 12-tc.keep)
+			}
+			assertSameRun(t, ref, dir)
+		})
+	}
+}
+
+// fullDisk passes the first room bytes written through to the file and then fails with ENOSPC,
+// with a short write, as a write to a filling disk does.
+type fullDisk struct {
+	*os.File
+	room int
+}
+
+func (d *fullDisk) Write(p []byte) (int, error) {
+	if len(p) <= d.room {
+		d.room -= len(p)
+		return d.File.Write(p)
+	}
+	n, err := d.File.Write(p[:d.room])
+	d.room -= n
+	if err == nil {
+		err = syscall.ENOSPC
+	}
+	return n, err
+}
+
+// TestRunWriteFailureCountsSavedLines: when appending a batch's lines fails part way (a full
+// disk), the run's error comes with a done count, and a last progress report, equal to the
+// complete lines in rollouts.jsonl; resuming then finishes the run as if nothing had happened.
+func TestRunWriteFailureCountsSavedLines(t *testing.T) {
+	m := openTiny(t, 5, "")
+	ref := filepath.Join(t.TempDir(), "ref")
+	if _, err := ExecuteRun(t.Context(), m, tinyRunOptions(ref)); err != nil {
+		t.Fatal(err)
+	}
+	refData, err := os.ReadFile(filepath.Join(ref, RolloutsFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := bytes.SplitAfter(refData, []byte("\n"))
+	upTo := func(n int) int { return len(bytes.Join(lines[:n], nil)) }
+	for _, tc := range []struct {
+		name      string
+		room      int // bytes the disk takes
+		wantSaved int // complete lines in the file afterwards
+	}{
+		{"at a batch boundary", upTo(3), 3},
+		{"one line into a batch", upTo(4), 4},
+		{"inside a line", upTo(5) + len(lines[5])/2, 5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "run")
+			opts := tinyRunOptions(dir)
+			var last RunProgress
+			opts.Progress = func(p RunProgress) { last = p }
+			opts.wrapRollouts = func(f *os.File) rolloutsFile { return &fullDisk{File: f, room: tc.room} }
+			sum, err := ExecuteRun(t.Context(), m, opts)
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("error %v, want ENOSPC", err)
+			}
+			run, err := OpenRun(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			saved := len(run.Rollouts())
+			if saved != tc.wantSaved || sum.Done != saved || sum.New != saved || last.Done != saved {
+				t.Fatalf("%d lines saved (want %d); summary done %d new %d; last progress done %d",
+					saved, tc.wantSaved, sum.Done, sum.New, last.Done)
+			}
+			tokens := 0
+			for _, r := range run.Rollouts() {
+				tokens += r.ResponseTokens
+			}
+			if sum.NewTokens != tokens {
+				t.Fatalf("summary counts %d new tokens, the saved lines hold %d", sum.NewTokens, tokens)
+			}
+			if _, err := ExecuteRun(t.Context(), m, tinyRunOptions(dir)); err != nil {
+				t.Fatal(err)
 			}
 			assertSameRun(t, ref, dir)
 		})
