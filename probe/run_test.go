@@ -34,7 +34,11 @@ func TestRunEndToEnd(t *testing.T) {
 	if len(plan) != 12 || sum.Total != 12 || sum.Done != 12 || sum.New != 12 || sum.Skipped != 0 {
 		t.Fatalf("plan %d, summary %+v", len(plan), sum)
 	}
-	if last := progress[len(progress)-1]; last.Done != 12 || last.Total != 12 {
+	// Before the first batch: 12 rollouts of at most 8 tokens left; at the end none.
+	if first := progress[0]; first != (RunProgress{Total: 12, MaxTokensLeft: 12 * 8}) {
+		t.Fatalf("first progress %+v", first)
+	}
+	if last := progress[len(progress)-1]; last.Done != 12 || last.Total != 12 || last.MaxTokensLeft != 0 {
 		t.Fatalf("last progress %+v", last)
 	}
 	run, err := OpenRun(dir)
