@@ -110,6 +110,9 @@ func (s RunSummary) CaptureTPS() float64 {
 //   - for each batch the shard activations/shard-<batch number>.safetensors is written atomically
 //     first, then the batch's lines are appended to rollouts.jsonl and fsynced.
 //
+// A rollout's activations are read over its prompt and response ids as generated (ResponseSpan),
+// so a response that filled the model's context (stop reason "context") is captured whole.
+//
 // rollouts.jsonl is the truth: a rollout is done iff its line is there. A torn last line is cut
 // off and rewritten; a batch with some lines missing is run again whole (with the same seeds)
 // and its shard replaced, the lines already written keeping their responses.
