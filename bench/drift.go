@@ -68,11 +68,24 @@ type DriftOptions struct {
 	// perturbation is refused.
 	Perturb     func(turn int) []steer.Intervention
 	PerturbName string
+	// Plan, when set, is called once before the first group with the work
+	// the run holds.
+	Plan func(p DriftPlan)
 	// Progress, when set, is called after each finished (scenario, arm) group
 	// with the conversations done and the total.
 	Progress func(done, total int)
 	// Now stamps the report (default time.Now).
 	Now func() time.Time
+}
+
+// DriftPlan is the work of a drift run, as it starts or resumes.
+type DriftPlan struct {
+	// Conversations in the whole run; Done of them were stored before.
+	Conversations, Done int
+	// MaxNewTokens bounds the assistant tokens still to generate: MaxTokens
+	// for every assistant turn of the conversations left (a simulated user's
+	// and a judge's tokens are not counted).
+	MaxNewTokens int
 }
 
 // driftRunner holds a run in progress.
@@ -106,6 +119,17 @@ func RunDrift(ctx context.Context, m *model.Model, opts DriftOptions) (*DriftRep
 	arms := r.arms()
 	total := len(r.scripts) * len(arms) * len(r.opts.Seeds)
 	done := store.doneConversations()
+	if r.opts.Plan != nil {
+		p := DriftPlan{Conversations: total, Done: done}
+		for _, s := range r.scripts {
+			for _, a := range arms {
+				if !store.hasGroup(s.info.ID, a.arm, len(r.opts.Seeds)) {
+					p.MaxNewTokens += len(r.opts.Seeds) * r.turnsOf(s) * r.opts.MaxTokens
+				}
+			}
+		}
+		r.opts.Plan(p)
+	}
 	if r.opts.Progress != nil {
 		r.opts.Progress(done, total)
 	}

@@ -217,6 +217,7 @@ func (r *driftRunner) turnRecord(s driftScript, a armSetup, c *conversationState
 		Arm: a.arm, Seed: c.seed, Turn: turn,
 		Projection:     sum / float64(last-first),
 		ResponseTokens: len(res.Tokens),
+		StopReason:     res.StopReason,
 		User:           c.messages[len(c.messages)-1].Content,
 		Response:       strings.TrimSpace(text),
 	}

@@ -81,13 +81,18 @@ type TurnRecord struct {
 	// CapPairs, CapViolations and CapMinMargin are this turn's share of
 	// CapCheck: the (token, capped layer) pairs checked, those below tau,
 	// and the smallest (after - tau) (0 when no pair was checked).
-	CapPairs       int          `json:"cap_pairs,omitempty"`
-	CapViolations  int          `json:"cap_violations,omitempty"`
-	CapMinMargin   float64      `json:"cap_min_margin,omitempty"`
-	ResponseTokens int          `json:"response_tokens"`
-	User           string       `json:"user"`
-	Response       string       `json:"response"`
-	Consistency    *Consistency `json:"consistency,omitempty"`
+	CapPairs       int     `json:"cap_pairs,omitempty"`
+	CapViolations  int     `json:"cap_violations,omitempty"`
+	CapMinMargin   float64 `json:"cap_min_margin,omitempty"`
+	ResponseTokens int     `json:"response_tokens"`
+	// StopReason is why the turn's generation ended (engine.StopEOS,
+	// StopString, StopLength or StopContext: the conversation filled the
+	// model's context before MaxTokens); "" in runs made before it was
+	// recorded.
+	StopReason  string       `json:"stop_reason,omitempty"`
+	User        string       `json:"user"`
+	Response    string       `json:"response"`
+	Consistency *Consistency `json:"consistency,omitempty"`
 }
 
 // Consistency holds optional 0/1 judgements of one turn by a local judge model.

@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -53,6 +54,10 @@ func TestDriftPlanted(t *testing.T) {
 	for _, rec := range rep.Turns {
 		if rec.ResponseTokens == 0 || rec.ResponseTokens > 6 {
 			t.Errorf("%+v: response tokens out of range", rec)
+		}
+		// Max tokens 6 is far from the context: a turn ends at a stop or at 6 tokens.
+		if (rec.StopReason == "length") != (rec.ResponseTokens == 6) || !slices.Contains([]string{"eos", "stop_string", "length"}, rec.StopReason) {
+			t.Errorf("%s turn %d: stop reason %q with %d of at most 6 tokens", rec.Scenario, rec.Turn, rec.StopReason, rec.ResponseTokens)
 		}
 		switch rec.Arm {
 		case ArmCapped:

@@ -15,7 +15,8 @@ type Request struct {
 	// themselves.
 	Prompt []int
 	// MaxNewTokens bounds the generated tokens (> 0). Generation also stops
-	// at the model's context length (MaxPositions).
+	// at the model's context length (MaxPositions), with StopContext: the
+	// prompt and the generated tokens then fill the context exactly.
 	MaxNewTokens int
 	// Sampling chooses each token; the zero value is greedy.
 	Sampling SamplingParams
@@ -55,7 +56,8 @@ type GenerateOptions struct {
 const (
 	StopEOS       = "eos"         // a stop token (or EOS) was sampled
 	StopString    = "stop_string" // a stop string appeared in the text
-	StopLength    = "length"      // MaxNewTokens or the context length was reached
+	StopLength    = "length"      // MaxNewTokens tokens were generated
+	StopContext   = "context"     // the prompt and tokens fill the model's context (before MaxNewTokens)
 	StopCancelled = "cancelled"   // the context was cancelled
 )
 
@@ -66,7 +68,8 @@ type Result struct {
 	// Text is the decoded text of Tokens (with a Detokenizer), cut before a
 	// stop string.
 	Text string
-	// StopReason is one of StopEOS, StopString, StopLength, StopCancelled.
+	// StopReason is one of StopEOS, StopString, StopLength, StopContext,
+	// StopCancelled.
 	StopReason string
 	// PromptTokens is len(Request.Prompt).
 	PromptTokens int
@@ -83,9 +86,12 @@ type Result struct {
 
 // seqState is the generation state of one sequence of the batch.
 type seqState struct {
-	req        Request
-	vocabSize  int
+	req       Request
+	vocabSize int
+	// maxNew is MaxNewTokens or, when smaller, the room left in the context;
+	// limit is the stop reason when maxNew tokens have been generated.
 	maxNew     int
+	limit      string
 	sampler    *Sampler
 	stopTokens map[int]bool
 	stop       *StopMatcher
@@ -146,7 +152,7 @@ func (m *Model) Generate(ctx context.Context, reqs []Request, opts GenerateOptio
 			s.res.Captured[layer] = rowsOf(out.captured[layer], b, T, int(pad[b]), len(s.req.Prompt), H)
 		}
 		if s.maxNew <= 0 {
-			s.finish(StopLength, opts.Detokenizer)
+			s.finish(s.limit, opts.Detokenizer)
 		}
 	}
 	start = time.Now()
@@ -244,12 +250,16 @@ func (m *Model) newSeqState(i int, r Request, opts GenerateOptions) (*seqState, 
 	s := &seqState{
 		req:        r,
 		vocabSize:  m.cfg.VocabSize,
-		maxNew:     min(r.MaxNewTokens, m.cfg.MaxPositions-len(r.Prompt)),
+		maxNew:     r.MaxNewTokens,
+		limit:      StopLength,
 		sampler:    NewSampler(r.Sampling),
 		stopTokens: map[int]bool{},
 		stop:       NewStopMatcher(r.StopStrings),
 		history:    append([]int(nil), r.Prompt...),
 		res:        &Result{PromptTokens: len(r.Prompt), Captured: map[int][][]float32{}},
+	}
+	if room := m.cfg.MaxPositions - len(r.Prompt); room < s.maxNew {
+		s.maxNew, s.limit = room, StopContext
 	}
 	if len(opts.CaptureLayers) == 0 {
 		s.res.Captured = nil
@@ -310,7 +320,7 @@ func (s *seqState) accept(b int, out *stepResult, logitsRow, row int, plan stepP
 		}
 	}
 	if len(s.res.Tokens) >= s.maxNew {
-		s.finish(StopLength, opts.Detokenizer)
+		s.finish(s.limit, opts.Detokenizer)
 	}
 	return nil
 }

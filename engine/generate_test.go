@@ -189,17 +189,31 @@ func TestGenerateStops(t *testing.T) {
 		t.Errorf("cancel: err %v, results %+v", err, res)
 	}
 
-	// The context length bounds generation.
-	long := make([]int, m.cfg.MaxPositions-3)
-	for i := range long {
-		long[i] = 1 + i%50
-	}
-	lr, err := m.Generate(ctx, []Request{{Prompt: long, MaxNewTokens: 10}}, GenerateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(lr[0].Tokens) != 3 || lr[0].StopReason != StopLength {
-		t.Errorf("near the context end: %d tokens (%q), expected 3 (%q)", len(lr[0].Tokens), lr[0].StopReason, StopLength)
+	// The context length bounds generation: the stop reason says which limit was hit, and every
+	// position up to the context end is captured.
+	for _, tc := range []struct {
+		prompt, maxNew, wantTokens int
+		wantReason                 string
+	}{
+		{m.cfg.MaxPositions - 3, 10, 3, StopContext},
+		{m.cfg.MaxPositions - 3, 3, 3, StopLength}, // both limits at once: the request's own
+		{m.cfg.MaxPositions - 3, 2, 2, StopLength},
+		{m.cfg.MaxPositions, 5, 0, StopContext},
+	} {
+		long := make([]int, tc.prompt)
+		for i := range long {
+			long[i] = 1 + i%50
+		}
+		lr, err := m.Generate(ctx, []Request{{Prompt: long, MaxNewTokens: tc.maxNew, IgnoreEOS: true}}, GenerateOptions{CaptureLayers: []int{0}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(lr[0].Tokens) != tc.wantTokens || lr[0].StopReason != tc.wantReason {
+			t.Errorf("prompt %d, max new %d: %d tokens (%q), expected %d (%q)", tc.prompt, tc.maxNew, len(lr[0].Tokens), lr[0].StopReason, tc.wantTokens, tc.wantReason)
+		}
+		if got := len(lr[0].Captured[0]); got != tc.prompt+tc.wantTokens {
+			t.Errorf("prompt %d, max new %d: %d positions captured, expected %d", tc.prompt, tc.maxNew, got, tc.prompt+tc.wantTokens)
+		}
 	}
 }
 

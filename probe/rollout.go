@@ -36,6 +36,10 @@ type Rollout struct {
 	Response       string `json:"response"`
 	ResponseIDs    []int  `json:"response_ids"`
 	ResponseTokens int    `json:"response_tokens"`
+	// StopReason is why generation ended: engine.StopEOS, engine.StopLength (max tokens) or
+	// engine.StopContext (the prompt and response filled the model's context). Lines written
+	// before it was recorded have "".
+	StopReason string `json:"stop_reason,omitempty"`
 	// Score is the judge's role-adherence score 0..3; nil without a judge or when the judge's
 	// answer had no score.
 	Score *int `json:"score"`
@@ -141,10 +145,25 @@ func PlanRollouts(d *Dataset, modelName string, samples int, runSeed uint64) []R
 
 // Generated is the outcome of generating one rollout.
 type Generated struct {
-	Prompt   []int
-	Tokens   []int
-	Text     string
-	StopKind string
+	// Prompt is the token ids generation continued, Tokens the generated ids (stop token
+	// excluded) and Text their decoded continuation.
+	Prompt []int
+	Tokens []int
+	Text   string
+	// StopReason is the engine's stop reason (engine.StopEOS, StopLength, StopContext, ...).
+	StopReason string
+}
+
+// ResponseSpan is the sequence a rollout's activations are read from: the prompt ids followed by
+// the response ids exactly as generated, with the response as the span. Re-encoding the decoded
+// text instead is not faithful: decode then encode does not give the same ids back (a
+// SentencePiece tokenizer reads a generated "<s>" back as BOS plus an extra "▁" token), so the
+// re-encoded conversation can differ from what the model saw, and be longer than the context
+// that generation filled. The stop token is not part of the span, as it is not part of the
+// response.
+func ResponseSpan(prompt, response []int) Span {
+	tokens := append(append(make([]int, 0, len(prompt)+len(response)), prompt...), response...)
+	return Span{Tokens: tokens, Start: len(prompt), End: len(tokens)}
 }
 
 // GenerateRollouts answers a batch of rollouts in one Generate call with the paper's sampling
@@ -180,7 +199,7 @@ func GenerateRollouts(ctx context.Context, m *model.Model, p *Prompter, specs []
 	}
 	for i, r := range res {
 		out[i].Tokens = r.Tokens
-		out[i].StopKind = r.StopReason
+		out[i].StopReason = r.StopReason
 		text, err := m.Continuation(out[i].Prompt, r.Tokens)
 		if err != nil {
 			return nil, fmt.Errorf("probe: rollout %s: decode response: %w", specs[i].ID, err)

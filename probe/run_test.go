@@ -3,9 +3,11 @@ package probe
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"tether/internal/testmodels"
@@ -32,7 +34,11 @@ func TestRunEndToEnd(t *testing.T) {
 	if len(plan) != 12 || sum.Total != 12 || sum.Done != 12 || sum.New != 12 || sum.Skipped != 0 {
 		t.Fatalf("plan %d, summary %+v", len(plan), sum)
 	}
-	if last := progress[len(progress)-1]; last.Done != 12 || last.Total != 12 {
+	// Before the first batch: 12 rollouts of at most 8 tokens left; at the end none.
+	if first := progress[0]; first != (RunProgress{Total: 12, MaxTokensLeft: 12 * 8}) {
+		t.Fatalf("first progress %+v", first)
+	}
+	if last := progress[len(progress)-1]; last.Done != 12 || last.Total != 12 || last.MaxTokensLeft != 0 {
 		t.Fatalf("last progress %+v", last)
 	}
 	run, err := OpenRun(dir)
@@ -82,12 +88,19 @@ func TestRunEndToEnd(t *testing.T) {
 	}
 	for k, id := range ids {
 		r := byID[id]
-		span, err := p.Span(Conversation{System: r.System, Question: r.Question, Response: r.Response})
+		prompt, err := p.Prompt(r.System, r.Question)
 		if err != nil {
 			t.Fatal(err)
 		}
+		seq := append(append([]int{}, prompt...), r.ResponseIDs...)
 		for l := 0; l < 3; l++ {
-			assertClose(t, "stored mean of "+id, k, l, means[k][l], forwardMean(t, m, span.Tokens, span.Start, span.End, l))
+			assertClose(t, "stored mean of "+id, k, l, means[k][l], forwardMean(t, m, seq, len(prompt), len(seq), l))
+		}
+	}
+	for _, r := range rs {
+		// Max tokens 8 is far from the tiny model's context: a response ends at EOS or at 8.
+		if (r.StopReason == "length") != (r.ResponseTokens == 8) || (r.StopReason != "length" && r.StopReason != "eos") {
+			t.Errorf("rollout %s: stop reason %q with %d of at most 8 tokens", r.ID, r.StopReason, r.ResponseTokens)
 		}
 	}
 	// The shard is plain safetensors with the documented names.
@@ -154,6 +167,84 @@ func TestRunResumeAfterTornWrites(t *testing.T) {
 			}
 			if sum.Skipped != tc.keep || sum.New != 12-tc.keep {
 				t.Fatalf("skipped %d new %d, want %d and %d", sum.Skipped, sum.New, tc.keep, 12-tc.keep)
+			}
+			assertSameRun(t, ref, dir)
+		})
+	}
+}
+
+// fullDisk passes the first room bytes written through to the file and then fails with ENOSPC,
+// with a short write, as a write to a filling disk does.
+type fullDisk struct {
+	*os.File
+	room int
+}
+
+func (d *fullDisk) Write(p []byte) (int, error) {
+	if len(p) <= d.room {
+		d.room -= len(p)
+		return d.File.Write(p)
+	}
+	n, err := d.File.Write(p[:d.room])
+	d.room -= n
+	if err == nil {
+		err = syscall.ENOSPC
+	}
+	return n, err
+}
+
+// TestRunWriteFailureCountsSavedLines: when appending a batch's lines fails part way (a full
+// disk), the run's error comes with a done count, and a last progress report, equal to the
+// complete lines in rollouts.jsonl; resuming then finishes the run as if nothing had happened.
+func TestRunWriteFailureCountsSavedLines(t *testing.T) {
+	m := openTiny(t, 5, "")
+	ref := filepath.Join(t.TempDir(), "ref")
+	if _, err := ExecuteRun(t.Context(), m, tinyRunOptions(ref)); err != nil {
+		t.Fatal(err)
+	}
+	refData, err := os.ReadFile(filepath.Join(ref, RolloutsFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := bytes.SplitAfter(refData, []byte("\n"))
+	upTo := func(n int) int { return len(bytes.Join(lines[:n], nil)) }
+	for _, tc := range []struct {
+		name      string
+		room      int // bytes the disk takes
+		wantSaved int // complete lines in the file afterwards
+	}{
+		{"at a batch boundary", upTo(3), 3},
+		{"one line into a batch", upTo(4), 4},
+		{"inside a line", upTo(5) + len(lines[5])/2, 5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "run")
+			opts := tinyRunOptions(dir)
+			var last RunProgress
+			opts.Progress = func(p RunProgress) { last = p }
+			opts.wrapRollouts = func(f *os.File) rolloutsFile { return &fullDisk{File: f, room: tc.room} }
+			sum, err := ExecuteRun(t.Context(), m, opts)
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("error %v, want ENOSPC", err)
+			}
+			run, err := OpenRun(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			saved := len(run.Rollouts())
+			if saved != tc.wantSaved || sum.Done != saved || sum.New != saved || last.Done != saved {
+				t.Fatalf("%d lines saved (want %d); summary done %d new %d; last progress done %d",
+					saved, tc.wantSaved, sum.Done, sum.New, last.Done)
+			}
+			tokens := 0
+			for _, r := range run.Rollouts() {
+				tokens += r.ResponseTokens
+			}
+			if sum.NewTokens != tokens {
+				t.Fatalf("summary counts %d new tokens, the saved lines hold %d", sum.NewTokens, tokens)
+			}
+			if _, err := ExecuteRun(t.Context(), m, tinyRunOptions(dir)); err != nil {
+				t.Fatal(err)
 			}
 			assertSameRun(t, ref, dir)
 		})
@@ -320,5 +411,60 @@ func TestRunDatasetFiles(t *testing.T) {
 	os.WriteFile(filepath.Join(empty, "default.json"), []byte(`{"instruction":[{"pos":""}]}`), 0o644)
 	if _, err := LoadDataset(empty, ""); err == nil || !strings.Contains(err.Error(), "no role files") {
 		t.Fatalf("roles directory with only the default: error %v", err)
+	}
+}
+
+// TestRunResponsesFillTheContext: with max tokens past the context of stories260K (512), every
+// response fills the context exactly; the run completes, records stop reason "context", and
+// reads the activations over the ids as generated. Re-encoding the decoded conversation gives
+// longer sequences here (the model writes "<s>", which reads back as BOS plus a "▁" token), which
+// is what made such runs fail in capture.
+func TestRunResponsesFillTheContext(t *testing.T) {
+	m := testmodels.Open(t, testmodels.Stories260K(t))
+	ctxLen := m.Config.MaxPositions
+	ds := &Dataset{
+		Default:   Role{Name: DefaultRoleName, Prompts: []string{""}},
+		Roles:     []Role{{Name: "teller", Prompts: []string{"You tell stories."}}},
+		Questions: []Question{{ID: 0, Text: "Once upon a time"}},
+	}
+	dir := filepath.Join(t.TempDir(), "run")
+	sum, err := ExecuteRun(t.Context(), m, RunOptions{Dir: dir, Dataset: ds, Samples: 1, MaxTokens: ctxLen + 100, Batch: 2, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Done != 2 || sum.New != 2 {
+		t.Fatalf("summary %+v, want 2 rollouts done", sum)
+	}
+	run, err := OpenRun(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := NewPrompter(m)
+	longer := 0
+	for _, r := range run.Rollouts() {
+		prompt, err := p.Prompt(r.System, r.Question)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.StopReason != "context" || len(prompt)+r.ResponseTokens != ctxLen {
+			t.Errorf("rollout %s: stop reason %q, %d prompt + %d response tokens (want \"context\" and %d in all)",
+				r.ID, r.StopReason, len(prompt), r.ResponseTokens, ctxLen)
+		}
+		if span, err := p.Span(Conversation{System: r.System, Question: r.Question, Response: r.Response}); err == nil && len(span.Tokens) > ctxLen {
+			longer++
+		}
+	}
+	if longer == 0 {
+		t.Errorf("no response re-encodes longer than the context: the test no longer covers that case")
+	}
+	rs := run.Rollouts()
+	means, err := run.MeanActivations([]string{rs[0].ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prompt, _ := p.Prompt(rs[0].System, rs[0].Question)
+	seq := append(append([]int{}, prompt...), rs[0].ResponseIDs...)
+	for _, l := range []int{0, m.Config.NumLayers - 1} {
+		assertClose(t, "stored mean of "+rs[0].ID, 0, l, means[0][l], forwardMean(t, m, seq, len(prompt), len(seq), l))
 	}
 }

@@ -203,12 +203,8 @@ func (cs *chatSession) turn(ctx context.Context, user string) error {
 	if err != nil {
 		return err
 	}
-	maxNew := cs.sf.maxNew
-	if room := cs.m.Config.MaxPositions - len(ids); room < maxNew {
-		if room <= 0 {
-			return fmt.Errorf("chat: the conversation (%d tokens) fills the model's context of %d tokens; /reset to start over", len(ids), cs.m.Config.MaxPositions)
-		}
-		maxNew = room
+	if len(ids) >= cs.m.Config.MaxPositions {
+		return fmt.Errorf("chat: the conversation (%d tokens) fills the model's context of %d tokens; /reset to start over", len(ids), cs.m.Config.MaxPositions)
 	}
 	opts := engine.GenerateOptions{Detokenizer: cs.m.Tokenizer, Hooks: cs.setup.compiled.Hooks}
 	var stream *textStream
@@ -216,7 +212,7 @@ func (cs *chatSession) turn(ctx context.Context, user string) error {
 		stream = newTextStreamTo(cs.out, cs.m.Tokenizer, cs.sf.stops)
 		opts.OnToken = func(_ int, tok int) { stream.push(tok) }
 	}
-	req := engine.Request{Prompt: ids, MaxNewTokens: maxNew, Sampling: cs.params,
+	req := engine.Request{Prompt: ids, MaxNewTokens: cs.sf.maxNew, Sampling: cs.params,
 		StopTokens: cs.m.StopTokens(), StopStrings: cs.sf.stops}
 	results, err := cs.m.Engine.Generate(ctx, []engine.Request{req}, opts)
 	if stream != nil {
@@ -247,6 +243,9 @@ func (cs *chatSession) turn(ctx context.Context, user string) error {
 	}
 	if summary != nil {
 		fmt.Fprintf(cs.out, "  [%s]\n", summary)
+	}
+	if note := contextNote(r, cs.m.Config.MaxPositions); note != "" {
+		fmt.Fprintln(os.Stderr, note+"; /reset to start over")
 	}
 	return nil
 }

@@ -119,11 +119,16 @@ func runBenchDrift(args []string) error {
 	var bar interface{ Set(int) error }
 	var started, lastAt time.Time
 	startDone, lastDone := 0, 0
+	eta := etaMeter{job: "bench drift", unit: "conversations"}
+	opts.Plan = func(p bench.DriftPlan) {
+		printJobPlan("bench drift", "conversations", p.Conversations, p.Done, p.MaxNewTokens)
+	}
 	opts.Progress = func(done, total int) {
 		if bar == nil {
 			bar = newBar(total, "drift conversations")
 			started, startDone = time.Now(), done
 		}
+		eta.update(done, total)
 		bar.Set(done)
 		lastDone, lastAt = done, time.Now()
 	}

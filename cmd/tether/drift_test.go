@@ -65,8 +65,17 @@ func TestBenchDrift(t *testing.T) {
 	base := []string{"bench", "drift", "--model", model, "--axis", ax, "--cap-layers", "1", "--cap-percentile", "25",
 		"--seeds", "2", "--turns", "2", "--max-tokens", "4", "--domains", "coding,emotional", "--scenarios-limit", "1"}
 	args := append(append([]string(nil), base...), "--out", out, "--judge", "self")
-	if err := dispatch(args); err != nil {
-		t.Fatal(err)
+	printed := captureJobOut(t, func() error { return dispatch(args) })
+	// 2 scenarios x 2 arms x 2 seeds, each of 2 assistant turns of at most 4 tokens; a group
+	// (one scenario and arm, all seeds) runs first.
+	for _, want := range []string{
+		"bench drift: 8 conversations to run of 8 (0 already done); at most 64 new tokens to generate",
+		"bench drift: 2 conversations in ",
+		"; at that rate the other 6 take about ",
+	} {
+		if !strings.Contains(printed, want) {
+			t.Fatalf("printed %q, want %q in it", printed, want)
+		}
 	}
 	rep := readDriftReport(t, out)
 	// 2 scenarios (one per domain) x 2 arms x 2 seeds x 2 turns.
@@ -91,8 +100,13 @@ func TestBenchDrift(t *testing.T) {
 			t.Fatalf("capped projection %g below tau 0.25", rec.Projection)
 		}
 	}
-	if err := dispatch(args); err != nil {
-		t.Fatalf("resume of a finished run: %v", err)
+	var resumeErr error
+	printed = captureJobOut(t, func() error { resumeErr = dispatch(args); return nil })
+	if resumeErr != nil {
+		t.Fatalf("resume of a finished run: %v", resumeErr)
+	}
+	if want := "bench drift: 0 conversations to run of 8 (8 already done); at most 0 new tokens to generate"; !strings.Contains(printed, want) {
+		t.Fatalf("resume printed %q, want %q in it", printed, want)
 	}
 
 	for _, tc := range []struct {

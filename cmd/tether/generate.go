@@ -211,7 +211,20 @@ func runGenerate(args []string) error {
 	if summary != nil {
 		fmt.Fprintf(os.Stderr, "[%s]\n", summary)
 	}
+	if note := contextNote(r, m.Config.MaxPositions); note != "" {
+		fmt.Fprintln(os.Stderr, note)
+	}
 	return nil
+}
+
+// contextNote says that an answer was cut by the model's context (stop reason
+// "context"), not by --max-tokens; "" for any other stop.
+func contextNote(r engine.Result, maxPositions int) string {
+	if r.StopReason != engine.StopContext {
+		return ""
+	}
+	return fmt.Sprintf("[note: the answer stopped at the model's context of %d tokens (%d prompt + %d new), before --max-tokens]",
+		maxPositions, r.PromptTokens, len(r.Tokens))
 }
 
 // textStream prints generated text as it comes: a streaming decoder keeps

@@ -72,9 +72,16 @@ func runPersonaRun(args []string) error {
 	defer cancel()
 	total := len(probe.PlanRollouts(ds, "", *samples, 0))
 	bar := newBar(total, "rollouts")
+	eta := etaMeter{job: "persona run", unit: "rollouts"}
 	opts := probe.RunOptions{Dir: *out, Dataset: ds, DatasetSource: source, Samples: *samples, MaxTokens: *maxTokens,
 		Batch: *batch, Seed: *seed, JudgeName: *judge, Judge: j,
-		Progress: func(p probe.RunProgress) { bar.Set(p.Done) }}
+		Progress: func(p probe.RunProgress) {
+			if !eta.started {
+				printJobPlan("persona run", "rollouts", p.Total, p.Done, p.MaxTokensLeft)
+			}
+			eta.update(p.Done, p.Total)
+			bar.Set(p.Done)
+		}}
 	fmt.Fprintf(os.Stderr, "persona run: %s, %d roles + default, %d questions, %d samples: %d rollouts into %s (Ctrl-C stops; the same command resumes)\n",
 		m.Name, len(ds.Roles), len(ds.Questions), *samples, total, *out)
 	sum, err := probe.ExecuteRun(ctx, m, opts)

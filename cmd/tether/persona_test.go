@@ -1,8 +1,12 @@
 package main
 
 import (
+	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -67,4 +71,65 @@ func TestPersonaRun(t *testing.T) {
 			}
 		})
 	}
+}
+
+// captureJobOut runs f with jobOut replaced and returns what was printed there.
+func captureJobOut(t *testing.T, f func() error) string {
+	t.Helper()
+	var buf bytes.Buffer
+	old := jobOut
+	jobOut = &buf
+	defer func() { jobOut = old }()
+	if err := f(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.String()
+}
+
+// TestPersonaRunSaysWhatItWillCost: before starting, a run prints the rollouts to run (roles x
+// prompts x questions x samples, less those a resumed run already has) and the most new tokens
+// they can take (max tokens each); after the first batch, a time estimate for the rest.
+func TestPersonaRunSaysWhatItWillCost(t *testing.T) {
+	model := writePersonaTestModel(t)
+	out := filepath.Join(t.TempDir(), "run")
+	const roles, prompts, questions, samples, maxTokens, batch = 2, 1, 2, 2, 4, 3
+	args := []string{"persona", "run", "--model", model, "--out", out, "--roles-limit", fmt.Sprint(roles),
+		"--prompts-limit", fmt.Sprint(prompts), "--questions-limit", fmt.Sprint(questions), "--samples", fmt.Sprint(samples),
+		"--max-tokens", fmt.Sprint(maxTokens), "--batch", fmt.Sprint(batch)}
+	// The default role counts as one more role with its own prompts.
+	total := (1 + roles) * prompts * questions * samples
+	planRe := regexp.MustCompile(`persona run: (\d+) rollouts to run of (\d+) \((\d+) already done\); at most (\d+) new tokens to generate`)
+	etaRe := regexp.MustCompile(`persona run: (\d+) rollouts in \S+; at that rate the other (\d+) take about \S+`)
+	check := func(printed string, done, firstBatch int) {
+		t.Helper()
+		m := planRe.FindStringSubmatch(printed)
+		if m == nil {
+			t.Fatalf("no plan line in %q", printed)
+		}
+		want := []string{fmt.Sprint(total - done), fmt.Sprint(total), fmt.Sprint(done), fmt.Sprint((total - done) * maxTokens)}
+		if !slices.Equal(m[1:], want) {
+			t.Fatalf("plan %q, want to run, total, done, tokens = %v", m[0], want)
+		}
+		e := etaRe.FindStringSubmatch(printed)
+		if e == nil || e[1] != fmt.Sprint(firstBatch) || e[2] != fmt.Sprint(total-done-firstBatch) {
+			t.Fatalf("time estimate %q, want %d rollouts done and %d to go", e, firstBatch, total-done-firstBatch)
+		}
+		if strings.Index(printed, m[0]) > strings.Index(printed, e[0]) {
+			t.Fatalf("the estimate comes before the plan: %q", printed)
+		}
+	}
+	check(captureJobOut(t, func() error { return dispatch(args) }), 0, batch)
+
+	// Keep 5 lines: the second batch (rollouts 3..5) misses one, which the resumed run's first
+	// batch completes.
+	path := filepath.Join(out, probe.RolloutsFileName)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	if err := os.WriteFile(path, bytes.Join(lines[:5], nil), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	check(captureJobOut(t, func() error { return dispatch(args) }), 5, 1)
 }
