@@ -3,6 +3,7 @@ package tokenizer
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -285,8 +286,14 @@ func parseErrorText(err error) string {
 	return msg
 }
 
-// cleanRenderError drops gonja's generic wrapping prefix.
+// countFilterNoise matches what gonja wraps around an error in a for loop's
+// iterable because of the item-counting filter the limits put there (see
+// guardParser), which the template's author never wrote.
+var countFilterNoise = regexp.MustCompile(`(?s)unable to evaluate filter &\{<Token\[[^\]]*\] Val='.*?' Pos=\d+ Line=\d+ Col=\d+> ` + countItemsFilter + ` \[[^\]]*\] map\[\]\}: (?:invalid call to filter '` + countItemsFilter + `': )?`)
+
+// cleanRenderError drops gonja's generic wrapping prefix and the traces of
+// the item-counting filter.
 func cleanRenderError(err error) error {
 	msg := strings.TrimPrefix(err.Error(), "unable to execute template: ")
-	return errors.New(msg)
+	return errors.New(countFilterNoise.ReplaceAllString(msg, ""))
 }

@@ -92,6 +92,12 @@ func TestTemplateRunawayFailsCleanly(t *testing.T) {
 			want: []string{"line 1:", "recursion too deep", `macro "f"`},
 		},
 		{
+			// The rewrite (hoisted conditional, subscripts) keeps lines.
+			name: "recursion after lines the rewrite changes",
+			src:  "{{ 'a' + (b if c else d) }}{% set x = messages[-1].content.split()[0] %}\n{% for m in messages[::-1] %}{{ m }}{% endfor %}\n{% macro f(x) %}{{ f(x) }}{% endmacro %}{{ f(1) }}",
+			want: []string{"line 3:", "recursion too deep"},
+		},
+		{
 			name: "mutual recursion",
 			src:  "hello\n{% macro f(x) %}{{ g(x) }}{% endmacro %}\n{% macro g(x) %}\n{{ f(x) }}{% endmacro %}\n{{ f(1) }}",
 			want: []string{"recursion too deep", "line "},
@@ -191,6 +197,27 @@ func TestBoundedRange(t *testing.T) {
 		_, err := tmpl.Render(nil, RenderOptions{Extra: map[string]any{"a": args[0], "b": args[1], "c": args[2], "n": 1}})
 		if err == nil {
 			t.Errorf("range%v: no error", args)
+		}
+	}
+}
+
+// TestLoopErrorsWithoutCountingFilter: an error in a for loop's iterable
+// reads as gonja writes it, without the item-counting filter the limits
+// wrap around the iterable.
+func TestLoopErrorsWithoutCountingFilter(t *testing.T) {
+	for _, tc := range []struct{ src, want string }{
+		{"{% for m in messages|nosuch %}{% endfor %}", "filter 'nosuch' not found"},
+		{"{% for m in range('a') %}{% endfor %}", "range: expected signature"},
+		{"{% for m in x['it''s'].y %}{% endfor %}", "line 1"},
+		{"{% for m in range(200000) %}{% endfor %}", "range too big"},
+	} {
+		tmpl, err := NewChatTemplate(tc.src, "loop")
+		if err != nil {
+			t.Fatalf("%s: %v", tc.src, err)
+		}
+		_, err = tmpl.Render(nil, RenderOptions{})
+		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), countItemsFilter) {
+			t.Errorf("%s: error %v, want one with %q and without %s", tc.src, err, tc.want, countItemsFilter)
 		}
 	}
 }
