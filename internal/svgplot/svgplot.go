@@ -15,10 +15,12 @@
 // about 10% wider), and the layouts leave room for that (see Layout's
 // widthScale).
 //
-// Embedding the font (@font-face with a base64 data URI) was the other
-// choice: it adds about 0.5 MB to every plot and librsvg, which many
-// tools use to show and convert SVG, ignores @font-face, so it would not
-// help there.
+// Embedding the font (gonum's vgsvg.EmbedFonts: @font-face with a base64
+// data URI) was the other choice: it adds about 0.5 MB per font face to
+// every plot (a small plot with two faces grew from 4 KB to 1.1 MB), and
+// librsvg, which many tools use to show and convert SVG, ignores
+// @font-face (rsvg-convert 2.x drew the embedded and the plain file alike,
+// with the system's substitute), so it would not help there.
 package svgplot
 
 import (
