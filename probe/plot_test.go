@@ -92,7 +92,7 @@ func TestPlotLayouts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := BuildRunAxis(run, KeepScore, AxisOptions{})
+	b, err := BuildRunAxis(run, RunAxisOptions{MinScore: KeepScore, AxisOptions: rolloutAll})
 	if err != nil {
 		t.Fatal(err)
 	}
