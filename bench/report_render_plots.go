@@ -10,6 +10,8 @@ import (
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
+
+	"tether/internal/svgplot"
 )
 
 // Plot file names written by RenderPlots (projection plots are
@@ -89,7 +91,7 @@ const (
 
 // projectionPlot draws each arm's mean projection per turn and its +- sd band.
 func projectionPlot(r *DriftReport, domain string) (*plot.Plot, error) {
-	p := plot.New()
+	p := svgplot.New()
 	p.Title.Text = ProjectionPlotTitle(domain)
 	p.X.Label.Text = "turn"
 	p.Y.Label.Text = fmt.Sprintf("projection at layer %d", r.Settings.ProjectionLayer)
@@ -145,14 +147,21 @@ func projectionPlot(r *DriftReport, domain string) (*plot.Plot, error) {
 			}
 		}
 	}
-	p.Legend.Top = true
+	if len(turns) > 0 {
+		// A third of a turn of room on both sides, so the first and last
+		// points are not drawn on the frame.
+		p.X.Min, p.X.Max = float64(turns[0])-0.3, float64(turns[len(turns)-1])+0.3
+	}
 	legendRoom(p)
 	return p, nil
 }
 
-// legendRoom raises the top of the Y axis so that the legend (top right)
-// does not cover the data.
+// legendRoom puts the legend at the top left, its symbols first and the
+// text after them (so a font that draws the text wider than measured runs
+// into the empty plot, not into the symbols), and raises the top of the Y
+// axis so that it does not cover the data.
 func legendRoom(p *plot.Plot) {
+	p.Legend.Top, p.Legend.Left = true, true
 	lo, hi := p.Y.Min, p.Y.Max
 	if hi <= lo {
 		hi = lo + 1
@@ -163,7 +172,7 @@ func legendRoom(p *plot.Plot) {
 // variancePlot draws grouped bars: run-to-run, between scenario and between
 // persona variance for each arm.
 func variancePlot(r *DriftReport) (*plot.Plot, error) {
-	p := plot.New()
+	p := svgplot.New()
 	p.Title.Text = VariancePlotTitle
 	p.Y.Label.Text = "variance"
 	w := vg.Points(40)
@@ -196,7 +205,8 @@ func variancePlot(r *DriftReport) (*plot.Plot, error) {
 		p.Legend.Add(c.name, bars)
 	}
 	p.NominalX(names...)
-	p.Legend.Top = true
+	// The groups sit at 0 .. n-1: leave room at both ends.
+	p.X.Min, p.X.Max = -0.6, float64(len(names)-1)+0.6
 	legendRoom(p)
 	return p, nil
 }
@@ -204,7 +214,7 @@ func variancePlot(r *DriftReport) (*plot.Plot, error) {
 // capabilityPlot draws the relative change (percent) of perplexity and
 // exact-match accuracy under capping.
 func capabilityPlot(c *CapabilityResult) (*plot.Plot, error) {
-	p := plot.New()
+	p := svgplot.New()
 	p.Title.Text = CapabilityPlotTitle
 	p.Y.Label.Text = "capped vs uncapped (% change)"
 	vals := plotter.Values{100 * c.PerplexityRelative, 100 * c.ExactRelative}
@@ -216,18 +226,29 @@ func capabilityPlot(c *CapabilityResult) (*plot.Plot, error) {
 	bars.LineStyle.Width = 0
 	p.Add(plotter.NewGrid(), bars)
 	p.NominalX("perplexity", "exact match")
+	// The bars sit at 0 and 1: leave room at both ends, and above and
+	// below the longest bars.
+	p.X.Min, p.X.Max = -0.7, 1.7
+	lo, hi := min(0, vals[0], vals[1]), max(0, vals[0], vals[1])
+	if hi == lo {
+		hi = lo + 1
+	}
+	p.Y.Min, p.Y.Max = lo-0.1*(hi-lo), hi+0.1*(hi-lo)
 	return p, nil
 }
 
-// savePlot writes p as an SVG file (through a temporary file, renamed).
+// plotWidth and plotHeight are the size of the report's pictures.
+const (
+	plotWidth  = 7 * vg.Inch
+	plotHeight = 4.5 * vg.Inch
+)
+
+// savePlot writes p as an SVG file (svgplot.Encode; through a temporary
+// file, renamed).
 func savePlot(p *plot.Plot, path string) error {
-	wt, err := p.WriterTo(7*vg.Inch, 4.5*vg.Inch, "svg")
+	data, err := svgplot.Encode(p, plotWidth, plotHeight)
 	if err != nil {
 		return fmt.Errorf("bench: plot %s: %w", path, err)
 	}
-	var b strings.Builder
-	if _, err := wt.WriteTo(&b); err != nil {
-		return fmt.Errorf("bench: plot %s: %w", path, err)
-	}
-	return writeFileAtomic(path, []byte(b.String()))
+	return writeFileAtomic(path, data)
 }

@@ -11,6 +11,10 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"gonum.org/v1/plot"
+
+	"tether/internal/svgplot"
 )
 
 // syntheticDriftReport builds a report from planted numbers: 2 domains x 2 scenarios x
@@ -253,6 +257,55 @@ func TestRenderPlots(t *testing.T) {
 	}
 	if got := PlotFileName("my domain/2"); got != "projection_my_domain_2.svg" {
 		t.Errorf("PlotFileName = %q", got)
+	}
+}
+
+// TestPlotLayouts: in every plot of the synthetic report no text leaves the
+// canvas or overlaps another, even drawn 10% wider than measured (a
+// fallback font); every bar's slot lies inside the x axis; the SVG asks
+// for the metric-compatible font stack and nothing else.
+func TestPlotLayouts(t *testing.T) {
+	r := syntheticDriftReport(t)
+	plots := map[string]*plot.Plot{}
+	for _, domain := range summaryDomains(r.Summary) {
+		p, err := projectionPlot(r, domain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plots[PlotFileName(domain)] = p
+	}
+	variance, err := variancePlot(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	capability, err := capabilityPlot(r.Capability)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plots[PlotVariance], plots[PlotCapability] = variance, capability
+	for name, p := range plots {
+		if err := svgplot.CheckLayout(svgplot.Layout(p, plotWidth, plotHeight, svgplot.LabelSlack), plotWidth, plotHeight); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	for name, bars := range map[string]struct {
+		p *plot.Plot
+		n int
+	}{PlotVariance: {variance, len(r.Variance)}, PlotCapability: {capability, 2}} {
+		if bars.p.X.Min > -0.5 || bars.p.X.Max < float64(bars.n)-0.5 {
+			t.Errorf("%s: x axis [%v, %v] cuts the bars at 0 .. %d", name, bars.p.X.Min, bars.p.X.Max, bars.n-1)
+		}
+	}
+	dir := t.TempDir()
+	if err := RenderPlots(r, dir); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, PlotCapability))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, good := strings.Count(string(data), "font-family:"), strings.Count(string(data), "font-family:"+svgplot.FontFamily+";"); n == 0 || n != good {
+		t.Errorf("%s: %d of %d texts ask for %s", PlotCapability, good, n, svgplot.FontFamily)
 	}
 }
 

@@ -3,6 +3,7 @@ package tokenizer
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -66,6 +67,7 @@ type RenderOptions struct {
 // (Python dicts keep insertion order); messages keep role, content.
 type ChatTemplate struct {
 	name      string
+	file      string
 	source    string
 	rewritten string
 	tmpl      *exec.Template
@@ -77,74 +79,104 @@ type ChatTemplate struct {
 type TemplateError struct {
 	// Template is the name the template was created with.
 	Template string
+	// File is the file the template was read from; "" when not known.
+	File string
 	// Message is the argument the template passed to raise_exception.
 	Message string
 }
 
 // Error implements error.
 func (e *TemplateError) Error() string {
-	return fmt.Sprintf("tokenizer: chat template %q: raise_exception: %s", e.Template, e.Message)
+	return fmt.Sprintf("tokenizer: %s: raise_exception: %s", templateWhere(e.Template, e.File), e.Message)
+}
+
+// templateWhere names a template in errors: its name, and its file when
+// known.
+func templateWhere(name, file string) string {
+	if file == "" {
+		return fmt.Sprintf("chat template %q", name)
+	}
+	return fmt.Sprintf("chat template %q in %s", name, file)
 }
 
 // NewChatTemplate parses a chat template once. name identifies it in errors
 // (for example "default" or "tool_use"). Jinja constructs that the gonja
 // engine does not parse are first rewritten into equivalent ones it does
 // (see rewriteTemplate).
-func NewChatTemplate(source string, name string) (tmpl *ChatTemplate, err error) {
+func NewChatTemplate(source string, name string) (*ChatTemplate, error) {
+	return NewChatTemplateFile(source, name, "")
+}
+
+// NewChatTemplateFile is NewChatTemplate for a template read from file
+// (tokenizer_config.json, chat_template.jinja, ...), which its errors
+// name besides the template's name and the line in the template.
+func NewChatTemplateFile(source, name, file string) (tmpl *ChatTemplate, err error) {
+	where := templateWhere(name, file)
 	defer func() {
 		if r := recover(); r != nil {
-			tmpl, err = nil, fmt.Errorf("tokenizer: chat template %q: %s: %v", name, internalPanicText, r)
+			tmpl, err = nil, fmt.Errorf("tokenizer: %s: %s: %v", where, internalPanicText, r)
 		}
 	}()
 	rewritten, err := rewriteTemplate(source)
 	if err != nil {
-		return nil, fmt.Errorf("tokenizer: chat template %q: %w", name, err)
+		return nil, fmt.Errorf("tokenizer: %s: %w", where, err)
 	}
 	loader, err := loaders.NewFileSystemLoader("")
 	if err != nil {
-		return nil, fmt.Errorf("tokenizer: chat template %q: %w", name, err)
+		return nil, fmt.Errorf("tokenizer: %s: %w", where, err)
 	}
 	const rootID = "chat_template"
 	shifted, err := loaders.NewShiftedLoader(rootID, strings.NewReader(rewritten), loader)
 	if err != nil {
-		return nil, fmt.Errorf("tokenizer: chat template %q: %w", name, err)
+		return nil, fmt.Errorf("tokenizer: %s: %w", where, err)
 	}
 	parsed, err := newGonjaTemplate(rootID, shifted)
 	if err != nil {
-		return nil, fmt.Errorf("tokenizer: chat template %q: syntax error: %s", name, parseErrorText(err))
+		return nil, fmt.Errorf("tokenizer: %s: syntax error: %s", where, parseErrorText(err))
 	}
-	return &ChatTemplate{name: name, source: source, rewritten: rewritten, tmpl: parsed}, nil
+	return &ChatTemplate{name: name, file: file, source: source, rewritten: rewritten, tmpl: parsed}, nil
 }
 
 // Name is the name the template was created with.
 func (t *ChatTemplate) Name() string { return t.name }
+
+// File is the file the template was read from, "" when not known.
+func (t *ChatTemplate) File() string { return t.file }
 
 // Source is the template text as given to NewChatTemplate.
 func (t *ChatTemplate) Source() string { return t.source }
 
 // Render turns a conversation into the prompt text. An error that the
 // template raises with raise_exception is returned as a *TemplateError.
+// Rendering is bounded (see maxTemplateCallDepth and the limits next to
+// it): a template that recurses too deep or works too long fails with an
+// error that names the template, its file and the line.
 func (t *ChatTemplate) Render(messages []Message, opts RenderOptions) (out string, err error) {
 	defer func() {
 		// gonja should not panic, but a template is untrusted input: turn
 		// any panic inside the engine into an error.
 		if r := recover(); r != nil {
-			out, err = "", fmt.Errorf("tokenizer: chat template %q: %s: %v", t.name, internalPanicText, r)
+			out, err = "", fmt.Errorf("tokenizer: %s: %s: %v", templateWhere(t.name, t.file), internalPanicText, r)
 		}
 	}()
 	state := &renderState{now: opts.Now}
 	if state.now == nil {
 		state.now = time.Now
 	}
-	ctx := exec.NewContext(t.variables(messages, opts, state))
-	out, err = t.tmpl.ExecuteToString(ctx)
-	if state.raised != nil {
-		return "", &TemplateError{Template: t.name, Message: *state.raised}
+	budget := &renderBudget{}
+	vars := t.variables(messages, opts, state)
+	vars[budgetVar] = budget
+	var b strings.Builder
+	err = t.tmpl.Execute(&limitWriter{w: &b, budget: budget}, exec.NewContext(vars))
+	switch {
+	case budget.err != nil:
+		return "", fmt.Errorf("tokenizer: %s: %w", templateWhere(t.name, t.file), budget.err)
+	case state.raised != nil:
+		return "", &TemplateError{Template: t.name, File: t.file, Message: *state.raised}
+	case err != nil:
+		return "", fmt.Errorf("tokenizer: %s: %w", templateWhere(t.name, t.file), cleanRenderError(err))
 	}
-	if err != nil {
-		return "", fmt.Errorf("tokenizer: chat template %q: %w", t.name, cleanRenderError(err))
-	}
-	return out, nil
+	return b.String(), nil
 }
 
 // variables builds the template's global variables for one render.
@@ -254,8 +286,14 @@ func parseErrorText(err error) string {
 	return msg
 }
 
-// cleanRenderError drops gonja's generic wrapping prefix.
+// countFilterNoise matches what gonja wraps around an error in a for loop's
+// iterable because of the item-counting filter the limits put there (see
+// guardParser), which the template's author never wrote.
+var countFilterNoise = regexp.MustCompile(`(?s)unable to evaluate filter &\{<Token\[[^\]]*\] Val='.*?' Pos=\d+ Line=\d+ Col=\d+> ` + countItemsFilter + ` \[[^\]]*\] map\[\]\}: (?:invalid call to filter '` + countItemsFilter + `': )?`)
+
+// cleanRenderError drops gonja's generic wrapping prefix and the traces of
+// the item-counting filter.
 func cleanRenderError(err error) error {
 	msg := strings.TrimPrefix(err.Error(), "unable to execute template: ")
-	return errors.New(msg)
+	return errors.New(countFilterNoise.ReplaceAllString(msg, ""))
 }

@@ -15,7 +15,9 @@ import (
 // newline kept, the loopcontrols extension ({% break %}, {% continue %}:
 // gonja has them built in), a tojson filter that behaves like Python's
 // json.dumps(ensure_ascii=False, ...), and the globals raise_exception and
-// strftime_now (added per render, see ChatTemplate.variables).
+// strftime_now (added per render, see ChatTemplate.variables). Its
+// statements are wrapped to bound recursion and work, and range() is
+// bounded like the sandbox's (see template_limits.go).
 //
 // It is built once, as a private copy of gonja's builtins, so that nothing
 // here changes gonja's global default environment.
@@ -50,9 +52,11 @@ func chatEnvironment() (*exec.Environment, error) {
 				return
 			}
 		}
-		if err := filters.Register(subscriptFilterName, filterGetItem); err != nil {
-			chatEnvErr = fmt.Errorf("tokenizer: chat template environment: %w", err)
-			return
+		for name, fn := range map[string]exec.FilterFunction{subscriptFilterName: filterGetItem, countItemsFilter: filterCountItems} {
+			if err := filters.Register(name, fn); err != nil {
+				chatEnvErr = fmt.Errorf("tokenizer: chat template environment: %w", err)
+				return
+			}
 		}
 		tests := exec.NewTestSet(map[string]exec.TestFunction{}).Update(builtins.Tests)
 		for name, fn := range map[string]exec.TestFunction{"true": testIsTrue, "false": testIsFalse} {
@@ -61,14 +65,21 @@ func chatEnvironment() (*exec.Environment, error) {
 				return
 			}
 		}
+		statements, err := guardedStatements()
+		if err != nil {
+			chatEnvErr = fmt.Errorf("tokenizer: chat template environment: %w", err)
+			return
+		}
+		globals := exec.EmptyContext().Update(builtins.GlobalFunctions).Update(builtins.GlobalVariables)
+		globals.Set("range", boundedRange)
 		methods := builtins.Methods
 		methods.Str = chatStrMethods()
 		methods.Dict = chatDictMethods()
 		chatEnv = &exec.Environment{
-			Context:           exec.EmptyContext().Update(builtins.GlobalFunctions).Update(builtins.GlobalVariables),
+			Context:           globals,
 			Filters:           filters,
 			Tests:             tests,
-			ControlStructures: builtins.ControlStructures,
+			ControlStructures: statements,
 			Methods:           methods,
 		}
 	})

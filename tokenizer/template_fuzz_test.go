@@ -67,6 +67,8 @@ func FuzzChatTemplateSource(f *testing.F) {
 		"{{ ((a if b else c) if d else e) }}",
 		"{% raw %}{{{% endraw %}",
 		"{{ A[][0%00)}}",
+		"{% macro f(x) %}{{ f(x) }}{% endmacro %}{{ f(1) }}",
+		"{% for x in [1] recursive %}{{ loop([x]) }}{% endfor %}",
 	} {
 		f.Add(s)
 	}
