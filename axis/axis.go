@@ -6,7 +6,7 @@
 // header's __metadata__, so Python's safetensors reads it with no tether code:
 //
 //	axis          [layers, hidden]          mean(default) - mean(roles), not normalised
-//	default_mean  [layers, hidden]          mean activation of the default (Assistant) rollouts
+//	default_mean  [layers, hidden]          mean activation of the default (Assistant) rollouts (absent in an imported axis)
 //	role_means    [roles, layers, hidden]   mean activation of each role's kept rollouts
 //	tau           [percentiles, layers]     calibrated thresholds, one row per percentile
 //
@@ -41,7 +41,7 @@ type Axis struct {
 	Hidden int
 
 	Axis        [][]float32   // [layers][hidden]
-	DefaultMean [][]float32   // [layers][hidden]
+	DefaultMean [][]float32   // [layers][hidden]; nil when unknown (an imported axis)
 	RoleNames   []string      // [roles]
 	RoleMeans   [][][]float32 // [roles][layers][hidden]
 
@@ -83,6 +83,9 @@ func (a *Axis) TauAt(percentile float64, layer int) (float32, error) {
 			return a.Tau[i][layer], nil
 		}
 	}
+	if len(a.Percentiles) == 0 && a.Imported() {
+		return 0, fmt.Errorf("axis: this axis was imported from the reference project's %s, which holds no thresholds (tau): give --cap-tau, or --cap-experiment with --capping-config", a.Extra[MetaSourceFile])
+	}
 	return 0, fmt.Errorf("axis: percentile %g is not calibrated in this file (calibrated: %s)", percentile, formatFloats(a.Percentiles))
 }
 
@@ -95,8 +98,10 @@ func (a *Axis) Validate() error {
 	if err := checkMatrix("axis", a.Axis, a.Layers, a.Hidden); err != nil {
 		return err
 	}
-	if err := checkMatrix("default_mean", a.DefaultMean, a.Layers, a.Hidden); err != nil {
-		return err
+	if a.DefaultMean != nil {
+		if err := checkMatrix("default_mean", a.DefaultMean, a.Layers, a.Hidden); err != nil {
+			return err
+		}
 	}
 	if len(a.RoleMeans) != len(a.RoleNames) {
 		return fmt.Errorf("axis: %d role names but %d role means", len(a.RoleNames), len(a.RoleMeans))
@@ -161,8 +166,10 @@ func Write(path string, a *Axis) error {
 	if err := add("axis", []int{a.Layers, a.Hidden}, flatten(a.Axis)); err != nil {
 		return err
 	}
-	if err := add("default_mean", []int{a.Layers, a.Hidden}, flatten(a.DefaultMean)); err != nil {
-		return err
+	if a.DefaultMean != nil {
+		if err := add("default_mean", []int{a.Layers, a.Hidden}, flatten(a.DefaultMean)); err != nil {
+			return err
+		}
 	}
 	if len(a.RoleMeans) > 0 {
 		var all []float32
@@ -227,11 +234,13 @@ func Read(path string) (*Axis, error) {
 		return nil, err
 	}
 	a.Axis = split(append([]float32(nil), ax...), a.Hidden)
-	dm, err := readShaped(f, path, "default_mean", a.Layers, a.Hidden)
-	if err != nil {
-		return nil, err
+	if f.Has("default_mean") {
+		dm, err := readShaped(f, path, "default_mean", a.Layers, a.Hidden)
+		if err != nil {
+			return nil, err
+		}
+		a.DefaultMean = split(dm, a.Hidden)
 	}
-	a.DefaultMean = split(dm, a.Hidden)
 	if r := meta["roles"]; r != "" {
 		if err := json.Unmarshal([]byte(r), &a.RoleNames); err != nil {
 			return nil, fmt.Errorf("axis: %s: metadata \"roles\": expected a JSON list of names: %v", path, err)

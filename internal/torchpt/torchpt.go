@@ -35,6 +35,10 @@ const (
 	maxPickleBytes  = 64 << 20
 	maxTensorValues = 1 << 31
 	maxDepth        = 512
+	// maxExpansion bounds how many values a view may hold per stored
+	// element (views with stride 0 repeat elements), so that the work is
+	// bounded by the file's size.
+	maxExpansion = 256
 )
 
 // Tensor is a tensor read from a torch.save file, converted to float32
@@ -354,8 +358,8 @@ func (s *storage) gather(offset int, shape, stride []int) (*Tensor, error) {
 			count = 0
 			break
 		}
-		if count > maxTensorValues/n {
-			return nil, fmt.Errorf("tensor of size %v has more than %d values", shape, maxTensorValues)
+		if limit := max(numel, 1) * maxExpansion; count > limit/n {
+			return nil, fmt.Errorf("tensor of size %v has more than %d values, %d per element of its storage %q (%d)", shape, limit, maxExpansion, s.key, numel)
 		}
 		count *= n
 		if stride[i] > 0 && (n-1) > (math.MaxInt32-last)/stride[i] {
