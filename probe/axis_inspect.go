@@ -21,7 +21,7 @@ type AxisInspection struct {
 	Percentiles []float64          `json:"percentiles"`
 	PerLayer    []InspectLayer     `json:"per_layer"`
 	Layer       int                `json:"layer"`
-	Default     float64            `json:"default_projection"`
+	Default     *float64           `json:"default_projection,omitempty"` // nil: the file has no default_mean
 	Roles       []RoleProjection   `json:"roles"`
 	Metadata    map[string]string  `json:"metadata"`
 	Counts      map[string]float64 `json:"counts,omitempty"`
@@ -145,7 +145,10 @@ func InspectAxis(a *axis.Axis, layer int) (*AxisInspection, error) {
 	if err != nil {
 		return nil, fmt.Errorf("probe: inspect: %w", err)
 	}
-	in.Default = dot32(a.DefaultMean[layer], u)
+	if a.DefaultMean != nil {
+		d := dot32(a.DefaultMean[layer], u)
+		in.Default = &d
+	}
 	for r, name := range a.RoleNames {
 		in.Roles = append(in.Roles, RoleProjection{Role: name, Projection: dot32(a.RoleMeans[r][layer], u)})
 	}

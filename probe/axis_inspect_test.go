@@ -44,7 +44,7 @@ func TestInspectAxisRanksRolesByProjection(t *testing.T) {
 			t.Errorf("rank %d: %+v, want %+v", i, in.Roles[i], w)
 		}
 	}
-	if math.Abs(in.Default-5) > 1e-6 || math.Abs(in.PerLayer[1].AxisNorm-5) > 1e-6 {
+	if math.Abs(*in.Default-5) > 1e-6 || math.Abs(in.PerLayer[1].AxisNorm-5) > 1e-6 {
 		t.Errorf("default projection %v, |axis| %v; want 5 and 5", in.Default, in.PerLayer[1].AxisNorm)
 	}
 	if in.PerLayer[1].PC1Cosine == nil || *in.PerLayer[1].PC1Cosine != 0.9 || in.PerLayer[0].Tau[0] != -1 {

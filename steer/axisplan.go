@@ -133,6 +133,9 @@ func ApplyUnits(adds []Intervention, units string) error {
 // NormsFromAxis returns, per layer, the norm of the axis file's
 // default_mean: the size of the default Assistant's mean activation there.
 func NormsFromAxis(a *axis.Axis, layers []int) (map[int]float64, error) {
+	if a.DefaultMean == nil {
+		return nil, fmt.Errorf("steer: the axis file has no default_mean (an imported axis), no norm to scale by")
+	}
 	out := map[int]float64{}
 	for _, l := range layers {
 		if l < 0 || l >= a.Layers {

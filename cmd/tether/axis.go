@@ -170,7 +170,11 @@ func printInspection(in *probe.AxisInspection, top int) {
 	} else {
 		fmt.Println("(no per-token statistics in this file: build with --calibrate-unit token or --token-fractions for the fraction of tokens each tau caps)")
 	}
-	fmt.Printf("\nlayer %d, projections on the unit axis (higher = more Assistant-like); default %.4g\n", in.Layer, in.Default)
+	def := "unknown (no default_mean in the file)"
+	if in.Default != nil {
+		def = fmt.Sprintf("%.4g", *in.Default)
+	}
+	fmt.Printf("\nlayer %d, projections on the unit axis (higher = more Assistant-like); default %s\n", in.Layer, def)
 	n := min(top, len(in.Roles))
 	fmt.Println("Assistant end:")
 	for _, r := range in.Roles[:n] {

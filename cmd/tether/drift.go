@@ -27,7 +27,7 @@ func init() {
 
 // driftUnusedSteerFlags are the steering flags of `tether chat` that the
 // drift benchmark does not take (its arms are uncapped and capped only).
-var driftUnusedSteerFlags = []string{"steer", "steer-layers", "steer-coef", "steer-units", "steer-norm-units", "ablate", "ablate-value", "newest-only", "telemetry", "measure-layer"}
+var driftUnusedSteerFlags = []string{"cap-experiment", "capping-config", "steer", "steer-layers", "steer-coef", "steer-units", "steer-norm-units", "ablate", "ablate-value", "newest-only", "telemetry", "measure-layer"}
 
 func runBenchDrift(args []string) error {
 	fs := newFlags("bench drift", "--model M --axis A --cap-layers L (--cap-percentile P | --cap-tau T) --out DIR [--scenarios DIR] [--seeds K] [--turns N] [--max-tokens N] [--projection-layer L] [--simulated-user M|self] [--judge M|self] [--domains a,b] [--scenarios-limit N] [--backend B]",

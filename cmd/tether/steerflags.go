@@ -26,6 +26,8 @@ type steerFlags struct {
 	capLayers     string
 	capPercentile float64
 	capTau        string
+	capExperiment string
+	cappingConfig string
 	steerPath     string
 	steerLayers   string
 	steerCoef     float64
@@ -43,6 +45,8 @@ func addSteerFlags(fs *pflag.FlagSet, s *steerFlags) {
 	fs.StringVar(&s.capLayers, "cap-layers", "", "cap the axis projection on these layers: "+layerSyntax)
 	fs.Float64Var(&s.capPercentile, "cap-percentile", 0, "cap threshold: this calibrated percentile of the axis file (e.g. 25)")
 	fs.StringVar(&s.capTau, "cap-tau", "", "cap threshold given directly: one value, or one per capped layer (comma-separated)")
+	fs.StringVar(&s.capExperiment, "cap-experiment", "", `cap as this experiment of --capping-config does, e.g. "layers_46:54-p0.25" (its vectors and caps; no --axis needed)`)
+	fs.StringVar(&s.cappingConfig, "capping-config", "", "the reference project's capping_config.pt, for --cap-experiment")
 	fs.StringVar(&s.steerPath, "steer", "", "add-steer with this vector: a llama.cpp/repeng control vector (.gguf) or an axis file (its unit axis)")
 	fs.StringVar(&s.steerLayers, "steer-layers", "", "layers to add-steer, same syntax as --cap-layers (default: every layer of a control vector; required for an axis file)")
 	fs.Float64Var(&s.steerCoef, "steer-coef", 1, "steering coefficient: the vector (see --steer-units) is multiplied by this (positive = toward the Assistant for an axis)")
@@ -96,6 +100,9 @@ func (s *steerFlags) build(ctx context.Context, fs *pflag.FlagSet, m *model.Mode
 	}
 	if s.capLayers == "" && (changed("cap-percentile") || changed("cap-tau")) {
 		return nil, usageErrorf("--cap-percentile/--cap-tau need --cap-layers")
+	}
+	if err := s.checkExperimentFlags(changed); err != nil {
+		return nil, err
 	}
 	if s.steerPath == "" && (changed("steer-layers") || changed("steer-coef") || changed("steer-norm-units") || changed("steer-units")) {
 		return nil, usageErrorf("--steer-layers/--steer-coef/--steer-units/--steer-norm-units need --steer")
@@ -156,6 +163,14 @@ func (s *steerFlags) build(ctx context.Context, fs *pflag.FlagSet, m *model.Mode
 		plan.Interventions = append(plan.Interventions, caps...)
 		setup.capLayers = layers
 	}
+	if s.capExperiment != "" {
+		caps, err := s.experimentCaps(H, L)
+		if err != nil {
+			return nil, err
+		}
+		plan.Interventions = append(plan.Interventions, caps...)
+		setup.capLayers = capLayersOf(caps)
+	}
 	if s.ablate != "" {
 		layers, err := steer.ParseLayers(s.ablate, L)
 		if err != nil {
@@ -200,6 +215,10 @@ func (s *steerFlags) build(ctx context.Context, fs *pflag.FlagSet, m *model.Mode
 			plan.Monitor[iv.Layer] = ax.Axis[iv.Layer]
 		}
 		setup.summary = true
+	} else if s.capExperiment != "" {
+		if err := s.monitorExperiment(&plan, setup); err != nil {
+			return nil, err
+		}
 	} else if s.measureLayer >= 0 {
 		return nil, usageErrorf("--measure-layer needs an axis (--axis, or --steer with an axis file)")
 	}
@@ -273,10 +292,11 @@ func (s *steerFlags) steerAdds(ctx context.Context, m *model.Model, ax *axis.Axi
 		addLayers = append(addLayers, adds[i].Layer)
 	}
 	var norms map[int]float64
-	if normAxis := ax; normAxis != nil || steerAxis != nil {
-		if normAxis == nil {
-			normAxis = steerAxis
-		}
+	normAxis := ax
+	if normAxis == nil {
+		normAxis = steerAxis
+	}
+	if normAxis != nil && normAxis.DefaultMean != nil { // an imported axis has none: measure
 		norms, err = steer.NormsFromAxis(normAxis, addLayers)
 	} else {
 		var ids []int
