@@ -18,6 +18,11 @@
 // docs/method.md). The reference project's form, a ceiling on the
 // role-minus-default direction v = -u with threshold -tau,
 // h <- h - max(0, <h,v> - (-tau)) * v, is the same map.
+//
+// ImportReference reads the reference project's axis.pt into an Axis with no
+// default mean, role means or tau (its metadata records the source file, its
+// sha256 and what is unknown); ReadCappingConfig reads its capping_config.pt,
+// whose experiments become tether caps (see Cap).
 package axis
 
 import (
