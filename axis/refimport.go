@@ -233,7 +233,6 @@ type Cap struct {
 	Dir    []float32
 	Tau    float32
 	Vector string // the reference vector's name
-	RefCap float64
 }
 
 // ReadCappingConfig reads and checks a reference capping_config.pt.
@@ -355,6 +354,11 @@ func refExperiment(i int, v any) (RefExperiment, error) {
 				ri.Cap = c
 			case int64:
 				ri.Cap = float64(c)
+			case *torchpt.Tensor: // float(tensor) in the reference takes a one-element tensor
+				if len(c.Data) != 1 {
+					return RefExperiment{}, fmt.Errorf("experiment %q: interventions[%d][\"cap\"] is %s, expected a number", id, j, describe(cv))
+				}
+				ri.Cap = float64(c.Data[0])
 			default:
 				return RefExperiment{}, fmt.Errorf("experiment %q: interventions[%d][\"cap\"] is %s, expected a number", id, j, describe(cv))
 			}
@@ -407,7 +411,7 @@ func (c *CappingConfig) Caps(id string) ([]Cap, error) {
 		for k, x := range rv.Vector {
 			dir[k] = float32(-float64(x) / n)
 		}
-		out = append(out, Cap{Layer: rv.Layer, Dir: dir, Tau: float32(-iv.Cap), Vector: iv.Vector, RefCap: iv.Cap})
+		out = append(out, Cap{Layer: rv.Layer, Dir: dir, Tau: float32(-iv.Cap), Vector: iv.Vector})
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("axis: capping config %s: experiment %q has no intervention with a \"cap\"", c.Path, id)

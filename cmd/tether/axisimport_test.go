@@ -67,6 +67,9 @@ func TestCapExperimentFlags(t *testing.T) {
 	if s == nil || s.Layer != 2 || s.CappedFraction != 1 {
 		t.Fatalf("summary %+v: want every token capped, measured at layer 2 (middle of 1..3)", s)
 	}
+	if tc := generateJSON(t, f, "--cap-experiment", "floor10_tensor", "--capping-config", cfg); !slices.Equal(tc.IDs, capped.IDs) {
+		t.Errorf("caps stored as 0-d tensors gave %v, as floats %v", tc.IDs, capped.IDs)
+	}
 	recs := readTelemetry(t, tel)
 	if len(recs) != 3*len(capped.IDs) {
 		t.Fatalf("%d telemetry lines for %d tokens x 3 capped layers", len(recs), len(capped.IDs))

@@ -78,7 +78,7 @@ func scan(p []byte) error {
 		info, ok := dataOps[op]
 		if !ok {
 			if name, bad := forbiddenOps[op]; bad {
-				return fmt.Errorf("pickle opcode %s at byte %d builds objects; only data opcodes are allowed", name, pos)
+				return fmt.Errorf("pickle opcode %s at byte %d is not allowed: only data opcodes (no object building, extensions or out-of-band buffers)", name, pos)
 			}
 			return fmt.Errorf("unknown pickle opcode 0x%02x at byte %d", op, pos)
 		}

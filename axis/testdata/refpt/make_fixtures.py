@@ -105,12 +105,14 @@ torch.save({"vectors": {"layer_0": vectors["layer_0"]},
            "capping_config_bad.pt")
 
 # For the command-line tests' tiny model (hidden 64, 6 layers): "floor10"
-# caps at -10 on layers 1..3 (acts on every token), "open" at 1e30 (never).
+# caps at -10 on layers 1..3 (acts on every token), "open" at 1e30 (never);
+# "floor10_tensor" is floor10 with its caps as 0-d tensors (float() takes them).
 g = torch.Generator().manual_seed(64)
 vectors64 = {f"layer_{l}": {"layer": l, "vector": torch.randn(64, generator=g) * 3} for l in (1, 2, 3)}
 torch.save({"vectors": vectors64, "experiments": [
     {"id": "floor10", "interventions": [{"vector": f"layer_{l}", "cap": -10.0} for l in (1, 2, 3)]},
     {"id": "open", "interventions": [{"vector": f"layer_{l}", "cap": 1e30} for l in (1, 2, 3)]},
+    {"id": "floor10_tensor", "interventions": [{"vector": f"layer_{l}", "cap": torch.tensor(-10.0)} for l in (1, 2, 3)]},
 ]}, "capping_config_h64.pt")
 
 with open("expected.json", "w") as f:

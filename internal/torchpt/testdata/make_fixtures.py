@@ -5,9 +5,7 @@ with the values torch reports for them (independently of the Go reader).
 Run from this directory:  /usr/bin/python3 make_fixtures.py   (Debian python3-torch)
 The crafted bad files are written as bytes and never loaded here.
 """
-import io
 import json
-import struct
 import zipfile
 from collections import OrderedDict
 
@@ -64,29 +62,34 @@ with open("expected.json", "w") as f:
     f.write("\n")
 
 
+def put(z, name, data):
+    """Writes a stored record with a fixed date, so that reruns give the same bytes."""
+    z.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data)
+
+
 def rezip(src, dst, edit):
     """Copies a torch zip, letting edit(name, data) change or drop records."""
     with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_STORED) as zout:
         for info in zin.infolist():
             data = edit(info.filename, zin.read(info.filename))
             if data is not None:
-                zout.writestr(info.filename, data)
+                put(zout, info.filename, data)
         extra = edit("+", None)
         if extra:
-            zout.writestr(extra[0], extra[1])
+            put(zout, extra[0], extra[1])
 
 
 def torch_zip(dst, pkl):
     with zipfile.ZipFile(dst, "w", zipfile.ZIP_STORED) as z:
-        z.writestr("archive/data.pkl", pkl)
-        z.writestr("archive/version", "3\n")
+        put(z, "archive/data.pkl", pkl)
+        put(z, "archive/version", "3\n")
 
 
 with open("not_zip.pt", "wb") as f:
     f.write(b"this is a text file, not a torch.save archive\n")
 
 with zipfile.ZipFile("no_data_pkl.pt", "w") as z:
-    z.writestr("archive/version", "3\n")
+    put(z, "archive/version", "3\n")
 
 # os.system("true") via GLOBAL + REDUCE (protocol 2), and builtins.eval via
 # STACK_GLOBAL (protocol 4). Never unpickled here.
