@@ -164,7 +164,7 @@ type runTokens struct {
 }
 
 // RunTokens re-reads the response tokens of r's rollouts with m (the run's model): the same
-// rendering and span as `persona run`'s capture, kept per token.
+// prompt rendering and generated response ids as `persona run`'s capture, kept per token.
 func RunTokens(ctx context.Context, r *Run, m *model.Model) TokenProjector {
 	byID := map[string]Rollout{}
 	for _, ro := range r.Rollouts() {
@@ -187,11 +187,11 @@ func (t *runTokens) ProjectTokens(ids []string, units [][]float64, fn func(int, 
 		if !ok {
 			return fmt.Errorf("probe: token pass: no rollout %q in the run", id)
 		}
-		s, err := t.p.Span(Conversation{System: r.System, Question: r.Question, Response: r.Response})
+		prompt, err := t.p.Prompt(r.System, r.Question)
 		if err != nil {
 			return fmt.Errorf("probe: token pass: rollout %s: %w", id, err)
 		}
-		spans[i] = s
+		spans[i] = ResponseSpan(prompt, r.ResponseIDs)
 	}
 	perToken := int64(cfg.NumLayers) * int64(cfg.HiddenSize) * 4
 	for lo := 0; lo < len(spans); {
