@@ -39,6 +39,13 @@ import (
 // Convention is the metadata value that states the sign convention.
 const Convention = "floor: u = axis/|axis|, default projects high, h <- h + max(0, tau - <h,u>) u"
 
+// RenderingKey is the Extra metadata key holding, as JSON, how the persona
+// run behind the axis rendered its chats (chat template sha256,
+// enable_thinking, system prompt folding; written by axis build from the
+// run's run.json), so that commands capping with the axis can check that they
+// render the same way.
+const RenderingKey = "rendering"
+
 // Axis is the content of an axis file.
 type Axis struct {
 	Model  string // model id or directory name the activations came from

@@ -186,9 +186,9 @@ type CapabilityOptions struct {
 
 // MeasureCapability runs perplexity on the held-out text and exact-match
 // accuracy on the questions, without hooks (uncapped) and with hooks
-// (capped), and compares them. Questions go through the chat template when
-// the model has one (else "Question: ...\nAnswer:" as a plain prompt);
-// answers are greedy.
+// (capped), and compares them. Each question is a user turn rendered by the
+// model's chat renderer (model.Model.ChatPrompt: the chat template, or the
+// plain User/Assistant format without one); answers are greedy.
 func MeasureCapability(ctx context.Context, m *model.Model, hooks engine.Hooks, o CapabilityOptions) (*CapabilityResult, error) {
 	if m.Engine == nil || m.Tokenizer == nil {
 		return nil, fmt.Errorf("bench: capability: model %s: expected weights and a tokenizer", m.Name)
@@ -227,7 +227,7 @@ func MeasureCapability(ctx context.Context, m *model.Model, hooks engine.Hooks, 
 
 	prompts := make([][]int, len(o.Questions))
 	for i, q := range o.Questions {
-		if prompts[i], err = questionPrompt(m, q.Question); err != nil {
+		if prompts[i], err = m.ChatPrompt([]tokenizer.Message{{Role: "user", Content: q.Question}}, true); err != nil {
 			return nil, fmt.Errorf("bench: capability: question %q: %w", q.ID, err)
 		}
 	}
@@ -268,15 +268,6 @@ func relativeChange(capped, uncapped float64) float64 {
 	return capped/uncapped - 1
 }
 
-// questionPrompt is the token ids of one question: chat template when the
-// model has one, else a plain "Question: ...\nAnswer:" prompt.
-func questionPrompt(m *model.Model, question string) ([]int, error) {
-	if m.Template != nil {
-		return m.ChatPrompt([]tokenizer.Message{{Role: "user", Content: question}}, true)
-	}
-	return m.PlainPrompt("Question: " + question + "\nAnswer:")
-}
-
 // answerAll generates greedy answers for prompts, o.Batch at a time.
 func answerAll(ctx context.Context, m *model.Model, prompts [][]int, hooks engine.Hooks, o CapabilityOptions) ([]string, error) {
 	out := make([]string, len(prompts))
@@ -284,14 +275,14 @@ func answerAll(ctx context.Context, m *model.Model, prompts [][]int, hooks engin
 	for b := 0; b < len(prompts); b += o.Batch {
 		var reqs []engine.Request
 		for _, p := range prompts[b:min(b+o.Batch, len(prompts))] {
-			reqs = append(reqs, engine.Request{Prompt: p, MaxNewTokens: o.MaxTokens, StopTokens: stops})
+			reqs = append(reqs, engine.Request{Prompt: p, MaxNewTokens: o.MaxTokens, StopTokens: stops, StopStrings: m.ChatStopStrings()})
 		}
-		res, err := m.Engine.Generate(ctx, reqs, engine.GenerateOptions{Hooks: hooks})
+		res, err := m.Engine.Generate(ctx, reqs, engine.GenerateOptions{Hooks: hooks, Detokenizer: m.Tokenizer})
 		if err != nil {
 			return nil, err
 		}
 		for i, r := range res {
-			text, err := m.Continuation(reqs[i].Prompt, r.Tokens)
+			text, err := m.AssistantText(reqs[i].Prompt, r.Tokens)
 			if err != nil {
 				return nil, fmt.Errorf("decode answer %d: %w", b+i, err)
 			}

@@ -47,14 +47,9 @@ type conversationState struct {
 	records  []TurnRecord
 }
 
-// chatPromptIDs renders a conversation for the model, ending with the opening
-// of the assistant turn.
-//
-// With a chat template the messages are rendered with it
-// (add_generation_prompt). Without one (e.g. stories260K) the plain-text
-// format is used: "User: <text>\nAssistant: <text>\n" per exchange, ending
-// with "User: <text>\nAssistant:", encoded with the tokenizer's special tokens
-// (BOS); generation stops at the string "\nUser:".
+// chatPromptIDs renders a conversation for the model with its chat renderer
+// (model.Model.ChatPrompt: the chat template, or the plain User/Assistant
+// format without one), ending with the opening of the assistant turn.
 //
 // When the conversation does not fit the model's context with room for
 // maxTokens new tokens, the oldest exchanges are dropped (the newest user
@@ -62,7 +57,7 @@ type conversationState struct {
 func chatPromptIDs(m *model.Model, msgs []tokenizer.Message, maxTokens int) ([]int, error) {
 	maxPos := m.Config.MaxPositions
 	for start := 0; ; start += 2 {
-		ids, err := renderConversation(m, msgs[start:])
+		ids, err := m.ChatPrompt(msgs[start:], true)
 		if err != nil {
 			return nil, err
 		}
@@ -73,25 +68,6 @@ func chatPromptIDs(m *model.Model, msgs []tokenizer.Message, maxTokens int) ([]i
 			return ids, nil
 		}
 	}
-}
-
-// plainStop ends an assistant turn in the plain-text format.
-const plainStop = "\nUser:"
-
-func renderConversation(m *model.Model, msgs []tokenizer.Message) ([]int, error) {
-	if m.Template != nil {
-		return m.ChatPrompt(msgs, true)
-	}
-	var b strings.Builder
-	for _, msg := range msgs {
-		if msg.Role == "user" {
-			fmt.Fprintf(&b, "User: %s\n", msg.Content)
-		} else {
-			fmt.Fprintf(&b, "Assistant: %s\n", msg.Content)
-		}
-	}
-	b.WriteString("Assistant:")
-	return m.PlainPrompt(b.String())
 }
 
 // armSetup is what one arm needs at generation time.
@@ -147,9 +123,7 @@ func (r *driftRunner) runGroup(ctx context.Context, s driftScript, a armSetup) (
 				MaxNewTokens: r.opts.MaxTokens,
 				Sampling:     engine.SamplingParams{Temperature: r.opts.Temperature, TopP: r.opts.TopP, Seed: DriftTurnSeed(c.seed, s.info.ID, turn)},
 				StopTokens:   r.m.StopTokens(),
-			}
-			if r.m.Template == nil {
-				reqs[i].StopStrings = []string{plainStop}
+				StopStrings:  r.m.ChatStopStrings(),
 			}
 		}
 		res, err := r.m.Engine.Generate(ctx, reqs, engine.GenerateOptions{
@@ -205,12 +179,9 @@ func (r *driftRunner) turnRecord(s driftScript, a armSetup, c *conversationState
 	for _, h := range rows[first:last] {
 		sum += dot(h, u)
 	}
-	text := res.Text
-	if r.m.Template != nil {
-		var err error
-		if text, err = r.m.Continuation(req.Prompt, res.Tokens); err != nil {
-			return TurnRecord{}, fmt.Errorf("bench: drift: scenario %s, turn %d: decode: %w", s.info.ID, turn, err)
-		}
+	text, err := r.m.AssistantText(req.Prompt, res.Tokens)
+	if err != nil {
+		return TurnRecord{}, fmt.Errorf("bench: drift: scenario %s, turn %d: decode: %w", s.info.ID, turn, err)
 	}
 	rec := TurnRecord{
 		Scenario: s.info.ID, Domain: s.info.Domain, Persona: s.info.Persona,

@@ -49,7 +49,7 @@ func writeRandomAxis(tb testing.TB, path string, layers, hidden int, tau float32
 func TestDemoDriftStories(t *testing.T) {
 	dir := t.TempDir()
 	m := testmodels.Open(t, testmodels.Stories260K(t))
-	if m.Template != nil {
+	if m.HasChatTemplate() {
 		t.Fatal("stories260K has a chat template; the plain-text path is not tested")
 	}
 	apath := filepath.Join(dir, "axis.safetensors")
@@ -147,7 +147,7 @@ func TestDriftPromptFitsContext(t *testing.T) {
 	if !strings.HasSuffix(text, "User: the last question\nAssistant:") || strings.Contains(text, "question 0 ") {
 		t.Fatalf("prompt %q: want the oldest exchanges dropped and the newest user turn last", text)
 	}
-	full, _ := renderConversation(m, msgs)
+	full, _ := m.ChatPrompt(msgs, true)
 	if len(full)+128 <= m.Config.MaxPositions {
 		t.Fatalf("the conversation (%d tokens) fits: nothing was dropped", len(full))
 	}

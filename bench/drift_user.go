@@ -75,16 +75,10 @@ func simulatedUserPrompt(info ScenarioInfo, msgs []tokenizer.Message) string {
 	return b.String()
 }
 
-// askModel sends one user message to a model (through its chat template, or
-// as a plain prompt without one) and returns the answer.
+// askModel sends one user message to a model (through its chat renderer,
+// model.Model.ChatPrompt) and returns the answer.
 func askModel(ctx context.Context, m *model.Model, prompt string, maxTokens int, sp engine.SamplingParams) (string, error) {
-	var ids []int
-	var err error
-	if m.Template != nil {
-		ids, err = m.ChatPrompt([]tokenizer.Message{{Role: "user", Content: prompt}}, true)
-	} else {
-		ids, err = m.PlainPrompt(prompt + "\n\n")
-	}
+	ids, err := m.ChatPrompt([]tokenizer.Message{{Role: "user", Content: prompt}}, true)
 	if err != nil {
 		return "", err
 	}
@@ -96,11 +90,12 @@ func askModel(ctx context.Context, m *model.Model, prompt string, maxTokens int,
 		cut := len(ids) + maxTokens - mp
 		ids = append(ids[:1:1], ids[1+cut:]...)
 	}
-	res, err := m.Engine.Generate(ctx, []engine.Request{{Prompt: ids, MaxNewTokens: maxTokens, Sampling: sp, StopTokens: m.StopTokens()}}, engine.GenerateOptions{})
+	res, err := m.Engine.Generate(ctx, []engine.Request{{Prompt: ids, MaxNewTokens: maxTokens, Sampling: sp,
+		StopTokens: m.StopTokens(), StopStrings: m.ChatStopStrings()}}, engine.GenerateOptions{Detokenizer: m.Tokenizer})
 	if err != nil {
 		return "", err
 	}
-	return m.Continuation(ids, res[0].Tokens)
+	return m.AssistantText(ids, res[0].Tokens)
 }
 
 // judgeMaxTokens bounds a judge's answer (a 0 or a 1).

@@ -30,8 +30,16 @@ type Model struct {
 	Engine *engine.Model
 	// Tokenizer encodes and decodes text for this model.
 	Tokenizer tokenizer.Tokenizer
-	// Template renders chat conversations; nil when the model has no chat template.
-	Template *tokenizer.ChatTemplate
+	// ChatTemplateSource is the Jinja source of the default chat template, ""
+	// when the model has none; ChatTemplateFile is the file it comes from
+	// (named in errors). The template is parsed on first use (see
+	// ChatTemplate), so that a broken template only stops commands that
+	// render chats.
+	ChatTemplateSource, ChatTemplateFile string
+	// EnableThinking is the enable_thinking value chat templates that read
+	// it are rendered with (Qwen 3's and the like); false by default, as the
+	// reference pipeline renders: answers without a reasoning block.
+	EnableThinking bool
 	// TokenizerConfig holds bos/eos tokens and the raw tokenizer_config.json
 	// (zero value when the file is absent).
 	TokenizerConfig *tokenizer.TokenizerConfig
@@ -41,6 +49,7 @@ type Model struct {
 	LoadTime time.Duration
 
 	checkpoint *weights.Checkpoint
+	chat       chatState
 }
 
 // Options controls Open.
@@ -55,6 +64,8 @@ type Options struct {
 	// holding only tokenizer.json and tokenizer_config.json is enough, and
 	// Config is nil (for tokenize and template).
 	TokenizerOnly bool
+	// EnableThinking sets Model.EnableThinking.
+	EnableThinking bool
 }
 
 // Open resolves ref and opens it.
@@ -64,7 +75,7 @@ func Open(ref string, opts Options) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Model{Ref: ref, Dir: dir, Name: displayName(ref, dir)}
+	m := &Model{Ref: ref, Dir: dir, Name: displayName(ref, dir), EnableThinking: opts.EnableThinking}
 	if !opts.TokenizerOnly {
 		if m.Config, err = weights.LoadConfig(dir); err != nil {
 			return nil, err
@@ -74,7 +85,7 @@ func Open(ref string, opts Options) (*Model, error) {
 		if m.Tokenizer, err = tokenizer.LoadDir(dir); err != nil {
 			return nil, err
 		}
-		if m.TokenizerConfig, m.Template, err = loadChat(dir); err != nil {
+		if err := m.loadChat(); err != nil {
 			return nil, err
 		}
 	}
@@ -109,29 +120,43 @@ func Open(ref string, opts Options) (*Model, error) {
 	return m, nil
 }
 
-// loadChat reads tokenizer_config.json (when present) and the default chat
-// template (from it or from chat_template.jinja/json beside it).
-func loadChat(dir string) (*tokenizer.TokenizerConfig, *tokenizer.ChatTemplate, error) {
-	tc := &tokenizer.TokenizerConfig{}
-	path := filepath.Join(dir, "tokenizer_config.json")
+// loadChat reads tokenizer_config.json (when present) and finds the default
+// chat template (in it or in chat_template.jinja/json beside it). The
+// template is not parsed here, and an unreadable template file is not an
+// error yet: both wait for the first chat rendering (see ChatTemplate).
+func (m *Model) loadChat() error {
+	m.TokenizerConfig = &tokenizer.TokenizerConfig{}
+	path := filepath.Join(m.Dir, "tokenizer_config.json")
 	if _, err := os.Stat(path); err == nil {
-		if tc, err = tokenizer.LoadTokenizerConfig(path); err != nil {
-			return nil, nil, err
+		if m.TokenizerConfig, err = tokenizer.LoadTokenizerConfig(path); err != nil {
+			return err
 		}
 	}
-	templates, err := tokenizer.LoadChatTemplates(dir)
+	templates, err := tokenizer.LoadChatTemplates(m.Dir)
 	if err != nil {
-		return nil, nil, err
+		m.chat.loadErr = err
+		return nil
 	}
-	src, ok := templates["default"]
+	src, ok := templates[tokenizer.DefaultChatTemplateName]
 	if !ok {
-		return tc, nil, nil
+		return nil
 	}
-	t, err := tokenizer.NewChatTemplate(src, "default")
-	if err != nil {
-		return nil, nil, fmt.Errorf("model %s: chat template: %w", dir, err)
+	m.ChatTemplateSource, m.ChatTemplateFile = src, templateFile(m.Dir, m.TokenizerConfig, src)
+	return nil
+}
+
+// templateFile names the file the default template src was read from:
+// LoadChatTemplates lets chat_template.jinja override chat_template.json,
+// which overrides tokenizer_config.json.
+func templateFile(dir string, tc *tokenizer.TokenizerConfig, src string) string {
+	jinja := filepath.Join(dir, "chat_template.jinja")
+	if _, err := os.Stat(jinja); err == nil {
+		return jinja
 	}
-	return tc, t, nil
+	if tc.ChatTemplates[tokenizer.DefaultChatTemplateName] != src {
+		return filepath.Join(dir, "chat_template.json")
+	}
+	return filepath.Join(dir, "tokenizer_config.json")
 }
 
 // displayName is the org/name id when ref is one, else the directory's name.

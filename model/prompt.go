@@ -1,14 +1,8 @@
 package model
 
 import (
-	"errors"
 	"fmt"
-
-	"tether/tokenizer"
 )
-
-// ErrNoChatTemplate is returned by ChatPrompt for a model without a chat template.
-var ErrNoChatTemplate = errors.New("the model has no chat template (tokenizer_config.json chat_template, chat_template.jinja)")
 
 // PlainPrompt encodes text the way Hugging Face does for a plain prompt: with
 // the tokenizer's special tokens (e.g. BOS) added. An empty text gives just
@@ -24,37 +18,6 @@ func (m *Model) PlainPrompt(text string) ([]int, error) {
 			return nil, fmt.Errorf("model %s: empty prompt and the model has no BOS token to start from", m.Name)
 		}
 		ids = []int{m.Config.BOSTokenID}
-	}
-	return ids, nil
-}
-
-// RenderChat renders messages with the model's chat template, as
-// transformers' apply_chat_template(tokenize=False) does.
-func (m *Model) RenderChat(messages []tokenizer.Message, addGenerationPrompt bool) (string, error) {
-	if m.Template == nil {
-		return "", fmt.Errorf("model %s: %w", m.Name, ErrNoChatTemplate)
-	}
-	opts := tokenizer.RenderOptions{AddGenerationPrompt: addGenerationPrompt}
-	if m.TokenizerConfig != nil {
-		opts.BOSToken, opts.EOSToken = m.TokenizerConfig.BOSToken, m.TokenizerConfig.EOSToken
-	}
-	text, err := m.Template.Render(messages, opts)
-	if err != nil {
-		return "", fmt.Errorf("model %s: chat template: %w", m.Name, err)
-	}
-	return text, nil
-}
-
-// ChatPrompt renders messages and encodes the result without adding special
-// tokens (the template writes them), like apply_chat_template(tokenize=True).
-func (m *Model) ChatPrompt(messages []tokenizer.Message, addGenerationPrompt bool) ([]int, error) {
-	text, err := m.RenderChat(messages, addGenerationPrompt)
-	if err != nil {
-		return nil, err
-	}
-	ids, err := m.Tokenizer.Encode(text, false)
-	if err != nil {
-		return nil, fmt.Errorf("model %s: encode chat prompt: %w", m.Name, err)
 	}
 	return ids, nil
 }

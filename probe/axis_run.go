@@ -317,6 +317,9 @@ func (b *AxisBuild) AxisFile(m Manifest, minScore int) (*axis.Axis, error) {
 		extra[CapPercentileKey] = strconv.FormatFloat(d.CapPercentile, 'g', -1, 64)
 		extra["cap_reason"] = d.CapReason
 	}
+	if m.Rendering != nil {
+		extra[axis.RenderingKey] = js(m.Rendering)
+	}
 	return &axis.Axis{
 		Model: m.Model, Layers: b.Layers, Hidden: b.Hidden,
 		Axis: b.Axis, DefaultMean: b.DefaultMean,

@@ -67,7 +67,7 @@ func TestSpanChatTemplate(t *testing.T) {
 			if !strings.HasPrefix(strings.TrimLeft(tail, " \n"), "<|im_end|>") {
 				t.Fatalf("after the span comes %q, want the end-of-turn token", tail)
 			}
-			whole, _ := m.RenderChat(append(messages(tc.system, c.Question, false),
+			whole, _ := m.RenderChat(append(messages(tc.system, c.Question),
 				tokenizer.Message{Role: "assistant", Content: tc.response}), false)
 			if all, _ := m.Tokenizer.Decode(s.Tokens, false); all != whole {
 				t.Fatalf("span tokens decode to %q, want the rendered conversation %q", all, whole)
@@ -81,7 +81,11 @@ func TestSpanChatTemplate(t *testing.T) {
 func TestSpanFoldsSystemWhenTemplateRejectsIt(t *testing.T) {
 	m := openTiny(t, 1, noSystemTemplate)
 	p := NewPrompter(m)
-	if _, err := m.RenderChat([]tokenizer.Message{{Role: "system", Content: "x"}, {Role: "user", Content: "y"}}, true); err == nil {
+	tmpl, err := m.ChatTemplate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tmpl.Render([]tokenizer.Message{{Role: "system", Content: "x"}, {Role: "user", Content: "y"}}, tokenizer.RenderOptions{}); err == nil {
 		t.Fatal("the test template should reject a system message")
 	}
 	ids, err := p.Prompt("You are a pirate.", "What is the sea?")
@@ -93,8 +97,8 @@ func TestSpanFoldsSystemWhenTemplateRejectsIt(t *testing.T) {
 	if text != want {
 		t.Fatalf("prompt %q, want %q", text, want)
 	}
-	if !p.FoldsSystem() {
-		t.Fatal("FoldsSystem = false after the template rejected the system role")
+	if fold, err := m.SystemFold(); fold != model.FoldRaises || err != nil {
+		t.Fatalf("SystemFold = %q, %v after the template rejected the system role, want %q", fold, err, model.FoldRaises)
 	}
 	s, err := p.Span(Conversation{System: "You are a pirate.", Question: "What is the sea?", Response: "Arr."})
 	if err != nil {
@@ -105,19 +109,20 @@ func TestSpanFoldsSystemWhenTemplateRejectsIt(t *testing.T) {
 	}
 }
 
-// TestSpanPlainModel: without a chat template the prompt is "<system>\n\n<question>\n\n" with BOS
-// and the span is the response's tokens after it.
+// TestSpanPlainModel: without a chat template the prompt is the plain format
+// "User: <system>\n\n<question>\nAssistant:" with BOS, and the span is the response's tokens
+// after it, without the newline that ends the turn.
 func TestSpanPlainModel(t *testing.T) {
 	m := testmodels.Open(t, testmodels.Stories260K(t))
 	p := NewPrompter(m)
-	if p.HasTemplate() {
+	if m.HasChatTemplate() {
 		t.Fatal("stories260K should have no chat template")
 	}
 	ids, err := p.Prompt("Tell a story.", "Who is Lily?")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, _ := m.PlainPrompt("Tell a story.\n\nWho is Lily?\n\n")
+	want, _ := m.PlainPrompt("User: Tell a story.\n\nWho is Lily?\nAssistant:")
 	if !slices.Equal(ids, want) || ids[0] != m.Config.BOSTokenID {
 		t.Fatalf("prompt %v, want %v starting with BOS", ids, want)
 	}
@@ -125,11 +130,14 @@ func TestSpanPlainModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Start != len(ids) || s.End != len(s.Tokens) || s.Len() == 0 {
+	if s.Start != len(ids) || !slices.Equal(s.Tokens[:s.Start], ids) || s.Len() == 0 {
 		t.Fatalf("span [%d,%d) of %d tokens, prompt %d tokens", s.Start, s.End, len(s.Tokens), len(ids))
 	}
-	if got, _ := m.Continuation(s.Tokens[:s.Start], s.Tokens[s.Start:]); got != "Lily was a girl." {
+	if got, _ := m.Continuation(s.Tokens[:s.Start], s.Tokens[s.Start:s.End]); strings.TrimSpace(got) != "Lily was a girl." {
 		t.Fatalf("span continues the prompt with %q", got)
+	}
+	if rest, _ := m.Continuation(s.Tokens[:s.End], s.Tokens[s.End:]); rest != "\n" {
+		t.Fatalf("after the span comes %q, want the newline that ends the turn", rest)
 	}
 }
 
@@ -149,11 +157,12 @@ func sharedChatModel(t *testing.T, name string) *model.Model {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl, err := tc.ChatTemplate("")
-	if err != nil {
-		t.Fatal(err)
+	src, ok := tc.ChatTemplates[tokenizer.DefaultChatTemplateName]
+	if !ok {
+		t.Fatalf("%s: no chat template", dir)
 	}
-	return &model.Model{Name: name, Config: &weights.Config{BOSTokenID: -1}, Tokenizer: tok, Template: tmpl, TokenizerConfig: tc}
+	return &model.Model{Name: name, Config: &weights.Config{BOSTokenID: -1}, Tokenizer: tok, TokenizerConfig: tc,
+		ChatTemplateSource: src, ChatTemplateFile: filepath.Join(dir, "tokenizer_config.json")}
 }
 
 // TestSpanRealTemplates: with the chat templates of Qwen 3, Llama 3 and Gemma 3, the response

@@ -83,8 +83,9 @@ func ParseScore(text string) (int, bool) {
 	return 0, false
 }
 
-// ModelJudge scores with a local model: the rubric as a user message (through the judge's chat
-// template, or as a plain prompt without one), greedy decoding, the score parsed by ParseScore.
+// ModelJudge scores with a local model: the rubric as a user message (rendered by the judge
+// model's chat renderer, see model.Model.RenderChat), greedy decoding, the score parsed by
+// ParseScore.
 type ModelJudge struct {
 	m         *model.Model
 	prompter  *Prompter
@@ -127,9 +128,9 @@ func (j *ModelJudge) Answers(ctx context.Context, items []JudgeItem) ([]string, 
 		if err != nil {
 			return nil, fmt.Errorf("probe: judge %s: %w", j.m.Name, err)
 		}
-		reqs[i] = engine.Request{Prompt: ids, MaxNewTokens: j.maxTokens, StopTokens: stops}
+		reqs[i] = engine.Request{Prompt: ids, MaxNewTokens: j.maxTokens, StopTokens: stops, StopStrings: j.m.ChatStopStrings()}
 	}
-	res, err := j.m.Engine.Generate(ctx, reqs, engine.GenerateOptions{})
+	res, err := j.m.Engine.Generate(ctx, reqs, engine.GenerateOptions{Detokenizer: j.m.Tokenizer})
 	if err != nil {
 		return nil, fmt.Errorf("probe: judge %s: %w", j.m.Name, err)
 	}
@@ -138,7 +139,7 @@ func (j *ModelJudge) Answers(ctx context.Context, items []JudgeItem) ([]string, 
 	}
 	out := make([]string, len(items))
 	for i, r := range res {
-		text, err := j.m.Continuation(reqs[i].Prompt, r.Tokens)
+		text, err := j.m.AssistantText(reqs[i].Prompt, r.Tokens)
 		if err != nil {
 			return nil, fmt.Errorf("probe: judge %s: decode: %w", j.m.Name, err)
 		}

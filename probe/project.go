@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -80,29 +79,29 @@ type TurnSpan struct {
 	Start, End int
 }
 
-// ConversationSpans tokenises a whole multi-turn conversation and locates every assistant turn's
-// content, with the same rules as Prompter.Span for one turn: with a chat template, a turn starts
-// after the rendering of the conversation before it with add_generation_prompt (the assistant
-// header excluded) at its content (white space at either end ignored) and ends where the content
-// ends (end-of-turn tokens excluded); a token straddling a boundary counts as the turn's.
-// A template that rejects system messages gets the system prompt folded into the first user
-// turn, as Prompter does. Without a template the text is the plain prompt form
-// "<system>\n\n<user>\n\n<assistant>\n\n<user>\n\n..." encoded with BOS.
+// ConversationSpans tokenises a whole conversation with the model's chat renderer
+// (model.Model.RenderChat) and locates every assistant turn's content, as the reference Assistant
+// Axis code does for a forward pass over the full conversation. A turn starts after the rendering
+// of the conversation before it with add_generation_prompt (so the assistant header is not part
+// of it), at its content: the message text with white space at either end ignored (templates
+// often strip it), searched in the rendered text after the header; when a template drops or
+// moves a reasoning block, the answer after "</think>" is searched instead. It ends where the
+// content ends, so the end-of-turn tokens the template adds (<|im_end|>, <end_of_turn>, ...) are
+// excluded: they are the same for every rollout and would pull every mean towards one shared
+// vector. Token boundaries come from encoding the text up to each end: a token straddling a
+// boundary counts as the turn's.
 func ConversationSpans(m *model.Model, msgs []tokenizer.Message) ([]int, []TurnSpan, error) {
 	if m.Tokenizer == nil {
 		return nil, nil, fmt.Errorf("probe: model %s has no tokenizer", m.Name)
 	}
-	if m.Template == nil {
-		return plainConversationSpans(m, msgs)
-	}
-	rendered, full, offset, err := renderFolding(m, msgs, false)
+	full, err := m.RenderChat(msgs, false)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("probe: render conversation: %w", err)
 	}
 	enc := func(s string) ([]int, error) {
-		ids, err := m.Tokenizer.Encode(s, false)
+		ids, err := m.EncodeChat(s)
 		if err != nil {
-			return nil, fmt.Errorf("probe: model %s: encode conversation: %w", m.Name, err)
+			return nil, fmt.Errorf("probe: %w", err)
 		}
 		return ids, nil
 	}
@@ -112,19 +111,27 @@ func ConversationSpans(m *model.Model, msgs []tokenizer.Message) ([]int, []TurnS
 	}
 	var spans []TurnSpan
 	searchFrom := 0
-	for i, msg := range rendered {
+	for i, msg := range msgs {
 		if msg.Role != "assistant" {
 			continue
 		}
-		head, err := m.RenderChat(rendered[:i], true)
+		head, err := m.RenderChat(msgs[:i], true)
 		if err != nil {
-			return nil, nil, fmt.Errorf("probe: model %s: render turns before %d: %w", m.Name, i, err)
+			return nil, nil, fmt.Errorf("probe: render turns before %d: %w", i, err)
 		}
 		headLen := max(commonPrefixLen(head, full), searchFrom)
 		content := strings.TrimSpace(msg.Content)
+		if content == "" {
+			content = msg.Content // a response of white space only is its own content
+		}
 		start, end := headLen, headLen
 		if content != "" {
 			k := strings.Index(full[headLen:], content)
+			if j := strings.LastIndex(content, "</think>"); k < 0 && j >= 0 {
+				// Templates drop or move a reasoning block: keep the answer after it.
+				content = strings.TrimSpace(content[j+len("</think>"):])
+				k = strings.Index(full[headLen:], content)
+			}
 			if k < 0 {
 				return nil, nil, fmt.Errorf("probe: model %s: turn %d: the chat template does not reproduce the assistant text after its header (rendered %q)",
 					m.Name, i, truncate(full[headLen:], 200))
@@ -140,74 +147,10 @@ func ConversationSpans(m *model.Model, msgs []tokenizer.Message) ([]int, []TurnS
 		if err != nil {
 			return nil, nil, err
 		}
-		s := TurnSpan{Turn: i + offset, Start: commonPrefixIDs(ids, startIDs)}
+		s := TurnSpan{Turn: i, Start: commonPrefixIDs(ids, startIDs)}
 		s.End = max(boundaryEnd(ids, endIDs), s.Start)
 		if start == end {
 			s.End = s.Start
-		}
-		spans = append(spans, s)
-	}
-	return ids, spans, nil
-}
-
-// renderFolding renders msgs, folding a leading system message into the first user turn when the
-// template raises on it; it returns the messages as rendered and the offset to add to their
-// indices to get the caller's (1 when the system message was folded away).
-func renderFolding(m *model.Model, msgs []tokenizer.Message, addGen bool) ([]tokenizer.Message, string, int, error) {
-	text, err := m.RenderChat(msgs, addGen)
-	if err == nil {
-		return msgs, text, 0, nil
-	}
-	var te *tokenizer.TemplateError
-	if !errors.As(err, &te) || len(msgs) < 2 || msgs[0].Role != "system" || msgs[1].Role != "user" {
-		return nil, "", 0, fmt.Errorf("probe: model %s: render conversation: %w", m.Name, err)
-	}
-	folded := append([]tokenizer.Message{{Role: "user", Content: FoldSystemPrompt(msgs[0].Content, msgs[1].Content)}}, msgs[2:]...)
-	text, err2 := m.RenderChat(folded, addGen)
-	if err2 != nil {
-		return nil, "", 0, fmt.Errorf("probe: model %s: render conversation: %w (and with the system prompt folded into the user turn: %v)", m.Name, err, err2)
-	}
-	return folded, text, 1, nil
-}
-
-// plainConversationSpans is ConversationSpans for a model without a chat template.
-func plainConversationSpans(m *model.Model, msgs []tokenizer.Message) ([]int, []TurnSpan, error) {
-	var b strings.Builder
-	type rng struct{ turn, start, end int }
-	var ranges []rng
-	for i, msg := range msgs {
-		start := b.Len()
-		b.WriteString(msg.Content)
-		if msg.Role == "assistant" {
-			ranges = append(ranges, rng{i, start, b.Len()})
-		}
-		if i < len(msgs)-1 {
-			b.WriteString("\n\n")
-		}
-	}
-	text := b.String()
-	ids, err := m.PlainPrompt(text)
-	if err != nil {
-		return nil, nil, err
-	}
-	var spans []TurnSpan
-	for _, r := range ranges {
-		s := TurnSpan{Turn: r.turn}
-		if r.start > 0 {
-			pre, err := m.PlainPrompt(text[:r.start])
-			if err != nil {
-				return nil, nil, err
-			}
-			s.Start = commonPrefixIDs(ids, pre)
-		}
-		if r.end == r.start {
-			s.End = s.Start
-		} else {
-			pre, err := m.PlainPrompt(text[:r.end])
-			if err != nil {
-				return nil, nil, err
-			}
-			s.End = max(boundaryEnd(ids, pre), s.Start)
 		}
 		spans = append(spans, s)
 	}
@@ -252,6 +195,31 @@ func CheckAxisForModel(a *axis.Axis, m *model.Model, allowOther bool) error {
 		}
 	}
 	return nil
+}
+
+// AxisRenderingMismatch compares how the persona run behind an axis rendered its chats (the axis
+// file's axis.RenderingKey metadata, see RunRendering) with how m renders chats now. It returns
+// a warning naming both when they differ (the axis was then calibrated on another prompt format
+// than the one it is applied to), and "" when they agree or the axis file does not record it
+// (built before tether recorded it). A malformed record is an error.
+func AxisRenderingMismatch(a *axis.Axis, m *model.Model) (string, error) {
+	text, ok := a.Extra[axis.RenderingKey]
+	if !ok {
+		return "", nil
+	}
+	built, err := model.ParseRendering(text, fmt.Sprintf("probe: axis of %s: metadata %q", a.Model, axis.RenderingKey))
+	if err != nil {
+		return "", err
+	}
+	here, err := m.ChatRendering()
+	if err != nil {
+		return "", fmt.Errorf("probe: %w", err)
+	}
+	if built.Equal(here) {
+		return "", nil
+	}
+	return fmt.Sprintf("the axis was built from rollouts rendered as [%s], but model %s renders chats here as [%s]: the cap and projections apply to another prompt format than the one they were calibrated on (use the same model files and --enable-thinking setting as the persona run)",
+		built, m.Name, here), nil
 }
 
 // ProjectionLayer is the layer ProjectConversation reads by default: the axis file's axis_layer

@@ -109,13 +109,23 @@ func validUTF8(s string) string {
 	return b.String()
 }
 
-// ShortModelName is the name that replaces {model_name} in prompts: the part of a model name
-// after its last "/" (an org/name id gives name).
+// ShortModelName is the name that replaces {model_name} in prompts by default, by the rule of
+// the reference pipeline (assistant_axis/models.py get_config: its known models map to the same
+// names): "Gemma", "Qwen", "Llama" or "Mistral" when the model name contains that family's name
+// (case-insensitively, checked in that order), else the part of the name after its last "/" up
+// to its first "-" ("org/Phi-3-mini" gives "Phi").
 func ShortModelName(name string) string {
-	if i := strings.LastIndex(name, "/"); i >= 0 {
-		return name[i+1:]
+	lower := strings.ToLower(name)
+	for _, family := range []string{"Gemma", "Qwen", "Llama", "Mistral"} {
+		if strings.Contains(lower, strings.ToLower(family)) {
+			return family
+		}
 	}
-	return name
+	if i := strings.LastIndex(name, "/"); i >= 0 {
+		name = name[i+1:]
+	}
+	short, _, _ := strings.Cut(name, "-")
+	return short
 }
 
 // PlanRollouts lists every rollout of a data set in run order: the default prompts first, then
@@ -168,8 +178,9 @@ func ResponseSpan(prompt, response []int) Span {
 
 // GenerateRollouts answers a batch of rollouts in one Generate call with the paper's sampling
 // (temperature 0.7, top-p 0.9), each with its own seed, stopping at the model's stop tokens or
-// after maxTokens new tokens. The response text is the continuation as it appears in the
-// decoded whole (see model.Model.Continuation). With ignoreEOS the model's stop tokens are
+// after maxTokens new tokens (and, in the plain chat format, at its stop string). The response
+// text is the continuation as it appears in the decoded whole (see model.Model.AssistantText).
+// With ignoreEOS the model's stop tokens and stop strings are
 // ignored (benchmarks of random models).
 func GenerateRollouts(ctx context.Context, m *model.Model, p *Prompter, specs []RolloutSpec, maxTokens int, ignoreEOS bool) ([]Generated, error) {
 	if maxTokens <= 0 {
@@ -178,8 +189,9 @@ func GenerateRollouts(ctx context.Context, m *model.Model, p *Prompter, specs []
 	reqs := make([]engine.Request, len(specs))
 	out := make([]Generated, len(specs))
 	var stops []int
+	var stopStrings []string
 	if !ignoreEOS {
-		stops = m.StopTokens()
+		stops, stopStrings = m.StopTokens(), m.ChatStopStrings()
 	}
 	for i, s := range specs {
 		ids, err := p.Prompt(s.System, s.Question)
@@ -188,9 +200,10 @@ func GenerateRollouts(ctx context.Context, m *model.Model, p *Prompter, specs []
 		}
 		out[i].Prompt = ids
 		reqs[i] = engine.Request{Prompt: ids, MaxNewTokens: maxTokens, StopTokens: stops, IgnoreEOS: ignoreEOS,
-			Sampling: engine.SamplingParams{Temperature: RolloutTemperature, TopP: RolloutTopP, Seed: s.Seed}}
+			StopStrings: stopStrings,
+			Sampling:    engine.SamplingParams{Temperature: RolloutTemperature, TopP: RolloutTopP, Seed: s.Seed}}
 	}
-	res, err := m.Engine.Generate(ctx, reqs, engine.GenerateOptions{})
+	res, err := m.Engine.Generate(ctx, reqs, engine.GenerateOptions{Detokenizer: m.Tokenizer})
 	if err != nil {
 		return nil, fmt.Errorf("probe: generate: %w", err)
 	}
@@ -200,7 +213,7 @@ func GenerateRollouts(ctx context.Context, m *model.Model, p *Prompter, specs []
 	for i, r := range res {
 		out[i].Tokens = r.Tokens
 		out[i].StopReason = r.StopReason
-		text, err := m.Continuation(out[i].Prompt, r.Tokens)
+		text, err := m.AssistantText(out[i].Prompt, r.Tokens)
 		if err != nil {
 			return nil, fmt.Errorf("probe: rollout %s: decode response: %w", specs[i].ID, err)
 		}

@@ -36,7 +36,45 @@ type Manifest struct {
 	ConfigSHA256 string      `json:"config_sha256"`
 	Dataset      DatasetInfo `json:"dataset"`
 	Settings     RunSettings `json:"settings"`
-	Created      string      `json:"created"`
+	// Rendering is how the run rendered its conversations; nil in a run.json written before
+	// tether recorded it.
+	Rendering *RunRendering `json:"rendering,omitempty"`
+	Created   string        `json:"created"`
+}
+
+// RunRendering is how a run turned its conversations into tokens: the model's chat rendering
+// (format, template sha256, enable_thinking, fold mode; see model.Rendering), whether that folded
+// the run's system prompts into the user turn, and the name that replaced {model_name}.
+type RunRendering struct {
+	model.Rendering
+	// SystemFolded reports whether system prompts were folded into the first user turn: the
+	// fold mode folds and the data set has a non-empty system prompt.
+	SystemFolded bool `json:"system_folded"`
+	// ModelName replaced {model_name} in the prompts.
+	ModelName string `json:"model_name"`
+}
+
+// runRendering describes how a run of data set d with m renders, {model_name} being modelName.
+func runRendering(m *model.Model, d *Dataset, modelName string) (*RunRendering, error) {
+	r, err := m.ChatRendering()
+	if err != nil {
+		return nil, fmt.Errorf("probe: run: %w", err)
+	}
+	system := false
+	for _, role := range append([]Role{d.Default}, d.Roles...) {
+		for _, p := range role.Prompts {
+			system = system || p != ""
+		}
+	}
+	return &RunRendering{Rendering: r, SystemFolded: system && r.Folds(), ModelName: modelName}, nil
+}
+
+// String describes the rendering in one line.
+func (r *RunRendering) String() string {
+	if r == nil {
+		return "not recorded (a run started before tether recorded how it renders chats)"
+	}
+	return fmt.Sprintf("%s, {model_name}=%q", r.Rendering, r.ModelName)
 }
 
 // DatasetInfo describes the data set of a run.
@@ -226,6 +264,11 @@ func checkResume(dir string, have, want Manifest) error {
 	if have.Settings != want.Settings {
 		return fmt.Errorf("probe: run %s was started with other settings (%+v, now %+v); resume with the same --samples, --max-tokens, --seed, --judge and --batch, or use another --out",
 			dir, have.Settings, want.Settings)
+	}
+	if have.Rendering == nil || want.Rendering == nil || !have.Rendering.Equal(want.Rendering.Rendering) ||
+		have.Rendering.ModelName != want.Rendering.ModelName || have.Rendering.SystemFolded != want.Rendering.SystemFolded {
+		return fmt.Errorf("probe: run %s renders its chats as %s; now they would be rendered as %s; resume with the same model files, --enable-thinking and --model-name, or use another --out",
+			dir, have.Rendering, want.Rendering)
 	}
 	return nil
 }

@@ -155,6 +155,9 @@ func ExecuteRun(ctx context.Context, m *model.Model, opts RunOptions) (*RunSumma
 	want.Dataset = datasetInfo(opts.Dataset, opts.DatasetSource)
 	want.Settings = RunSettings{Samples: opts.Samples, MaxTokens: opts.MaxTokens, Temperature: RolloutTemperature,
 		TopP: RolloutTopP, Seed: opts.Seed, Judge: opts.JudgeName, Batch: opts.Batch}
+	if want.Rendering, err = runRendering(m, opts.Dataset, modelName); err != nil {
+		return nil, err
+	}
 	want.Created = time.Now().UTC().Format(time.RFC3339)
 	if err := prepareRunDir(opts.Dir, want); err != nil {
 		return nil, err

@@ -11,8 +11,12 @@ import (
 	"os/signal"
 	"strings"
 
+	"github.com/spf13/pflag"
+
+	"tether/axis"
 	"tether/engine"
 	"tether/model"
+	"tether/probe"
 	"tether/steer"
 	"tether/tokenizer"
 )
@@ -55,13 +59,14 @@ type chatSession struct {
 }
 
 func runChat(args []string) error {
-	fs := newFlags("chat", "--model M [--system TEXT] [--script FILE.json] [sampling flags] [steering flags] [--backend B] [--json]",
+	fs := newFlags("chat", "--model M [--system TEXT] [--script FILE.json] [--enable-thinking] [sampling flags] [steering flags] [--backend B] [--json]",
 		`tether chat --model M --axis axis.safetensors --cap-layers 46:54 --cap-percentile 25
   tether chat --model M --script conversation.json --axis axis.safetensors --cap-layers 46:54 --cap-tau 3.5 --json`)
 	ref := fs.String("model", "", "model directory or Hugging Face id (org/name, resolved offline)")
 	system := fs.String("system", "", "system prompt (a script's own system message comes first)")
 	script := fs.String("script", "", `replay this conversation non-interactively: a JSON list of {"role","content"} messages (or {"messages": [...]}); user turns are replayed, assistant turns regenerated`)
 	backend := addBackendFlag(fs)
+	thinking := addThinkingFlag(fs)
 	asJSON := fs.Bool("json", false, "print one JSON object per answer instead of streaming text")
 	var sf samplingFlags
 	addSamplingFlags(fs, &sf)
@@ -83,18 +88,18 @@ func runChat(args []string) error {
 			return err
 		}
 	}
-	m, err := openModel(*ref, model.Options{Backend: *backend})
+	m, err := openModel(*ref, model.Options{Backend: *backend, EnableThinking: *thinking})
 	if err != nil {
 		return err
 	}
 	defer m.Close()
-	if m.Template == nil {
-		return fmt.Errorf("chat: %s: %w", m.Name, model.ErrNoChatTemplate)
-	}
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer cancel()
 	setup, err := stf.build(ctx, fs, m)
 	if err != nil {
+		return fmt.Errorf("chat: %w", err)
+	}
+	if err := warnAxisRendering(os.Stderr, stf.axisPath, setup.axis, m); err != nil {
 		return fmt.Errorf("chat: %w", err)
 	}
 	cs := &chatSession{m: m, setup: setup, params: params, sf: sf, out: chatStdout, asJSON: *asJSON, telemetryPath: stf.telemetry}
@@ -207,13 +212,14 @@ func (cs *chatSession) turn(ctx context.Context, user string) error {
 		return fmt.Errorf("chat: the conversation (%d tokens) fills the model's context of %d tokens; /reset to start over", len(ids), cs.m.Config.MaxPositions)
 	}
 	opts := engine.GenerateOptions{Detokenizer: cs.m.Tokenizer, Hooks: cs.setup.compiled.Hooks}
+	stops := append(append([]string(nil), cs.sf.stops...), cs.m.ChatStopStrings()...)
 	var stream *textStream
 	if !cs.asJSON {
-		stream = newTextStreamTo(cs.out, cs.m.Tokenizer, cs.sf.stops)
+		stream = newTextStreamTo(cs.out, cs.m.Tokenizer, stops)
 		opts.OnToken = func(_ int, tok int) { stream.push(tok) }
 	}
 	req := engine.Request{Prompt: ids, MaxNewTokens: cs.sf.maxNew, Sampling: cs.params,
-		StopTokens: cs.m.StopTokens(), StopStrings: cs.sf.stops}
+		StopTokens: cs.m.StopTokens(), StopStrings: stops}
 	results, err := cs.m.Engine.Generate(ctx, []engine.Request{req}, opts)
 	if stream != nil {
 		stream.finish()
@@ -246,6 +252,28 @@ func (cs *chatSession) turn(ctx context.Context, user string) error {
 	}
 	if note := contextNote(r, cs.m.Config.MaxPositions); note != "" {
 		fmt.Fprintln(os.Stderr, note+"; /reset to start over")
+	}
+	return nil
+}
+
+// addThinkingFlag defines --enable-thinking, for the commands that render
+// chats.
+func addThinkingFlag(fs *pflag.FlagSet) *bool {
+	return fs.Bool("enable-thinking", false, "render chats with enable_thinking=true for templates that read it (Qwen 3: the model may write a reasoning block first); default false, as the reference pipeline renders")
+}
+
+// warnAxisRendering writes a warning to w when the persona run behind the
+// axis (nil: no --axis) rendered its chats otherwise than m renders them now.
+func warnAxisRendering(w io.Writer, axisPath string, ax *axis.Axis, m *model.Model) error {
+	if ax == nil {
+		return nil
+	}
+	warning, err := probe.AxisRenderingMismatch(ax, m)
+	if err != nil {
+		return fmt.Errorf("--axis %s: %w", axisPath, err)
+	}
+	if warning != "" {
+		fmt.Fprintf(w, "warning: --axis %s: %s\n", axisPath, warning)
 	}
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"tether/models"
 	"tether/probe"
 	"tether/steer"
+	"tether/tokenizer"
 )
 
 func init() {
@@ -176,11 +177,12 @@ func demoPersonaPipeline(ctx context.Context, m *model.Model, dir string) error 
 	if err != nil {
 		return err
 	}
-	prompt, err := m.PlainPrompt(probe.PlainPromptText("You are a dragon who hoards gold and trusts no one.", "Who are you?"))
+	prompt, err := m.ChatPrompt([]tokenizer.Message{{Role: "system", Content: "You are a dragon who hoards gold and trusts no one."},
+		{Role: "user", Content: "Who are you?"}}, true)
 	if err != nil {
 		return err
 	}
-	req := engine.Request{Prompt: prompt, MaxNewTokens: 32, StopTokens: m.StopTokens(),
+	req := engine.Request{Prompt: prompt, MaxNewTokens: 32, StopTokens: m.StopTokens(), StopStrings: m.ChatStopStrings(),
 		Sampling: engine.SamplingParams{Temperature: 0.7, TopP: 0.9, Seed: 7}}
 	res, err := m.Engine.Generate(ctx, []engine.Request{req}, engine.GenerateOptions{Hooks: plan.Hooks, Detokenizer: m.Tokenizer})
 	if err != nil {

@@ -15,7 +15,6 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"tether/axis"
 	"tether/bench"
 	"tether/model"
 	"tether/probe"
@@ -30,7 +29,7 @@ func init() {
 var driftUnusedSteerFlags = []string{"cap-experiment", "capping-config", "steer", "steer-layers", "steer-coef", "steer-units", "steer-norm-units", "ablate", "ablate-value", "newest-only", "telemetry", "measure-layer"}
 
 func runBenchDrift(args []string) error {
-	fs := newFlags("bench drift", "--model M --axis A --cap-layers L (--cap-percentile P | --cap-tau T) --out DIR [--scenarios DIR] [--seeds K] [--turns N] [--max-tokens N] [--projection-layer L] [--simulated-user M|self] [--judge M|self] [--domains a,b] [--scenarios-limit N] [--backend B]",
+	fs := newFlags("bench drift", "--model M --axis A --cap-layers L (--cap-percentile P | --cap-tau T) --out DIR [--scenarios DIR] [--seeds K] [--turns N] [--max-tokens N] [--projection-layer L] [--simulated-user M|self] [--judge M|self] [--domains a,b] [--scenarios-limit N] [--enable-thinking] [--backend B]",
 		"tether bench drift --model Qwen/Qwen3-0.6B --axis axis.safetensors --cap-layers 18:22 --cap-percentile 25 --out /tmp/drift")
 	ref := fs.String("model", "", "model directory or Hugging Face id")
 	out := fs.String("out", "", "run directory (created; an existing run with the same settings is resumed)")
@@ -47,6 +46,7 @@ func runBenchDrift(args []string) error {
 	scenariosLimit := fs.Int("scenarios-limit", 0, "the first N scenarios of each domain (0: all)")
 	noCap := fs.Bool("no-capability", false, "skip the capability comparison (perplexity, exact match)")
 	backend := addBackendFlag(fs)
+	thinking := addThinkingFlag(fs)
 	var stf steerFlags
 	addSteerFlags(fs, &stf)
 	for _, n := range driftUnusedSteerFlags {
@@ -78,7 +78,7 @@ func runBenchDrift(args []string) error {
 		return fmt.Errorf("bench drift: %w", err)
 	}
 
-	m, err := openModel(*ref, model.Options{Backend: *backend})
+	m, err := openModel(*ref, model.Options{Backend: *backend, EnableThinking: *thinking})
 	if err != nil {
 		return err
 	}
@@ -229,9 +229,9 @@ func driftOptionsFromFlags(ctx context.Context, fs *pflag.FlagSet, stf *steerFla
 	if err != nil {
 		return o, fmt.Errorf("bench drift: %w", err)
 	}
-	ax, err := axis.Read(stf.axisPath)
-	if err != nil {
-		return o, err
+	ax := setup.axis
+	if err := warnAxisRendering(os.Stderr, stf.axisPath, ax, m); err != nil {
+		return o, fmt.Errorf("bench drift: %w", err)
 	}
 	o.Axis, o.AxisPath = ax, stf.axisPath
 	o.CapLayers = setup.capLayers

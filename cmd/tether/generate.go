@@ -118,13 +118,14 @@ type timings struct {
 }
 
 func runGenerate(args []string) error {
-	fs := newFlags("generate", "--model M --prompt TEXT [--system TEXT] [--chat] [-n N] [sampling flags] [steering flags] [--backend B] [--json]",
+	fs := newFlags("generate", "--model M --prompt TEXT [--system TEXT] [--chat] [--enable-thinking] [-n N] [sampling flags] [steering flags] [--backend B] [--json]",
 		`tether generate --model .tether/stories260K --prompt "Once upon a time" -n 64 --temperature 0
   tether generate --model M --chat --prompt "Hi" --axis axis.safetensors --cap-layers 46:54 --cap-percentile 25 --telemetry t.jsonl`)
 	ref := fs.String("model", "", "model directory or Hugging Face id (org/name, resolved offline)")
 	prompt := fs.String("prompt", "", "the prompt (empty: start from BOS)")
 	system := fs.String("system", "", "system prompt (implies --chat)")
-	chat := fs.Bool("chat", false, "wrap the prompt as a user turn with the model's chat template")
+	chat := fs.Bool("chat", false, "wrap the prompt as a user turn, rendered as every chat is (the model's chat template, or the plain User/Assistant format without one)")
+	thinking := addThinkingFlag(fs)
 	backend := addBackendFlag(fs)
 	asJSON := fs.Bool("json", false, "print one JSON object (prompt, text, ids, timings) instead of streaming text")
 	var sf samplingFlags
@@ -141,7 +142,7 @@ func runGenerate(args []string) error {
 	if err := stf.checkOutputs(); err != nil {
 		return fmt.Errorf("generate: %w", err)
 	}
-	m, err := openModel(*ref, model.Options{Backend: *backend})
+	m, err := openModel(*ref, model.Options{Backend: *backend, EnableThinking: *thinking})
 	if err != nil {
 		return err
 	}
@@ -149,7 +150,9 @@ func runGenerate(args []string) error {
 
 	promptText := *prompt
 	var ids []int
-	if *chat || fs.Changed("system") {
+	stops := sf.stops
+	asChat := *chat || fs.Changed("system")
+	if asChat {
 		var msgs []tokenizer.Message
 		if *system != "" {
 			msgs = append(msgs, tokenizer.Message{Role: "system", Content: *system})
@@ -158,7 +161,8 @@ func runGenerate(args []string) error {
 		if promptText, err = m.RenderChat(msgs, true); err != nil {
 			return err
 		}
-		ids, err = m.ChatPrompt(msgs, true)
+		ids, err = m.EncodeChat(promptText)
+		stops = append(append([]string(nil), stops...), m.ChatStopStrings()...)
 	} else {
 		ids, err = m.PlainPrompt(*prompt)
 	}
@@ -172,16 +176,22 @@ func runGenerate(args []string) error {
 	if err != nil {
 		return fmt.Errorf("generate: %w", err)
 	}
+	if asChat {
+		// A plain prompt is not rendered as a chat: only a chat compares with the axis's rendering.
+		if err := warnAxisRendering(os.Stderr, stf.axisPath, setup.axis, m); err != nil {
+			return fmt.Errorf("generate: %w", err)
+		}
+	}
 	var stream *textStream
 	// The text is the prompt's continuation, as in Decode(prompt+generated):
 	// decoding the generated ids alone would drop the first word's space.
 	opts := engine.GenerateOptions{Detokenizer: tokenizer.NewContinuation(m.Tokenizer, ids), Hooks: setup.compiled.Hooks}
 	if !*asJSON {
-		stream = newTextStream(m.Tokenizer, ids, sf.stops)
+		stream = newTextStream(m.Tokenizer, ids, stops)
 		opts.OnToken = func(_ int, tok int) { stream.push(tok) }
 	}
 	req := engine.Request{Prompt: ids, MaxNewTokens: sf.maxNew, Sampling: params,
-		StopTokens: m.StopTokens(), StopStrings: sf.stops}
+		StopTokens: m.StopTokens(), StopStrings: stops}
 	results, err := m.Engine.Generate(ctx, []engine.Request{req}, opts)
 	if stream != nil {
 		stream.finish()

@@ -20,7 +20,7 @@ func init() {
 }
 
 func runPersonaRun(args []string) error {
-	fs := newFlags("persona run", "--model M --out RUN [--roles DIR] [--questions FILE] [--samples N] [--max-tokens N] [--judge none|self|MODEL] [--roles-limit N --prompts-limit N --questions-limit N] [--batch N] [--seed S] [--backend B]",
+	fs := newFlags("persona run", "--model M --out RUN [--roles DIR] [--questions FILE] [--samples N] [--max-tokens N] [--judge none|self|MODEL] [--roles-limit N --prompts-limit N --questions-limit N] [--batch N] [--seed S] [--model-name NAME] [--enable-thinking] [--backend B]",
 		"tether persona run --model HuggingFaceTB/SmolLM2-135M-Instruct --out /tmp/run --roles-limit 4 --questions-limit 10")
 	ref := fs.String("model", "", "model directory or Hugging Face id")
 	out := fs.String("out", "", "run directory (created; an existing run is resumed)")
@@ -34,6 +34,8 @@ func runPersonaRun(args []string) error {
 	questionsLimit := fs.Int("questions-limit", 0, "use the first N questions (0: all)")
 	batch := fs.Int("batch", probe.DefaultRunBatch, "rollouts per generation batch")
 	seed := fs.Uint64("seed", 1, "run seed (each rollout's seed derives from it and the rollout's id)")
+	modelName := fs.String("model-name", "", `the name that replaces {model_name} in role and default prompts (default: the reference pipeline's short name, e.g. "Qwen" for Qwen/Qwen3-32B); recorded in run.json`)
+	thinking := addThinkingFlag(fs)
 	backend := addBackendFlag(fs)
 	for _, n := range []string{"samples", "max-tokens", "batch"} {
 		limit(fs, n, atLeast(1))
@@ -57,7 +59,7 @@ func runPersonaRun(args []string) error {
 		source = fmt.Sprintf("roles=%s questions=%s", orBuiltin(*roles), orBuiltin(*questions))
 	}
 
-	m, err := openModel(*ref, model.Options{Backend: *backend})
+	m, err := openModel(*ref, model.Options{Backend: *backend, EnableThinking: *thinking})
 	if err != nil {
 		return err
 	}
@@ -74,7 +76,7 @@ func runPersonaRun(args []string) error {
 	bar := newBar(total, "rollouts")
 	eta := etaMeter{job: "persona run", unit: "rollouts"}
 	opts := probe.RunOptions{Dir: *out, Dataset: ds, DatasetSource: source, Samples: *samples, MaxTokens: *maxTokens,
-		Batch: *batch, Seed: *seed, JudgeName: *judge, Judge: j,
+		Batch: *batch, Seed: *seed, JudgeName: *judge, Judge: j, ModelName: *modelName,
 		Progress: func(p probe.RunProgress) {
 			if !eta.started {
 				printJobPlan("persona run", "rollouts", p.Total, p.Done, p.MaxTokensLeft)

@@ -19,7 +19,7 @@ func init() {
 }
 
 func runProject(args []string) error {
-	fs := newFlags("project", "--model M --axis A --conversation FILE.json [--layer L] [--json] [--backend B]",
+	fs := newFlags("project", "--model M --axis A --conversation FILE.json [--layer L] [--enable-thinking] [--json] [--backend B]",
 		"tether project --model HuggingFaceTB/SmolLM2-135M-Instruct --axis axis.safetensors --conversation chat.json\n"+
 			`  chat.json: [{"role": "user", "content": "..."}, {"role": "assistant", "content": "..."}, ...] or {"conversation": [...]}`)
 	ref := fs.String("model", "", "model directory or Hugging Face id (the model the axis was built from)")
@@ -28,6 +28,7 @@ func runProject(args []string) error {
 	layer := fs.Int("layer", -1, "layer to read (default: the axis file's axis_layer, else the middle layer)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	backend := addBackendFlag(fs)
+	thinking := addThinkingFlag(fs)
 	allowOther := fs.Bool("allow-other-model", false, "accept an axis built from a model with another config.json (same shape)")
 	limit(fs, "layer", layerRange)
 	if err := parseFlags(fs, args, "model", "axis", "conversation"); err != nil {
@@ -41,13 +42,16 @@ func runProject(args []string) error {
 	if err != nil {
 		return err
 	}
-	m, err := openModel(*ref, model.Options{Backend: *backend})
+	m, err := openModel(*ref, model.Options{Backend: *backend, EnableThinking: *thinking})
 	if err != nil {
 		return err
 	}
 	defer m.Close()
 	if err := probe.CheckAxisForModel(a, m, *allowOther); err != nil {
 		return fmt.Errorf("project: %s: %w", *axisPath, err)
+	}
+	if err := warnAxisRendering(os.Stderr, *axisPath, a, m); err != nil {
+		return fmt.Errorf("project: %w", err)
 	}
 	l := *layer
 	if l < 0 {

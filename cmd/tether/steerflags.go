@@ -87,6 +87,8 @@ type steerSetup struct {
 	// is "norm" with --steer-norm-units.
 	steerUnits string
 	steerCoef  float64
+	// axis is the --axis file (nil without one).
+	axis *axis.Axis
 }
 
 // build validates the flags against the model and compiles them.
@@ -125,6 +127,7 @@ func (s *steerFlags) build(ctx context.Context, fs *pflag.FlagSet, m *model.Mode
 		if err := steer.CheckAxis(ax, H, L); err != nil {
 			return nil, fmt.Errorf("--axis %s: %w", s.axisPath, err)
 		}
+		setup.axis = ax
 	}
 	if ax == nil && (s.capLayers != "" || s.ablate != "") {
 		return nil, usageErrorf("--cap-layers and --ablate act along the axis: give --axis")

@@ -10,15 +10,16 @@ import (
 )
 
 func init() {
-	register("template", "print the exact prompt the model's chat template renders", runTemplate)
+	register("template", "print the exact chat prompt tether renders for a conversation (chat template and chat options)", runTemplate)
 }
 
 func runTemplate(args []string) error {
-	fs := newFlags("template", "--model M --messages FILE.json [--add-generation-prompt]",
+	fs := newFlags("template", "--model M --messages FILE.json [--add-generation-prompt] [--enable-thinking]",
 		`tether template --model DIR --messages chat.json --add-generation-prompt   # chat.json: [{"role":"user","content":"Hi"}]`)
 	ref := fs.String("model", "", "model directory or Hugging Face id")
 	file := fs.String("messages", "", `JSON file: [{"role": ..., "content": ...}, ...] or {"messages": [...]}`)
 	addGen := fs.Bool("add-generation-prompt", false, "end with the assistant turn's opening")
+	thinking := addThinkingFlag(fs)
 	if err := parseFlags(fs, args, "model", "messages"); err != nil {
 		return err
 	}
@@ -26,7 +27,7 @@ func runTemplate(args []string) error {
 	if err != nil {
 		return err
 	}
-	m, err := model.Open(*ref, model.Options{TokenizerOnly: true})
+	m, err := model.Open(*ref, model.Options{TokenizerOnly: true, EnableThinking: *thinking})
 	if err != nil {
 		return err
 	}
