@@ -227,7 +227,7 @@ func MeasureCapability(ctx context.Context, m *model.Model, hooks engine.Hooks, 
 
 	prompts := make([][]int, len(o.Questions))
 	for i, q := range o.Questions {
-		if prompts[i], err = m.ChatPrompt([]tokenizer.Message{{Role: "user", Content: q.Question}}, true); err != nil {
+		if prompts[i], err = questionPrompt(m, q.Question); err != nil {
 			return nil, fmt.Errorf("bench: capability: question %q: %w", q.ID, err)
 		}
 	}
@@ -266,6 +266,12 @@ func relativeChange(capped, uncapped float64) float64 {
 		return 0
 	}
 	return capped/uncapped - 1
+}
+
+// questionPrompt is the prompt of one question: a user turn rendered by the
+// model's chat renderer.
+func questionPrompt(m *model.Model, question string) ([]int, error) {
+	return m.ChatPrompt([]tokenizer.Message{{Role: "user", Content: question}}, true)
 }
 
 // answerAll generates greedy answers for prompts, o.Batch at a time.

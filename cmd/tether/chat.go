@@ -99,7 +99,7 @@ func runChat(args []string) error {
 	if err != nil {
 		return fmt.Errorf("chat: %w", err)
 	}
-	if err := warnAxisRendering(os.Stderr, stf.axisPath, setup.axis, m); err != nil {
+	if err := warnAxisRendering(warnOut, stf.axisPath, setup.axis, m); err != nil {
 		return fmt.Errorf("chat: %w", err)
 	}
 	cs := &chatSession{m: m, setup: setup, params: params, sf: sf, out: chatStdout, asJSON: *asJSON, telemetryPath: stf.telemetry}
@@ -203,8 +203,7 @@ func (cs *chatSession) interactive(ctx context.Context, in io.Reader, prompt io.
 // turn answers one user message, streams the answer, records telemetry and
 // prints the projection summary.
 func (cs *chatSession) turn(ctx context.Context, user string) error {
-	cs.messages = append(cs.messages, tokenizer.Message{Role: "user", Content: user})
-	ids, err := cs.m.ChatPrompt(cs.messages, true)
+	ids, err := cs.nextPrompt(user)
 	if err != nil {
 		return err
 	}
@@ -278,6 +277,13 @@ func warnAxisRendering(w io.Writer, axisPath string, ax *axis.Axis, m *model.Mod
 	return nil
 }
 
+// nextPrompt adds a user message to the conversation and returns the
+// prompt that the answer continues, rendered by the model's chat renderer.
+func (cs *chatSession) nextPrompt(user string) ([]int, error) {
+	cs.messages = append(cs.messages, tokenizer.Message{Role: "user", Content: user})
+	return cs.m.ChatPrompt(cs.messages, true)
+}
+
 // writeChatTelemetry writes the records as JSONL, atomically.
 func writeChatTelemetry(path string, recs []chatTurnTelemetry) error {
 	err := steer.WriteFileAtomic(path, func(w io.Writer) error {
@@ -295,6 +301,9 @@ func writeChatTelemetry(path string, recs []chatTurnTelemetry) error {
 	}
 	return nil
 }
+
+// warnOut receives warnings (replaced in tests).
+var warnOut io.Writer = os.Stderr
 
 // chatStdin and chatStdout are the terminal (replaced in tests).
 var (

@@ -230,7 +230,7 @@ func driftOptionsFromFlags(ctx context.Context, fs *pflag.FlagSet, stf *steerFla
 		return o, fmt.Errorf("bench drift: %w", err)
 	}
 	ax := setup.axis
-	if err := warnAxisRendering(os.Stderr, stf.axisPath, ax, m); err != nil {
+	if err := warnAxisRendering(warnOut, stf.axisPath, ax, m); err != nil {
 		return o, fmt.Errorf("bench drift: %w", err)
 	}
 	o.Axis, o.AxisPath = ax, stf.axisPath

@@ -153,15 +153,7 @@ func runGenerate(args []string) error {
 	stops := sf.stops
 	asChat := *chat || fs.Changed("system")
 	if asChat {
-		var msgs []tokenizer.Message
-		if *system != "" {
-			msgs = append(msgs, tokenizer.Message{Role: "system", Content: *system})
-		}
-		msgs = append(msgs, tokenizer.Message{Role: "user", Content: *prompt})
-		if promptText, err = m.RenderChat(msgs, true); err != nil {
-			return err
-		}
-		ids, err = m.EncodeChat(promptText)
+		promptText, ids, err = chatGeneratePrompt(m, *system, *prompt)
 		stops = append(append([]string(nil), stops...), m.ChatStopStrings()...)
 	} else {
 		ids, err = m.PlainPrompt(*prompt)
@@ -178,7 +170,7 @@ func runGenerate(args []string) error {
 	}
 	if asChat {
 		// A plain prompt is not rendered as a chat: only a chat compares with the axis's rendering.
-		if err := warnAxisRendering(os.Stderr, stf.axisPath, setup.axis, m); err != nil {
+		if err := warnAxisRendering(warnOut, stf.axisPath, setup.axis, m); err != nil {
 			return fmt.Errorf("generate: %w", err)
 		}
 	}
@@ -235,6 +227,23 @@ func contextNote(r engine.Result, maxPositions int) string {
 	}
 	return fmt.Sprintf("[note: the answer stopped at the model's context of %d tokens (%d prompt + %d new), before --max-tokens]",
 		maxPositions, r.PromptTokens, len(r.Tokens))
+}
+
+// chatGeneratePrompt is the prompt of generate --chat: the system prompt
+// (when not empty) and the prompt as a user turn, rendered by the model's chat
+// renderer; it returns the text and its ids.
+func chatGeneratePrompt(m *model.Model, system, prompt string) (string, []int, error) {
+	var msgs []tokenizer.Message
+	if system != "" {
+		msgs = append(msgs, tokenizer.Message{Role: "system", Content: system})
+	}
+	msgs = append(msgs, tokenizer.Message{Role: "user", Content: prompt})
+	text, err := m.RenderChat(msgs, true)
+	if err != nil {
+		return "", nil, err
+	}
+	ids, err := m.EncodeChat(text)
+	return text, ids, err
 }
 
 // textStream prints generated text as it comes: a streaming decoder keeps

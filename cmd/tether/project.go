@@ -50,7 +50,7 @@ func runProject(args []string) error {
 	if err := probe.CheckAxisForModel(a, m, *allowOther); err != nil {
 		return fmt.Errorf("project: %s: %w", *axisPath, err)
 	}
-	if err := warnAxisRendering(os.Stderr, *axisPath, a, m); err != nil {
+	if err := warnAxisRendering(warnOut, *axisPath, a, m); err != nil {
 		return fmt.Errorf("project: %w", err)
 	}
 	l := *layer

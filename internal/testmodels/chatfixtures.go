@@ -119,7 +119,7 @@ func (f *ChatFixtures) Model(t testing.TB, name string, thinking *bool) *model.M
 	} else {
 		dir := filepath.Join(repoRoot(), "..", "shared", "tokenizers", strings.TrimPrefix(info.Tokenizer, "shared:"))
 		if _, err := os.Stat(dir); err != nil {
-			t.Skipf("%s absent (%v): the chat fixtures of %s need it", dir, err)
+			t.Skipf("%s absent (%v): the chat fixtures of %s need it", dir, err, name)
 		}
 		tok, err := loadTokenizer(dir)
 		if err != nil {

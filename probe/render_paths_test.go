@@ -1,0 +1,130 @@
+package probe
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"tether/internal/testmodels"
+	"tether/model"
+	"tether/tokenizer"
+)
+
+// forEachFixtureModel runs fn for every model and enable_thinking setting of the chat fixtures
+// (model/testdata/chat: rendered by the Python reference).
+func forEachFixtureModel(t *testing.T, fn func(t *testing.T, f *testmodels.ChatFixtures, name string, thinking *bool, m *model.Model)) {
+	f := testmodels.LoadChatFixtures(t)
+	for name := range f.Models {
+		for _, thinking := range f.ThinkingSettings(name) {
+			label := name
+			if thinking != nil {
+				label += fmt.Sprintf("/enable_thinking=%t", *thinking)
+			}
+			t.Run(label, func(t *testing.T) {
+				fn(t, f, name, thinking, f.Model(t, name, thinking))
+			})
+		}
+	}
+}
+
+// TestProbePathsMatchReference: the persona rollout prompt (Prompter.Prompt, also the judge's
+// path), the capture span (Prompter.Span) and project (ConversationSpans) turn the fixture
+// conversations into exactly the reference's token ids, and their spans hold the assistant
+// turns' text.
+func TestProbePathsMatchReference(t *testing.T) {
+	forEachFixtureModel(t, func(t *testing.T, f *testmodels.ChatFixtures, name string, thinking *bool, m *model.Model) {
+		p := NewPrompter(m)
+		ref := func(c string) (testmodels.ChatFixtureCase, []int) {
+			fc := f.Case(t, name, c, thinking)
+			return fc, testmodels.ReferenceIDs(t, m, fc)
+		}
+		sys, sysIDs := ref("system_prompt")
+		if got, err := p.Prompt(sys.Messages[0].Content, sys.Messages[1].Content); err != nil || !slices.Equal(got, sysIDs) {
+			t.Errorf("rollout prompt with a system prompt: %v, %v\nwant %v", got, err, sysIDs)
+		}
+		user, userIDs := ref("user_prompt")
+		if got, err := p.Prompt("", user.Messages[0].Content); err != nil || !slices.Equal(got, userIDs) {
+			t.Errorf("rollout/judge prompt without a system prompt: %v, %v\nwant %v", got, err, userIDs)
+		}
+		for _, c := range []string{"system_full", "user_full"} {
+			full, fullIDs := ref(c)
+			conv := Conversation{Question: full.Messages[len(full.Messages)-2].Content, Response: full.Messages[len(full.Messages)-1].Content}
+			if len(full.Messages) == 3 {
+				conv.System = full.Messages[0].Content
+			}
+			s, err := p.Span(conv)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(s.Tokens, fullIDs) {
+				t.Errorf("%s: capture tokens %v\nwant %v", c, s.Tokens, fullIDs)
+			}
+			checkSpanText(t, m, s.Tokens, s.Start, s.End, conv.Response)
+			ids, spans, err := ConversationSpans(m, full.Messages)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(ids, s.Tokens) || len(spans) != 1 || spans[0].Start != s.Start || spans[0].End != s.End {
+				t.Errorf("%s: project gives %d tokens, spans %+v; capture %d tokens, span [%d,%d)", c, len(ids), spans, len(s.Tokens), s.Start, s.End)
+			}
+		}
+		multi, multiIDs := ref("multi_full")
+		ids, spans, err := ConversationSpans(m, multi.Messages)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(ids, multiIDs) {
+			t.Errorf("project tokens %v\nwant %v", ids, multiIDs)
+		}
+		if len(spans) != 2 || spans[0].Turn != 2 || spans[1].Turn != 4 {
+			t.Fatalf("spans %+v, want turns 2 and 4", spans)
+		}
+		for _, s := range spans {
+			checkSpanText(t, m, ids, s.Start, s.End, multi.Messages[s.Turn].Content)
+		}
+	})
+}
+
+// checkSpanText checks that tokens[start:end] hold the assistant text (white space at its ends
+// aside: a token straddling the content's edge counts as the span's).
+func checkSpanText(t *testing.T, m *model.Model, tokens []int, start, end int, text string) {
+	t.Helper()
+	got, err := m.Continuation(tokens[:start], tokens[start:end])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.TrimSpace(got) != strings.TrimSpace(text) {
+		t.Errorf("span [%d,%d) holds %q, want %q", start, end, got, strings.TrimSpace(text))
+	}
+}
+
+// TestShortModelName: {model_name} becomes the reference pipeline's short name (its
+// MODEL_CONFIGS entries and its inference rule in assistant_axis/models.py).
+func TestShortModelName(t *testing.T) {
+	for _, tc := range []struct{ name, want string }{
+		{"google/gemma-2-27b-it", "Gemma"},
+		{"Qwen/Qwen3-32B", "Qwen"},
+		{"meta-llama/Llama-3.3-70B-Instruct", "Llama"},
+		{"mistralai/Mistral-7B-Instruct-v0.3", "Mistral"},
+		{"Qwen3-8B", "Qwen"},
+		{"HuggingFaceTB/SmolLM2-135M-Instruct", "SmolLM2"},
+		{"microsoft/Phi-3-mini-4k-instruct", "Phi"},
+		{"stories260K", "stories260K"},
+	} {
+		if got := ShortModelName(tc.name); got != tc.want {
+			t.Errorf("ShortModelName(%q) = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestFoldNeedsAUserTurn: a folded system prompt with no user turn after it is an error, not a
+// silently dropped prompt.
+func TestFoldNeedsAUserTurn(t *testing.T) {
+	f := testmodels.LoadChatFixtures(t)
+	m := f.Model(t, "gemma2", nil)
+	_, err := m.RenderChat([]tokenizer.Message{{Role: "system", Content: "Be brief."}, {Role: "assistant", Content: "Hi."}}, false)
+	if err == nil || !strings.Contains(err.Error(), "no user message follows") {
+		t.Fatalf("error %v, want one saying no user message follows the system prompt", err)
+	}
+}
