@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"tether/axis"
 	"tether/internal/testmodels"
 	"tether/model"
 	"tether/tokenizer"
@@ -126,5 +127,67 @@ func TestFoldNeedsAUserTurn(t *testing.T) {
 	_, err := m.RenderChat([]tokenizer.Message{{Role: "system", Content: "Be brief."}, {Role: "assistant", Content: "Hi."}}, false)
 	if err == nil || !strings.Contains(err.Error(), "no user message follows") {
 		t.Fatalf("error %v, want one saying no user message follows the system prompt", err)
+	}
+}
+
+// TestRunRecordsFolding: a run with a template that raises on a system message records the fold
+// mode, that its system prompts were folded, and the default {model_name}.
+func TestRunRecordsFolding(t *testing.T) {
+	m := openTiny(t, 3, noSystemTemplate)
+	dir := t.TempDir()
+	if _, err := ExecuteRun(t.Context(), m, tinyRunOptions(dir)); err != nil {
+		t.Fatal(err)
+	}
+	run, err := OpenRun(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := run.Manifest().Rendering
+	if r == nil || r.FoldMode != model.FoldRaises || !r.SystemFolded || r.ModelName != ShortModelName(m.Name) || r.Format != model.FormatTemplate {
+		t.Fatalf("rendering %+v", r)
+	}
+}
+
+// TestAxisRenderingMismatch: an axis without a rendering record, or with the model's own, gives
+// no warning; another rendering gives one naming both; a malformed record is an error naming
+// the metadata key.
+func TestAxisRenderingMismatch(t *testing.T) {
+	f := testmodels.LoadChatFixtures(t)
+	off, on := false, true
+	m := f.Model(t, "qwen3", &off)
+	here, err := m.ChatRendering()
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := f.Model(t, "qwen3", &on).ChatRendering()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, meta, warn, err string
+		set                   bool
+	}{
+		{name: "not recorded"},
+		{name: "same", meta: here.JSON(), set: true},
+		{name: "other", meta: other.JSON(), set: true, warn: "enable_thinking=true"},
+		{name: "malformed", meta: "{", set: true, err: `metadata "rendering"`},
+	} {
+		a := &axis.Axis{Model: "qwen3", Extra: map[string]string{}}
+		if tc.set {
+			a.Extra[axis.RenderingKey] = tc.meta
+		}
+		w, err := AxisRenderingMismatch(a, m)
+		switch {
+		case tc.err != "":
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s: error %v, want one naming %s", tc.name, err, tc.err)
+			}
+		case err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case tc.warn == "" && w != "":
+			t.Errorf("%s: warning %q", tc.name, w)
+		case tc.warn != "" && (!strings.Contains(w, tc.warn) || !strings.Contains(w, "enable_thinking=false")):
+			t.Errorf("%s: warning %q, want both settings named", tc.name, w)
+		}
 	}
 }
