@@ -131,7 +131,8 @@ func BuildRunAxis(r *Run, opts RunAxisOptions) (*AxisBuild, error) {
 	return b, nil
 }
 
-// openRunModel opens ref, else the run's model directory when it still exists, else its id.
+// openRunModel opens ref, else the run's model directory when it still exists, else its id, set
+// to render chats with the run's enable_thinking.
 func openRunModel(m Manifest, ref, backend string) (*model.Model, error) {
 	if ref == "" {
 		ref = m.ModelDir
@@ -139,7 +140,7 @@ func openRunModel(m Manifest, ref, backend string) (*model.Model, error) {
 			ref = m.Model
 		}
 	}
-	return model.Open(ref, model.Options{Backend: backend})
+	return model.Open(ref, model.Options{Backend: backend, EnableThinking: m.EnableThinking()})
 }
 
 // checkRunModel refuses a model other than the run's (another config.json).

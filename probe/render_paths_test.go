@@ -191,3 +191,28 @@ func TestAxisRenderingMismatch(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenRunModelThinking: the per-token calibration reopens the run's model with the run's
+// enable_thinking, so it renders the rollouts as the run did.
+func TestOpenRunModelThinking(t *testing.T) {
+	dir := writeTinyModel(t, t.TempDir(), 1, "")
+	on := true
+	for _, tc := range []struct {
+		rendering *RunRendering
+		want      bool
+	}{
+		{nil, false},
+		{&RunRendering{Rendering: model.Rendering{Format: model.FormatTemplate, FoldMode: model.FoldNone}}, false},
+		{&RunRendering{Rendering: model.Rendering{Format: model.FormatTemplate, FoldMode: model.FoldNone, EnableThinking: &on}}, true},
+	} {
+		m, err := openRunModel(Manifest{Rendering: tc.rendering}, dir, testmodels.Backend())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := m.EnableThinking
+		m.Close()
+		if got != tc.want {
+			t.Errorf("rendering %+v: EnableThinking %v, want %v", tc.rendering, got, tc.want)
+		}
+	}
+}

@@ -54,6 +54,13 @@ type RunRendering struct {
 	ModelName string `json:"model_name"`
 }
 
+// EnableThinking is the enable_thinking setting the run rendered its chats with (false when its
+// template does not read it or run.json predates the record): the run's model is opened with it
+// (model.Options.EnableThinking) to render the run's conversations again the same way.
+func (m Manifest) EnableThinking() bool {
+	return m.Rendering != nil && m.Rendering.EnableThinking != nil && *m.Rendering.EnableThinking
+}
+
 // runRendering describes how a run of data set d with m renders, {model_name} being modelName.
 func runRendering(m *model.Model, d *Dataset, modelName string) (*RunRendering, error) {
 	r, err := m.ChatRendering()
