@@ -302,6 +302,29 @@ func (m *Model) AssistantText(prompt, generated []int) (string, error) {
 	return text, nil
 }
 
+// AssistantTurn is an assistant turn generated after prompt: its text (see
+// AssistantText) and the generated ids that make up that text. In the plain
+// format the ids after the text (those of PlainChatStop) are dropped; a token
+// straddling the cut stays.
+func (m *Model) AssistantTurn(prompt, generated []int) ([]int, string, error) {
+	text, err := m.AssistantText(prompt, generated)
+	if err != nil || m.HasChatTemplate() {
+		return generated, text, err
+	}
+	k := len(generated)
+	for k > 0 {
+		shorter, err := m.Continuation(prompt, generated[:k-1])
+		if err != nil {
+			return nil, "", err
+		}
+		if len(shorter) < len(text) {
+			break
+		}
+		k--
+	}
+	return generated[:k], text, nil
+}
+
 // Rendering describes how a model renders chats: what a persona run records
 // in run.json, axis build copies into the axis file, and the capping
 // commands compare with their own.

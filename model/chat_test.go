@@ -180,3 +180,34 @@ func TestBrokenTemplateIsLazy(t *testing.T) {
 		t.Fatal("ChatRendering of a broken template succeeded")
 	}
 }
+
+// TestAssistantTurnDropsPlainStop: in the plain format the ids of the next "User:" turn are not
+// part of the assistant turn; with a chat template the generated ids are kept as they are.
+func TestAssistantTurnDropsPlainStop(t *testing.T) {
+	f := testmodels.LoadChatFixtures(t)
+	m := f.Model(t, "plain", nil)
+	prompt, err := m.ChatPrompt([]tokenizer.Message{{Role: "user", Content: "Hi"}}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer, err := m.Tokenizer.Encode("User: Hi\nAssistant: Hello there.", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole, err := m.Tokenizer.Encode("User: Hi\nAssistant: Hello there.\nUser: more", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(whole[:len(answer)], answer) {
+		t.Fatalf("the answer's ids %v are not a prefix of the whole %v", answer, whole)
+	}
+	ids, text, err := m.AssistantTurn(prompt, whole[len(prompt):])
+	if err != nil || text != " Hello there." || !slices.Equal(ids, answer[len(prompt):]) {
+		t.Fatalf("assistant turn %v %q, %v; want %v %q", ids, text, err, answer[len(prompt):], " Hello there.")
+	}
+	q := f.Model(t, "drops_system", nil)
+	gen := []int{1, 2, 3}
+	if ids, _, err := q.AssistantTurn(nil, gen); err != nil || !slices.Equal(ids, gen) {
+		t.Fatalf("template model: ids %v, %v; want them unchanged", ids, err)
+	}
+}

@@ -155,8 +155,8 @@ func PlanRollouts(d *Dataset, modelName string, samples int, runSeed uint64) []R
 
 // Generated is the outcome of generating one rollout.
 type Generated struct {
-	// Prompt is the token ids generation continued, Tokens the generated ids (stop token
-	// excluded) and Text their decoded continuation.
+	// Prompt is the token ids generation continued, Tokens the generated ids (stop token, and
+	// the plain chat format's stop string, excluded) and Text their decoded continuation.
 	Prompt []int
 	Tokens []int
 	Text   string
@@ -178,8 +178,9 @@ func ResponseSpan(prompt, response []int) Span {
 
 // GenerateRollouts answers a batch of rollouts in one Generate call with the paper's sampling
 // (temperature 0.7, top-p 0.9), each with its own seed, stopping at the model's stop tokens or
-// after maxTokens new tokens (and, in the plain chat format, at its stop string). The response
-// text is the continuation as it appears in the decoded whole (see model.Model.AssistantText).
+// after maxTokens new tokens (and, in the plain chat format, at its stop string, whose tokens are
+// then left out of the response). The response text is the continuation as it appears in the
+// decoded whole (see model.Model.AssistantTurn).
 // With ignoreEOS the model's stop tokens and stop strings are
 // ignored (benchmarks of random models).
 func GenerateRollouts(ctx context.Context, m *model.Model, p *Prompter, specs []RolloutSpec, maxTokens int, ignoreEOS bool) ([]Generated, error) {
@@ -211,13 +212,12 @@ func GenerateRollouts(ctx context.Context, m *model.Model, p *Prompter, specs []
 		return nil, err
 	}
 	for i, r := range res {
-		out[i].Tokens = r.Tokens
 		out[i].StopReason = r.StopReason
-		text, err := m.AssistantText(out[i].Prompt, r.Tokens)
+		tokens, text, err := m.AssistantTurn(out[i].Prompt, r.Tokens)
 		if err != nil {
 			return nil, fmt.Errorf("probe: rollout %s: decode response: %w", specs[i].ID, err)
 		}
-		out[i].Text = validUTF8(text)
+		out[i].Tokens, out[i].Text = tokens, validUTF8(text)
 	}
 	return out, nil
 }
