@@ -94,7 +94,7 @@ func (m *Model) ChatTemplate() (*tokenizer.ChatTemplate, error) {
 		return nil, nil
 	}
 	m.chat.parseOnce.Do(func() {
-		m.chat.tmpl, m.chat.parseErr = tokenizer.NewChatTemplate(m.ChatTemplateSource, tokenizer.DefaultChatTemplateName)
+		m.chat.tmpl, m.chat.parseErr = tokenizer.NewChatTemplateFile(m.ChatTemplateSource, tokenizer.DefaultChatTemplateName, m.ChatTemplateFile)
 		if m.chat.parseErr != nil {
 			m.chat.parseErr = m.templateError(m.chat.parseErr)
 		}
@@ -102,14 +102,10 @@ func (m *Model) ChatTemplate() (*tokenizer.ChatTemplate, error) {
 	return m.chat.tmpl, m.chat.parseErr
 }
 
-// templateError wraps an error of the chat template with the model and the
-// template's file.
+// templateError wraps an error of the chat template with the model's name
+// (the tokenizer's error names the template's file and line).
 func (m *Model) templateError(err error) error {
-	where := m.ChatTemplateFile
-	if where == "" {
-		where = "(no file)"
-	}
-	return fmt.Errorf("model %s: chat template %s: %w", m.Name, where, err)
+	return fmt.Errorf("model %s: %w", m.Name, err)
 }
 
 // templateReadsThinking reports whether the chat template reads
