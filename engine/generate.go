@@ -211,7 +211,7 @@ func (m *Model) Generate(ctx context.Context, reqs []Request, opts GenerateOptio
 				s.unfed = false
 			}
 		}
-		out, err = m.runStep(stepRequest{tokens: feed, pad: pad, slot: int32(T + step), cache: cache, plan: plan, hooks: opts.Hooks})
+		out, err = m.runStep(stepRequest{tokens: feed, pad: pad, slot: int32(T + step), cache: cache, plan: plan, hooks: opts.Hooks, step: step + 1})
 		if err != nil {
 			return nil, err
 		}

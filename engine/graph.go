@@ -26,8 +26,10 @@ type stepPlan struct {
 //	then the hook inputs (see hookInputs), then Model.params.
 //
 // Outputs: logits ([B, V] or [B, T, V]), the 2L updated caches, the captured
-// layers [B, T, H] in plan.capture order, then for every recording hook the
-// projections before and after [B, T, clamps].
+// layers [B, T, H] in plan.capture order, for every recording hook the
+// projections before and after [B, T, clamps], and last the finite check
+// [L+1] int32 (see nonFiniteCount): per block, the values of its output
+// (after its hook) that are not finite, then the non-finite logits.
 
 // stepGraph returns the graph-building function for plan.
 func (m *Model) stepGraph(plan stepPlan) func([]*G.Node) []*G.Node {
@@ -111,6 +113,9 @@ func (sb *stepBuilder) build(in []*G.Node) []*G.Node {
 	outCaches := make([]*G.Node, 2*L)
 	captured := map[int]*G.Node{}
 	var records []*G.Node
+	bad := make([]*G.Node, 0, L+1) // the finite check
+	// Left padding is not checked: its values are never attended to.
+	real := G.GreaterOrEqual(G.Reshape(sb.querySlots, 1, T), G.Reshape(pad, B, 1)) // [B, T]
 	for i := range L {
 		var k, v *G.Node
 		x, k, v = sb.block(i, x, caches[2*i], caches[2*i+1])
@@ -123,6 +128,7 @@ func (sb *stepBuilder) build(in []*G.Node) []*G.Node {
 			}
 		}
 		captured[i] = x
+		bad = append(bad, nonFiniteCount(G.Square(x), real))
 	}
 	if !sb.plan.allLogits {
 		x = G.Slice(x, G.AxisRange(), G.AxisRange(T-1, T)) // [B, 1, H]
@@ -142,7 +148,27 @@ func (sb *stepBuilder) build(in []*G.Node) []*G.Node {
 	for _, layer := range sb.plan.capture {
 		out = append(out, captured[layer])
 	}
-	return append(out, records...)
+	out = append(out, records...)
+	if sb.plan.allLogits {
+		bad = append(bad, nonFiniteCount(logits, real))
+	} else {
+		bad = append(bad, nonFiniteCount(logits, nil)) // the last position is never padding
+	}
+	return append(out, G.Stack(bad, 0))
+}
+
+// nonFiniteCount returns how many values of x [B, T, ...] (or [B, ...] when
+// real is nil) at positions where real [B, T] holds are NaN or infinite, as a
+// scalar int32. The residual stream is checked through its square, so that
+// values too large for the next RMS norm (|x| > 1.8e19, whose square
+// overflows float32 and silently zeroes the normalised stream) count too.
+func nonFiniteCount(x, real *G.Node) *G.Node {
+	bad := G.LogicalNot(G.IsFinite(x))
+	if real != nil {
+		dims := x.Shape().Dimensions
+		bad = G.LogicalAnd(bad, G.BroadcastToDims(G.Reshape(real, dims[0], dims[1], 1), dims...))
+	}
+	return G.ReduceAllSum(G.ConvertDType(bad, dtypes.Int32))
 }
 
 // shapeInt32 returns the shape of an int32 vector of length n.

@@ -96,7 +96,8 @@ func (ld *loader) uploadAs(dtype dtypes.DType, name string, fill func(dst []floa
 }
 
 // concat returns a fill function copying the named tensors, checked
-// against dims, one after the other.
+// against dims and for non-finite values (see copyFinite), one after the
+// other.
 func (ld *loader) concat(names []string, dims [][]int, transform func([]float32)) func([]float32) error {
 	return func(dst []float32) error {
 		off := 0
@@ -105,7 +106,9 @@ func (ld *loader) concat(names []string, dims [][]int, transform func([]float32)
 			if err != nil {
 				return err
 			}
-			copy(dst[off:], data)
+			if err := copyFinite(dst[off:off+len(data)], data); err != nil {
+				return fmt.Errorf("engine: tensor %q %v: %w", name, dims[i], err)
+			}
 			if transform != nil {
 				transform(dst[off : off+len(data)])
 			}
@@ -113,6 +116,21 @@ func (ld *loader) concat(names []string, dims [][]int, transform func([]float32)
 		}
 		return nil
 	}
+}
+
+// copyFinite copies src to dst and fails at the first NaN or infinite value.
+// It copies and scans in blocks small enough to stay in the CPU cache, so
+// the scan costs little next to the copy.
+func copyFinite(dst, src []float32) error {
+	const block = 16 << 10
+	for start := 0; start < len(src); start += block {
+		end := min(start+block, len(src))
+		copy(dst[start:end], src[start:end])
+		if j := weights.FirstNonFinite(dst[start:end]); j >= 0 {
+			return fmt.Errorf("value %v at flat index %d is not finite (corrupt weights)", dst[start+j], start+j)
+		}
+	}
+	return nil
 }
 
 // vector loads a 1-D tensor of length n (norm weights, biases). plusOne adds

@@ -42,6 +42,7 @@ type stepRequest struct {
 	cache  *kvCache
 	plan   stepPlan
 	hooks  Hooks
+	step   int // 0: prefill, k: decoding step k (for NonFiniteError)
 }
 
 // stepResult holds one step's host outputs.
@@ -105,6 +106,12 @@ func (m *Model) runStep(req stepRequest) (*stepResult, error) {
 	}
 	L := m.cfg.NumLayers
 	copy(req.cache.kv, outs[1:1+2*L])
+	// The finite check is the last output: on failure the other outputs are
+	// freed unread.
+	if err := checkFinite(outs[len(outs)-1], req.step, B*T*m.cfg.HiddenSize, outs[0].Shape().Size()); err != nil {
+		freeAll(append([]*tensors.Tensor{outs[0]}, outs[1+2*L:len(outs)-1]...))
+		return nil, err
+	}
 	res := &stepResult{captured: map[int][]float32{}, before: map[int][]float32{}, after: map[int][]float32{}}
 	if res.logits, err = hostFloats(outs[0]); err != nil {
 		return nil, err
@@ -129,6 +136,13 @@ func (m *Model) runStep(req stepRequest) (*stepResult, error) {
 		next += 2
 	}
 	return res, nil
+}
+
+// freeAll releases ts' buffers.
+func freeAll(ts []*tensors.Tensor) {
+	for _, t := range ts {
+		_ = t.FinalizeAll()
+	}
 }
 
 // hostFloats copies a float32 output to the host and frees its device buffer.
