@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bytes"
+	"encoding/binary"
 	"encoding/json"
+	"math"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"tether/engine"
+	"tether/weights"
 )
 
 // isolatePluginSearch points every PJRT plugin search rule at an empty
@@ -88,5 +92,93 @@ func TestInfoBackendGo(t *testing.T) {
 	var got map[string]backendReport
 	if err := json.Unmarshal([]byte(out), &got); err != nil || got["backend"].Backend != "go" || got["backend"].Devices != 1 {
 		t.Errorf("JSON %q: %+v, %v", out, got, err)
+	}
+}
+
+// plantNaN rewrites dir's model.safetensors with a NaN at flat index i of
+// tensor name.
+func plantNaN(t *testing.T, dir, name string, i int) {
+	t.Helper()
+	path := filepath.Join(dir, weights.SingleFileName)
+	f, err := weights.OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ts []weights.Tensor
+	for _, info := range f.Tensors() {
+		data, _, err := f.Bytes(info.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data = bytes.Clone(data)
+		if info.Name == name {
+			binary.LittleEndian.PutUint32(data[4*i:], math.Float32bits(float32(math.NaN())))
+		}
+		ts = append(ts, weights.Tensor{Name: info.Name, DType: info.DType, Shape: info.Shape, Data: data})
+	}
+	f.Close()
+	if err := weights.WriteFile(path, ts, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestInfoCheck: --check passes a random model and names the tensor and
+// index of a planted NaN (and fails); generate refuses the model at load.
+func TestInfoCheck(t *testing.T) {
+	dir := writePersonaTestModel(t)
+	out, err := captureStdout(t, func() error { return dispatch([]string{"info", "--model", dir, "--check", "--json"}) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got modelInfo
+	if err := json.Unmarshal([]byte(out), &got); err != nil || got.Check == nil || !got.Check.Finite || got.Check.Bytes != got.WeightBytes {
+		t.Fatalf("clean model: %+v, %v", got.Check, err)
+	}
+	const tensor = "model.layers.1.self_attn.v_proj.weight"
+	plantNaN(t, dir, tensor, 77)
+	out, err = captureStdout(t, func() error { return dispatch([]string{"info", "--model", dir, "--check"}) })
+	for _, want := range []string{tensor, "flat index 77", "NaN"} {
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(out, want) {
+			t.Errorf("planted NaN: error %v, output %q: want both to contain %q", err, out, want)
+		}
+	}
+	_, err = captureStdout(t, func() error { return dispatch([]string{"generate", "--model", dir, "--prompt", "hi", "-n", "2"}) })
+	if err == nil || !strings.Contains(err.Error(), tensor) || !strings.Contains(err.Error(), "flat index 77") {
+		t.Errorf("generate on a NaN weight: error %v, want one naming %s and flat index 77", err, tensor)
+	}
+}
+
+// TestInfoMemory: the printed estimate's terms add up to its total, the
+// workload flags reach it, and impossible workloads are refused.
+func TestInfoMemory(t *testing.T) {
+	dir := writePersonaTestModel(t)
+	out, err := captureStdout(t, func() error {
+		return dispatch([]string{"info", "--model", dir, "--batch", "4", "--prompt", "100", "--context", "300", "--json"})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got modelInfo
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatal(err)
+	}
+	mem := got.Memory
+	if sum := mem.Baseline + mem.Mapped + mem.Weights + mem.KVCache + mem.Workspace + mem.GCHeadroom; sum != mem.Total {
+		t.Errorf("terms add up to %d, total %d", sum, mem.Total)
+	}
+	if mem.Batch != 4 || mem.Prompt != 100 || mem.NewTokens != 200 || mem.Mapped != got.WeightBytes || mem.Weights != 4*got.Parameters {
+		t.Errorf("memory %+v for batch 4, prompt 100, context 300 of a model of %d parameters", mem, got.Parameters)
+	}
+	// K and V, every layer, batch 4, 100+200+1 slots rounded up to 320.
+	if want := int64(2*2*2*8*4) * 4 * 320; mem.KVCache != want {
+		t.Errorf("KV cache %d bytes, expected %d", mem.KVCache, want)
+	}
+	for _, args := range [][]string{
+		{"--prompt", "0"}, {"--prompt", "20", "--context", "10"}, {"--context", "5000"}, {"--batch", "0"},
+	} {
+		_, err := captureStdout(t, func() error { return dispatch(append([]string{"info", "--model", dir}, args...)) })
+		if err == nil {
+			t.Errorf("%v: accepted", args)
+		}
 	}
 }
