@@ -120,6 +120,9 @@ func runInfo(args []string) error {
 	context := fs.Int("context", 0, "memory estimate: prompt plus new tokens per sequence (0 = the model's full context)")
 	check := fs.Bool("check", false, "read every weight and report the first NaN or Inf (tensor and index)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
+	limit(fs, "batch", atLeast(1))
+	limit(fs, "prompt", atLeast(1))
+	limit(fs, "context", atLeast(0).with("0 = the model's full context"))
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
