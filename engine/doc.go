@@ -42,6 +42,23 @@
 // plus the new tokens, rounded up to a multiple of 64. Prompts longer than
 // 512 tokens are prefilled in chunks through the cache.
 //
+// # Non-finite values
+//
+// Load refuses a weight holding NaN or Inf, naming the tensor and the flat
+// index (the scan runs on each block of values right after it is copied).
+// Every step graph also returns, per block, how many values of its output
+// (after its hook; padding excluded) are NaN, Inf or beyond ±1.8e19, where
+// the next RMS norm's square overflows float32, and how many logits are not
+// finite: a few bytes per step. Generate and Forward stop at the first such
+// step with a *NonFiniteError naming the step and the first bad layer.
+//
+// # Memory
+//
+// EstimateMemory gives the peak resident memory of a run on the "go"
+// backend, by term: process baseline, the mapped checkpoint, float32
+// weights, KV cache, the largest step's buffers and the garbage the Go
+// collector lets accumulate (GOGC percent of the live heap).
+//
 // # Backends
 //
 // On the pure-Go backend ("go", simplego) weights are float32 and each
