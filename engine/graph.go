@@ -29,7 +29,8 @@ type stepPlan struct {
 // layers [B, T, H] in plan.capture order, for every recording hook the
 // projections before and after [B, T, clamps], and last the finite check
 // [L+1] int32 (see nonFiniteCount): per block, the values of its output
-// (after its hook) that are not finite, then the non-finite logits.
+// (after its hook; padding excluded) that are not finite, then the
+// non-finite logits.
 
 // stepGraph returns the graph-building function for plan.
 func (m *Model) stepGraph(plan stepPlan) func([]*G.Node) []*G.Node {
@@ -115,7 +116,7 @@ func (sb *stepBuilder) build(in []*G.Node) []*G.Node {
 	var records []*G.Node
 	bad := make([]*G.Node, 0, L+1) // the finite check
 	// Left padding is not checked: its values are never attended to.
-	real := G.GreaterOrEqual(G.Reshape(sb.querySlots, 1, T), G.Reshape(pad, B, 1)) // [B, T]
+	unpadded := G.GreaterOrEqual(G.Reshape(sb.querySlots, 1, T), G.Reshape(pad, B, 1)) // [B, T]
 	for i := range L {
 		var k, v *G.Node
 		x, k, v = sb.block(i, x, caches[2*i], caches[2*i+1])
@@ -128,7 +129,7 @@ func (sb *stepBuilder) build(in []*G.Node) []*G.Node {
 			}
 		}
 		captured[i] = x
-		bad = append(bad, nonFiniteCount(G.Square(x), real))
+		bad = append(bad, nonFiniteCount(G.Square(x), unpadded))
 	}
 	if !sb.plan.allLogits {
 		x = G.Slice(x, G.AxisRange(), G.AxisRange(T-1, T)) // [B, 1, H]
@@ -150,7 +151,7 @@ func (sb *stepBuilder) build(in []*G.Node) []*G.Node {
 	}
 	out = append(out, records...)
 	if sb.plan.allLogits {
-		bad = append(bad, nonFiniteCount(logits, real))
+		bad = append(bad, nonFiniteCount(logits, unpadded))
 	} else {
 		bad = append(bad, nonFiniteCount(logits, nil)) // the last position is never padding
 	}
@@ -158,15 +159,16 @@ func (sb *stepBuilder) build(in []*G.Node) []*G.Node {
 }
 
 // nonFiniteCount returns how many values of x [B, T, ...] (or [B, ...] when
-// real is nil) at positions where real [B, T] holds are NaN or infinite, as a
-// scalar int32. The residual stream is checked through its square, so that
-// values too large for the next RMS norm (|x| > 1.8e19, whose square
-// overflows float32 and silently zeroes the normalised stream) count too.
-func nonFiniteCount(x, real *G.Node) *G.Node {
+// unpadded is nil) at positions where unpadded [B, T] holds are NaN or
+// infinite, as a scalar int32. The residual stream is checked through its
+// square, so that values too large for the next RMS norm (|x| > 1.8e19,
+// whose square overflows float32 and silently zeroes the normalised stream)
+// count too.
+func nonFiniteCount(x, unpadded *G.Node) *G.Node {
 	bad := G.LogicalNot(G.IsFinite(x))
-	if real != nil {
+	if unpadded != nil {
 		dims := x.Shape().Dimensions
-		bad = G.LogicalAnd(bad, G.BroadcastToDims(G.Reshape(real, dims[0], dims[1], 1), dims...))
+		bad = G.LogicalAnd(bad, G.BroadcastToDims(G.Reshape(unpadded, dims[0], dims[1], 1), dims...))
 	}
 	return G.ReduceAllSum(G.ConvertDType(bad, dtypes.Int32))
 }
