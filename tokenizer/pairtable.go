@@ -81,6 +81,3 @@ func (t *pairTable) get(key uint64) (uint64, bool) {
 		i = (i + 1) & t.mask
 	}
 }
-
-// len returns the number of pairs.
-func (t *pairTable) len() int { return t.n }

@@ -39,20 +39,6 @@ func (d DType) Known() bool { return dtypeSizes[d] != 0 }
 // by this package (F32, BF16, F16).
 func (d DType) IsFloat() bool { return d == F32 || d == BF16 || d == F16 }
 
-// DTypeForTorch maps a config.json torch_dtype ("float32", "bfloat16",
-// "float16") to a DType; ok is false for anything else.
-func DTypeForTorch(torchDType string) (d DType, ok bool) {
-	switch torchDType {
-	case "float32":
-		return F32, true
-	case "bfloat16":
-		return BF16, true
-	case "float16":
-		return F16, true
-	}
-	return "", false
-}
-
 // TorchName returns the torch_dtype spelling of a float DType ("float32",
 // "bfloat16", "float16"), or "" for other types.
 func (d DType) TorchName() string {

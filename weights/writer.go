@@ -30,16 +30,6 @@ func NewF32Tensor(name string, shape []int, values []float32) (Tensor, error) {
 	return NewFloatTensor(name, F32, shape, values)
 }
 
-// NewBF16Tensor builds a BF16 tensor from values (round-to-nearest-even).
-func NewBF16Tensor(name string, shape []int, values []float32) (Tensor, error) {
-	return NewFloatTensor(name, BF16, shape, values)
-}
-
-// NewF16Tensor builds an F16 tensor from values (round-to-nearest-even).
-func NewF16Tensor(name string, shape []int, values []float32) (Tensor, error) {
-	return NewFloatTensor(name, F16, shape, values)
-}
-
 // NewFloatTensor builds a tensor of type dt (F32, BF16 or F16) from values,
 // checking that the shape holds exactly len(values) elements.
 func NewFloatTensor(name string, dt DType, shape []int, values []float32) (Tensor, error) {
