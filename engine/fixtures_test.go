@@ -91,9 +91,9 @@ func TestPyTorchReferenceFixtures(t *testing.T) {
 func TestStories260K(t *testing.T) {
 	bin := filepath.Join("..", "..", "shared", "models", "stories260K", "stories260K.bin")
 	if _, err := os.Stat(bin); err != nil {
-		bin = filepath.Join("..", "models", "stories260K", "stories260K.bin")
+		bin = filepath.Join("..", "bundled", "stories260K", "stories260K.bin")
 		if _, err := os.Stat(bin); err != nil {
-			t.Skip("stories260K.bin not found in ../shared/models or models/")
+			t.Skip("stories260K.bin not found in ../shared/models or bundled/")
 		}
 	}
 	dir := t.TempDir()

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"tether/bundled"
 	"tether/engine"
-	"tether/models"
 	"tether/tokenizer"
 	"tether/weights"
 )
@@ -20,7 +20,7 @@ const knownStart = "Once upon a time, there was a little girl named Lily. She lo
 func convertBundled(t *testing.T) (hfDir, tokBin string) {
 	t.Helper()
 	dir := t.TempDir()
-	ckpt, tok, err := models.ExtractStories260K(filepath.Join(dir, "src"))
+	ckpt, tok, err := bundled.ExtractStories260K(filepath.Join(dir, "src"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,17 +97,17 @@ func TestSharedCopyIsBundled(t *testing.T) {
 	if _, err := os.Stat(shared); err != nil {
 		t.Skipf("../shared not present (%v); nothing to compare", err)
 	}
-	for _, name := range []string{models.Stories260KCheckpoint, models.Stories260KTokenizer} {
+	for _, name := range []string{bundled.Stories260KCheckpoint, bundled.Stories260KTokenizer} {
 		want, err := os.ReadFile(filepath.Join(shared, name))
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := os.ReadFile(filepath.Join("..", "models", "stories260K", name))
+		got, err := os.ReadFile(filepath.Join("..", "bundled", "stories260K", name))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if string(got) != string(want) {
-			t.Errorf("models/stories260K/%s differs from ../shared", name)
+			t.Errorf("bundled/stories260K/%s differs from ../shared", name)
 		}
 	}
 }

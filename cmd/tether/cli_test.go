@@ -16,7 +16,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"tether/bench"
-	"tether/models"
+	"tether/bundled"
 	"tether/tokenizer"
 )
 
@@ -240,7 +240,7 @@ func TestOutputsCheckedFirst(t *testing.T) {
 // SentencePiece piece begins with U+2581), the text begins with a space.
 func TestGenerateContinuesThePrompt(t *testing.T) {
 	dir := t.TempDir()
-	ckpt, tok, err := models.ExtractStories260K(filepath.Join(dir, "llama2c"))
+	ckpt, tok, err := bundled.ExtractStories260K(filepath.Join(dir, "llama2c"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ func init() {
 
 func runConvertLlama2c(args []string) error {
 	fs := newFlags("convert llama2c", "--model X.bin --tokenizer tok.bin --out DIR",
-		"tether convert llama2c --model models/stories260K/stories260K.bin --tokenizer models/stories260K/tok512.bin --out /tmp/stories260K")
+		"tether convert llama2c --model bundled/stories260K/stories260K.bin --tokenizer bundled/stories260K/tok512.bin --out /tmp/stories260K")
 	modelPath := fs.String("model", "", "llama2.c checkpoint (.bin, v0 format)")
 	tokPath := fs.String("tokenizer", "", "llama2.c tokenizer (tokenizer.bin / tok512.bin)")
 	out := fs.String("out", "", "output directory (config.json, model.safetensors, tokenizer.json)")

@@ -9,9 +9,9 @@ import (
 
 	"tether/axis"
 	"tether/bench"
+	"tether/bundled"
 	"tether/engine"
 	"tether/model"
-	"tether/models"
 	"tether/probe"
 	"tether/steer"
 	"tether/tokenizer"
@@ -39,7 +39,7 @@ func runDemo(args []string) error {
 	fmt.Println()
 
 	// 1. Convert the bundled llama2.c checkpoint into a Hugging Face style directory.
-	ckpt, tok, err := models.ExtractStories260K(filepath.Join(*dir, "stories260K-llama2c"))
+	ckpt, tok, err := bundled.ExtractStories260K(filepath.Join(*dir, "stories260K-llama2c"))
 	if err != nil {
 		return err
 	}

@@ -7,7 +7,7 @@ import (
 	"sync"
 	"testing"
 
-	"tether/models"
+	"tether/bundled"
 	"tether/tokenizer"
 	"tether/weights"
 )
@@ -40,7 +40,7 @@ func Stories260K(t testing.TB) string {
 // convertStories260K extracts the bundled llama2.c files into dir/src and
 // converts them into dir/stories260K, which it returns.
 func convertStories260K(dir string) (string, error) {
-	ckpt, tok, err := models.ExtractStories260K(filepath.Join(dir, "src"))
+	ckpt, tok, err := bundled.ExtractStories260K(filepath.Join(dir, "src"))
 	if err != nil {
 		return "", err
 	}

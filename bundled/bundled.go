@@ -1,7 +1,7 @@
-// Package models embeds tether's bundled default model, stories260K (a real
+// Package bundled embeds tether's bundled default model, stories260K (a real
 // 260K-parameter Llama trained on TinyStories, from llama2.c, MIT license; see
 // stories260K/README.md), so the binary runs its demo with no files beside it.
-package models
+package bundled
 
 import (
 	"embed"
@@ -23,15 +23,15 @@ const (
 // license, readme) into dir and returns the checkpoint's and the tokenizer's paths.
 func ExtractStories260K(dir string) (checkpoint, tok string, err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", "", fmt.Errorf("models: %w", err)
+		return "", "", fmt.Errorf("bundled: %w", err)
 	}
 	for _, name := range []string{Stories260KCheckpoint, Stories260KTokenizer, "LICENSE", "README.md"} {
 		data, err := files.ReadFile("stories260K/" + name)
 		if err != nil {
-			return "", "", fmt.Errorf("models: bundled %s: %w", name, err)
+			return "", "", fmt.Errorf("bundled: bundled %s: %w", name, err)
 		}
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
-			return "", "", fmt.Errorf("models: %w", err)
+			return "", "", fmt.Errorf("bundled: %w", err)
 		}
 	}
 	return filepath.Join(dir, Stories260KCheckpoint), filepath.Join(dir, Stories260KTokenizer), nil
