@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"tether/tokenizer"
+	"tether/tokenizer/chattemplate"
 )
 
 // This file is tether's one chat renderer: every command that turns a
@@ -68,7 +69,7 @@ type chatState struct {
 	loadErr error
 
 	parseOnce sync.Once
-	tmpl      *tokenizer.ChatTemplate
+	tmpl      *chattemplate.Template
 	parseErr  error
 
 	foldOnce sync.Once
@@ -86,7 +87,7 @@ func (m *Model) HasChatTemplate() bool {
 // ChatTemplate returns the model's chat template, parsed on first use; nil
 // and no error when the model has none. A template that does not parse is an
 // error naming the file it comes from.
-func (m *Model) ChatTemplate() (*tokenizer.ChatTemplate, error) {
+func (m *Model) ChatTemplate() (*chattemplate.Template, error) {
 	if m.chat.loadErr != nil {
 		return nil, fmt.Errorf("model %s: chat template: %w", m.Name, m.chat.loadErr)
 	}
@@ -94,7 +95,7 @@ func (m *Model) ChatTemplate() (*tokenizer.ChatTemplate, error) {
 		return nil, nil
 	}
 	m.chat.parseOnce.Do(func() {
-		m.chat.tmpl, m.chat.parseErr = tokenizer.NewChatTemplateFile(m.ChatTemplateSource, tokenizer.DefaultChatTemplateName, m.ChatTemplateFile)
+		m.chat.tmpl, m.chat.parseErr = chattemplate.NewFile(m.ChatTemplateSource, tokenizer.DefaultChatTemplateName, m.ChatTemplateFile)
 		if m.chat.parseErr != nil {
 			m.chat.parseErr = m.templateError(m.chat.parseErr)
 		}
@@ -115,10 +116,10 @@ func (m *Model) templateReadsThinking() bool {
 }
 
 // templateOptions are the variables the chat template is rendered with.
-func (m *Model) templateOptions(addGenerationPrompt bool) tokenizer.RenderOptions {
-	var opts tokenizer.RenderOptions
+func (m *Model) templateOptions(addGenerationPrompt bool) chattemplate.Options {
+	var opts chattemplate.Options
 	if m.TokenizerConfig != nil {
-		opts = m.TokenizerConfig.RenderOptions()
+		opts = chattemplate.OptionsFor(m.TokenizerConfig)
 	}
 	opts.AddGenerationPrompt = addGenerationPrompt
 	if m.templateReadsThinking() {

@@ -10,6 +10,7 @@ import (
 	"tether/internal/testmodels"
 	"tether/model"
 	"tether/tokenizer"
+	"tether/tokenizer/chattemplate"
 	"tether/weights"
 )
 
@@ -85,7 +86,7 @@ func TestSpanFoldsSystemWhenTemplateRejectsIt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tmpl.Render([]tokenizer.Message{{Role: "system", Content: "x"}, {Role: "user", Content: "y"}}, tokenizer.RenderOptions{}); err == nil {
+	if _, err := tmpl.Render([]tokenizer.Message{{Role: "system", Content: "x"}, {Role: "user", Content: "y"}}, chattemplate.Options{}); err == nil {
 		t.Fatal("the test template should reject a system message")
 	}
 	ids, err := p.Prompt("You are a pirate.", "What is the sea?")

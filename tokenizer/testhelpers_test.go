@@ -13,6 +13,10 @@ import (
 // repository root).
 const sharedDir = "../../shared"
 
+// sharedTokenizersDir holds the real tokenizer.json and tokenizer_config.json
+// files of ../shared, one directory a model family.
+const sharedTokenizersDir = sharedDir + "/tokenizers"
+
 // sharedTokenizers maps fixture names to directories under
 // ../shared/tokenizers.
 var sharedTokenizers = []struct{ name, dir string }{

@@ -9,7 +9,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"sort"
 )
 
 // DefaultChatTemplateName is the name of the chat template used when a model
@@ -110,46 +109,6 @@ func ParseTokenizerConfig(data []byte, source string) (*TokenizerConfig, error) 
 		}
 	}
 	return cfg, nil
-}
-
-// ChatTemplate returns the named chat template, parsed; name "" picks the
-// default one (DefaultChatTemplateName, or the only template there is).
-func (c *TokenizerConfig) ChatTemplate(name string) (*ChatTemplate, error) {
-	if name == "" {
-		if _, ok := c.ChatTemplates[DefaultChatTemplateName]; ok || len(c.ChatTemplates) != 1 {
-			name = DefaultChatTemplateName
-		} else {
-			for n := range c.ChatTemplates {
-				name = n
-			}
-		}
-	}
-	src, ok := c.ChatTemplates[name]
-	if !ok {
-		names := make([]string, 0, len(c.ChatTemplates))
-		for n := range c.ChatTemplates {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		return nil, fmt.Errorf("tokenizer: no chat template named %q (have %v)", name, names)
-	}
-	return NewChatTemplate(src, name)
-}
-
-// RenderOptions returns the options apply_chat_template would render with
-// for this tokenizer: bos_token and eos_token, and pad_token and unk_token
-// as extra variables when the file sets them (transformers passes every
-// special token to the template). Set AddGenerationPrompt and the rest on
-// the result.
-func (c *TokenizerConfig) RenderOptions() RenderOptions {
-	opts := RenderOptions{BOSToken: c.BOSToken, EOSToken: c.EOSToken, Extra: map[string]any{}}
-	if c.PadToken != "" {
-		opts.Extra["pad_token"] = c.PadToken
-	}
-	if c.UnkToken != "" {
-		opts.Extra["unk_token"] = c.UnkToken
-	}
-	return opts
 }
 
 // parseChatTemplateField reads chat_template: a string, a list of

@@ -153,9 +153,6 @@ func TestLoadSharedTokenizerConfigs(t *testing.T) {
 			if !strings.HasPrefix(cfg.ChatTemplates[DefaultChatTemplateName], tc.templateStart) {
 				t.Errorf("default template starts %q", cfg.ChatTemplates[DefaultChatTemplateName][:40])
 			}
-			if _, err := cfg.ChatTemplate(""); err != nil {
-				t.Errorf("ChatTemplate: %v", err)
-			}
 			dirTemplates, err := LoadChatTemplates(filepath.Dir(path))
 			if err != nil {
 				t.Fatal(err)
@@ -249,42 +246,5 @@ func TestLoadChatTemplates(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-func TestTokenizerConfigChatTemplateByName(t *testing.T) {
-	cfg, err := ParseTokenizerConfig([]byte(`{"chat_template": [{"name": "tool_use", "template": "T{{ messages|length }}"}]}`), "x")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The only template is picked when no name is given.
-	tmpl, err := cfg.ChatTemplate("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if out, err := tmpl.Render([]Message{{Role: "user", Content: "a"}}, RenderOptions{}); err != nil || out != "T1" {
-		t.Fatalf("render %q, %v", out, err)
-	}
-	if _, err := cfg.ChatTemplate("rag"); err == nil || !strings.Contains(err.Error(), "tool_use") {
-		t.Fatalf("missing template error %v should list the names there are", err)
-	}
-}
-
-func TestTokenizerConfigRenderOptions(t *testing.T) {
-	cfg, err := ParseTokenizerConfig([]byte(`{"chat_template": "{{ bos_token }}{{ messages[0].content }}{{ eos_token }}|{{ pad_token }}|{{ unk_token }}",
-		"bos_token": "<s>", "eos_token": {"content": "</s>"}, "pad_token": "<pad>"}`), "x")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl, err := cfg.ChatTemplate("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := tmpl.Render([]Message{{Role: "user", Content: "hi"}}, cfg.RenderOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := "<s>hi</s>|<pad>|"; out != want {
-		t.Errorf("got %q, want %q", out, want)
 	}
 }

@@ -18,7 +18,10 @@
 //
 // StreamDecoder turns ids into text as they are generated; Open picks the
 // right loader for a path; WriteTestTokenizer writes a small tokenizer for
-// random test models.
+// random test models. TokenizerConfig and LoadChatTemplates read
+// tokenizer_config.json and a model's chat template sources; Message is one
+// turn of a conversation. Rendering a conversation with a chat template is
+// the sub-package tokenizer/chattemplate.
 package tokenizer
 
 // Tokenizer encodes and decodes text for one model.

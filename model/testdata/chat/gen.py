@@ -8,7 +8,7 @@ here, byte for byte. Run from this directory:
     python3 gen.py
 
 It needs only Debian's python3-jinja2 (3.1.x) and reuses the transformers-like jinja2
-environment of tokenizer/testdata/templates/gen.py. It writes fixtures.json.
+environment of tokenizer/chattemplate/testdata/gen.py. It writes fixtures.json.
 
 The rendering policy is the reference Assistant Axis pipeline's, written here independently of
 the Go code:
@@ -84,13 +84,13 @@ def read(path):
 def models():
     """name -> (template source or None, variables, where the Go test finds the template, tokenizer)."""
     qwen_src, qwen_vars = load_config(os.path.join(SHARED, "qwen3", "tokenizer_config.json"))
-    gemma2 = os.path.join(ROOT, "tokenizer", "testdata", "templates", "gemma2_chat_template.jinja")
+    gemma2 = os.path.join(ROOT, "tokenizer", "chattemplate", "testdata", "gemma2_chat_template.jinja")
     return {
         # Qwen 3: takes a system prompt and enable_thinking.
         "qwen3": (qwen_src, qwen_vars, "shared:qwen3/tokenizer_config.json", "shared:qwen3"),
         # Gemma 2: raises on a system message.
         "gemma2": (read(gemma2), {"bos_token": "<bos>", "eos_token": "<eos>"},
-                   "tokenizer/testdata/templates/gemma2_chat_template.jinja", "shared:gemma3"),
+                   "tokenizer/chattemplate/testdata/gemma2_chat_template.jinja", "shared:gemma3"),
         # A ChatML template that silently leaves system messages out.
         "drops_system": (read(os.path.join(HERE, "drops_system.jinja")), {"bos_token": "", "eos_token": "<|im_end|>"},
                          "model/testdata/chat/drops_system.jinja", "shared:qwen3"),

@@ -275,7 +275,7 @@ def render(tmpl, messages, add_generation_prompt, bos, eos, extra):
 
 def main():
     fixtures = {
-        "generator": "tokenizer/testdata/templates/gen.py with jinja2 %s" % jinja2.__version__,
+        "generator": "tokenizer/chattemplate/testdata/gen.py with jinja2 %s" % jinja2.__version__,
         "fixed_now": FIXED_NOW.isoformat(),
         "templates": {},
         "cases": [],

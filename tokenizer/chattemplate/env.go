@@ -1,4 +1,4 @@
-package tokenizer
+package chattemplate
 
 import (
 	"fmt"
@@ -15,9 +15,9 @@ import (
 // newline kept, the loopcontrols extension ({% break %}, {% continue %}:
 // gonja has them built in), a tojson filter that behaves like Python's
 // json.dumps(ensure_ascii=False, ...), and the globals raise_exception and
-// strftime_now (added per render, see ChatTemplate.variables). Its
+// strftime_now (added per render, see Template.variables). Its
 // statements are wrapped to bound recursion and work, and range() is
-// bounded like the sandbox's (see template_limits.go).
+// bounded like the sandbox's (see limits.go).
 //
 // It is built once, as a private copy of gonja's builtins, so that nothing
 // here changes gonja's global default environment.
@@ -43,31 +43,31 @@ func chatEnvironment() (*exec.Environment, error) {
 	chatEnvOnce.Do(func() {
 		filters := exec.NewFilterSet(map[string]exec.FilterFunction{}).Update(builtins.Filters)
 		if err := filters.Replace("tojson", filterPyJSON); err != nil {
-			chatEnvErr = fmt.Errorf("tokenizer: chat template environment: %w", err)
+			chatEnvErr = fmt.Errorf("chattemplate: environment: %w", err)
 			return
 		}
 		for name, fn := range map[string]exec.FilterFunction{"reverse": filterReverseList, "wordcount": filterWordcountPy} {
 			if err := filters.Replace(name, fn); err != nil {
-				chatEnvErr = fmt.Errorf("tokenizer: chat template environment: %w", err)
+				chatEnvErr = fmt.Errorf("chattemplate: environment: %w", err)
 				return
 			}
 		}
 		for name, fn := range map[string]exec.FilterFunction{subscriptFilterName: filterGetItem, countItemsFilter: filterCountItems} {
 			if err := filters.Register(name, fn); err != nil {
-				chatEnvErr = fmt.Errorf("tokenizer: chat template environment: %w", err)
+				chatEnvErr = fmt.Errorf("chattemplate: environment: %w", err)
 				return
 			}
 		}
 		tests := exec.NewTestSet(map[string]exec.TestFunction{}).Update(builtins.Tests)
 		for name, fn := range map[string]exec.TestFunction{"true": testIsTrue, "false": testIsFalse} {
 			if err := tests.Replace(name, fn); err != nil {
-				chatEnvErr = fmt.Errorf("tokenizer: chat template environment: %w", err)
+				chatEnvErr = fmt.Errorf("chattemplate: environment: %w", err)
 				return
 			}
 		}
 		statements, err := guardedStatements()
 		if err != nil {
-			chatEnvErr = fmt.Errorf("tokenizer: chat template environment: %w", err)
+			chatEnvErr = fmt.Errorf("chattemplate: environment: %w", err)
 			return
 		}
 		globals := exec.EmptyContext().Update(builtins.GlobalFunctions).Update(builtins.GlobalVariables)

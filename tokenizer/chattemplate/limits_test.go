@@ -1,10 +1,12 @@
-package tokenizer
+package chattemplate
 
 import (
 	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"tether/tokenizer"
 )
 
 // countdown is the text jinja2 renders for f(n) of limitsCountdown: the
@@ -27,12 +29,12 @@ const limitsCountdown = "{% macro f(n) %}{% if n > 0 %}{{ f(n-1) }}{% endif %}{{
 // depth jinja2 renders must give jinja2's text, and a far deeper one must
 // fail with an error.
 func TestTemplateRecursionWithinLimit(t *testing.T) {
-	tmpl, err := NewChatTemplate(limitsCountdown, "countdown")
+	tmpl, err := New(limitsCountdown, "countdown")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, n := range []int{0, 1, 50, 198} {
-		got, err := tmpl.Render(nil, RenderOptions{Extra: map[string]any{"N": n}})
+		got, err := tmpl.Render(nil, Options{Extra: map[string]any{"N": n}})
 		if err != nil {
 			t.Fatalf("f(%d): %v", n, err)
 		}
@@ -40,7 +42,7 @@ func TestTemplateRecursionWithinLimit(t *testing.T) {
 			t.Errorf("f(%d) = %.40q..., want %.40q...", n, got, want)
 		}
 	}
-	_, err = tmpl.Render(nil, RenderOptions{Extra: map[string]any{"N": 400}})
+	_, err = tmpl.Render(nil, Options{Extra: map[string]any{"N": 400}})
 	if err == nil || !strings.Contains(err.Error(), "recursion too deep") {
 		t.Errorf("f(400): got error %v, want a recursion-depth error", err)
 	}
@@ -51,7 +53,7 @@ func TestTemplateRecursionWithinLimit(t *testing.T) {
 // numbers in order, as jinja2 does.
 func TestTemplateRecursiveLoopWithinLimit(t *testing.T) {
 	const src = "{% for x in [d] recursive %}{{ x.n }};{% if x.c %}{{ loop(x.c) }}{% endif %}{% endfor %}"
-	tmpl, err := NewChatTemplate(src, "tree")
+	tmpl, err := New(src, "tree")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +68,7 @@ func TestTemplateRecursiveLoopWithinLimit(t *testing.T) {
 		cur = next
 		fmt.Fprintf(&want, "%d;", i)
 	}
-	got, err := tmpl.Render(nil, RenderOptions{Extra: map[string]any{"d": root}})
+	got, err := tmpl.Render(nil, Options{Extra: map[string]any{"d": root}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,12 +142,12 @@ func TestTemplateRunawayFailsCleanly(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tmpl, err := NewChatTemplateFile(tc.src, "default", file)
+			tmpl, err := NewFile(tc.src, "default", file)
 			if err != nil {
 				t.Fatal(err)
 			}
 			start := time.Now()
-			_, err = tmpl.Render([]Message{{Role: "user", Content: "hi"}}, RenderOptions{Extra: tc.extra})
+			_, err = tmpl.Render([]tokenizer.Message{{Role: "user", Content: "hi"}}, Options{Extra: tc.extra})
 			if err == nil {
 				t.Fatal("rendered without error")
 			}
@@ -169,7 +171,7 @@ func TestTemplateRunawayFailsCleanly(t *testing.T) {
 // TestBoundedRange checks range() against Python's range for the cases
 // templates use, and its refusal past jinja2's sandbox limit.
 func TestBoundedRange(t *testing.T) {
-	tmpl, err := NewChatTemplate("{% for i in range(a, b, c) %}{{ i }},{% endfor %}|{{ range(n)|length }}", "range")
+	tmpl, err := New("{% for i in range(a, b, c) %}{{ i }},{% endfor %}|{{ range(n)|length }}", "range")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +186,7 @@ func TestBoundedRange(t *testing.T) {
 		{3, 3, 1, -4, "|0"},
 		{-9223372036854775807, -9223372036854775806, 5, 1, "-9223372036854775807,|1"},
 	} {
-		got, err := tmpl.Render(nil, RenderOptions{Extra: map[string]any{"a": tc.a, "b": tc.b, "c": tc.c, "n": tc.n}})
+		got, err := tmpl.Render(nil, Options{Extra: map[string]any{"a": tc.a, "b": tc.b, "c": tc.c, "n": tc.n}})
 		if err != nil {
 			t.Errorf("range(%d, %d, %d): %v", tc.a, tc.b, tc.c, err)
 			continue
@@ -194,7 +196,7 @@ func TestBoundedRange(t *testing.T) {
 		}
 	}
 	for _, args := range [][3]int{{0, 100001, 1}, {-9223372036854775807, 9223372036854775807, 1}, {0, 1, 0}} {
-		_, err := tmpl.Render(nil, RenderOptions{Extra: map[string]any{"a": args[0], "b": args[1], "c": args[2], "n": 1}})
+		_, err := tmpl.Render(nil, Options{Extra: map[string]any{"a": args[0], "b": args[1], "c": args[2], "n": 1}})
 		if err == nil {
 			t.Errorf("range%v: no error", args)
 		}
@@ -211,11 +213,11 @@ func TestLoopErrorsWithoutCountingFilter(t *testing.T) {
 		{"{% for m in x['it''s'].y %}{% endfor %}", "line 1"},
 		{"{% for m in range(200000) %}{% endfor %}", "range too big"},
 	} {
-		tmpl, err := NewChatTemplate(tc.src, "loop")
+		tmpl, err := New(tc.src, "loop")
 		if err != nil {
 			t.Fatalf("%s: %v", tc.src, err)
 		}
-		_, err = tmpl.Render(nil, RenderOptions{})
+		_, err = tmpl.Render(nil, Options{})
 		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), countItemsFilter) {
 			t.Errorf("%s: error %v, want one with %q and without %s", tc.src, err, tc.want, countItemsFilter)
 		}

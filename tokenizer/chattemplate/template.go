@@ -1,4 +1,4 @@
-package tokenizer
+package chattemplate
 
 import (
 	"errors"
@@ -10,18 +10,13 @@ import (
 
 	"github.com/nikolalohinski/gonja/v2/exec"
 	"github.com/nikolalohinski/gonja/v2/loaders"
+
+	"tether/tokenizer"
 )
 
-// Message is one turn of a conversation, as a chat template sees it: a dict
-// with the keys "role" and "content".
-type Message struct {
-	Role    string
-	Content string
-}
-
-// RenderOptions are the variables a chat template is rendered with besides the
+// Options are the variables a chat template is rendered with besides the
 // messages, like the keyword arguments of transformers' apply_chat_template.
-type RenderOptions struct {
+type Options struct {
 	// AddGenerationPrompt asks the template to end with the opening of an
 	// assistant turn (add_generation_prompt).
 	AddGenerationPrompt bool
@@ -40,7 +35,7 @@ type RenderOptions struct {
 	Now func() time.Time
 }
 
-// ChatTemplate is a parsed Jinja chat template, ready to render
+// Template is a parsed Jinja chat template, ready to render
 // conversations the way transformers' apply_chat_template does. It is safe
 // for concurrent use.
 //
@@ -63,9 +58,9 @@ type RenderOptions struct {
 //   - a conditional expression hoisted by the rewrite is evaluated even
 //     where the original would have short-circuited past it.
 //
-// Go maps passed in RenderOptions.Extra are seen with their keys sorted
+// Go maps passed in Options.Extra are seen with their keys sorted
 // (Python dicts keep insertion order); messages keep role, content.
-type ChatTemplate struct {
+type Template struct {
 	name      string
 	file      string
 	source    string
@@ -73,10 +68,10 @@ type ChatTemplate struct {
 	tmpl      *exec.Template
 }
 
-// TemplateError is returned by Render when the template itself calls
+// Error is returned by Render when the template itself calls
 // raise_exception(message), e.g. Gemma's "Conversation roles must
 // alternate ...".
-type TemplateError struct {
+type Error struct {
 	// Template is the name the template was created with.
 	Template string
 	// File is the file the template was read from; "" when not known.
@@ -86,8 +81,8 @@ type TemplateError struct {
 }
 
 // Error implements error.
-func (e *TemplateError) Error() string {
-	return fmt.Sprintf("tokenizer: %s: raise_exception: %s", templateWhere(e.Template, e.File), e.Message)
+func (e *Error) Error() string {
+	return fmt.Sprintf("%s: raise_exception: %s", templateWhere(e.Template, e.File), e.Message)
 }
 
 // templateWhere names a template in errors: its name, and its file when
@@ -99,64 +94,64 @@ func templateWhere(name, file string) string {
 	return fmt.Sprintf("chat template %q in %s", name, file)
 }
 
-// NewChatTemplate parses a chat template once. name identifies it in errors
+// New parses a chat template once. name identifies it in errors
 // (for example "default" or "tool_use"). Jinja constructs that the gonja
 // engine does not parse are first rewritten into equivalent ones it does
 // (see rewriteTemplate).
-func NewChatTemplate(source string, name string) (*ChatTemplate, error) {
-	return NewChatTemplateFile(source, name, "")
+func New(source string, name string) (*Template, error) {
+	return NewFile(source, name, "")
 }
 
-// NewChatTemplateFile is NewChatTemplate for a template read from file
+// NewFile is New for a template read from file
 // (tokenizer_config.json, chat_template.jinja, ...), which its errors
 // name besides the template's name and the line in the template.
-func NewChatTemplateFile(source, name, file string) (tmpl *ChatTemplate, err error) {
+func NewFile(source, name, file string) (tmpl *Template, err error) {
 	where := templateWhere(name, file)
 	defer func() {
 		if r := recover(); r != nil {
-			tmpl, err = nil, fmt.Errorf("tokenizer: %s: %s: %v", where, internalPanicText, r)
+			tmpl, err = nil, fmt.Errorf("%s: %s: %v", where, internalPanicText, r)
 		}
 	}()
 	rewritten, err := rewriteTemplate(source)
 	if err != nil {
-		return nil, fmt.Errorf("tokenizer: %s: %w", where, err)
+		return nil, fmt.Errorf("%s: %w", where, err)
 	}
 	loader, err := loaders.NewFileSystemLoader("")
 	if err != nil {
-		return nil, fmt.Errorf("tokenizer: %s: %w", where, err)
+		return nil, fmt.Errorf("%s: %w", where, err)
 	}
 	const rootID = "chat_template"
 	shifted, err := loaders.NewShiftedLoader(rootID, strings.NewReader(rewritten), loader)
 	if err != nil {
-		return nil, fmt.Errorf("tokenizer: %s: %w", where, err)
+		return nil, fmt.Errorf("%s: %w", where, err)
 	}
 	parsed, err := newGonjaTemplate(rootID, shifted)
 	if err != nil {
-		return nil, fmt.Errorf("tokenizer: %s: syntax error: %s", where, parseErrorText(err))
+		return nil, fmt.Errorf("%s: syntax error: %s", where, parseErrorText(err))
 	}
-	return &ChatTemplate{name: name, file: file, source: source, rewritten: rewritten, tmpl: parsed}, nil
+	return &Template{name: name, file: file, source: source, rewritten: rewritten, tmpl: parsed}, nil
 }
 
 // Name is the name the template was created with.
-func (t *ChatTemplate) Name() string { return t.name }
+func (t *Template) Name() string { return t.name }
 
 // File is the file the template was read from, "" when not known.
-func (t *ChatTemplate) File() string { return t.file }
+func (t *Template) File() string { return t.file }
 
-// Source is the template text as given to NewChatTemplate.
-func (t *ChatTemplate) Source() string { return t.source }
+// Source is the template text as given to New.
+func (t *Template) Source() string { return t.source }
 
 // Render turns a conversation into the prompt text. An error that the
-// template raises with raise_exception is returned as a *TemplateError.
+// template raises with raise_exception is returned as a *Error.
 // Rendering is bounded (see maxTemplateCallDepth and the limits next to
 // it): a template that recurses too deep or works too long fails with an
 // error that names the template, its file and the line.
-func (t *ChatTemplate) Render(messages []Message, opts RenderOptions) (out string, err error) {
+func (t *Template) Render(messages []tokenizer.Message, opts Options) (out string, err error) {
 	defer func() {
 		// gonja should not panic, but a template is untrusted input: turn
 		// any panic inside the engine into an error.
 		if r := recover(); r != nil {
-			out, err = "", fmt.Errorf("tokenizer: %s: %s: %v", templateWhere(t.name, t.file), internalPanicText, r)
+			out, err = "", fmt.Errorf("%s: %s: %v", templateWhere(t.name, t.file), internalPanicText, r)
 		}
 	}()
 	state := &renderState{now: opts.Now}
@@ -170,17 +165,17 @@ func (t *ChatTemplate) Render(messages []Message, opts RenderOptions) (out strin
 	err = t.tmpl.Execute(&limitWriter{w: &b, budget: budget}, exec.NewContext(vars))
 	switch {
 	case budget.err != nil:
-		return "", fmt.Errorf("tokenizer: %s: %w", templateWhere(t.name, t.file), budget.err)
+		return "", fmt.Errorf("%s: %w", templateWhere(t.name, t.file), budget.err)
 	case state.raised != nil:
-		return "", &TemplateError{Template: t.name, File: t.file, Message: *state.raised}
+		return "", &Error{Template: t.name, File: t.file, Message: *state.raised}
 	case err != nil:
-		return "", fmt.Errorf("tokenizer: %s: %w", templateWhere(t.name, t.file), cleanRenderError(err))
+		return "", fmt.Errorf("%s: %w", templateWhere(t.name, t.file), cleanRenderError(err))
 	}
 	return b.String(), nil
 }
 
 // variables builds the template's global variables for one render.
-func (t *ChatTemplate) variables(messages []Message, opts RenderOptions, state *renderState) map[string]any {
+func (t *Template) variables(messages []tokenizer.Message, opts Options, state *renderState) map[string]any {
 	msgs := make([]any, len(messages))
 	for i, m := range messages {
 		msgs[i] = templateMessage{"role": m.Role, "content": m.Content}

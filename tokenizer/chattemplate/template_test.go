@@ -1,4 +1,4 @@
-package tokenizer
+package chattemplate
 
 import (
 	"errors"
@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"tether/tokenizer"
 )
 
 func TestNewChatTemplateSyntaxErrors(t *testing.T) {
@@ -22,7 +24,7 @@ func TestNewChatTemplateSyntaxErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := NewChatTemplate(tc.source, "my-template")
+			_, err := New(tc.source, "my-template")
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -34,21 +36,21 @@ func TestNewChatTemplateSyntaxErrors(t *testing.T) {
 }
 
 func TestRenderRaiseException(t *testing.T) {
-	tmpl, err := NewChatTemplate(`{% for m in messages %}{% if m.role == 'bad' %}{{ raise_exception('role ' + m.role + ' not allowed') }}{% endif %}{{ m.content }}{% endfor %}`, "strict")
+	tmpl, err := New(`{% for m in messages %}{% if m.role == 'bad' %}{{ raise_exception('role ' + m.role + ' not allowed') }}{% endif %}{{ m.content }}{% endfor %}`, "strict")
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := tmpl.Render([]Message{{Role: "user", Content: "hi"}}, RenderOptions{})
+	out, err := tmpl.Render([]tokenizer.Message{{Role: "user", Content: "hi"}}, Options{})
 	if err != nil || out != "hi" {
 		t.Fatalf("good input: %q, %v", out, err)
 	}
-	_, err = tmpl.Render([]Message{{Role: "user", Content: "hi"}, {Role: "bad", Content: "x"}}, RenderOptions{})
-	var te *TemplateError
+	_, err = tmpl.Render([]tokenizer.Message{{Role: "user", Content: "hi"}, {Role: "bad", Content: "x"}}, Options{})
+	var te *Error
 	if !errors.As(err, &te) {
-		t.Fatalf("error %v is not a *TemplateError", err)
+		t.Fatalf("error %v is not a *Error", err)
 	}
 	if te.Message != "role bad not allowed" || te.Template != "strict" {
-		t.Errorf("TemplateError %+v", te)
+		t.Errorf("Error %+v", te)
 	}
 	if !strings.Contains(err.Error(), "role bad not allowed") {
 		t.Errorf("error text %q lacks the message", err)
@@ -56,7 +58,7 @@ func TestRenderRaiseException(t *testing.T) {
 }
 
 func TestRenderOptionsVariables(t *testing.T) {
-	tmpl, err := NewChatTemplate(
+	tmpl, err := New(
 		"{{ bos_token }}|{{ eos_token }}|{{ add_generation_prompt }}|{{ enable_thinking is defined }}|{{ custom }}|{{ strftime_now('%d %B %Y') }}",
 		"vars")
 	if err != nil {
@@ -65,14 +67,14 @@ func TestRenderOptionsVariables(t *testing.T) {
 	fixed := func() time.Time { return time.Date(2024, time.December, 25, 8, 0, 0, 0, time.UTC) }
 	off := false
 	tests := []struct {
-		opts RenderOptions
+		opts Options
 		want string
 	}{
-		{RenderOptions{Now: fixed}, "||False|False||25 December 2024"},
-		{RenderOptions{BOSToken: "<s>", EOSToken: "</s>", AddGenerationPrompt: true, EnableThinking: &off,
+		{Options{Now: fixed}, "||False|False||25 December 2024"},
+		{Options{BOSToken: "<s>", EOSToken: "</s>", AddGenerationPrompt: true, EnableThinking: &off,
 			Extra: map[string]any{"custom": "c"}, Now: fixed}, "<s>|</s>|True|True|c|25 December 2024"},
 		// Extra overrides the named options.
-		{RenderOptions{BOSToken: "<s>", Extra: map[string]any{"bos_token": "<B>"}, Now: fixed}, "<B>||False|False||25 December 2024"},
+		{Options{BOSToken: "<s>", Extra: map[string]any{"bos_token": "<B>"}, Now: fixed}, "<B>||False|False||25 December 2024"},
 	}
 	for _, tc := range tests {
 		got, err := tmpl.Render(nil, tc.opts)
@@ -145,7 +147,7 @@ func TestRewriteTemplate(t *testing.T) {
 // TestRenderConcurrent renders one template from many goroutines: the
 // results must not interfere (each render has its own variables and clock).
 func TestRenderConcurrent(t *testing.T) {
-	tmpl, err := NewChatTemplate("{% for m in messages %}{{ m.role }}={{ m.content }};{% endfor %}{{ raise_exception('stop') if messages|length > 3 }}", "concurrent")
+	tmpl, err := New("{% for m in messages %}{{ m.role }}={{ m.content }};{% endfor %}{{ raise_exception('stop') if messages|length > 3 }}", "concurrent")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,16 +157,16 @@ func TestRenderConcurrent(t *testing.T) {
 		wg.Add(1)
 		go func(g int) {
 			defer wg.Done()
-			msgs := make([]Message, g%5)
+			msgs := make([]tokenizer.Message, g%5)
 			want := ""
 			for i := range msgs {
-				msgs[i] = Message{Role: "user", Content: strings.Repeat("x", g)}
+				msgs[i] = tokenizer.Message{Role: "user", Content: strings.Repeat("x", g)}
 				want += "user=" + strings.Repeat("x", g) + ";"
 			}
 			for rep := 0; rep < 20; rep++ {
-				out, err := tmpl.Render(msgs, RenderOptions{})
+				out, err := tmpl.Render(msgs, Options{})
 				if len(msgs) > 3 {
-					var te *TemplateError
+					var te *Error
 					if !errors.As(err, &te) || te.Message != "stop" {
 						errs <- "expected raise_exception"
 					}
@@ -186,19 +188,19 @@ func TestRenderConcurrent(t *testing.T) {
 // BenchmarkRenderQwen3 renders a ten-turn conversation with the real Qwen 3
 // template.
 func BenchmarkRenderQwen3(b *testing.B) {
-	cfg, err := LoadTokenizerConfig(sharedTokenizersDir + "/qwen3/tokenizer_config.json")
+	cfg, err := tokenizer.LoadTokenizerConfig(sharedTokenizersDir + "/qwen3/tokenizer_config.json")
 	if err != nil {
 		b.Skipf("../shared is absent: %v", err)
 	}
-	tmpl, err := cfg.ChatTemplate("")
+	tmpl, err := New(cfg.ChatTemplates[tokenizer.DefaultChatTemplateName], tokenizer.DefaultChatTemplateName)
 	if err != nil {
 		b.Fatal(err)
 	}
-	msgs := []Message{{Role: "system", Content: "Be brief."}}
+	msgs := []tokenizer.Message{{Role: "system", Content: "Be brief."}}
 	for i := 0; i < 5; i++ {
-		msgs = append(msgs, Message{Role: "user", Content: "Question?"}, Message{Role: "assistant", Content: "<think>\nhm\n</think>\n\nAnswer."})
+		msgs = append(msgs, tokenizer.Message{Role: "user", Content: "Question?"}, tokenizer.Message{Role: "assistant", Content: "<think>\nhm\n</think>\n\nAnswer."})
 	}
-	opts := cfg.RenderOptions()
+	opts := OptionsFor(cfg)
 	opts.AddGenerationPrompt = true
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

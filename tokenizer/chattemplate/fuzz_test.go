@@ -1,17 +1,19 @@
-package tokenizer
+package chattemplate
 
 import (
 	"strings"
 	"testing"
 	"time"
+
+	"tether/tokenizer"
 )
 
 // fuzzTemplates parses every fixture template that is available, except
 // the known-gap ones.
-func fuzzTemplates(f *testing.F) []*ChatTemplate {
+func fuzzTemplates(f *testing.F) []*Template {
 	f.Helper()
 	fx := loadTemplateFixtures(f)
-	var out []*ChatTemplate
+	var out []*Template
 	for name, info := range fx.Templates {
 		if info.KnownGap != "" {
 			continue // constructs where gonja is known to fail
@@ -23,7 +25,7 @@ func fuzzTemplates(f *testing.F) []*ChatTemplate {
 		if !ok {
 			continue
 		}
-		tmpl, err := NewChatTemplate(src, name)
+		tmpl, err := New(src, name)
 		if err != nil {
 			f.Fatalf("template %s: %v", name, err)
 		}
@@ -41,10 +43,10 @@ func FuzzRenderMessages(f *testing.F) {
 	f.Add("tool", "\xff\xfe invalid utf-8", "ipython", "日本語 🤖", true)
 	f.Add("", "{% endif %}", "user", "</think></think><think>", true)
 	f.Fuzz(func(t *testing.T, role1, content1, role2, content2 string, gen bool) {
-		msgs := []Message{{Role: role1, Content: content1}, {Role: role2, Content: content2}}
+		msgs := []tokenizer.Message{{Role: role1, Content: content1}, {Role: role2, Content: content2}}
 		for _, tmpl := range templates {
 			for n := 0; n <= len(msgs); n++ {
-				_, err := tmpl.Render(msgs[:n], RenderOptions{AddGenerationPrompt: gen, BOSToken: "<s>"})
+				_, err := tmpl.Render(msgs[:n], Options{AddGenerationPrompt: gen, BOSToken: "<s>"})
 				if err != nil && strings.Contains(err.Error(), internalPanicText) {
 					t.Fatalf("template %s: %v", tmpl.Name(), err)
 				}
@@ -55,7 +57,7 @@ func FuzzRenderMessages(f *testing.F) {
 
 // FuzzChatTemplateSource feeds random template sources through the source
 // rewrite (which must never panic: it runs unprotected) and then through
-// NewChatTemplate and Render, which must return, not panic. A panic inside
+// New and Render, which must return, not panic. A panic inside
 // gonja (it panics on "{{ 0%0 }}", for one) comes back as an error.
 func FuzzChatTemplateSource(f *testing.F) {
 	for _, s := range []string{
@@ -79,11 +81,11 @@ func FuzzChatTemplateSource(f *testing.F) {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			tmpl, err := NewChatTemplate(source, "fuzz")
+			tmpl, err := New(source, "fuzz")
 			if err != nil {
 				return
 			}
-			_, _ = tmpl.Render([]Message{{Role: "user", Content: "hi"}}, RenderOptions{})
+			_, _ = tmpl.Render([]tokenizer.Message{{Role: "user", Content: "hi"}}, Options{})
 		}()
 		select {
 		case <-done:

@@ -1,4 +1,4 @@
-package tokenizer
+package chattemplate
 
 import (
 	"bytes"
@@ -9,9 +9,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"tether/tokenizer"
 )
 
-// templateFixtures is testdata/templates/fixtures.json, written by gen.py
+// templateFixtures is testdata/fixtures.json, written by gen.py
 // with Python's jinja2 configured like transformers.
 type templateFixtures struct {
 	FixedNow  string `json:"fixed_now"`
@@ -34,11 +36,11 @@ type templateFixtures struct {
 	} `json:"cases"`
 }
 
-const sharedTokenizersDir = "../../shared/tokenizers"
+const sharedTokenizersDir = "../../../shared/tokenizers"
 
 func loadTemplateFixtures(t testing.TB) *templateFixtures {
 	t.Helper()
-	data, err := os.ReadFile("testdata/templates/fixtures.json")
+	data, err := os.ReadFile("testdata/fixtures.json")
 	if err != nil {
 		t.Fatalf("reading fixtures: %v", err)
 	}
@@ -60,7 +62,7 @@ func fixtureTemplateSource(t testing.TB, where string) (string, bool) {
 	var path string
 	switch kind {
 	case "testdata":
-		path = filepath.Join("testdata", "templates", rel)
+		path = filepath.Join("testdata", rel)
 	case "shared":
 		path = filepath.Join(sharedTokenizersDir, rel)
 		if _, err := os.Stat(path); err != nil {
@@ -76,11 +78,11 @@ func fixtureTemplateSource(t testing.TB, where string) (string, bool) {
 		}
 		return string(data), true
 	}
-	cfg, err := LoadTokenizerConfig(path)
+	cfg, err := tokenizer.LoadTokenizerConfig(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	src, ok := cfg.ChatTemplates[DefaultChatTemplateName]
+	src, ok := cfg.ChatTemplates[tokenizer.DefaultChatTemplateName]
 	if !ok {
 		t.Fatalf("%s: no default chat template", path)
 	}
@@ -96,7 +98,7 @@ func TestChatTemplateFixtures(t *testing.T) {
 	if err != nil {
 		t.Fatalf("fixed_now %q: %v", f.FixedNow, err)
 	}
-	templates := map[string]*ChatTemplate{}
+	templates := map[string]*Template{}
 	for name, info := range f.Templates {
 		src, ok := info.Template, true
 		if info.Source != "inline" {
@@ -106,7 +108,7 @@ func TestChatTemplateFixtures(t *testing.T) {
 			t.Logf("skipping template %s: %s not found (../shared is absent)", name, info.Source)
 			continue
 		}
-		tmpl, err := NewChatTemplate(src, name)
+		tmpl, err := New(src, name)
 		if err != nil {
 			t.Errorf("template %s: %v", name, err)
 			continue
@@ -123,11 +125,11 @@ func TestChatTemplateFixtures(t *testing.T) {
 		}
 		t.Run(c.Template+"/"+c.Name, func(t *testing.T) {
 			info := f.Templates[c.Template]
-			msgs := make([]Message, len(c.Messages))
+			msgs := make([]tokenizer.Message, len(c.Messages))
 			for i, m := range c.Messages {
-				msgs[i] = Message{Role: m["role"].(string), Content: m["content"].(string)}
+				msgs[i] = tokenizer.Message{Role: m["role"].(string), Content: m["content"].(string)}
 			}
-			opts := RenderOptions{
+			opts := Options{
 				AddGenerationPrompt: c.AddGenerationPrompt,
 				BOSToken:            info.BOSToken,
 				EOSToken:            info.EOSToken,
@@ -163,9 +165,9 @@ func TestChatTemplateFixtures(t *testing.T) {
 					t.Fatalf("rendered %q; jinja2 raised %q", got, *c.Error)
 				}
 				if c.ErrorKind == "raise_exception" {
-					var te *TemplateError
+					var te *Error
 					if !errors.As(err, &te) || te.Message != *c.Error {
-						t.Fatalf("error %v; want a TemplateError with message %q", err, *c.Error)
+						t.Fatalf("error %v; want a Error with message %q", err, *c.Error)
 					}
 					if !strings.Contains(err.Error(), *c.Error) {
 						t.Fatalf("error %q does not contain %q", err, *c.Error)
