@@ -4,11 +4,14 @@
 //
 // # Use
 //
-//	be, _ := engine.NewBackend("go")              // or "xla:cuda"
-//	cfg, ckpt, _ := weights.OpenModel(dir)
-//	m, _ := engine.Load(be, cfg, ckpt)             // weights now resident on be
+//	m, _ := model.Open("HuggingFaceTB/SmolLM2-135M-Instruct", model.Options{Backend: "go"}) // or "xla:cuda"
 //	defer m.Close()
-//	res, _ := m.Generate(ctx, []engine.Request{{Prompt: ids, MaxNewTokens: 64}}, engine.GenerateOptions{})
+//	ids, _ := m.Tokenizer.Encode("Once upon a time", true)
+//	res, _ := m.Engine.Generate(ctx, []engine.Request{{Prompt: ids, MaxNewTokens: 64}}, engine.GenerateOptions{})
+//
+// model.Open (package model) resolves the model, checks its checkpoint
+// against its config.json and calls engine.Load(backend, cfg, ckpt), which
+// makes the weights resident on the backend (engine.NewBackend).
 //
 // Prompts are token ids exactly as given: the engine adds no BOS and applies
 // no chat template. Empty prompts are an error.
