@@ -1,10 +1,7 @@
 package bench
 
 import (
-	"bytes"
 	"embed"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -12,12 +9,14 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"tether/conversation"
 )
 
 // Scenario is one scripted multi-turn conversation of the drift benchmark:
 // the user turns are replayed in order and the assistant turns regenerated.
 type Scenario struct {
-	// ID names the scenario in reports: the transcript's "id" field, or its
+	// ID names the scenario in reports: the conversation file's "id" field, or its
 	// file name without extension (with "#N" for the Nth entry of a file
 	// holding an array).
 	ID string
@@ -49,29 +48,12 @@ const (
 	DomainWriting       = "writing"
 	DomainEmotional     = "emotional"
 	DomainPhilosophical = "philosophical"
-	// DomainCustom is the domain of a user transcript without one.
+	// DomainCustom is the domain of a user's conversation file without one.
 	DomainCustom = "custom"
 )
 
 //go:embed scenarios/*.json
 var builtinScenarioFS embed.FS
-
-// transcriptFile is the transcript format of the assistant-axis reference
-// project: persona, topic, domain and the conversation as role/content
-// messages. Other fields (model, projections, steering settings) are ignored.
-type transcriptFile struct {
-	ID           string              `json:"id"`
-	Persona      string              `json:"persona"`
-	Topic        string              `json:"topic"`
-	Domain       string              `json:"domain"`
-	Conversation []transcriptMessage `json:"conversation"`
-}
-
-// transcriptMessage is one message of a transcript.
-type transcriptMessage struct {
-	Role    string `json:"role"`
-	Content string `json:"content"`
-}
 
 // BuiltinScenarios returns the scenarios shipped with tether: four domains
 // (coding help, creative writing, emotional support, philosophical and
@@ -85,19 +67,20 @@ func BuiltinScenarios() ([]Scenario, error) {
 	return loadScenariosFS(sub, "built-in scenarios")
 }
 
-// LoadScenariosDir reads every *.json file of dir (sorted by name) in the
-// transcript format: an object with "persona", "topic", "domain" and
-// "conversation": [{"role": "user"|"assistant"|"system", "content": ...}],
-// or an array of such objects. The user turns are kept in order; assistant
-// and system messages are dropped (assistant turns are regenerated). Errors
-// name the file and the field.
+// LoadScenariosDir reads every *.json file of dir (sorted by name): each a
+// conversation file (package conversation: {"id", "persona", "topic",
+// "domain", "messages": [{"role": "user"|"assistant"|"system", "content":
+// ...}]}, "conversation" as a synonym of "messages" as in the reference
+// project's transcripts, or a list of such objects). The user turns are kept
+// in order; assistant and system messages are dropped (assistant turns are
+// regenerated). Errors name the file, the message and the field.
 func LoadScenariosDir(dir string) ([]Scenario, error) {
 	st, err := os.Stat(dir)
 	if err != nil {
 		return nil, fmt.Errorf("bench: scenarios: %w", err)
 	}
 	if !st.IsDir() {
-		return nil, fmt.Errorf("bench: scenarios: %s: expected a directory of *.json transcripts", dir)
+		return nil, fmt.Errorf("bench: scenarios: %s: expected a directory of *.json conversation files", dir)
 	}
 	return loadScenariosFS(os.DirFS(dir), dir)
 }
@@ -111,7 +94,7 @@ func loadScenariosFS(fsys fs.FS, where string) ([]Scenario, error) {
 	}
 	slices.Sort(names)
 	if len(names) == 0 {
-		return nil, fmt.Errorf("bench: scenarios %s: no *.json transcript files", where)
+		return nil, fmt.Errorf("bench: scenarios %s: no *.json conversation files", where)
 	}
 	var out []Scenario
 	seen := map[string]string{}
@@ -121,9 +104,9 @@ func loadScenariosFS(fsys fs.FS, where string) ([]Scenario, error) {
 			return nil, fmt.Errorf("bench: scenarios: %s: %w", filepath.Join(where, name), err)
 		}
 		file := filepath.Join(where, name)
-		scs, err := parseTranscripts(data, strings.TrimSuffix(path.Base(name), ".json"))
+		scs, err := parseScenarios(data, file, strings.TrimSuffix(path.Base(name), ".json"))
 		if err != nil {
-			return nil, fmt.Errorf("bench: scenarios: %s: %w", file, err)
+			return nil, fmt.Errorf("bench: scenarios: %w", err)
 		}
 		for _, s := range scs {
 			if prev, dup := seen[s.ID]; dup {
@@ -136,53 +119,35 @@ func loadScenariosFS(fsys fs.FS, where string) ([]Scenario, error) {
 	return out, nil
 }
 
-// parseTranscripts decodes one file: an object or an array of objects.
-func parseTranscripts(data []byte, base string) ([]Scenario, error) {
-	data = bytes.TrimSpace(data)
-	if len(data) == 0 {
-		return nil, errors.New("empty file: expected a transcript object or an array of them")
-	}
-	if data[0] == '[' {
-		var list []json.RawMessage
-		if err := json.Unmarshal(data, &list); err != nil {
-			return nil, fmt.Errorf("expected an array of transcript objects: %w", err)
-		}
-		if len(list) == 0 {
-			return nil, errors.New("empty array: expected at least one transcript")
-		}
-		var out []Scenario
-		for i, raw := range list {
-			s, err := parseTranscript(raw, fmt.Sprintf("%s#%d", base, i))
-			if err != nil {
-				return nil, fmt.Errorf("[%d]: %w", i, err)
-			}
-			out = append(out, s)
-		}
-		return out, nil
-	}
-	s, err := parseTranscript(data, base)
+// parseScenarios reads the conversations of one file as scenarios; base is
+// the file's name without extension, the ID of a conversation without "id"
+// ("base#N" for the Nth of a list).
+func parseScenarios(data []byte, file, base string) ([]Scenario, error) {
+	cs, err := conversation.Parse(data, file)
 	if err != nil {
 		return nil, err
 	}
-	return []Scenario{s}, nil
+	out := make([]Scenario, len(cs))
+	for i, c := range cs {
+		id := base
+		if c.Index >= 0 {
+			id = fmt.Sprintf("%s#%d", base, c.Index)
+		}
+		if out[i], err = scenario(c, id); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
-// parseTranscript decodes one transcript object; defaultID is used when it
-// has no "id".
-func parseTranscript(data []byte, defaultID string) (Scenario, error) {
-	var t transcriptFile
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&t); err != nil {
-		return Scenario{}, fmt.Errorf("expected a transcript object with \"conversation\": %w", err)
+// scenario makes a conversation a scenario: its user turns, and defaults
+// for what the file leaves out (ID defaultID, domain DomainCustom, persona
+// the ID).
+func scenario(c conversation.Conversation, defaultID string) (Scenario, error) {
+	if err := c.CheckRoles(); err != nil {
+		return Scenario{}, err
 	}
-	if t.Conversation == nil {
-		return Scenario{}, errors.New("field \"conversation\": missing: expected a list of {\"role\", \"content\"} messages")
-	}
-	if len(t.Conversation) == 0 {
-		return Scenario{}, errors.New("field \"conversation\": empty: expected at least one user message")
-	}
-	s := Scenario{ID: strings.TrimSpace(t.ID), Domain: strings.TrimSpace(t.Domain),
-		Persona: strings.TrimSpace(t.Persona), Topic: strings.TrimSpace(t.Topic)}
+	s := Scenario{ID: c.ID, Domain: c.Domain, Persona: c.Persona, Topic: c.Topic}
 	if s.ID == "" {
 		s.ID = defaultID
 	}
@@ -192,21 +157,17 @@ func parseTranscript(data []byte, defaultID string) (Scenario, error) {
 	if s.Persona == "" {
 		s.Persona = s.ID
 	}
-	for i, msg := range t.Conversation {
-		switch msg.Role {
-		case "user":
-			if strings.TrimSpace(msg.Content) == "" {
-				return Scenario{}, fmt.Errorf("field \"conversation[%d].content\": empty user message", i)
-			}
-			s.UserTurns = append(s.UserTurns, msg.Content)
-		case "assistant", "system":
-			// Regenerated (assistant) or not part of the scripted user side.
-		default:
-			return Scenario{}, fmt.Errorf("field \"conversation[%d].role\": %q: expected \"user\", \"assistant\" or \"system\"", i, msg.Role)
+	for i, m := range c.Messages {
+		if m.Role != conversation.RoleUser {
+			continue // regenerated (assistant) or not part of the scripted user side
 		}
+		if strings.TrimSpace(m.Content) == "" {
+			return Scenario{}, c.Errorf(i, "content", "empty user message")
+		}
+		s.UserTurns = append(s.UserTurns, m.Content)
 	}
 	if len(s.UserTurns) == 0 {
-		return Scenario{}, errors.New("field \"conversation\": no message with role \"user\"")
+		return Scenario{}, c.Fail("no message with role %q", conversation.RoleUser)
 	}
 	return s, nil
 }

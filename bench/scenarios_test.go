@@ -53,7 +53,7 @@ func TestBuiltinScenarios(t *testing.T) {
 	}
 }
 
-// TestLoadScenariosDir covers the transcript format: objects and arrays, assistant turns
+// TestLoadScenariosDir covers the conversation format (reference transcripts): objects and arrays, assistant turns
 // dropped, defaults, and errors that name the file and the field.
 func TestLoadScenariosDir(t *testing.T) {
 	good := `{"persona": "a tired parent", "topic": "sleep", "domain": "emotional", "model": "x",
@@ -93,12 +93,12 @@ func TestLoadScenariosDir(t *testing.T) {
 		name, text, want string
 	}{
 		{"empty conversation", `{"persona": "p", "conversation": []}`, `"conversation": empty`},
-		{"missing conversation", `{"persona": "p"}`, `"conversation": missing`},
+		{"missing conversation", `{"persona": "p"}`, `"messages": missing`},
 		{"no user", `{"conversation": [{"role": "assistant", "content": "x"}]}`, `no message with role "user"`},
 		{"bad role", `{"conversation": [{"role": "bot", "content": "x"}]}`, `"conversation[0].role"`},
 		{"empty user", `{"conversation": [{"role": "user", "content": " "}]}`, `"conversation[0].content"`},
-		{"not json", `{"conversation": [`, `expected a transcript object`},
-		{"wrong type", `{"conversation": "hello"}`, `expected a transcript object`},
+		{"not json", `{"conversation": [`, `not valid JSON`},
+		{"wrong type", `{"conversation": "hello"}`, `field "conversation": expected a list`},
 		{"empty array", `[]`, `empty array`},
 		{"empty file", ``, `empty file`},
 	} {

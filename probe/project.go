@@ -1,75 +1,38 @@
 package probe
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 
 	"tether/axis"
+	"tether/conversation"
 	"tether/model"
 	"tether/tokenizer"
 )
 
-// ReadConversation reads a conversation file: a JSON array of {"role", "content"} objects, or an
-// object {"conversation": [...]} holding one. Roles must be system, user or assistant (a system
-// message only first); at least one assistant turn is required.
+// ReadConversation reads a conversation file (package conversation: a JSON
+// list of {"role", "content"} messages, or an object with "messages" or the
+// reference's "conversation") for projection: roles system, user and
+// assistant, a system message only first, and at least one assistant turn.
 func ReadConversation(path string) ([]tokenizer.Message, error) {
-	data, err := os.ReadFile(path)
+	c, err := conversation.ReadOne(path)
 	if err != nil {
+		return nil, fmt.Errorf("probe: %w", err)
+	}
+	if err := c.CheckRoles(); err != nil {
 		return nil, fmt.Errorf("probe: conversation: %w", err)
 	}
-	type turn struct {
-		Role    *string `json:"role"`
-		Content *string `json:"content"`
-	}
-	var turns []turn
-	trimmed := bytes.TrimSpace(data)
-	switch {
-	case len(trimmed) > 0 && trimmed[0] == '[':
-		err = json.Unmarshal(trimmed, &turns)
-	case len(trimmed) > 0 && trimmed[0] == '{':
-		var wrapped struct {
-			Conversation *[]turn `json:"conversation"`
+	for i, m := range c.Messages {
+		if m.Role == conversation.RoleSystem && i != 0 {
+			return nil, fmt.Errorf("probe: conversation: %w", c.Errorf(i, "role", "a system message may only come first"))
 		}
-		if err = json.Unmarshal(trimmed, &wrapped); err == nil {
-			if wrapped.Conversation == nil {
-				return nil, fmt.Errorf("probe: conversation %s: an object needs a \"conversation\" list of {role, content}", path)
-			}
-			turns = *wrapped.Conversation
-		}
-	default:
-		return nil, fmt.Errorf("probe: conversation %s: expected a JSON list of {role, content} or {\"conversation\": [...]}", path)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("probe: conversation %s: %v", path, err)
+	if c.Count(conversation.RoleAssistant) == 0 {
+		return nil, fmt.Errorf("probe: conversation: %w", c.Fail("no assistant turn to project"))
 	}
-	var msgs []tokenizer.Message
-	assistant := 0
-	for i, t := range turns {
-		if t.Role == nil || t.Content == nil {
-			return nil, fmt.Errorf("probe: conversation %s: turn %d: needs both \"role\" and \"content\"", path, i)
-		}
-		switch *t.Role {
-		case "system":
-			if i != 0 {
-				return nil, fmt.Errorf("probe: conversation %s: turn %d: a system message may only come first", path, i)
-			}
-		case "user":
-		case "assistant":
-			assistant++
-		default:
-			return nil, fmt.Errorf("probe: conversation %s: turn %d: role %q (expected system, user or assistant)", path, i, *t.Role)
-		}
-		msgs = append(msgs, tokenizer.Message{Role: *t.Role, Content: *t.Content})
-	}
-	if assistant == 0 {
-		return nil, fmt.Errorf("probe: conversation %s: no assistant turn to project", path)
-	}
-	return msgs, nil
+	return c.Messages, nil
 }
 
 // TurnSpan is the range [Start, End) of a conversation's tokens that holds the content of the

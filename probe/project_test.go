@@ -208,7 +208,9 @@ func TestReadConversation(t *testing.T) {
 		{"bad role", `[{"role":"robot","content":"hi"}]`, `role "robot"`, 0},
 		{"late system", `[{"role":"user","content":"hi"},{"role":"system","content":"s"}]`, "only come first", 0},
 		{"missing content", `[{"role":"user"}]`, `needs both`, 0},
-		{"object without list", `{"messages":[]}`, `"conversation"`, 0},
+		{"messages object", `{"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"yo"}]}`, "", 2},
+		{"object without list", `{"turns":[]}`, `"conversation"`, 0},
+		{"empty list", `{"messages":[]}`, `"messages": empty`, 0},
 		{"not JSON", `hello`, "expected a JSON list", 0},
 		{"broken JSON", `[{"role":`, "conversation", 0},
 	} {

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"tether/axis"
+	"tether/conversation"
 	"tether/engine"
 	"tether/model"
 	"tether/probe"
@@ -64,7 +65,7 @@ func runChat(args []string) error {
   tether chat --model M --script conversation.json --axis axis.safetensors --cap-layers 46:54 --cap-tau 3.5 --json`)
 	ref := fs.String("model", "", "model directory or Hugging Face id (org/name, resolved offline)")
 	system := fs.String("system", "", "system prompt (a script's own system message comes first)")
-	script := fs.String("script", "", `replay this conversation non-interactively: a JSON list of {"role","content"} messages (or {"messages": [...]}); user turns are replayed, assistant turns regenerated`)
+	script := fs.String("script", "", `replay this conversation non-interactively: a JSON list of {"role","content"} messages (or {"messages": [...]}, see docs/conversations.md); user turns are replayed, assistant turns regenerated`)
 	backend := addBackendFlag(fs)
 	thinking := addThinkingFlag(fs)
 	asJSON := fs.Bool("json", false, "print one JSON object per answer instead of streaming text")
@@ -117,35 +118,20 @@ func runChat(args []string) error {
 	return cs.interactive(ctx, chatStdin, prompts)
 }
 
-// readConversation reads a conversation file: a JSON list of messages or an
-// object with a "messages" list.
+// readConversation reads a --script file (package conversation): roles
+// system, user and assistant, and at least one user message to replay.
 func readConversation(path string) ([]tokenizer.Message, error) {
-	data, err := os.ReadFile(path)
+	c, err := conversation.ReadOne(path)
 	if err != nil {
 		return nil, fmt.Errorf("chat: --script: %w", err)
 	}
-	var msgs []tokenizer.Message
-	if err := json.Unmarshal(data, &msgs); err != nil {
-		var obj struct{ Messages []tokenizer.Message }
-		if err2 := json.Unmarshal(data, &obj); err2 != nil || obj.Messages == nil {
-			return nil, fmt.Errorf("chat: --script %s: expected a JSON list of {\"role\", \"content\"} messages or {\"messages\": [...]}: %v", path, err)
-		}
-		msgs = obj.Messages
+	if err := c.CheckRoles(); err != nil {
+		return nil, fmt.Errorf("chat: --script: %w", err)
 	}
-	users := 0
-	for i, msg := range msgs {
-		switch msg.Role {
-		case "user":
-			users++
-		case "system", "assistant":
-		default:
-			return nil, fmt.Errorf("chat: --script %s: message %d has role %q, expected system, user or assistant", path, i, msg.Role)
-		}
+	if c.Count(conversation.RoleUser) == 0 {
+		return nil, fmt.Errorf("chat: --script: %w", c.Fail("no user message to replay"))
 	}
-	if users == 0 {
-		return nil, fmt.Errorf("chat: --script %s: no user message to replay", path)
-	}
-	return msgs, nil
+	return c.Messages, nil
 }
 
 // replay runs a scripted conversation: system messages are kept, each user

@@ -33,7 +33,7 @@ func runBenchDrift(args []string) error {
 		"tether bench drift --model Qwen/Qwen3-0.6B --axis axis.safetensors --cap-layers 18:22 --cap-percentile 25 --out /tmp/drift")
 	ref := fs.String("model", "", "model directory or Hugging Face id")
 	out := fs.String("out", "", "run directory (created; an existing run with the same settings is resumed)")
-	scenarios := fs.String("scenarios", "", "directory of transcript files (JSON: persona, topic, domain, conversation) (default: the built-in scenarios)")
+	scenarios := fs.String("scenarios", "", "directory of conversation files (JSON: messages, persona, topic, domain; see docs/conversations.md) (default: the built-in scenarios)")
 	seeds := fs.Int("seeds", bench.DefaultDriftSeeds, "seeds per scenario and arm (seeds 1..K, the same in both arms)")
 	turns := fs.Int("turns", 0, "user turns per conversation (0: every scripted turn; needed with --simulated-user)")
 	maxTokens := fs.Int("max-tokens", bench.DefaultDriftMaxTokens, "max new tokens per assistant turn")

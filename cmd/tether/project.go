@@ -21,10 +21,10 @@ func init() {
 func runProject(args []string) error {
 	fs := newFlags("project", "--model M --axis A --conversation FILE.json [--layer L] [--enable-thinking] [--json] [--backend B]",
 		"tether project --model HuggingFaceTB/SmolLM2-135M-Instruct --axis axis.safetensors --conversation chat.json\n"+
-			`  chat.json: [{"role": "user", "content": "..."}, {"role": "assistant", "content": "..."}, ...] or {"conversation": [...]}`)
+			`  chat.json: [{"role": "user", "content": "..."}, {"role": "assistant", "content": "..."}, ...] or {"messages": [...]} (docs/conversations.md)`)
 	ref := fs.String("model", "", "model directory or Hugging Face id (the model the axis was built from)")
 	axisPath := fs.String("axis", "", "axis file (axis.safetensors)")
-	convPath := fs.String("conversation", "", "conversation JSON file")
+	convPath := fs.String("conversation", "", "conversation file (JSON messages, see docs/conversations.md)")
 	layer := fs.Int("layer", -1, "layer to read (default: the axis file's axis_layer, else the middle layer)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	backend := addBackendFlag(fs)

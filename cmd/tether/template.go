@@ -1,10 +1,10 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 
+	"tether/conversation"
 	"tether/model"
 	"tether/tokenizer"
 )
@@ -17,7 +17,7 @@ func runTemplate(args []string) error {
 	fs := newFlags("template", "--model M --messages FILE.json [--add-generation-prompt] [--enable-thinking]",
 		`tether template --model DIR --messages chat.json --add-generation-prompt   # chat.json: [{"role":"user","content":"Hi"}]`)
 	ref := fs.String("model", "", "model directory or Hugging Face id")
-	file := fs.String("messages", "", `JSON file: [{"role": ..., "content": ...}, ...] or {"messages": [...]}`)
+	file := fs.String("messages", "", `conversation file: [{"role": ..., "content": ...}, ...] or {"messages": [...]} (docs/conversations.md)`)
 	addGen := fs.Bool("add-generation-prompt", false, "end with the assistant turn's opening")
 	thinking := addThinkingFlag(fs)
 	if err := parseFlags(fs, args, "model", "messages"); err != nil {
@@ -40,31 +40,12 @@ func runTemplate(args []string) error {
 	return err
 }
 
-// readMessages reads a conversation: a JSON array of {role, content} or an
-// object with a "messages" (or "conversation") array.
+// readMessages reads a --messages file (package conversation). Any role is
+// kept: the chat template decides what it accepts.
 func readMessages(path string) ([]tokenizer.Message, error) {
-	data, err := os.ReadFile(path)
+	c, err := conversation.ReadOne(path)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("template: --messages: %w", err)
 	}
-	var msgs []tokenizer.Message
-	if err := json.Unmarshal(data, &msgs); err != nil {
-		var wrapped struct {
-			Messages     []tokenizer.Message `json:"messages"`
-			Conversation []tokenizer.Message `json:"conversation"`
-		}
-		if err2 := json.Unmarshal(data, &wrapped); err2 != nil {
-			return nil, fmt.Errorf("%s: expected a JSON array of {\"role\", \"content\"} or {\"messages\": [...]}: %v", path, err)
-		}
-		msgs = append(wrapped.Messages, wrapped.Conversation...)
-	}
-	for i, m := range msgs {
-		if m.Role == "" {
-			return nil, fmt.Errorf("%s: message %d: field \"role\" is missing or empty", path, i)
-		}
-	}
-	if len(msgs) == 0 {
-		return nil, fmt.Errorf("%s: no messages", path)
-	}
-	return msgs, nil
+	return c.Messages, nil
 }
