@@ -144,7 +144,7 @@ func parseScenarios(data []byte, file, base string) ([]Scenario, error) {
 // for what the file leaves out (ID defaultID, domain DomainCustom, persona
 // the ID).
 func scenario(c conversation.Conversation, defaultID string) (Scenario, error) {
-	if err := c.CheckRoles(); err != nil {
+	if err := c.Check(conversation.Rules{Need: conversation.RoleUser, Purpose: "to script", NonEmptyNeed: true}); err != nil {
 		return Scenario{}, err
 	}
 	s := Scenario{ID: c.ID, Domain: c.Domain, Persona: c.Persona, Topic: c.Topic}
@@ -157,17 +157,10 @@ func scenario(c conversation.Conversation, defaultID string) (Scenario, error) {
 	if s.Persona == "" {
 		s.Persona = s.ID
 	}
-	for i, m := range c.Messages {
-		if m.Role != conversation.RoleUser {
-			continue // regenerated (assistant) or not part of the scripted user side
+	for _, m := range c.Messages {
+		if m.Role == conversation.RoleUser { // assistant turns are regenerated, system ones not scripted
+			s.UserTurns = append(s.UserTurns, m.Content)
 		}
-		if strings.TrimSpace(m.Content) == "" {
-			return Scenario{}, c.Errorf(i, "content", "empty user message")
-		}
-		s.UserTurns = append(s.UserTurns, m.Content)
-	}
-	if len(s.UserTurns) == 0 {
-		return Scenario{}, c.Fail("no message with role %q", conversation.RoleUser)
 	}
 	return s, nil
 }

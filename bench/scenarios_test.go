@@ -94,7 +94,7 @@ func TestLoadScenariosDir(t *testing.T) {
 	}{
 		{"empty conversation", `{"persona": "p", "conversation": []}`, `"conversation": empty`},
 		{"missing conversation", `{"persona": "p"}`, `"messages": missing`},
-		{"no user", `{"conversation": [{"role": "assistant", "content": "x"}]}`, `no message with role "user"`},
+		{"no user", `{"conversation": [{"role": "assistant", "content": "x"}]}`, `no user message`},
 		{"bad role", `{"conversation": [{"role": "bot", "content": "x"}]}`, `"conversation[0].role"`},
 		{"empty user", `{"conversation": [{"role": "user", "content": " "}]}`, `"conversation[0].content"`},
 		{"not json", `{"conversation": [`, `not valid JSON`},

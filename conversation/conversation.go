@@ -91,16 +91,39 @@ func (c *Conversation) Fail(format string, args ...any) error {
 	return fmt.Errorf("%s: %s", c.where(), fmt.Sprintf(format, args...))
 }
 
-// CheckRoles reports the first message whose role is not system, user or
-// assistant. The reader itself accepts any role, because some chat
-// templates take others (tool, developer).
-func (c *Conversation) CheckRoles() error {
+// Rules are what a command needs of a conversation besides its format.
+// Every rule set allows only the roles system, user and assistant (the
+// reader itself accepts any role, because some chat templates take others,
+// such as tool).
+type Rules struct {
+	// Need is a role of which the conversation must hold at least one
+	// message; Purpose says in the error what it is for ("to replay").
+	Need, Purpose string
+	// SystemFirst refuses a system message anywhere but first.
+	SystemFirst bool
+	// NonEmptyNeed refuses a message of role Need whose content is only
+	// white space.
+	NonEmptyNeed bool
+}
+
+// Check reports the first message that breaks the rules, naming its index
+// and field, or a conversation without a message of role r.Need.
+func (c *Conversation) Check(r Rules) error {
 	for i, m := range c.Messages {
 		switch m.Role {
 		case RoleSystem, RoleUser, RoleAssistant:
 		default:
 			return c.Errorf(i, "role", "role %q: expected %q, %q or %q", m.Role, RoleSystem, RoleUser, RoleAssistant)
 		}
+		if r.SystemFirst && m.Role == RoleSystem && i != 0 {
+			return c.Errorf(i, "role", "a system message may only come first")
+		}
+		if r.NonEmptyNeed && m.Role == r.Need && strings.TrimSpace(m.Content) == "" {
+			return c.Errorf(i, "content", "empty %s message", m.Role)
+		}
+	}
+	if r.Need != "" && c.Count(r.Need) == 0 {
+		return c.Fail("no %s message %s", r.Need, r.Purpose)
 	}
 	return nil
 }
@@ -135,6 +158,18 @@ func ReadOne(path string) (Conversation, error) {
 		return Conversation{}, fmt.Errorf("conversation: %s: holds %d conversations, expected one (a list of messages or one object with \"messages\")", path, len(cs))
 	}
 	return cs[0], nil
+}
+
+// ReadChecked reads a file holding one conversation that keeps the rules r.
+func ReadChecked(path string, r Rules) (Conversation, error) {
+	c, err := ReadOne(path)
+	if err != nil {
+		return Conversation{}, err
+	}
+	if err := c.Check(r); err != nil {
+		return Conversation{}, fmt.Errorf("conversation: %w", err)
+	}
+	return c, nil
 }
 
 // formatHint says what a conversation file holds, for errors.

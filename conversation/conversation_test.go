@@ -114,37 +114,66 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
-// TestCheckRolesAndCount: system, user and assistant pass, another role is
-// named with its index and field; Count counts by role.
-func TestCheckRolesAndCount(t *testing.T) {
-	cs, err := Parse([]byte(`{"messages":[{"role":"system","content":"s"},{"role":"user","content":"a"},{"role":"assistant","content":"b"},{"role":"user","content":"c"}]}`), "f.json")
+// TestCheck: each rule refuses the conversation that breaks it, naming the
+// file, the message and the field, and passes the one that keeps it.
+func TestCheck(t *testing.T) {
+	const good = `{"messages":[{"role":"system","content":"s"},{"role":"user","content":"a"},{"role":"assistant","content":"b"},{"role":"user","content":"c"}]}`
+	chat := Rules{Need: RoleUser, Purpose: "to replay"}
+	tests := []struct {
+		name, body string
+		rules      Rules
+		want       []string // nil: no error
+	}{
+		{"good chat", good, chat, nil},
+		{"good project", good, Rules{Need: RoleAssistant, Purpose: "to project", SystemFirst: true, NonEmptyNeed: true}, nil},
+		{"no rules", `[{"role":"assistant","content":""}]`, Rules{}, nil},
+		{"other role", `[{"role":"user","content":"a"},{"role":"robot","content":"b"}]`, chat, []string{"message 1", `field "[1].role"`, `role "robot"`}},
+		{"tool role", `[{"role":"tool","content":"a"}]`, Rules{}, []string{"message 0", `role "tool"`}},
+		{"late system allowed", `[{"role":"user","content":"a"},{"role":"system","content":"s"}]`, chat, nil},
+		{"late system refused", `[{"role":"user","content":"a"},{"role":"system","content":"s"}]`, Rules{SystemFirst: true}, []string{"message 1", `field "[1].role"`, "only come first"}},
+		{"need missing", `[{"role":"system","content":"s"},{"role":"assistant","content":"b"}]`, chat, []string{"no user message to replay"}},
+		{"empty need allowed", `[{"role":"user","content":" "}]`, chat, nil},
+		{"empty need refused", `{"conversation":[{"role":"user","content":"a"},{"role":"user","content":" \n"}]}`, Rules{Need: RoleUser, NonEmptyNeed: true}, []string{"message 1", `field "conversation[1].content"`, "empty user message"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cs, err := Parse([]byte(tc.body), "f.json")
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = cs[0].Check(tc.rules)
+			if tc.want == nil {
+				if err != nil {
+					t.Errorf("unexpected error %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range append(tc.want, "f.json") {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+// TestCount counts messages by role.
+func TestCount(t *testing.T) {
+	cs, err := Parse([]byte(`[{"role":"system","content":"s"},{"role":"user","content":"a"},{"role":"assistant","content":"b"},{"role":"user","content":"c"}]`), "f.json")
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := cs[0]
-	if err := c.CheckRoles(); err != nil {
-		t.Error(err)
-	}
 	if c.Count(RoleUser) != 2 || c.Count(RoleAssistant) != 1 || c.Count(RoleSystem) != 1 || c.Count("tool") != 0 {
 		t.Errorf("counts user %d assistant %d system %d", c.Count(RoleUser), c.Count(RoleAssistant), c.Count(RoleSystem))
-	}
-	cs, err = Parse([]byte(`[{"role":"user","content":"a"},{"role":"robot","content":"b"}]`), "f.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = cs[0].CheckRoles()
-	if err == nil {
-		t.Fatal("role robot accepted")
-	}
-	for _, w := range []string{"f.json", "message 1", `field "[1].role"`, `role "robot"`} {
-		if !strings.Contains(err.Error(), w) {
-			t.Errorf("error %q does not mention %q", err, w)
-		}
 	}
 }
 
 // TestReadOne reads a one-conversation file and refuses a file of several,
-// a missing file, and names the file each time.
+// a missing file, and names the file each time; ReadChecked applies rules.
 func TestReadOne(t *testing.T) {
 	dir := t.TempDir()
 	one := filepath.Join(dir, "one.json")
@@ -161,6 +190,12 @@ func TestReadOne(t *testing.T) {
 	}
 	if _, err := ReadOne(two); err == nil || !strings.Contains(err.Error(), "holds 2 conversations") || !strings.Contains(err.Error(), two) {
 		t.Errorf("two conversations: error %v", err)
+	}
+	if _, err := ReadChecked(one, Rules{Need: RoleSystem, Purpose: "to test"}); err == nil || !strings.Contains(err.Error(), one) || !strings.Contains(err.Error(), "no system message to test") {
+		t.Errorf("ReadChecked: error %v", err)
+	}
+	if c, err := ReadChecked(one, Rules{Need: RoleUser}); err != nil || len(c.Messages) != 2 {
+		t.Errorf("ReadChecked = %+v, %v", c, err)
 	}
 	missing := filepath.Join(dir, "missing.json")
 	if _, err := ReadOne(missing); err == nil || !strings.Contains(err.Error(), missing) {

@@ -17,20 +17,9 @@ import (
 // reference's "conversation") for projection: roles system, user and
 // assistant, a system message only first, and at least one assistant turn.
 func ReadConversation(path string) ([]tokenizer.Message, error) {
-	c, err := conversation.ReadOne(path)
+	c, err := conversation.ReadChecked(path, conversation.Rules{Need: conversation.RoleAssistant, Purpose: "to project", SystemFirst: true})
 	if err != nil {
 		return nil, fmt.Errorf("probe: %w", err)
-	}
-	if err := c.CheckRoles(); err != nil {
-		return nil, fmt.Errorf("probe: conversation: %w", err)
-	}
-	for i, m := range c.Messages {
-		if m.Role == conversation.RoleSystem && i != 0 {
-			return nil, fmt.Errorf("probe: conversation: %w", c.Errorf(i, "role", "a system message may only come first"))
-		}
-	}
-	if c.Count(conversation.RoleAssistant) == 0 {
-		return nil, fmt.Errorf("probe: conversation: %w", c.Fail("no assistant turn to project"))
 	}
 	return c.Messages, nil
 }

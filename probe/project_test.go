@@ -204,7 +204,7 @@ func TestReadConversation(t *testing.T) {
 	}{
 		{"list", `[{"role":"user","content":"hi"},{"role":"assistant","content":"hello"}]`, "", 2},
 		{"wrapped", `{"conversation":[{"role":"system","content":"s"},{"role":"user","content":"hi"},{"role":"assistant","content":"yo"}]}`, "", 3},
-		{"no assistant", `[{"role":"user","content":"hi"}]`, "no assistant turn", 0},
+		{"no assistant", `[{"role":"user","content":"hi"}]`, "no assistant message to project", 0},
 		{"bad role", `[{"role":"robot","content":"hi"}]`, `role "robot"`, 0},
 		{"late system", `[{"role":"user","content":"hi"},{"role":"system","content":"s"}]`, "only come first", 0},
 		{"missing content", `[{"role":"user"}]`, `needs both`, 0},

@@ -121,15 +121,9 @@ func runChat(args []string) error {
 // readConversation reads a --script file (package conversation): roles
 // system, user and assistant, and at least one user message to replay.
 func readConversation(path string) ([]tokenizer.Message, error) {
-	c, err := conversation.ReadOne(path)
+	c, err := conversation.ReadChecked(path, conversation.Rules{Need: conversation.RoleUser, Purpose: "to replay"})
 	if err != nil {
 		return nil, fmt.Errorf("chat: --script: %w", err)
-	}
-	if err := c.CheckRoles(); err != nil {
-		return nil, fmt.Errorf("chat: --script: %w", err)
-	}
-	if c.Count(conversation.RoleUser) == 0 {
-		return nil, fmt.Errorf("chat: --script: %w", c.Fail("no user message to replay"))
 	}
 	return c.Messages, nil
 }

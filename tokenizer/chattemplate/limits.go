@@ -208,22 +208,27 @@ func (g *guardedStatement) String() string { return g.inner.String() }
 
 // Execute implements exec.ControlStructure.
 func (g *guardedStatement) Execute(r *exec.Renderer, tag *nodes.ControlStructureBlock) error {
+	return charge(r, g.call, lineOf(g.Position()), func() error { return g.inner.Execute(r, tag) })
+}
+
+// charge charges the render's budget, one step when call is "" or else one
+// call deeper for as long as run runs, and then runs run.
+func charge(r *exec.Renderer, call string, line int, run func() error) error {
 	b, err := budgetOf(r.Environment.Context)
 	if err != nil {
 		return err
 	}
-	line := lineOf(g.Position())
-	if g.call == "" {
+	if call == "" {
 		if err := b.step(1, line); err != nil {
 			return err
 		}
-		return g.inner.Execute(r, tag)
+		return run()
 	}
-	if err := b.enter(g.call, line); err != nil {
+	if err := b.enter(call, line); err != nil {
 		return err
 	}
 	defer b.leave()
-	return g.inner.Execute(r, tag)
+	return run()
 }
 
 // callGuard is the one statement of a wrapped body: it charges the budget,
@@ -283,22 +288,7 @@ func (g *callGuard) String() string { return g.body.String() }
 
 // Execute implements exec.ControlStructure.
 func (g *callGuard) Execute(r *exec.Renderer, _ *nodes.ControlStructureBlock) error {
-	b, err := budgetOf(r.Environment.Context)
-	if err != nil {
-		return err
-	}
-	line := lineOf(g.Position())
-	if g.call == "" {
-		if err := b.step(1, line); err != nil {
-			return err
-		}
-		return nodes.Walk(r, g.body)
-	}
-	if err := b.enter(g.call, line); err != nil {
-		return err
-	}
-	defer b.leave()
-	return nodes.Walk(r, g.body)
+	return charge(r, g.call, lineOf(g.Position()), func() error { return nodes.Walk(r, g.body) })
 }
 
 // filterCountItems is countItemsFilter: it charges one step per item of the
