@@ -2,6 +2,7 @@ package bench
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -69,7 +70,7 @@ func renderProjections(b *strings.Builder, r *DriftReport) {
 		b.WriteString("| turn | uncapped projection | capped projection | uncapped drift | capped drift | capped cap fraction | uncapped tokens | capped tokens |\n")
 		b.WriteString("|---|---|---|---|---|---|---|---|\n")
 		rows := summaryByTurn(r.Summary, domain)
-		for _, turn := range sortedKeys(rows) {
+		for _, turn := range slices.Sorted(maps.Keys(rows)) {
 			u, c := rows[turn][ArmUncapped], rows[turn][ArmCapped]
 			fmt.Fprintf(b, "| %d | %s | %s | %s | %s | %s | %s | %s |\n", turn,
 				meanSD(u), meanSD(c), field(u, func(s TurnSummary) string { return fmtSigned(s.MeanDrift) }),
@@ -204,16 +205,6 @@ func summaryByTurn(rows []TurnSummary, domain string) map[int]map[string]*TurnSu
 		out[s.Turn][s.Arm] = s
 	}
 	return out
-}
-
-// sortedKeys returns the turns in order.
-func sortedKeys[V any](m map[int]V) []int {
-	keys := make([]int, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // meanSD formats "mean +- sd" or "-" for a missing row.

@@ -3,8 +3,10 @@ package bench
 import (
 	"fmt"
 	"image/color"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"gonum.org/v1/plot"
@@ -97,7 +99,7 @@ func projectionPlot(r *DriftReport, domain string) (*plot.Plot, error) {
 	p.Y.Label.Text = fmt.Sprintf("projection at layer %d", r.Settings.ProjectionLayer)
 	p.Add(plotter.NewGrid())
 	rows := summaryByTurn(r.Summary, domain)
-	turns := sortedKeys(rows)
+	turns := slices.Sorted(maps.Keys(rows))
 	for _, arm := range []string{ArmUncapped, ArmCapped} {
 		var mean, hi, lo plotter.XYs
 		for _, t := range turns {
