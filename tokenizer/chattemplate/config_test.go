@@ -1,8 +1,6 @@
 package chattemplate
 
 import (
-	"os"
-	"path/filepath"
 	"testing"
 
 	"tether/tokenizer"
@@ -35,19 +33,11 @@ func TestOptionsFor(t *testing.T) {
 func TestSharedDefaultTemplatesParse(t *testing.T) {
 	for _, dir := range []string{"qwen3", "llama3", "gemma3"} {
 		t.Run(dir, func(t *testing.T) {
-			path := filepath.Join(sharedTokenizersDir, dir, "tokenizer_config.json")
-			if _, err := os.Stat(path); err != nil {
-				t.Skipf("%s not found: ../shared is absent", path)
-			}
-			cfg, err := tokenizer.LoadTokenizerConfig(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			src, ok := cfg.ChatTemplates[tokenizer.DefaultChatTemplateName]
+			src, ok := fixtureTemplateSource(t, "shared:"+dir+"/tokenizer_config.json")
 			if !ok {
-				t.Fatalf("%s has no default chat template", path)
+				t.Skipf("%s/%s not found: ../shared is absent", sharedTokenizersDir, dir)
 			}
-			if _, err := NewFile(src, tokenizer.DefaultChatTemplateName, path); err != nil {
+			if _, err := NewFile(src, tokenizer.DefaultChatTemplateName, dir+"/tokenizer_config.json"); err != nil {
 				t.Error(err)
 			}
 		})
