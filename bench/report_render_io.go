@@ -47,36 +47,6 @@ func WriteReport(dir string, r *DriftReport) error {
 	return nil
 }
 
-// ReadReport reads a report.json written by WriteReport (for regenerating
-// report.md and the plots from it alone).
-func ReadReport(path string) (*DriftReport, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("bench: read report: %w", err)
-	}
-	var r DriftReport
-	if err := json.Unmarshal(data, &r); err != nil {
-		return nil, fmt.Errorf("bench: read report %s: %w", path, err)
-	}
-	if r.Format != DriftReportFormat {
-		return nil, fmt.Errorf("bench: read report %s: field \"format\": %q: expected %q", path, r.Format, DriftReportFormat)
-	}
-	return &r, nil
-}
-
-// RegenerateReport rewrites report.md and the SVG plots of dir from its
-// report.json alone (report.json itself is left as it is).
-func RegenerateReport(dir string) error {
-	r, err := ReadReport(filepath.Join(dir, ReportJSON))
-	if err != nil {
-		return err
-	}
-	if err := writeFileAtomic(filepath.Join(dir, ReportMarkdown), []byte(RenderMarkdown(r))); err != nil {
-		return err
-	}
-	return RenderPlots(r, dir)
-}
-
 // withEmptyLists returns a shallow copy of r whose nil lists are empty, so
 // that report.json holds [] rather than null.
 func withEmptyLists(r *DriftReport) *DriftReport {

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"encoding/json"
 	"encoding/xml"
 	"fmt"
 	"io"
@@ -309,7 +310,7 @@ func TestPlotLayouts(t *testing.T) {
 	}
 }
 
-// TestWriteReadReport: WriteReport writes report.json, report.md and the plots; ReadReport
+// TestWriteReadReport: WriteReport writes report.json, report.md and the plots; readReport
 // gives back the same report; report.md regenerated from report.json alone is identical.
 func TestWriteReadReport(t *testing.T) {
 	r := syntheticDriftReport(t)
@@ -325,7 +326,7 @@ func TestWriteReadReport(t *testing.T) {
 	if left, _ := filepath.Glob(filepath.Join(dir, ".*tmp*")); len(left) > 0 {
 		t.Errorf("temporary files left: %v", left)
 	}
-	back, err := ReadReport(filepath.Join(dir, ReportJSON))
+	back, err := readReport(filepath.Join(dir, ReportJSON))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -339,13 +340,13 @@ func TestWriteReadReport(t *testing.T) {
 	if string(md) != RenderMarkdown(back) {
 		t.Error("report.md differs from the one regenerated from report.json")
 	}
-	// RegenerateReport from report.json alone rewrites the same report.md and plots.
+	// regenerateReport from report.json alone rewrites the same report.md and plots.
 	for _, name := range []string{ReportMarkdown, PlotVariance} {
 		if err := os.Remove(filepath.Join(dir, name)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := RegenerateReport(dir); err != nil {
+	if err := regenerateReport(dir); err != nil {
 		t.Fatal(err)
 	}
 	if again, err := os.ReadFile(filepath.Join(dir, ReportMarkdown)); err != nil || !bytes.Equal(again, md) {
@@ -368,10 +369,40 @@ func TestWriteReadReport(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "old.json"), []byte(`{"format": "tether-drift/0"}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ReadReport(filepath.Join(dir, "old.json")); err == nil || !strings.Contains(err.Error(), "format") {
+	if _, err := readReport(filepath.Join(dir, "old.json")); err == nil || !strings.Contains(err.Error(), "format") {
 		t.Errorf("old format: error %v", err)
 	}
-	if _, err := ReadReport(filepath.Join(dir, "missing.json")); err == nil {
+	if _, err := readReport(filepath.Join(dir, "missing.json")); err == nil {
 		t.Error("missing file: no error")
 	}
+}
+
+// readReport reads a report.json written by WriteReport (for regenerating
+// report.md and the plots from it alone).
+func readReport(path string) (*DriftReport, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("bench: read report: %w", err)
+	}
+	var r DriftReport
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, fmt.Errorf("bench: read report %s: %w", path, err)
+	}
+	if r.Format != DriftReportFormat {
+		return nil, fmt.Errorf("bench: read report %s: field \"format\": %q: expected %q", path, r.Format, DriftReportFormat)
+	}
+	return &r, nil
+}
+
+// regenerateReport rewrites report.md and the SVG plots of dir from its
+// report.json alone (report.json itself is left as it is).
+func regenerateReport(dir string) error {
+	r, err := readReport(filepath.Join(dir, ReportJSON))
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(filepath.Join(dir, ReportMarkdown), []byte(RenderMarkdown(r))); err != nil {
+		return err
+	}
+	return RenderPlots(r, dir)
 }

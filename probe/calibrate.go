@@ -9,23 +9,9 @@ import (
 // DefaultPercentiles are the percentiles at which tau is calibrated by default.
 var DefaultPercentiles = []float64{1, 25, 50, 75}
 
-// Percentile returns the p-th percentile (0..100) of xs with numpy's default "linear" method:
-// with the values sorted ascending as s[0..n-1], the position h = (n-1)*p/100 is split into its
-// integer part i and fraction f, and the result is s[i] + f*(s[i+1]-s[i]) (s[n-1] when i = n-1).
-// xs is not modified. An empty xs or a p outside [0, 100] is an error.
-func Percentile(xs []float64, p float64) (float64, error) {
-	if len(xs) == 0 {
-		return 0, fmt.Errorf("probe: percentile %g of no values", p)
-	}
-	if math.IsNaN(p) || p < 0 || p > 100 {
-		return 0, fmt.Errorf("probe: percentile %g outside [0, 100]", p)
-	}
-	s := append([]float64(nil), xs...)
-	sort.Float64s(s)
-	return percentileSorted(s, p), nil
-}
-
-// percentileSorted is Percentile of values already sorted ascending (non-empty).
+// percentileSorted returns the p-th percentile (0..100) of s, sorted ascending and non-empty, with
+// numpy's default "linear" method: the position h = (n-1)*p/100 is split into its integer part i
+// and fraction f, and the result is s[i] + f*(s[i+1]-s[i]) (s[n-1] when i = n-1).
 func percentileSorted(s []float64, p float64) float64 {
 	h := float64(len(s)-1) * p / 100
 	i := int(math.Floor(h))
@@ -56,7 +42,7 @@ func CheckPercentiles(ps []float64) error {
 }
 
 // Calibrate returns tau[percentile][layer]: for each layer, the percentiles of projs[layer] (the
-// projections of rollout activations on the layer's unit axis), computed by Percentile.
+// projections of rollout activations on the layer's unit axis), computed as numpy's percentile (percentileSorted).
 func Calibrate(projs [][]float64, percentiles []float64) ([][]float32, error) {
 	if err := CheckPercentiles(percentiles); err != nil {
 		return nil, err

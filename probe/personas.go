@@ -47,12 +47,6 @@ const (
 	CategoryDefault       = "default"        // the neutral default prompts
 )
 
-// BuiltinCategories lists the categories of the built-in roles (CategoryDefault excluded).
-func BuiltinCategories() []string {
-	return []string{CategoryProfessional, CategoryFictional, CategoryDark, CategoryNonHuman,
-		CategoryEmotion, CategoryNearAssistant}
-}
-
 // Role is one character archetype: the system prompts that ask the model to play it.
 type Role struct {
 	// Name is the role's identifier: the file name without ".json" in a roles directory.

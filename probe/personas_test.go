@@ -61,8 +61,8 @@ func TestBuiltinDatasetMeetsCounts(t *testing.T) {
 		if len(r.Prompts) != 5 {
 			t.Errorf("role %q: %d prompts, want 5", r.Name, len(r.Prompts))
 		}
-		if !slices.Contains(BuiltinCategories(), r.Category) {
-			t.Errorf("role %q: category %q is not one of %v", r.Name, r.Category, BuiltinCategories())
+		if !slices.Contains(builtinCategories(), r.Category) {
+			t.Errorf("role %q: category %q is not one of %v", r.Name, r.Category, builtinCategories())
 		}
 		perCategory[r.Category]++
 		for _, p := range r.Prompts {
@@ -81,7 +81,7 @@ func TestBuiltinDatasetMeetsCounts(t *testing.T) {
 			}
 		}
 	}
-	for _, c := range BuiltinCategories() {
+	for _, c := range builtinCategories() {
 		if perCategory[c] < 6 {
 			t.Errorf("category %q: %d roles, want at least 6", c, perCategory[c])
 		}
@@ -471,8 +471,8 @@ func TestSubset(t *testing.T) {
 			t.Errorf("role %q: prompts are not the role's first two", r.Name)
 		}
 	}
-	if len(cats) != len(BuiltinCategories()) {
-		t.Errorf("6 roles cover %d categories, want all %d", len(cats), len(BuiltinCategories()))
+	if len(cats) != len(builtinCategories()) {
+		t.Errorf("6 roles cover %d categories, want all %d", len(cats), len(builtinCategories()))
 	}
 	if !slices.Equal(s.Questions, d.Questions[:10]) {
 		t.Error("questions are not the first 10")
@@ -560,4 +560,10 @@ func TestValidate(t *testing.T) {
 	if err := nilSet.Validate(); err == nil {
 		t.Error("nil data set: no error")
 	}
+}
+
+// builtinCategories lists the categories of the built-in roles (CategoryDefault excluded).
+func builtinCategories() []string {
+	return []string{CategoryProfessional, CategoryFictional, CategoryDark, CategoryNonHuman,
+		CategoryEmotion, CategoryNearAssistant}
 }

@@ -34,7 +34,7 @@ func TestShardedEqualsUnsharded(t *testing.T) {
 	if err := WriteFile(filepath.Join(single, SingleFileName), tensors, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := WriteSharded(sharded, tensors, 1000); err != nil { // 400 bytes per tensor: 2 per shard
+	if err := writeSharded(sharded, tensors, 1000); err != nil { // 400 bytes per tensor: 2 per shard
 		t.Fatal(err)
 	}
 	shards, _ := filepath.Glob(filepath.Join(sharded, "model-*-of-*.safetensors"))
@@ -108,14 +108,14 @@ func TestCheckpointIndexErrors(t *testing.T) {
 		want   string
 	}{
 		{"missing shard", func(dir string, idx map[string]any) {
-			os.Remove(filepath.Join(dir, ShardFileName(2, 2)))
+			os.Remove(filepath.Join(dir, shardFileName(2, 2)))
 		}, "does not exist"},
 		{"wrong shard", func(dir string, idx map[string]any) {
 			wm := idx["weight_map"].(map[string]any)
-			wm["model.layers.a.weight"] = ShardFileName(2, 2)
+			wm["model.layers.a.weight"] = shardFileName(2, 2)
 		}, "index says model-00002-of-00002.safetensors, but it is in model-00001-of-00002.safetensors"},
 		{"not in any shard", func(dir string, idx map[string]any) {
-			idx["weight_map"].(map[string]any)["ghost"] = ShardFileName(1, 2)
+			idx["weight_map"].(map[string]any)["ghost"] = shardFileName(1, 2)
 		}, `tensor "ghost": index says`},
 		{"unlisted tensor", func(dir string, idx map[string]any) {
 			delete(idx["weight_map"].(map[string]any), "model.layers.d.weight")
@@ -130,7 +130,7 @@ func TestCheckpointIndexErrors(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			if err := WriteSharded(dir, tensors, 800); err != nil {
+			if err := writeSharded(dir, tensors, 800); err != nil {
 				t.Fatal(err)
 			}
 			path := filepath.Join(dir, IndexFileName)
