@@ -203,9 +203,6 @@ func (t *Llama2cTokenizer) Score(id int) float32 {
 	return t.scores[id]
 }
 
-// MaxTokenLength is the longest token in bytes, as the file declares it.
-func (t *Llama2cTokenizer) MaxTokenLength() int { return t.maxTokenLen }
-
 // errInvalidToken reports a token that cannot be written to tokenizer.json.
 var errInvalidToken = errors.New("token is not valid UTF-8")
 
