@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Render chat-template fixtures with the Python reference (jinja2).
 
-The Go chat-template renderer (tokenizer/template*.go) must reproduce these
+The Go chat-template renderer (package tokenizer/chattemplate) must reproduce these
 outputs byte for byte. Run from this directory:
 
     python3 gen.py
