@@ -19,6 +19,11 @@
 // message needs "role" (a non-empty string) and "content" (a string); other
 // fields, of messages and of the object, are ignored. Errors name the file,
 // the message's index and the field.
+//
+// What a command needs beyond the format (which roles, a system message only
+// first, at least one user or assistant message) is a Rules value, checked by
+// Conversation.Check or ReadChecked. docs/conversations.md is the user's
+// description.
 package conversation
 
 import (
@@ -302,7 +307,7 @@ func parseObject(data []byte, file string, index int) (Conversation, error) {
 
 // expectedType describes what an object field holds, for type errors.
 func expectedType(field string) string {
-	if field == "messages" || field == "conversation" || strings.HasPrefix(field, "messages.") || strings.HasPrefix(field, "conversation.") {
+	if field == "messages" || field == "conversation" {
 		return `a list of {"role", "content"} messages`
 	}
 	return "a string"
