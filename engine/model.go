@@ -55,12 +55,24 @@ type Model struct {
 }
 
 // layerParams holds the indices in Model.params of one decoder block's
-// weights; -1 marks an absent tensor.
+// weights; -1 marks an absent tensor. Shapes use H = HiddenSize, hd =
+// HeadDim, nH and kvH the query and KV heads, I = IntermediateSize and P a
+// projection's row blocks (see linear); norms and biases are float32, the
+// other matrices in the weight dtype.
 type layerParams struct {
-	attnNorm, postAttnNorm, preFFNorm, postFFNorm int
-	qkv, qkvBias, o, oBias                        int
-	qNorm, kNorm                                  int
-	gateUp, gateUpBias, down, downBias            int
+	attnNorm     int // [H]: norm before attention
+	postAttnNorm int // [H]: norm after attention (sandwich) or before the MLP
+	preFFNorm    int // [H]: norm before the MLP (sandwich norm only)
+	postFFNorm   int // [H]: norm after the MLP (sandwich norm only)
+	qkv          int // [P, (nH+2*kvH)*hd/P, H]: q, k and v projections stacked by output row
+	qkvBias      int // [(nH+2*kvH)*hd]
+	o            int // [P, H/P, nH*hd]: attention output projection
+	oBias        int // [H]
+	qNorm, kNorm int // [hd]: per-head norms of q and k
+	gateUp       int // [2, I, H]: gate and up projections
+	gateUpBias   int // [2*I]
+	down         int // [P, H/P, I]: down projection
+	downBias     int // [H]
 }
 
 // Config returns the model's configuration.
