@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"fmt"
 	"math"
 
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
@@ -17,27 +18,140 @@ type stepPlan struct {
 	capture   []int      // sorted layers whose output is returned
 }
 
-// Graph inputs, in order:
-//
-//	0: tokens [B, T] int32
-//	1: pad [B] int32: left padding of each sequence (its first real slot)
-//	2: slot scalar int32: cache slot of the first token of this step
-//	3 .. 3+2L-1: K and V caches of each layer [B, kvHeads, S, HeadDim]
-//	then the hook inputs (see hookInputs), then Model.params.
-//
-// Outputs: logits ([B, V] or [B, T, V]), the 2L updated caches, the captured
-// layers [B, T, H] in plan.capture order, for every recording hook the
-// projections before and after [B, T, clamps], and last the finite check
-// [L+1] int32 (see nonFiniteCount): per block, the values of its output
-// (after its hook; padding excluded) that are not finite, then the
-// non-finite logits.
+// stepInputs are the step graph's inputs by name. Inside the graph builder
+// V is *G.Node; on the host it is any (tensors, or cache buffers donated to
+// the step). each is the one place that fixes their order.
+type stepInputs[V any] struct {
+	tokens V               // [B, T] int32
+	pad    V               // [B] int32: left padding of each sequence (its first real slot)
+	slot   V               // scalar int32: cache slot of the first token of this step
+	caches []V             // 2L: layer i's K cache at 2i, V cache at 2i+1, each [B, kvHeads, S, HeadDim]
+	hooks  []hookInputs[V] // one per plan.hooks entry, in that order
+	params []V             // Model.params, indexed as Model.embed, Model.layers etc. say
+}
+
+// newStepInputs returns empty inputs laid out for plan on a model with
+// layers blocks and params weight tensors.
+func newStepInputs[V any](plan stepPlan, layers, params int) *stepInputs[V] {
+	in := &stepInputs[V]{caches: make([]V, 2*layers), hooks: make([]hookInputs[V], len(plan.hooks)), params: make([]V, params)}
+	for i, s := range plan.hooks {
+		in.hooks[i].spec = s
+	}
+	return in
+}
+
+// each visits every input in the order the compiled graph takes them.
+func (in *stepInputs[V]) each(visit func(*V)) {
+	visit(&in.tokens)
+	visit(&in.pad)
+	visit(&in.slot)
+	for i := range in.caches {
+		visit(&in.caches[i])
+	}
+	for i := range in.hooks {
+		in.hooks[i].each(visit)
+	}
+	for i := range in.params {
+		visit(&in.params[i])
+	}
+}
+
+// list returns the inputs in the order the compiled graph takes them.
+func (in *stepInputs[V]) list() []V {
+	var out []V
+	in.each(func(v *V) { out = append(out, *v) })
+	return out
+}
+
+// read fills the inputs from flat, in the order of list.
+func (in *stepInputs[V]) read(flat []V) error {
+	return readInOrder(in.each, flat, "step graph inputs")
+}
+
+// stepOutputs are the step graph's outputs by name (V as for stepInputs:
+// *G.Node in the builder, *tensors.Tensor on the host).
+type stepOutputs[V any] struct {
+	logits   V                  // [B, V], or [B, T, V] with plan.allLogits
+	caches   []V                // 2L updated caches, laid out as stepInputs.caches
+	captured []V                // [B, T, H] per plan.capture layer, in that order
+	records  []hookRecording[V] // one per recording hook, in plan.hooks order
+	// nonFinite is the finite check [L+1] int32 (see nonFiniteCount): per
+	// block, the values of its output (after its hook; padding excluded)
+	// that are not finite, then the non-finite logits.
+	nonFinite V
+}
+
+// hookRecording is a recording hook's telemetry output.
+type hookRecording[V any] struct {
+	layer         int
+	before, after V // [B, T, clamps]: projections before each clamp and after the whole hook
+}
+
+// newStepOutputs returns empty outputs laid out for plan on a model with
+// layers blocks.
+func newStepOutputs[V any](plan stepPlan, layers int) *stepOutputs[V] {
+	out := &stepOutputs[V]{caches: make([]V, 2*layers), captured: make([]V, len(plan.capture))}
+	for _, s := range plan.hooks {
+		if s.record {
+			out.records = append(out.records, hookRecording[V]{layer: s.layer})
+		}
+	}
+	return out
+}
+
+// each visits every output in the order the compiled graph returns them.
+func (out *stepOutputs[V]) each(visit func(*V)) {
+	visit(&out.logits)
+	for i := range out.caches {
+		visit(&out.caches[i])
+	}
+	for i := range out.captured {
+		visit(&out.captured[i])
+	}
+	for i := range out.records {
+		visit(&out.records[i].before)
+		visit(&out.records[i].after)
+	}
+	visit(&out.nonFinite)
+}
+
+// list returns the outputs in the order the compiled graph returns them.
+func (out *stepOutputs[V]) list() []V {
+	var flat []V
+	out.each(func(v *V) { flat = append(flat, *v) })
+	return flat
+}
+
+// read fills the outputs from flat, in the order of list.
+func (out *stepOutputs[V]) read(flat []V) error {
+	return readInOrder(out.each, flat, "step graph outputs")
+}
+
+// readInOrder assigns flat to the fields each visits, checking the count.
+func readInOrder[V any](each func(func(*V)), flat []V, what string) error {
+	n := 0
+	each(func(v *V) {
+		if n < len(flat) {
+			*v = flat[n]
+		}
+		n++
+	})
+	if n != len(flat) {
+		return fmt.Errorf("engine: %d %s, expected %d", len(flat), what, n)
+	}
+	return nil
+}
 
 // stepGraph returns the graph-building function for plan.
 func (m *Model) stepGraph(plan stepPlan) func([]*G.Node) []*G.Node {
-	return func(in []*G.Node) []*G.Node {
+	return func(flat []*G.Node) []*G.Node {
 		m.compiles.Add(1)
+		in := newStepInputs[*G.Node](plan, m.cfg.NumLayers, len(m.params))
+		if err := in.read(flat); err != nil {
+			panic(err) // a bug in this file; Exec turns it into an error
+		}
 		b := &stepBuilder{m: m, plan: plan}
-		return b.build(in)
+		return b.build(in).list()
 	}
 }
 
@@ -46,7 +160,7 @@ type stepBuilder struct {
 	m      *Model
 	plan   stepPlan
 	g      *G.Graph
-	params []*G.Node
+	params []*G.Node // Model.params (shapes noted there and on layerParams)
 
 	batch, steps, slots int
 	slot                *G.Node    // scalar int32
@@ -59,35 +173,18 @@ type stepBuilder struct {
 	cosL, sinL          *G.Node    // same for sliding layers
 }
 
-// hookNodes are the graph inputs of one layer's hook.
-type hookNodes struct {
-	spec              hookSpec
-	add, dirs, lo, hi *G.Node
-}
-
-// build lays out the inputs (see the order above stepGraph) and builds the
-// whole step: embedding, blocks with hooks, final norm and logits.
-func (sb *stepBuilder) build(in []*G.Node) []*G.Node {
+// build builds the whole step from its inputs: embedding, blocks with
+// hooks, final norm and logits.
+func (sb *stepBuilder) build(in *stepInputs[*G.Node]) *stepOutputs[*G.Node] {
 	m, cfg := sb.m, sb.m.cfg
 	L := cfg.NumLayers
-	tokens, pad := in[0], in[1]
-	sb.slot = in[2]
-	caches := in[3 : 3+2*L]
-	next := 3 + 2*L
-	hooks := map[int]hookNodes{}
-	for _, s := range sb.plan.hooks {
-		hn := hookNodes{spec: s}
-		if s.hasAdd {
-			hn.add = in[next]
-			next++
-		}
-		if s.clamps > 0 {
-			hn.dirs, hn.lo, hn.hi = in[next], in[next+1], in[next+2]
-			next += 3
-		}
-		hooks[s.layer] = hn
+	tokens, pad, caches := in.tokens, in.pad, in.caches
+	sb.slot = in.slot
+	sb.params = in.params
+	hooks := map[int]hookInputs[*G.Node]{}
+	for _, hk := range in.hooks {
+		hooks[hk.spec.layer] = hk
 	}
-	sb.params = in[next:]
 	sb.g = tokens.Graph()
 	g := sb.g
 	sb.batch, sb.steps = tokens.Shape().Dimensions[0], tokens.Shape().Dimensions[1]
@@ -111,21 +208,22 @@ func (sb *stepBuilder) build(in []*G.Node) []*G.Node {
 	if cfg.EmbedScale {
 		x = G.Mul(x, G.Const(g, float32(math.Sqrt(float64(H)))))
 	}
-	outCaches := make([]*G.Node, 2*L)
+	out := newStepOutputs[*G.Node](sb.plan, L)
 	captured := map[int]*G.Node{}
-	var records []*G.Node
+	recorded := 0                  // out.records filled so far (blocks run in plan.hooks' layer order)
 	bad := make([]*G.Node, 0, L+1) // the finite check
 	// Left padding is not checked: its values are never attended to.
 	unpadded := G.GreaterOrEqual(G.Reshape(sb.querySlots, 1, T), G.Reshape(pad, B, 1)) // [B, T]
 	for i := range L {
 		var k, v *G.Node
 		x, k, v = sb.block(i, x, caches[2*i], caches[2*i+1])
-		outCaches[2*i], outCaches[2*i+1] = k, v
-		if hn, ok := hooks[i]; ok {
+		out.caches[2*i], out.caches[2*i+1] = k, v
+		if hk, ok := hooks[i]; ok {
 			var before, after *G.Node
-			x, before, after = sb.hook(x, hn)
-			if hn.spec.record {
-				records = append(records, before, after)
+			x, before, after = sb.hook(x, hk)
+			if hk.spec.record {
+				out.records[recorded].before, out.records[recorded].after = before, after
+				recorded++
 			}
 		}
 		captured[i] = x
@@ -145,17 +243,17 @@ func (sb *stepBuilder) build(in []*G.Node) []*G.Node {
 	} else {
 		logits = G.Reshape(logits, B, cfg.VocabSize)
 	}
-	out := append([]*G.Node{logits}, outCaches...)
-	for _, layer := range sb.plan.capture {
-		out = append(out, captured[layer])
+	out.logits = logits
+	for i, layer := range sb.plan.capture {
+		out.captured[i] = captured[layer]
 	}
-	out = append(out, records...)
 	if sb.plan.allLogits {
 		bad = append(bad, nonFiniteCount(logits, unpadded))
 	} else {
 		bad = append(bad, nonFiniteCount(logits, nil)) // the last position is never padding
 	}
-	return append(out, G.Stack(bad, 0))
+	out.nonFinite = G.Stack(bad, 0)
+	return out
 }
 
 // nonFiniteCount returns how many values of x [B, T, ...] (or [B, ...] when

@@ -5,6 +5,9 @@ import (
 	"math"
 	"slices"
 	"strings"
+
+	G "github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
 )
 
 // Clamp keeps the projection of the residual stream on a direction within
@@ -21,6 +24,12 @@ type Clamp struct {
 // decoder block. Its vectors and thresholds are graph inputs: changing them
 // never recompiles; changing which layers are hooked, the number of clamps,
 // whether Add is nil, NewestOnly or Record builds a new graph once.
+//
+// The values are uploaded to the backend once per change, not at every
+// step: a vector (Add, a clamp's Dir) is recognised by its slice, so give a
+// new value as a new slice (writing into one already passed to a run is not
+// seen); Lo and Hi are read by value and may change between steps of a run
+// (from GenerateOptions.OnToken), acting from the next step.
 type LayerHook struct {
 	// Add is added to the residual stream first (nil: nothing).
 	Add []float32
@@ -93,28 +102,128 @@ func (m *Model) hookSpecs(hooks Hooks) ([]hookSpec, error) {
 	return specs, nil
 }
 
-// hookInputs returns the host values fed to the graph for the hooks, in
-// the order the graph declares them: per hooked layer, Add [H] when present,
-// then the clamp directions [C, H], lows [C] and highs [C].
-func hookInputs(specs []hookSpec, hooks Hooks) []any {
-	var in []any
-	for _, s := range specs {
+// hookInputs are the step graph inputs of one layer's hook (V as for
+// stepInputs); a field is an input only when spec says so.
+type hookInputs[V any] struct {
+	spec hookSpec
+	add  V // [H], when spec.hasAdd
+	dirs V // [C, H]: the clamp directions, when spec.clamps > 0
+	lo   V // [C]: the clamps' lower bounds, likewise
+	hi   V // [C]: the clamps' upper bounds, likewise
+}
+
+// each visits the hook's inputs in the order the compiled graph takes them.
+func (h *hookInputs[V]) each(visit func(*V)) {
+	if h.spec.hasAdd {
+		visit(&h.add)
+	}
+	if h.spec.clamps > 0 {
+		visit(&h.dirs)
+		visit(&h.lo)
+		visit(&h.hi)
+	}
+}
+
+// hookValues caches the tensors of the hook values last fed to a step, so
+// that they are uploaded once per change of the hooks and not at every
+// step: the backend keeps a tensor's device buffer after its first use, and
+// these tensors are never donated to a step. Callers hold Model.mu.
+type hookValues struct {
+	specs   []hookSpec
+	ids     [][]valueID // per spec: Add (when present), then each clamp's Dir, Lo, Hi
+	tensors []hookInputs[*tensors.Tensor]
+	builds  int // tensor sets built so far (tests)
+}
+
+// valueID identifies a hook value without reading it: a vector by its
+// backing array and length, a bound by its value.
+type valueID struct {
+	vec   *float32
+	n     int
+	bound float32
+}
+
+// vectorID returns the identity of v (the zero valueID for an empty v).
+func vectorID(v []float32) valueID {
+	if len(v) == 0 {
+		return valueID{}
+	}
+	return valueID{vec: &v[0], n: len(v)}
+}
+
+// hookIDs returns the identities of the values of hooks that specs use, in
+// the order of hookValues.ids. A hook whose structure no longer matches its
+// spec gets ids that match no cache, so that tensorsFor validates it again.
+func hookIDs(specs []hookSpec, hooks Hooks) [][]valueID {
+	ids := make([][]valueID, len(specs))
+	for i, s := range specs {
 		hk := hooks[s.layer]
-		if s.hasAdd {
-			in = append(in, slices.Clone(hk.Add))
+		if hk == nil {
+			ids[i] = []valueID{{n: -1}}
+			continue
 		}
-		if s.clamps > 0 {
-			dirs := make([][]float32, s.clamps)
-			lo := make([]float32, s.clamps)
-			hi := make([]float32, s.clamps)
-			for i, c := range hk.Clamps {
-				dirs[i] = slices.Clone(c.Dir)
-				lo[i], hi[i] = c.Lo, c.Hi
-			}
-			in = append(in, dirs, lo, hi)
+		if s.hasAdd {
+			ids[i] = append(ids[i], vectorID(hk.Add))
+		}
+		for _, c := range hk.Clamps {
+			ids[i] = append(ids[i], vectorID(c.Dir), valueID{bound: c.Lo}, valueID{bound: c.Hi})
 		}
 	}
-	return in
+	return ids
+}
+
+// tensorsFor returns the hook value tensors of hooks for the step plan
+// specs, building them only when the hooks' values changed since the last
+// call: a vector (Add, a clamp's Dir) is compared by identity, so a new
+// value must come in a new slice (writing into a slice already passed to a
+// run is not seen); bounds are compared by value.
+func (m *Model) tensorsFor(specs []hookSpec, hooks Hooks) ([]hookInputs[*tensors.Tensor], error) {
+	hv := &m.hookValues
+	ids := hookIDs(specs, hooks)
+	if slices.Equal(hv.specs, specs) && slices.EqualFunc(hv.ids, ids, slices.Equal) {
+		return hv.tensors, nil
+	}
+	// The hooks changed since the plan was made: check them again.
+	now, err := m.hookSpecs(hooks)
+	if err != nil {
+		return nil, err
+	}
+	if !slices.Equal(now, specs) {
+		return nil, fmt.Errorf("engine: the hooks' structure (layers, Add, number of clamps, NewestOnly, Record) changed during a run")
+	}
+	hv.free()
+	H := m.cfg.HiddenSize
+	built := make([]hookInputs[*tensors.Tensor], len(specs))
+	for i, s := range specs {
+		hk := hooks[s.layer]
+		in := hookInputs[*tensors.Tensor]{spec: s}
+		if s.hasAdd {
+			in.add = tensors.FromFlatDataAndDimensions(hk.Add, H)
+		}
+		if C := s.clamps; C > 0 {
+			dirs := make([]float32, 0, C*H)
+			lo, hi := make([]float32, C), make([]float32, C)
+			for c, cl := range hk.Clamps {
+				dirs = append(dirs, cl.Dir...)
+				lo[c], hi[c] = cl.Lo, cl.Hi
+			}
+			in.dirs = tensors.FromFlatDataAndDimensions(dirs, C, H)
+			in.lo = tensors.FromFlatDataAndDimensions(lo, C)
+			in.hi = tensors.FromFlatDataAndDimensions(hi, C)
+		}
+		built[i] = in
+	}
+	hv.specs, hv.ids, hv.tensors = specs, ids, built
+	hv.builds++
+	return built, nil
+}
+
+// free releases the cached tensors.
+func (hv *hookValues) free() {
+	for i := range hv.tensors {
+		hv.tensors[i].each(func(t **tensors.Tensor) { _ = (*t).FinalizeAll() })
+	}
+	hv.specs, hv.ids, hv.tensors = nil, nil, nil
 }
 
 // specKey is a string identifying the graph structure.
@@ -126,4 +235,41 @@ func specKey(allLogits bool, specs []hookSpec, capture []int) string {
 	}
 	fmt.Fprintf(&b, "cap=%v", capture)
 	return b.String()
+}
+
+// hook applies a layer hook to h [B, T, H] and returns the new h and, when
+// recording, the projections before each clamp and after the whole hook
+// [B, T, C].
+func (sb *stepBuilder) hook(h *G.Node, hk hookInputs[*G.Node]) (*G.Node, *G.Node, *G.Node) {
+	B, T, H := sb.batch, sb.steps, sb.m.cfg.HiddenSize
+	orig := h
+	if hk.spec.hasAdd {
+		h = G.Add(h, G.Reshape(hk.add, 1, 1, H))
+	}
+	var before []*G.Node
+	for c := range hk.spec.clamps {
+		u := G.Reshape(G.Slice(hk.dirs, G.AxisRange(c, c+1)), H)
+		lo := G.Reshape(G.Slice(hk.lo, G.AxisRange(c, c+1)))
+		hi := G.Reshape(G.Slice(hk.hi, G.AxisRange(c, c+1)))
+		proj := G.Einsum("bth,h->bt", h, u) // [B, T]
+		before = append(before, proj)
+		clamped := G.Min(G.Max(proj, lo), hi)
+		delta := G.Sub(clamped, proj) // exactly 0 for an open clamp
+		h = G.Add(h, G.Mul(G.Reshape(delta, B, T, 1), G.Reshape(u, 1, 1, H)))
+	}
+	if hk.spec.newestOnly && T > 1 {
+		h = G.Concatenate([]*G.Node{
+			G.Slice(orig, G.AxisRange(), G.AxisRange(0, T-1)),
+			G.Slice(h, G.AxisRange(), G.AxisRange(T-1, T)),
+		}, 1)
+	}
+	if !hk.spec.record {
+		return h, nil, nil
+	}
+	var after []*G.Node
+	for c := range hk.spec.clamps {
+		u := G.Reshape(G.Slice(hk.dirs, G.AxisRange(c, c+1)), H)
+		after = append(after, G.Einsum("bth,h->bt", h, u))
+	}
+	return h, G.Stack(before, -1), G.Stack(after, -1)
 }

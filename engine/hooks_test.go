@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+
+	"github.com/gomlx/gomlx/pkg/core/tensors"
 )
 
 // unitVector returns a random unit vector of length n.
@@ -229,6 +231,87 @@ func TestGenerateWithCap(t *testing.T) {
 			if p := projection(h, u); p < tau-1e-4 {
 				t.Errorf("request %d position %d: projection %g below the cap", i, pos, p)
 			}
+		}
+	}
+}
+
+// TestHookValuesUploadedOncePerChange checks that a generation with fixed
+// hooks builds the hook value tensors once (not at every step), keeps them
+// on the device (never donated), and that a new threshold set between steps
+// rebuilds them once and acts from the next step on, without recompiling.
+func TestHookValuesUploadedOncePerChange(t *testing.T) {
+	m, _ := loadTiny(t, "llama")
+	rng := rand.New(rand.NewPCG(31, 32))
+	u := unitVector(rng, m.cfg.HiddenSize)
+	const tau1, newTauAt, steps = 0.25, 10, 32
+	hooks := Hooks{1: {Clamps: []Clamp{{Dir: u, Lo: tau1, Hi: posInf}}, Record: true}}
+	req := []Request{{Prompt: randomTokens(rng, 5, m.cfg.VocabSize), MaxNewTokens: steps, IgnoreEOS: true}}
+	tolerance := func(tau float64) float64 { return 1e-4 * math.Max(1, math.Abs(tau)) }
+
+	first, err := m.Generate(context.Background(), req, GenerateOptions{Hooks: hooks})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(first[0].Telemetry); got != steps {
+		t.Fatalf("%d telemetry entries, expected %d", got, steps)
+	}
+	if got := m.hookValues.builds; got != 1 {
+		t.Errorf("a %d-token generation with fixed hooks built the hook tensors %d times, expected once", steps, got)
+	}
+	for i, hk := range m.hookValues.tensors {
+		hk.each(func(tt **tensors.Tensor) {
+			if !(*tt).Ok() || !(*tt).IsOnDevice(0) {
+				t.Errorf("hook %d: a cached hook tensor %s is not kept on the device", i, (*tt).Shape())
+			}
+		})
+	}
+	// A threshold above every projection seen: it acts wherever it is in force.
+	maxBefore := math.Inf(-1)
+	for _, tel := range first[0].Telemetry {
+		maxBefore = math.Max(maxBefore, float64(tel[1].Before[0]))
+	}
+	tau2 := float32(maxBefore + 1)
+
+	compiles := m.Compilations()
+	kept := 0
+	second, err := m.Generate(context.Background(), req, GenerateOptions{Hooks: hooks,
+		OnToken: func(_, _ int) {
+			if kept == newTauAt {
+				hooks[1].Clamps[0].Lo = tau2
+			}
+			kept++
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := m.hookValues.builds; got != 2 {
+		t.Errorf("a new threshold built the hook tensors %d times in all, expected twice (once per configuration)", got)
+	}
+	if got := m.Compilations(); got != compiles {
+		t.Errorf("a new threshold recompiled the graph (%d -> %d builds)", compiles, got)
+	}
+	tel := second[0].Telemetry
+	if len(tel) != steps {
+		t.Fatalf("%d telemetry entries, expected %d", len(tel), steps)
+	}
+	// Telemetry[i] comes from the step that chose token i; the new threshold
+	// was set when token newTauAt was kept, so it acts from token newTauAt+1.
+	for i, rec := range tel {
+		tau := float64(tau1)
+		if i > newTauAt {
+			tau = float64(tau2)
+		}
+		r := rec[1]
+		if float64(r.After[0]) < tau-tolerance(tau) {
+			t.Errorf("token %d: projection after the hook %g, below the threshold %g in force", i, r.After[0], tau)
+		}
+		if math.Abs(float64(r.Before[0])-tau) > tolerance(tau) && r.Acted[0] != (float64(r.Before[0]) < tau) {
+			t.Errorf("token %d: Acted %v with projection %g and threshold %g", i, r.Acted[0], r.Before[0], tau)
+		}
+	}
+	for i := range newTauAt + 1 {
+		if second[0].Tokens[i] != first[0].Tokens[i] {
+			t.Fatalf("token %d differs from the first run's before the threshold changed", i)
 		}
 	}
 }

@@ -51,6 +51,7 @@ type Model struct {
 	compactExec *graph.Exec  // gathers cache rows when a batch shrinks
 	compactions int          // batch compactions so far (tests)
 	compiles    atomic.Int64 // number of graphs built (tests check that hooks do not recompile)
+	hookValues  hookValues   // the hook value tensors of the latest step
 	closed      bool
 }
 
@@ -97,6 +98,7 @@ func (m *Model) Close() {
 		m.compactExec.Finalize()
 	}
 	m.execs = nil
+	m.hookValues.free()
 	for _, t := range m.params {
 		_ = t.FinalizeAll()
 	}

@@ -78,62 +78,70 @@ func (m *Model) runStep(req stepRequest) (*stepResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	hookTensors, err := m.tensorsFor(req.plan.hooks, req.hooks)
+	if err != nil {
+		return nil, err
+	}
 	B := len(req.tokens)
 	T := len(req.tokens[0])
 	flatTokens := make([]int32, 0, B*T)
 	for _, row := range req.tokens {
 		flatTokens = append(flatTokens, row...)
 	}
-	args := []any{
-		tensors.FromFlatDataAndDimensions(flatTokens, B, T),
-		tensors.FromFlatDataAndDimensions(append([]int32(nil), req.pad...), B),
-		tensors.FromScalar(req.slot),
-	}
+	L := m.cfg.NumLayers
+	in := newStepInputs[any](req.plan, L, len(m.params))
+	in.tokens = tensors.FromFlatDataAndDimensions(flatTokens, B, T)
+	in.pad = tensors.FromFlatDataAndDimensions(append([]int32(nil), req.pad...), B)
+	in.slot = tensors.FromScalar(req.slot)
 	for i, t := range req.cache.kv {
+		// The caches are the only donated inputs: the step overwrites them.
 		d, err := graph.DonateTensorBuffer(t, m.backend, 0)
 		if err != nil {
 			return nil, fmt.Errorf("engine: cache tensor %d: %w", i, err)
 		}
-		args = append(args, d)
+		in.caches[i] = d
 	}
-	args = append(args, hookInputs(req.plan.hooks, req.hooks)...)
-	for _, p := range m.params {
-		args = append(args, p)
+	for i, h := range hookTensors {
+		in.hooks[i] = hookInputs[any]{spec: h.spec, add: h.add, dirs: h.dirs, lo: h.lo, hi: h.hi}
 	}
-	outs, err := exec.Exec(args...)
+	for i, p := range m.params {
+		in.params[i] = p
+	}
+	flat, err := exec.Exec(in.list()...)
 	if err != nil {
 		return nil, fmt.Errorf("engine: running step (batch %d, tokens %d, slots %d): %w", B, T, req.cache.slots, err)
 	}
-	L := m.cfg.NumLayers
-	copy(req.cache.kv, outs[1:1+2*L])
-	// The finite check is the last output: on failure the other outputs are
-	// freed unread.
-	if err := checkFinite(outs[len(outs)-1], req.step, B*T*m.cfg.HiddenSize, outs[0].Shape().Size()); err != nil {
-		freeAll(append([]*tensors.Tensor{outs[0]}, outs[1+2*L:len(outs)-1]...))
+	out := newStepOutputs[*tensors.Tensor](req.plan, L)
+	if err := out.read(flat); err != nil {
+		freeAll(flat)
+		return nil, err
+	}
+	copy(req.cache.kv, out.caches)
+	// On a failed finite check the other outputs are freed unread.
+	err = checkFinite(out.nonFinite, req.step, B*T*m.cfg.HiddenSize, out.logits.Shape().Size())
+	if err != nil {
+		freeAll(append([]*tensors.Tensor{out.logits}, out.captured...))
+		for _, r := range out.records {
+			freeAll([]*tensors.Tensor{r.before, r.after})
+		}
 		return nil, err
 	}
 	res := &stepResult{captured: map[int][]float32{}, before: map[int][]float32{}, after: map[int][]float32{}}
-	if res.logits, err = hostFloats(outs[0]); err != nil {
+	if res.logits, err = hostFloats(out.logits); err != nil {
 		return nil, err
 	}
-	next := 1 + 2*L
-	for _, layer := range req.plan.capture {
-		if res.captured[layer], err = hostFloats(outs[next]); err != nil {
+	for i, layer := range req.plan.capture {
+		if res.captured[layer], err = hostFloats(out.captured[i]); err != nil {
 			return nil, err
 		}
-		next++
 	}
-	for _, s := range req.plan.hooks {
-		if !s.record {
-			continue
-		}
-		if res.before[s.layer], err = hostFloats(outs[next]); err != nil {
+	for _, r := range out.records {
+		if res.before[r.layer], err = hostFloats(r.before); err != nil {
 			return nil, err
 		}
-		if res.after[s.layer], err = hostFloats(outs[next+1]); err != nil {
+		if res.after[r.layer], err = hostFloats(r.after); err != nil {
 			return nil, err
 		}
-		next += 2
 	}
 	return res, nil
 }
