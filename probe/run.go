@@ -1,18 +1,14 @@
 package probe
 
 import (
-	"bufio"
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 
 	"tether/model"
+	"tether/runstore"
 )
 
 // The files of a run directory (format RunFormat).
@@ -143,98 +139,52 @@ func (r *Run) Rollouts() []Rollout { return r.rollouts }
 
 // readManifest reads and checks dir/run.json.
 func readManifest(dir string) (Manifest, error) {
-	path := filepath.Join(dir, ManifestFileName)
-	data, err := os.ReadFile(path)
+	m, err := runstore.ReadSettings[Manifest](dir, ManifestFileName)
 	if err != nil {
-		return Manifest{}, fmt.Errorf("probe: run %s: %w", dir, err)
+		return Manifest{}, fmt.Errorf("probe: run: %w", err)
 	}
-	var m Manifest
-	if err := json.Unmarshal(data, &m); err != nil {
-		return Manifest{}, fmt.Errorf("probe: run manifest %s: invalid JSON: %w", path, err)
-	}
+	return m, m.validate(filepath.Join(dir, ManifestFileName))
+}
+
+// validate checks a run.json read from path.
+func (m Manifest) validate(path string) error {
 	if m.Format != RunFormat {
-		return Manifest{}, fmt.Errorf("probe: run manifest %s: format %q (expected %q)", path, m.Format, RunFormat)
+		return fmt.Errorf("probe: run manifest %s: format %q (expected %q)", path, m.Format, RunFormat)
 	}
 	if m.Layers <= 0 || m.HiddenSize <= 0 {
-		return Manifest{}, fmt.Errorf("probe: run manifest %s: layers %d, hidden_size %d (expected both > 0)", path, m.Layers, m.HiddenSize)
+		return fmt.Errorf("probe: run manifest %s: layers %d, hidden_size %d (expected both > 0)", path, m.Layers, m.HiddenSize)
 	}
-	return m, nil
+	return nil
 }
 
 // readRollouts parses rollouts.jsonl. It returns the rollouts and the byte length of the
 // complete lines (where a torn last line begins). A missing file is an empty run.
 func readRollouts(path string) ([]Rollout, int64, error) {
 	var out []Rollout
-	good, err := scanRollouts(path, func(r Rollout, _, _ int64) error {
+	good, err := scanRollouts(path, func(r Rollout, _ runstore.Ref) error {
 		out = append(out, r)
 		return nil
 	})
 	return out, good, err
 }
 
-// scanRollouts reads rollouts.jsonl line by line, calling fn with each rollout and its line's
-// byte offset and length, without holding the file in memory. It returns the byte length of the
-// complete lines: a last line without its newline is a line torn by a crash while appending; it
-// is skipped (and rewritten by a resumed run). A missing file has no lines.
-func scanRollouts(path string, fn func(r Rollout, offset, length int64) error) (int64, error) {
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("probe: rollouts file: %w", err)
-	}
-	defer f.Close()
-	br := bufio.NewReaderSize(f, 1<<16)
+// scanRollouts reads rollouts.jsonl line by line without holding it in memory
+// (runstore.ScanRecords), checking that every rollout has an id and a shard and that no id
+// repeats, and calls fn with each rollout and where its line is. It returns the byte length of
+// the complete lines: a torn last line is skipped (and rewritten by a resumed run). A missing
+// file has no lines.
+func scanRollouts(path string, fn func(r Rollout, ref runstore.Ref) error) (int64, error) {
 	seen := map[string]int{}
-	var good int64
-	for lineNo := 1; ; lineNo++ {
-		raw, err := br.ReadBytes('\n')
-		if errors.Is(err, io.EOF) {
-			return good, nil // nothing left, or a torn last line
-		}
-		if err != nil {
-			return 0, fmt.Errorf("probe: rollouts file %s: line %d: %w", path, lineNo, err)
-		}
-		offset := good
-		good += int64(len(raw))
-		line := bytes.TrimSpace(raw)
-		if len(line) == 0 {
-			continue
-		}
-		var r Rollout
-		if err := json.Unmarshal(line, &r); err != nil {
-			return 0, fmt.Errorf("probe: rollouts file %s: line %d: malformed JSON: %w", path, lineNo, err)
-		}
+	return runstore.ScanRecords(path, func(r Rollout, lineNo int, ref runstore.Ref) error {
 		if r.ID == "" || r.Shard == "" {
-			return 0, fmt.Errorf("probe: rollouts file %s: line %d: missing \"id\" or \"shard\"", path, lineNo)
+			return fmt.Errorf("probe: rollouts file %s: line %d: missing \"id\" or \"shard\"", path, lineNo)
 		}
 		if prev, dup := seen[r.ID]; dup {
-			return 0, fmt.Errorf("probe: rollouts file %s: line %d: rollout %q already on line %d", path, lineNo, r.ID, prev)
+			return fmt.Errorf("probe: rollouts file %s: line %d: rollout %q already on line %d", path, lineNo, r.ID, prev)
 		}
 		seen[r.ID] = lineNo
-		if err := fn(r, offset, int64(len(raw))); err != nil {
-			return 0, err
-		}
-	}
-}
-
-// readRolloutAt reads the rollout on the line at offset (as reported by scanRollouts).
-func readRolloutAt(path string, offset, length int64) (Rollout, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return Rollout{}, fmt.Errorf("probe: rollouts file: %w", err)
-	}
-	defer f.Close()
-	buf := make([]byte, length)
-	if _, err := f.ReadAt(buf, offset); err != nil {
-		return Rollout{}, fmt.Errorf("probe: rollouts file %s: offset %d: %w", path, offset, err)
-	}
-	var r Rollout
-	if err := json.Unmarshal(bytes.TrimSpace(buf), &r); err != nil {
-		return Rollout{}, fmt.Errorf("probe: rollouts file %s: offset %d: %w", path, offset, err)
-	}
-	return r, nil
+		return fn(r, ref)
+	})
 }
 
 // ConfigSHA256 is the hex sha256 of a model directory's config.json.
@@ -264,13 +214,13 @@ func checkResume(dir string, have, want Manifest) error {
 			dir, have.Model, have.ModelDir, have.Layers, have.HiddenSize, have.ConfigSHA256,
 			want.Model, want.ModelDir, want.Layers, want.HiddenSize, want.ConfigSHA256)
 	}
-	if have.Dataset != want.Dataset {
-		return fmt.Errorf("probe: run %s was started with another data set (%+v, now %+v); resume with the same --roles, --questions and limits, or use another --out",
-			dir, have.Dataset, want.Dataset)
+	if err := runstore.Diff(have.Dataset, want.Dataset); err != nil {
+		return fmt.Errorf("probe: run %s was started with another data set (%s dataset.%w); resume with the same --roles, --questions and limits, or use another --out",
+			dir, ManifestFileName, err)
 	}
-	if have.Settings != want.Settings {
-		return fmt.Errorf("probe: run %s was started with other settings (%+v, now %+v); resume with the same --samples, --max-tokens, --seed, --judge and --batch, or use another --out",
-			dir, have.Settings, want.Settings)
+	if err := runstore.Diff(have.Settings, want.Settings); err != nil {
+		return fmt.Errorf("probe: run %s was started with other settings (%s settings.%w); resume with the same --samples, --max-tokens, --seed, --judge and --batch, or use another --out",
+			dir, ManifestFileName, err)
 	}
 	if have.Rendering == nil || want.Rendering == nil || !have.Rendering.Equal(want.Rendering.Rendering) ||
 		have.Rendering.ModelName != want.Rendering.ModelName || have.Rendering.SystemFolded != want.Rendering.SystemFolded {

@@ -2,17 +2,14 @@ package probe
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
-	"tether/internal/atomicfile"
 	"tether/model"
+	"tether/runstore"
 )
 
 // DefaultRunBatch is the number of rollouts generated per Generate call by default.
@@ -45,12 +42,8 @@ type RunOptions struct {
 	wrapRollouts func(*os.File) rolloutsFile
 }
 
-// rolloutsFile is rollouts.jsonl opened for appending (an *os.File).
-type rolloutsFile interface {
-	io.WriteSeeker
-	Sync() error
-	Name() string
-}
+// rolloutsFile is rollouts.jsonl opened for appending (an *os.File, or a test's wrapper).
+type rolloutsFile = runstore.File
 
 // RunProgress is the state of a run before its first batch and after each batch.
 type RunProgress struct {
@@ -103,6 +96,8 @@ func (s RunSummary) CaptureTPS() float64 {
 // ExecuteRun generates, judges and captures every rollout of the data set that the run directory
 // does not hold yet, batch by batch, in the run directory format (see RunFormat):
 //
+//   - the run directory is a runstore.Store, locked while the run writes it: a second process
+//     running into the same directory is refused, naming the first;
 //   - run.json is written atomically when the run starts and compared on resume: another model
 //     (config sha256, layers, hidden size), data set or settings is an error naming both;
 //   - rollouts are cut into fixed batches of the run's batch size in PlanRollouts order, so a
@@ -159,9 +154,11 @@ func ExecuteRun(ctx context.Context, m *model.Model, opts RunOptions) (*RunSumma
 		return nil, err
 	}
 	want.Created = time.Now().UTC().Format(time.RFC3339)
-	if err := prepareRunDir(opts.Dir, want); err != nil {
+	st, err := openRunStore(opts.Dir, want)
+	if err != nil {
 		return nil, err
 	}
+	defer st.Close()
 
 	plan := PlanRollouts(opts.Dataset, modelName, opts.Samples, opts.Seed)
 	planIndex := make(map[string]int, len(plan))
@@ -171,12 +168,12 @@ func ExecuteRun(ctx context.Context, m *model.Model, opts RunOptions) (*RunSumma
 	rolloutsPath := filepath.Join(opts.Dir, RolloutsFileName)
 	// Only where each completed rollout's line is stays in memory, not the rollouts themselves.
 	sum := &RunSummary{Total: len(plan), Judged: opts.Judge != nil}
-	done := map[string]lineRef{}
-	good, err := scanRollouts(rolloutsPath, func(r Rollout, off, n int64) error {
+	done := map[string]runstore.Ref{}
+	good, err := scanRollouts(rolloutsPath, func(r Rollout, ref runstore.Ref) error {
 		if _, ok := planIndex[r.ID]; !ok {
 			return fmt.Errorf("probe: run %s: %s holds rollout %q, which this data set does not have", opts.Dir, rolloutsPath, r.ID)
 		}
-		done[r.ID] = lineRef{off, n}
+		done[r.ID] = ref
 		sum.count(r)
 		return nil
 	})
@@ -184,14 +181,12 @@ func ExecuteRun(ctx context.Context, m *model.Model, opts RunOptions) (*RunSumma
 		return nil, err
 	}
 	sum.Skipped = len(done)
-	file, err := openRolloutsForAppend(rolloutsPath, good)
+	log, err := st.OpenLog(RolloutsFileName, good)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("probe: run %s: %w", opts.Dir, err)
 	}
-	defer file.Close()
-	var f rolloutsFile = file
 	if opts.wrapRollouts != nil {
-		f = opts.wrapRollouts(file)
+		log.Wrap(opts.wrapRollouts)
 	}
 
 	prompter := NewPrompter(m)
@@ -222,8 +217,8 @@ func ExecuteRun(ctx context.Context, m *model.Model, opts RunOptions) (*RunSumma
 		for _, s := range batch {
 			if ref, ok := done[s.ID]; ok {
 				// A batch cut short by a crash: its saved lines keep their responses.
-				if prev[s.ID], err = readRolloutAt(rolloutsPath, ref.offset, ref.length); err != nil {
-					return sum, err
+				if prev[s.ID], err = runstore.ReadRecord[Rollout](rolloutsPath, ref); err != nil {
+					return sum, fmt.Errorf("probe: run %s: %w", opts.Dir, err)
 				}
 			}
 		}
@@ -232,14 +227,18 @@ func ExecuteRun(ctx context.Context, m *model.Model, opts RunOptions) (*RunSumma
 			report()
 			return sum, err
 		}
-		refs, err := appendLines(f, lines)
+		records := make([]any, len(lines))
+		for i, r := range lines {
+			records[i] = r
+		}
+		refs, err := log.Append(records...)
 		if err != nil {
 			// A failed append (a full disk) can leave some of the batch's lines whole in the
 			// file: they are done, as a resumed run will find; count what the file holds.
 			err = fmt.Errorf("probe: run %s: %w", opts.Dir, err)
-			if _, rerr := scanRollouts(rolloutsPath, func(r Rollout, off, n int64) error {
+			if _, rerr := scanRollouts(rolloutsPath, func(r Rollout, ref runstore.Ref) error {
 				if _, ok := done[r.ID]; !ok {
-					done[r.ID] = lineRef{off, n}
+					done[r.ID] = ref
 					sum.addNew(r)
 				}
 				return nil
@@ -258,9 +257,6 @@ func ExecuteRun(ctx context.Context, m *model.Model, opts RunOptions) (*RunSumma
 	report()
 	return sum, nil
 }
-
-// lineRef is where a rollout's line is in rollouts.jsonl.
-type lineRef struct{ offset, length int64 }
 
 // addNew counts a rollout completed by this invocation.
 func (s *RunSummary) addNew(r Rollout) {
@@ -377,93 +373,19 @@ func datasetInfo(d *Dataset, source string) DatasetInfo {
 	return DatasetInfo{Roles: len(d.Roles), PromptsPerRole: per, Questions: len(d.Questions), Source: source}
 }
 
-// prepareRunDir creates the run directory and its manifest, or checks an existing manifest.
-func prepareRunDir(dir string, want Manifest) error {
+// openRunStore opens the run directory for writing: a new one gets the manifest want; an
+// existing one's manifest must match it (checkResume).
+func openRunStore(dir string, want Manifest) (*runstore.Store, error) {
 	if dir == "" {
-		return errors.New("probe: run: no run directory")
+		return nil, errors.New("probe: run: no run directory")
 	}
-	path := filepath.Join(dir, ManifestFileName)
-	if _, err := os.Stat(path); err == nil {
-		have, err := readManifest(dir)
-		if err != nil {
-			return err
-		}
-		return checkResume(dir, have, want)
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("probe: run %s: %w", dir, err)
-	}
-	entries, _ := os.ReadDir(dir)
-	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), ".") {
-			continue // e.g. the temporary manifest of a run killed while starting
-		}
-		return fmt.Errorf("probe: run %s: the directory is not empty and has no %s (expected a new or a tether run directory)", dir, ManifestFileName)
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("probe: run %s: %w", dir, err)
-	}
-	data, err := json.MarshalIndent(want, "", "  ")
-	if err != nil {
-		return fmt.Errorf("probe: run %s: manifest: %w", dir, err)
-	}
-	return writeFileAtomic(path, append(data, '\n'))
-}
-
-// writeFileAtomic writes data to path atomically (atomicfile.Write) and fsyncs
-// path's directory.
-func writeFileAtomic(path string, data []byte) error {
-	if err := atomicfile.Write(path, data); err != nil {
-		return fmt.Errorf("probe: %w", err)
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-// openRolloutsForAppend opens rollouts.jsonl for appending after cutting off anything past the
-// last complete line (good bytes).
-func openRolloutsForAppend(path string, good int64) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("probe: rollouts file: %w", err)
-	}
-	st, err := f.Stat()
-	if err == nil && st.Size() != good {
-		err = f.Truncate(good)
-		if err == nil {
-			err = f.Sync()
-		}
-	}
-	if err == nil {
-		_, err = f.Seek(good, 0)
-	}
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("probe: rollouts file %s: %w", path, err)
-	}
-	return f, nil
-}
-
-// appendLines writes the rollouts as JSON lines in one write and fsyncs; it returns where each
-// line landed.
-func appendLines(f rolloutsFile, rs []Rollout) ([]lineRef, error) {
-	at, err := f.Seek(0, io.SeekCurrent)
-	if err != nil {
-		return nil, fmt.Errorf("append %s: %w", f.Name(), err)
-	}
-	var buf []byte
-	refs := make([]lineRef, len(rs))
-	for i, r := range rs {
-		line, err := marshalJSON(r, "")
-		if err != nil {
-			return nil, fmt.Errorf("rollout %s: %w", r.ID, err)
-		}
-		refs[i] = lineRef{at + int64(len(buf)), int64(len(line))}
-		buf = append(buf, line...)
-	}
-	if _, err := f.Write(buf); err != nil {
-		return nil, fmt.Errorf("append %s: %w", f.Name(), err)
-	}
-	if err := f.Sync(); err != nil {
-		return nil, fmt.Errorf("sync %s: %w", f.Name(), err)
-	}
-	return refs, nil
+	// The errors say what is wrong with the directory and name it: they are returned as they are.
+	return runstore.Open(dir, ManifestFileName, want, runstore.Options[Manifest]{
+		Check: func(have, want Manifest) error {
+			if err := have.validate(filepath.Join(dir, ManifestFileName)); err != nil {
+				return err
+			}
+			return checkResume(dir, have, want)
+		},
+	})
 }

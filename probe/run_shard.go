@@ -3,11 +3,11 @@ package probe
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"path"
 	"path/filepath"
 	"strconv"
 
+	"tether/runstore"
 	"tether/weights"
 )
 
@@ -23,13 +23,10 @@ func ShardName(n int) string {
 	return path.Join(ActivationsDir, fmt.Sprintf("shard-%06d.safetensors", n))
 }
 
-// writeShard writes a shard atomically (temporary file, fsync, rename, then fsync of the
-// directory): F32 "mean" [rows, layers, hidden], F32 "count" [rows], metadata ids/layers/hidden_size.
+// writeShard writes a shard atomically (runstore.WriteShard): F32 "mean" [rows, layers,
+// hidden], F32 "count" [rows], metadata ids/layers/hidden_size.
 func writeShard(runDir, name string, ids []string, means [][][]float32, counts []int, layers, hidden int) error {
 	file := filepath.Join(runDir, filepath.FromSlash(name))
-	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
-		return fmt.Errorf("probe: shard %s: %w", file, err)
-	}
 	flat := make([]float32, 0, len(ids)*layers*hidden)
 	for i, perLayer := range means {
 		if len(perLayer) != layers {
@@ -59,21 +56,8 @@ func writeShard(runDir, name string, ids []string, means [][][]float32, counts [
 		return fmt.Errorf("probe: shard %s: %w", file, err)
 	}
 	meta := map[string]string{ShardIDsKey: string(idsJSON), "layers": strconv.Itoa(layers), "hidden_size": strconv.Itoa(hidden)}
-	if err := weights.WriteFile(file, []weights.Tensor{mean, count}, meta); err != nil {
-		return fmt.Errorf("probe: shard %s: %w", file, err)
-	}
-	return syncDir(filepath.Dir(file))
-}
-
-// syncDir fsyncs a directory so that a rename in it is durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("probe: sync %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("probe: sync %s: %w", dir, err)
+	if err := runstore.WriteShard(runDir, name, []weights.Tensor{mean, count}, meta); err != nil {
+		return fmt.Errorf("probe: run %s: %w", runDir, err)
 	}
 	return nil
 }
@@ -116,7 +100,7 @@ func (r *Run) MeanActivations(ids []string) ([][][]float32, error) {
 	out := make([][][]float32, len(ids))
 	for _, name := range order {
 		file := filepath.Join(r.dir, filepath.FromSlash(name))
-		f, err := weights.OpenFile(file)
+		f, err := runstore.OpenShard(r.dir, name)
 		if err != nil {
 			return nil, fmt.Errorf("probe: run %s: %w", r.dir, err)
 		}
