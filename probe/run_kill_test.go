@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +23,9 @@ const (
 	helperRunDirEnv   = "TETHER_PROBE_HELPER_RUN_DIR"
 	helperModelDirEnv = "TETHER_PROBE_HELPER_MODEL_DIR"
 	helperExitCancel  = 3
+	// helperReady is the line the helper prints once SIGINT cancels its run instead of
+	// killing it (Go's default action for SIGINT).
+	helperReady = "helper ready"
 )
 
 func killRunOptions(dir string) RunOptions {
@@ -37,6 +41,7 @@ func TestHelperRunProcess(t *testing.T) {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
+	fmt.Println(helperReady)
 	m, err := model.Open(os.Getenv(helperModelDirEnv), model.Options{Backend: testmodels.Backend()})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -76,15 +81,26 @@ func TestRunKilledAndResumed(t *testing.T) {
 
 	dir := filepath.Join(t.TempDir(), "run")
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
-	start := func() *exec.Cmd {
+	// start starts the helper and waits until it has installed its SIGINT handler: a SIGINT
+	// sent before that kills it (a busy machine can take longer to start it than the random
+	// delays below).
+	start := func() *helperRun {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperRunProcess$")
 		cmd.Env = append(os.Environ(), helperRunDirEnv+"="+dir, helperModelDirEnv+"="+modelDir)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
+		h := &helperRun{cmd: cmd, stdout: newLineWatch(helperReady), exited: make(chan struct{})}
+		cmd.Stdout, cmd.Stderr = h.stdout, &h.stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		return cmd
+		go func() {
+			h.err = cmd.Wait()
+			close(h.exited)
+		}()
+		select {
+		case <-h.stdout.seen:
+		case <-h.exited:
+		}
+		return h
 	}
 	linesNow := func() int {
 		data, _ := os.ReadFile(filepath.Join(dir, RolloutsFileName))
@@ -96,7 +112,7 @@ func TestRunKilledAndResumed(t *testing.T) {
 		if before >= total {
 			break
 		}
-		cmd := start()
+		h := start()
 		sig := os.Signal(os.Interrupt)
 		if attempt%2 == 1 {
 			sig = os.Kill
@@ -105,10 +121,12 @@ func TestRunKilledAndResumed(t *testing.T) {
 		deadline := time.Now().Add(time.Duration(rng.IntN(400)) * time.Millisecond)
 		target := before + 1 + rng.IntN(max(1, (total-before)/2))
 		byProgress := attempt%4 < 2
+	wait:
 		for {
-			time.Sleep(2 * time.Millisecond)
-			if cmd.ProcessState != nil {
-				break
+			select {
+			case <-h.exited:
+				break wait
+			case <-time.After(2 * time.Millisecond):
 			}
 			if byProgress && linesNow() >= target || !byProgress && time.Now().After(deadline) {
 				break
@@ -117,8 +135,9 @@ func TestRunKilledAndResumed(t *testing.T) {
 				break
 			}
 		}
-		cmd.Process.Signal(sig)
-		err := cmd.Wait()
+		h.cmd.Process.Signal(sig)
+		<-h.exited
+		err := h.err
 		var ee *exec.ExitError
 		switch {
 		case err == nil:
@@ -128,7 +147,7 @@ func TestRunKilledAndResumed(t *testing.T) {
 		case errors.As(err, &ee) && sig == os.Kill && !ee.Exited():
 			interrupted++
 		default:
-			t.Fatalf("attempt %d (%v): helper failed: %v\n%s", attempt, sig, err, cmd.Stderr.(*bytes.Buffer))
+			t.Fatalf("attempt %d (%v): helper failed: %v\n%s", attempt, sig, err, &h.stderr)
 		}
 		t.Logf("attempt %d: %v after %d -> %d lines", attempt, sig, before, linesNow())
 		if _, err := OpenRun(dir); err != nil && linesNow() > 0 {
@@ -138,9 +157,42 @@ func TestRunKilledAndResumed(t *testing.T) {
 	if interrupted == 0 {
 		t.Fatal("no attempt was interrupted before the run finished: the test checked nothing")
 	}
-	cmd := start()
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("final resume: %v\n%s", err, cmd.Stderr.(*bytes.Buffer))
+	h := start()
+	if <-h.exited; h.err != nil {
+		t.Fatalf("final resume: %v\n%s", h.err, &h.stderr)
 	}
 	assertSameRun(t, ref, dir)
+}
+
+// helperRun is a running TestHelperRunProcess.
+type helperRun struct {
+	cmd    *exec.Cmd
+	stdout *lineWatch
+	stderr bytes.Buffer
+	// exited is closed when the process has ended; err is then cmd.Wait's result.
+	exited chan struct{}
+	err    error
+}
+
+// lineWatch is a process's stdout that closes seen once the line it watches for was written.
+type lineWatch struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	line []byte
+	seen chan struct{}
+}
+
+func newLineWatch(line string) *lineWatch {
+	return &lineWatch{line: []byte(line + "\n"), seen: make(chan struct{})}
+}
+
+func (w *lineWatch) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	had := bytes.Contains(w.buf.Bytes(), w.line)
+	w.buf.Write(p)
+	if !had && bytes.Contains(w.buf.Bytes(), w.line) {
+		close(w.seen)
+	}
+	return len(p), nil
 }
