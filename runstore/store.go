@@ -70,6 +70,11 @@ func Open[S any](dir, name string, want S, opts Options[S]) (*Store, error) {
 	if dir == "" {
 		return nil, errors.New("runstore: no run directory given")
 	}
+	// A foreign directory is refused before the lock file is made in it (and again under the
+	// lock, where it counts).
+	if err := checkNew(dir, name, opts.AllowOtherFiles); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("runstore: run directory %s: %w", dir, err)
 	}
@@ -103,22 +108,38 @@ func settings[S any](dir, name string, want S, opts Options[S]) error {
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("runstore: run directory %s: %w", dir, err)
 	}
-	if !opts.AllowOtherFiles {
-		entries, err := os.ReadDir(dir)
-		if err != nil {
-			return fmt.Errorf("runstore: run directory %s: %w", dir, err)
-		}
-		for _, e := range entries {
-			if !strings.HasPrefix(e.Name(), ".") {
-				return fmt.Errorf("runstore: run directory %s: the directory is not empty and has no %s (expected a new run directory or one this command made)", dir, name)
-			}
-		}
+	if err := checkNew(dir, name, opts.AllowOtherFiles); err != nil {
+		return err
 	}
 	data, err := json.MarshalIndent(want, "", "  ")
 	if err != nil {
 		return fmt.Errorf("runstore: run directory %s: %s: %w", dir, name, err)
 	}
 	return writeFile(path, append(data, '\n'))
+}
+
+// checkNew refuses a directory that holds files but no settings file name, unless allowOther.
+// A missing directory is a new one.
+func checkNew(dir, name string, allowOther bool) error {
+	if allowOther {
+		return nil
+	}
+	if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+		return nil
+	}
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("runstore: run directory %s: %w", dir, err)
+	}
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), ".") {
+			return fmt.Errorf("runstore: run directory %s: the directory is not empty and has no %s (expected a new run directory or one this command made)", dir, name)
+		}
+	}
+	return nil
 }
 
 // ReadSettings reads the settings file name of the run directory dir.

@@ -108,8 +108,10 @@ func TestOpenForeignDirectory(t *testing.T) {
 	if _, err := Open(foreign, "run.json", baseSettings(), Options[testSettings]{}); err == nil || !strings.Contains(err.Error(), "not empty") {
 		t.Fatalf("error %v, want one saying the directory is not empty", err)
 	}
-	if _, err := os.Stat(filepath.Join(foreign, "run.json")); !os.IsNotExist(err) {
-		t.Fatalf("a refused directory got a settings file (%v)", err)
+	for _, f := range []string{"run.json", LockFileName} {
+		if _, err := os.Stat(filepath.Join(foreign, f)); !os.IsNotExist(err) {
+			t.Fatalf("a refused directory got %s (%v)", f, err)
+		}
 	}
 	st, err = Open(foreign, "run.json", baseSettings(), Options[testSettings]{AllowOtherFiles: true})
 	if err != nil {
