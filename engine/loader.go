@@ -133,9 +133,34 @@ func copyFinite(dst, src []float32) error {
 	return nil
 }
 
-// vector loads a 1-D tensor of length n (norm weights, biases). plusOne adds
-// 1 to every entry (Gemma's RMSNorm scales by 1 + weight).
-func (ld *loader) vector(name string, n int, plusOne bool) (int, error) {
+// parts returns the names and shapes of w's stored tensors, checking that
+// each has rank rank and, for matrices, in columns.
+func parts(what string, w weights.Weight, rank, in int) ([]string, [][]int, error) {
+	if !w.Present() {
+		return nil, nil, fmt.Errorf("engine: %s: no stored tensor in the layout", what)
+	}
+	names := make([]string, len(w.Parts))
+	dims := make([][]int, len(w.Parts))
+	for i, p := range w.Parts {
+		if len(p.Shape) != rank || (rank == 2 && p.Shape[1] != in) {
+			return nil, nil, fmt.Errorf("engine: %s: layout gives tensor %q shape %v, expected rank %d with %d columns", what, p.Name, p.Shape, rank, in)
+		}
+		names[i], dims[i] = p.Name, p.Shape
+	}
+	return names, dims, nil
+}
+
+// vector loads a 1-D weight of length n (norm weights, biases; a
+// concatenation for fused biases). plusOne adds 1 to every entry (Gemma's
+// RMSNorm scales by 1 + weight).
+func (ld *loader) vector(what string, w weights.Weight, n int, plusOne bool) (int, error) {
+	names, dims, err := parts(what, w, 1, 0)
+	if err != nil {
+		return -1, err
+	}
+	if w.Rows() != n {
+		return -1, fmt.Errorf("engine: %s: layout gives %d values, expected %d", what, w.Rows(), n)
+	}
 	var addOne func([]float32)
 	if plusOne {
 		addOne = func(x []float32) {
@@ -144,116 +169,94 @@ func (ld *loader) vector(name string, n int, plusOne bool) (int, error) {
 			}
 		}
 	}
-	return ld.upload(name, ld.concat([]string{name}, [][]int{{n}}, addOne), n)
+	return ld.upload(names[0], ld.concat(names, dims, addOne), n)
 }
 
-// projection loads the [out, in] weights named in names, stacks them along
-// the output rows and uploads them as [P, rows/P, in] (see linear).
-func (ld *loader) projection(names []string, outs []int, in int) (int, error) {
-	total := 0
-	dims := make([][]int, len(names))
-	for i, o := range outs {
-		total += o
-		dims[i] = []int{o, in}
+// projection loads a matrix weight of `in` columns (its parts' rows stacked)
+// and uploads it as [P, rows/P, in] (see linear), or as [blocks, rows/blocks,
+// in] when blocks > 0 (gate|up: one batched product computes both).
+func (ld *loader) projection(what string, w weights.Weight, rows, in, blocks int) (int, error) {
+	names, dims, err := parts(what, w, 2, in)
+	if err != nil {
+		return -1, err
 	}
-	p := ld.m.splitFor(total)
-	return ld.uploadMatrix(names[0], ld.concat(names, dims, nil), p, total/p, in)
-}
-
-// biases loads and concatenates 1-D biases.
-func (ld *loader) biases(names []string, outs []int) (int, error) {
-	total := 0
-	dims := make([][]int, len(names))
-	for i, o := range outs {
-		total += o
-		dims[i] = []int{o}
+	if w.Rows() != rows {
+		return -1, fmt.Errorf("engine: %s: layout gives %d rows, expected %d", what, w.Rows(), rows)
 	}
-	return ld.upload(names[0], ld.concat(names, dims, nil), total)
+	p := blocks
+	if p == 0 {
+		p = ld.m.splitFor(rows)
+	}
+	return ld.uploadMatrix(names[0], ld.concat(names, dims, nil), p, rows/p, in)
 }
 
-// loadAll loads every tensor the configuration expects.
+// loadAll loads every weight of the configuration's layout.
 func (ld *loader) loadAll() error {
 	m, cfg := ld.m, ld.m.cfg
-	h, hd, inter := cfg.HiddenSize, cfg.HeadDim, cfg.IntermediateSize
-	qOut, kvOut := cfg.NumHeads*hd, cfg.NumKVHeads*hd
+	lay := cfg.Layout()
+	h, v := cfg.HiddenSize, cfg.VocabSize
 	var err error
-	if m.embed, err = ld.projection([]string{"model.embed_tokens.weight"}, []int{cfg.VocabSize}, h); err != nil {
+	if m.embed, err = ld.projection("embedding", lay.Embed, v, h, 0); err != nil {
 		return err
 	}
 	if cfg.TieEmbeddings {
 		m.lmHead = m.embed
-	} else if m.lmHead, err = ld.projection([]string{"lm_head.weight"}, []int{cfg.VocabSize}, h); err != nil {
+	} else if m.lmHead, err = ld.projection("lm_head", lay.LMHead, v, h, 0); err != nil {
 		return err
 	}
-	if m.norm, err = ld.vector("model.norm.weight", h, cfg.NormPlusOne); err != nil {
+	if m.norm, err = ld.vector("final norm", lay.Norm, h, cfg.NormPlusOne); err != nil {
 		return err
+	}
+	if len(lay.Layers) != cfg.NumLayers {
+		return fmt.Errorf("engine: layout has %d layers, expected %d", len(lay.Layers), cfg.NumLayers)
 	}
 	m.layers = make([]layerParams, cfg.NumLayers)
 	for i := range cfg.NumLayers {
-		if err := ld.loadLayer(i, h, hd, inter, qOut, kvOut); err != nil {
+		if m.layers[i], err = ld.loadLayer(i, &lay.Layers[i]); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// loadLayer loads decoder block i.
-func (ld *loader) loadLayer(i, h, hd, inter, qOut, kvOut int) error {
+// loadLayer loads decoder block i from its layout; optional weights absent
+// from the layout get index -1.
+func (ld *loader) loadLayer(i int, ll *weights.LayerLayout) (layerParams, error) {
 	cfg := ld.m.cfg
-	lp := layerParams{qkvBias: -1, oBias: -1, qNorm: -1, kNorm: -1, gateUpBias: -1, downBias: -1,
-		preFFNorm: -1, postFFNorm: -1}
-	pre := fmt.Sprintf("model.layers.%d.", i)
-	attn := pre + "self_attn."
-	mlp := pre + "mlp."
+	h, hd, inter := cfg.HiddenSize, cfg.HeadDim, cfg.IntermediateSize
+	qOut, kvOut := cfg.NumHeads*hd, cfg.NumKVHeads*hd
+	qkv := qOut + 2*kvOut
+	plus := cfg.NormPlusOne
+	var lp layerParams
 	var err error
-	step := func(f func() (int, error), dst *int) {
-		if err == nil {
-			*dst, err = f()
+	// vec loads a 1-D weight; an optional one absent from the layout gets -1.
+	vec := func(dst *int, what string, w weights.Weight, n int, plusOne, optional bool) {
+		*dst = -1
+		if err == nil && (w.Present() || !optional) {
+			*dst, err = ld.vector(fmt.Sprintf("layer %d %s", i, what), w, n, plusOne)
 		}
 	}
-	plus := cfg.NormPlusOne
-	step(func() (int, error) { return ld.vector(pre+"input_layernorm.weight", h, plus) }, &lp.attnNorm)
-	step(func() (int, error) { return ld.vector(pre+"post_attention_layernorm.weight", h, plus) }, &lp.postAttnNorm)
-	if cfg.SandwichNorm {
-		step(func() (int, error) { return ld.vector(pre+"pre_feedforward_layernorm.weight", h, plus) }, &lp.preFFNorm)
-		step(func() (int, error) { return ld.vector(pre+"post_feedforward_layernorm.weight", h, plus) }, &lp.postFFNorm)
+	mat := func(dst *int, what string, w weights.Weight, rows, in, blocks int) {
+		if err == nil {
+			*dst, err = ld.projection(fmt.Sprintf("layer %d %s", i, what), w, rows, in, blocks)
+		}
 	}
-	qkvNames := []string{attn + "q_proj.weight", attn + "k_proj.weight", attn + "v_proj.weight"}
-	qkvOuts := []int{qOut, kvOut, kvOut}
-	step(func() (int, error) { return ld.projection(qkvNames, qkvOuts, h) }, &lp.qkv)
-	if cfg.AttentionBias {
-		names := []string{attn + "q_proj.bias", attn + "k_proj.bias", attn + "v_proj.bias"}
-		step(func() (int, error) { return ld.biases(names, qkvOuts) }, &lp.qkvBias)
-	}
-	step(func() (int, error) { return ld.projection([]string{attn + "o_proj.weight"}, []int{h}, qOut) }, &lp.o)
-	if cfg.AttentionOutBias {
-		step(func() (int, error) { return ld.biases([]string{attn + "o_proj.bias"}, []int{h}) }, &lp.oBias)
-	}
-	if cfg.QKNorm {
-		step(func() (int, error) { return ld.vector(attn+"q_norm.weight", hd, plus) }, &lp.qNorm)
-		step(func() (int, error) { return ld.vector(attn+"k_norm.weight", hd, plus) }, &lp.kNorm)
-	}
-	// gate and up always form two blocks, so one batched product computes both.
-	step(func() (int, error) { return ld.gateUp(mlp, inter, h) }, &lp.gateUp)
-	if cfg.MLPBias {
-		names := []string{mlp + "gate_proj.bias", mlp + "up_proj.bias"}
-		step(func() (int, error) { return ld.biases(names, []int{inter, inter}) }, &lp.gateUpBias)
-	}
-	step(func() (int, error) { return ld.projection([]string{mlp + "down_proj.weight"}, []int{h}, inter) }, &lp.down)
-	if cfg.MLPBias {
-		step(func() (int, error) { return ld.biases([]string{mlp + "down_proj.bias"}, []int{h}) }, &lp.downBias)
-	}
-	if err != nil {
-		return err
-	}
-	ld.m.layers[i] = lp
-	return nil
-}
-
-// gateUp loads gate_proj and up_proj as one [2, inter, h] tensor.
-func (ld *loader) gateUp(mlp string, inter, h int) (int, error) {
-	names := []string{mlp + "gate_proj.weight", mlp + "up_proj.weight"}
-	return ld.uploadMatrix(names[0], ld.concat(names, [][]int{{inter, h}, {inter, h}}, nil), 2, inter, h)
+	vec(&lp.attnNorm, "input norm", ll.AttnNorm, h, plus, false)
+	vec(&lp.postAttnNorm, "post-attention norm", ll.PostAttnNorm, h, plus, false)
+	vec(&lp.preFFNorm, "pre-feedforward norm", ll.PreFFNorm, h, plus, true)
+	vec(&lp.postFFNorm, "post-feedforward norm", ll.PostFFNorm, h, plus, true)
+	mat(&lp.qkv, "q|k|v projection", ll.QKV, qkv, h, 0)
+	vec(&lp.qkvBias, "q|k|v bias", ll.QKVBias, qkv, false, true)
+	mat(&lp.o, "output projection", ll.O, h, qOut, 0)
+	vec(&lp.oBias, "output bias", ll.OBias, h, false, true)
+	vec(&lp.qNorm, "q norm", ll.QNorm, hd, plus, true)
+	vec(&lp.kNorm, "k norm", ll.KNorm, hd, plus, true)
+	// gate and up form two blocks, so one batched product computes both.
+	mat(&lp.gateUp, "gate|up projection", ll.GateUp, 2*inter, h, 2)
+	vec(&lp.gateUpBias, "gate|up bias", ll.GateUpBias, 2*inter, false, true)
+	mat(&lp.down, "down projection", ll.Down, h, inter, 0)
+	vec(&lp.downBias, "down bias", ll.DownBias, h, false, true)
+	return lp, err
 }
 
 // product returns the product of dims.

@@ -1,20 +1,5 @@
 package weights
 
-// Family is the architecture family of a decoder-only transformer. Every
-// supported Hugging Face architecture maps onto one family; the engine builds
-// one graph per family from the switches in Config.
-type Family string
-
-// The supported families.
-const (
-	FamilyLlama   Family = "llama"   // LlamaForCausalLM (Llama 2/3, SmolLM2, llama2.c imports)
-	FamilyMistral Family = "mistral" // MistralForCausalLM
-	FamilyQwen2   Family = "qwen2"   // Qwen2ForCausalLM (q/k/v bias)
-	FamilyQwen3   Family = "qwen3"   // Qwen3ForCausalLM (q/k RMSNorm per head)
-	FamilyGemma2  Family = "gemma2"  // Gemma2ForCausalLM
-	FamilyGemma3  Family = "gemma3"  // Gemma3ForCausalLM (text), Gemma3ForConditionalGeneration's text tower
-)
-
 // RopeScaling describes a rotary-embedding frequency rescaling from config.json's
 // "rope_scaling". Type is "" (none), "linear" or "llama3".
 type RopeScaling struct {

@@ -1,6 +1,7 @@
 package weights
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"os"
@@ -9,62 +10,13 @@ import (
 	"strings"
 )
 
-// familyDefaults are the values transformers' config class of a family uses
-// for keys absent from config.json.
-type familyDefaults struct {
-	vocab, hidden, intermediate, layers, heads int
-	kvHeads                                    int // 0: same as heads
-	headDim                                    int // 0: hidden / heads
-	maxPositions                               int
-	eps, ropeTheta                             float64
-	tie                                        bool
-	bos, eos, pad                              int // -1: None
-	slidingWindow                              int
-	gemma                                      bool
-	attnSoftcap, finalSoftcap                  float64
-}
-
-var defaultsByFamily = map[Family]familyDefaults{
-	FamilyLlama: {vocab: 32000, hidden: 4096, intermediate: 11008, layers: 32, heads: 32,
-		maxPositions: 2048, eps: 1e-6, ropeTheta: 10000, bos: 1, eos: 2, pad: -1},
-	FamilyMistral: {vocab: 32000, hidden: 4096, intermediate: 14336, layers: 32, heads: 32, kvHeads: 8,
-		maxPositions: 4096 * 32, eps: 1e-6, ropeTheta: 10000, bos: 1, eos: 2, pad: -1, slidingWindow: 4096},
-	FamilyQwen2: {vocab: 151936, hidden: 4096, intermediate: 22016, layers: 32, heads: 32, kvHeads: 32,
-		maxPositions: 32768, eps: 1e-6, ropeTheta: 10000, bos: -1, eos: -1, pad: -1, slidingWindow: 4096},
-	FamilyQwen3: {vocab: 151936, hidden: 4096, intermediate: 22016, layers: 32, heads: 32, kvHeads: 32, headDim: 128,
-		maxPositions: 32768, eps: 1e-6, ropeTheta: 10000, bos: -1, eos: -1, pad: -1, slidingWindow: 4096},
-	FamilyGemma2: {vocab: 256000, hidden: 2304, intermediate: 9216, layers: 26, heads: 8, kvHeads: 4, headDim: 256,
-		maxPositions: 8192, eps: 1e-6, ropeTheta: 10000, tie: true, bos: 2, eos: 1, pad: 0, slidingWindow: 4096,
-		gemma: true, attnSoftcap: 50, finalSoftcap: 30},
-	FamilyGemma3: {vocab: 262208, hidden: 2304, intermediate: 9216, layers: 26, heads: 8, kvHeads: 4, headDim: 256,
-		maxPositions: 131072, eps: 1e-6, ropeTheta: 1e6, tie: true, bos: 2, eos: 1, pad: 0, slidingWindow: 4096,
-		gemma: true},
-}
-
-// architectures maps config.json "architectures" entries to families.
-var architectures = map[string]Family{
-	"LlamaForCausalLM":               FamilyLlama,
-	"MistralForCausalLM":             FamilyMistral,
-	"Qwen2ForCausalLM":               FamilyQwen2,
-	"Qwen3ForCausalLM":               FamilyQwen3,
-	"Gemma2ForCausalLM":              FamilyGemma2,
-	"Gemma3ForCausalLM":              FamilyGemma3,
-	"Gemma3ForConditionalGeneration": FamilyGemma3,
-}
-
-// modelTypes maps config.json "model_type" to families, used when
-// "architectures" is absent.
-var modelTypes = map[string]string{
-	"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM",
-	"qwen3": "Qwen3ForCausalLM", "gemma2": "Gemma2ForCausalLM", "gemma3_text": "Gemma3ForCausalLM",
-	"gemma3": "Gemma3ForConditionalGeneration",
-}
-
 // SupportedArchitectures lists the config.json architectures ParseConfig accepts.
 func SupportedArchitectures() []string {
-	out := make([]string, 0, len(architectures))
-	for a := range architectures {
-		out = append(out, a)
+	var out []string
+	for _, f := range families {
+		for _, a := range f.archs {
+			out = append(out, a.name)
+		}
 	}
 	sort.Strings(out)
 	return out
@@ -95,9 +47,9 @@ func ParseConfig(data []byte, source string) (*Config, error) {
 	if len(archs) > 0 {
 		arch = archs[0]
 	} else {
-		arch = modelTypes[modelType]
+		arch = archForModelType(modelType)
 	}
-	family, ok := architectures[arch]
+	spec, as, ok := lookupArch(arch)
 	if !ok {
 		name := arch
 		if name == "" {
@@ -105,9 +57,9 @@ func ParseConfig(data []byte, source string) (*Config, error) {
 		}
 		return nil, fmt.Errorf("weights: %s: unsupported architecture %s; supported: %s", source, name, strings.Join(SupportedArchitectures(), ", "))
 	}
-	cfg := &Config{Architecture: arch, ModelType: modelType, Family: family}
+	cfg := &Config{Architecture: arch, ModelType: modelType, Family: spec.family}
 	text := top
-	if arch == "Gemma3ForConditionalGeneration" {
+	if as.textPrefix != "" {
 		tc, err := top.object("text_config")
 		if err != nil {
 			return nil, err
@@ -116,12 +68,12 @@ func ParseConfig(data []byte, source string) (*Config, error) {
 			tc = &jsonObject{source: source + ": text_config", fields: nil}
 		}
 		text = tc
-		cfg.TensorPrefix = "language_model."
+		cfg.TensorPrefix = as.textPrefix
 		if mt, _ := tc.string("model_type", ""); mt != "" {
 			cfg.ModelType = mt
 		}
 	}
-	p := &configParser{cfg: cfg, top: top, text: text, def: defaultsByFamily[family]}
+	p := &configParser{cfg: cfg, top: top, text: text, spec: spec, def: spec.defaults}
 	p.parse()
 	if p.err != nil {
 		return nil, p.err
@@ -141,7 +93,8 @@ const maxLayers = 1 << 16
 type configParser struct {
 	cfg       *Config
 	top, text *jsonObject // top is the whole file; text the text model's part
-	def       familyDefaults
+	spec      *familySpec
+	def       familyDefaults // spec.defaults
 	err       error
 }
 
@@ -234,44 +187,15 @@ func (p *configParser) parse() {
 	rs, err := p.text.object("rope_scaling")
 	p.keep(err)
 	c.RopeScaling = p.ropeScaling(rs)
-	if c.Family == FamilyLlama {
-		c.MLPBias = p.bool("mlp_bias", false) // only LlamaMLP has this switch
-	}
 	if c.NumLayers > maxLayers {
 		p.keep(fmt.Errorf("weights: %s: num_hidden_layers = %d, expected at most %d", p.text.source, c.NumLayers, maxLayers))
 		return
 	}
 	c.SlidingLayers = make([]bool, max(c.NumLayers, 0))
-	switch c.Family {
-	case FamilyLlama, FamilyMistral:
-		if c.Family == FamilyLlama { // Mistral's projections never have biases
-			c.AttentionBias = p.bool("attention_bias", false)
-			c.AttentionOutBias = c.AttentionBias
-		}
-		c.Activation = p.activation("silu")
-		if c.Family == FamilyMistral {
-			c.SlidingWindow = p.int("sliding_window", d.slidingWindow)
-			if !p.text.has("sliding_window") && p.text.present("sliding_window") {
-				c.SlidingWindow = 0
-			}
-			p.allSliding()
-		}
-	case FamilyQwen2, FamilyQwen3:
-		if c.Family == FamilyQwen2 {
-			c.AttentionBias = true
-		} else {
-			c.AttentionBias = p.bool("attention_bias", false)
-			c.AttentionOutBias = c.AttentionBias
-			c.QKNorm = true
-		}
-		c.Activation = p.activation("silu")
-		p.qwenSliding()
-	case FamilyGemma2, FamilyGemma3:
-		p.gemma()
-	}
+	c.Activation = p.activation(cmp.Or(d.activation, "silu"))
 	c.AttnScale = 1 / math.Sqrt(float64(max(c.HeadDim, 1)))
-	if d.gemma {
-		c.AttnScale = 1 / math.Sqrt(p.float("query_pre_attn_scalar", 256))
+	if p.spec.traits != nil {
+		p.spec.traits(p)
 	}
 	p.ropeParameters()
 	if lt := p.layerTypes(); lt != nil {
@@ -302,63 +226,6 @@ func (p *configParser) activation(def string) string {
 	}
 	p.keep(fmt.Errorf("weights: %s: field %q: unsupported activation %q (expected silu or gelu_pytorch_tanh)", p.text.source, "hidden_act", act))
 	return act
-}
-
-// allSliding marks every layer sliding (Mistral) when a window is set.
-func (p *configParser) allSliding() {
-	for i := range p.cfg.SlidingLayers {
-		p.cfg.SlidingLayers[i] = p.cfg.SlidingWindow > 0
-	}
-}
-
-// qwenSliding applies use_sliding_window: layers from max_window_layers on
-// use the window.
-func (p *configParser) qwenSliding() {
-	c := p.cfg
-	if !p.bool("use_sliding_window", false) {
-		c.SlidingWindow = 0
-		return
-	}
-	c.SlidingWindow = p.int("sliding_window", p.def.slidingWindow)
-	from := p.int("max_window_layers", 28)
-	for i := range c.SlidingLayers {
-		c.SlidingLayers[i] = i >= from
-	}
-}
-
-// gemma fills the Gemma 2 / Gemma 3 switches.
-func (p *configParser) gemma() {
-	c, d := p.cfg, p.def
-	c.NormPlusOne, c.EmbedScale, c.SandwichNorm = true, true, true
-	c.AttentionBias = p.bool("attention_bias", false)
-	c.AttentionOutBias = c.AttentionBias
-	c.Activation = p.activation("gelu_pytorch_tanh")
-	c.AttnSoftcap = p.float("attn_logit_softcapping", d.attnSoftcap)
-	if p.text.present("attn_logit_softcapping") && !p.text.has("attn_logit_softcapping") {
-		c.AttnSoftcap = 0
-	}
-	c.FinalSoftcap = p.float("final_logit_softcapping", d.finalSoftcap)
-	if p.text.present("final_logit_softcapping") && !p.text.has("final_logit_softcapping") {
-		c.FinalSoftcap = 0
-	}
-	c.SlidingWindow = p.int("sliding_window", d.slidingWindow)
-	if c.Family == FamilyGemma2 {
-		for i := range c.SlidingLayers {
-			c.SlidingLayers[i] = i%2 == 0
-		}
-		return
-	}
-	c.QKNorm = true
-	c.RopeLocalTheta = p.float("rope_local_base_freq", 10000)
-	pattern := p.int("_sliding_window_pattern", 6) // newer transformers' spelling
-	pattern = p.int("sliding_window_pattern", pattern)
-	if pattern <= 0 {
-		p.keep(fmt.Errorf("weights: %s: field \"sliding_window_pattern\": expected a positive integer, got %d", p.text.source, pattern))
-		return
-	}
-	for i := range c.SlidingLayers {
-		c.SlidingLayers[i] = (i+1)%pattern != 0
-	}
 }
 
 // layerTypes reads an explicit layer_types list ("sliding_attention" or
@@ -410,7 +277,15 @@ func (p *configParser) ropeScaling(rs *jsonObject) *RopeScaling {
 		out.HighFreqFactor, errs[2] = rs.float("high_freq_factor", 4)
 		out.OriginalMaxPositions, errs[3] = rs.int("original_max_position_embeddings", 8192)
 	default:
-		p.keep(fmt.Errorf("weights: %s: field \"rope_scaling\": unsupported rope_type %q (expected linear or llama3)", p.text.source, typ))
+		key := "type"
+		if rs.has("rope_type") {
+			key = "rope_type"
+		}
+		hint := ""
+		if p.spec.ropeHint != "" {
+			hint = "; " + p.spec.ropeHint
+		}
+		p.keep(fmt.Errorf("weights: %s: field \"rope_scaling.%s\": unsupported rope_type %q (supported: none, default, linear, llama3)%s", p.text.source, key, typ, hint))
 		return nil
 	}
 	for _, e := range errs {
