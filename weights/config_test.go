@@ -60,6 +60,11 @@ func TestParseConfigRealModels(t *testing.T) {
 			QKNorm: true, Activation: "gelu_pytorch_tanh", SandwichNorm: true, EmbedScale: true, AttnScale: 1.0 / 16,
 			SlidingWindow: 512, SlidingLayers: slidingEvery(26, func(i int) bool { return (i+1)%6 != 0 }),
 			BOSTokenID: 2, EOSTokenIDs: []int{1, 106}, PadTokenID: 0, TorchDType: "bfloat16"}},
+		{"phi-3-mini-4k-instruct.json", Config{Architecture: "Phi3ForCausalLM", ModelType: "phi3", Family: FamilyPhi3,
+			VocabSize: 32064, HiddenSize: 3072, IntermediateSize: 8192, NumLayers: 32, NumHeads: 32, NumKVHeads: 32, HeadDim: 96,
+			MaxPositions: 4096, RMSNormEps: 1e-5, RopeTheta: 10000, Activation: "silu", AttnScale: 1 / math.Sqrt(96),
+			SlidingWindow: 2047, SlidingLayers: slidingEvery(32, func(int) bool { return true }),
+			BOSTokenID: 1, EOSTokenIDs: []int{32000}, PadTokenID: 32000, TorchDType: "bfloat16"}},
 		// The multimodal checkpoint's text_config names only what differs from
 		// Gemma3TextConfig's defaults (8 heads, 4 KV heads, head_dim 256, ...).
 		{"gemma-3-4b-it.json", Config{Architecture: "Gemma3ForConditionalGeneration", ModelType: "gemma3_text", Family: FamilyGemma3,
@@ -216,6 +221,18 @@ func TestParseConfigVariants(t *testing.T) {
 				t.Errorf("TorchDType %q", c.TorchDType)
 			}
 		}},
+		{"phi3 defaults (Phi3Config)", `{"architectures":["Phi3ForCausalLM"]}`, func(t *testing.T, c *Config) {
+			// Phi3Config's defaults are Phi-3-mini's shape, without a window.
+			if c.HiddenSize != 3072 || c.IntermediateSize != 8192 || c.NumKVHeads != 32 || c.VocabSize != 32064 || c.RMSNormEps != 1e-5 ||
+				c.TieEmbeddings || c.SlidingWindow != 0 || anyTrue(c.SlidingLayers) || c.EOSTokenIDs[0] != 32000 || c.PadTokenID != 32000 {
+				t.Errorf("%+v", c)
+			}
+		}},
+		{"phi3 from model_type, window on every layer", `{"model_type":"phi3","num_hidden_layers":2,"sliding_window":8}`, func(t *testing.T, c *Config) {
+			if c.Family != FamilyPhi3 || c.SlidingWindow != 8 || !c.SlidingLayers[0] || !c.SlidingLayers[1] {
+				t.Errorf("family %s window %d layers %v", c.Family, c.SlidingWindow, c.SlidingLayers)
+			}
+		}},
 		{"gemma3 multimodal without text_config", `{"architectures":["Gemma3ForConditionalGeneration"]}`, func(t *testing.T, c *Config) {
 			if c.TensorPrefix != "language_model." || c.NumLayers != 26 || c.HiddenSize != 2304 {
 				t.Errorf("%+v", c)
@@ -245,6 +262,10 @@ func TestParseConfigErrors(t *testing.T) {
 		{"string size", `{"architectures":["LlamaForCausalLM"],"hidden_size":"big"}`, `field "hidden_size": expected an integer`},
 		{"fractional size", `{"architectures":["LlamaForCausalLM"],"hidden_size":4.5}`, `field "hidden_size": expected an integer`},
 		{"bad rope", `{"architectures":["LlamaForCausalLM"],"rope_scaling":{"rope_type":"yarn","factor":4}}`, `unsupported rope_type "yarn"`},
+		{"phi3 128k longrope", `{"architectures":["Phi3ForCausalLM"],"rope_scaling":{"type":"longrope","long_factor":[1.0],"short_factor":[1.0]}}`,
+			`field "rope_scaling.type": unsupported rope_type "longrope" (supported: none, default, linear, llama3); Phi-3 models without rope_scaling (the 4k-context variants) are supported`},
+		{"phi3 su", `{"architectures":["Phi3ForCausalLM"],"rope_scaling":{"type":"su","long_factor":[1.0],"short_factor":[1.0]}}`, `field "rope_scaling.type": unsupported rope_type "su"`},
+		{"phi3 partial rotary", `{"architectures":["Phi3ForCausalLM"],"partial_rotary_factor":0.75}`, `field "partial_rotary_factor": 0.75 is not supported`},
 		{"bad activation", `{"architectures":["LlamaForCausalLM"],"hidden_act":"relu"}`, `unsupported activation "relu"`},
 		{"bad eos", `{"architectures":["LlamaForCausalLM"],"eos_token_id":"x"}`, `field "eos_token_id": expected an integer or a list`},
 		{"layer_types length", `{"architectures":["Gemma3ForCausalLM"],"num_hidden_layers":2,"layer_types":["full_attention"]}`, "has 1 entries, expected num_hidden_layers = 2"},

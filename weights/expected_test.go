@@ -22,6 +22,7 @@ func TestParamCountMatchesPublishedCounts(t *testing.T) {
 		{file: "mistral-7b-v0.1.json", exact: 7_241_732_096},
 		{file: "gemma-2-2b.json", exact: 2_614_341_888},
 		{file: "qwen2.5-1.5b.json", exact: 1_543_714_304},
+		{file: "phi-3-mini-4k-instruct.json", exact: 3_821_079_552},
 		{file: "qwen3-0.6b.json", approx: 0.6e9, relative: 0.01},
 		{file: "gemma-3-1b-it.json", approx: 1.0e9, relative: 0.01},
 	}
@@ -57,6 +58,8 @@ func TestExpectedTensorsPerFamily(t *testing.T) {
 		{"qwen2.5-1.5b.json", 12, []string{"model.layers.0.self_attn.k_proj.bias"}, []string{"model.layers.0.self_attn.o_proj.bias"}},
 		{"qwen3-0.6b.json", 11, []string{"model.layers.27.self_attn.q_norm.weight"}, []string{"model.layers.0.self_attn.q_proj.bias"}},
 		{"gemma-2-2b.json", 11, []string{"model.layers.0.pre_feedforward_layernorm.weight"}, []string{"model.layers.0.self_attn.k_norm.weight"}},
+		{"phi-3-mini-4k-instruct.json", 6, []string{"model.layers.31.self_attn.qkv_proj.weight", "model.layers.0.mlp.gate_up_proj.weight"},
+			[]string{"model.layers.0.self_attn.q_proj.weight", "model.layers.0.mlp.up_proj.weight", "model.layers.0.mlp.gate_proj.weight"}},
 		{"gemma-3-1b-it.json", 13, []string{"model.layers.25.self_attn.k_norm.weight", "model.layers.0.post_feedforward_layernorm.weight"}, []string{"lm_head.weight"}},
 	}
 	for _, tc := range tests {
@@ -85,6 +88,15 @@ func TestExpectedTensorsPerFamily(t *testing.T) {
 			if _, ok := names[n]; ok {
 				t.Errorf("%s: unexpected %s", tc.file, n)
 			}
+		}
+		if qkv, fused := names["model.layers.0.self_attn.qkv_proj.weight"]; fused {
+			// Phi-3: q, k and v rows in one tensor, gate and up rows in another.
+			gateUp := names["model.layers.0.mlp.gate_up_proj.weight"]
+			if !slices.Equal(qkv, []int{(c.NumHeads + 2*c.NumKVHeads) * c.HeadDim, c.HiddenSize}) ||
+				!slices.Equal(gateUp, []int{2 * c.IntermediateSize, c.HiddenSize}) {
+				t.Errorf("%s: qkv %v gate_up %v", tc.file, qkv, gateUp)
+			}
+			continue
 		}
 		q := names["model.layers.0.self_attn.q_proj.weight"]
 		k := names["model.layers.0.self_attn.k_proj.weight"]
