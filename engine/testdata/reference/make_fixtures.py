@@ -15,7 +15,7 @@ engine/testdata/reference/<name>/:
 
 The math mirrors Hugging Face transformers' modeling code (modeling_llama.py,
 modeling_mistral.py, modeling_qwen2.py, modeling_qwen3.py, modeling_gemma2.py,
-modeling_gemma3.py, masking_utils.py, modeling_rope_utils.py), written from
+modeling_gemma3.py, modeling_phi3.py, masking_utils.py, modeling_rope_utils.py), written from
 scratch. Everything is computed in float64 from the float32 weights that are
 stored, and the results are stored as float32.
 
@@ -342,6 +342,41 @@ def gemma3_config():
     }
 
 
+def phi3_config():
+    """Phi-3 mini style (Phi3ForCausalLM): fused qkv_proj (q|k|v rows) and
+    gate_up_proj (gate|up rows), sliding window 5 on every layer, untied, no
+    head_dim key. GQA (4 heads, 2 KV heads; Phi-3-medium has GQA, mini does
+    not) so that the q|k|v split points differ from thirds."""
+    return {
+        "architectures": ["Phi3ForCausalLM"],
+        "attention_bias": False,
+        "attention_dropout": 0.0,
+        "bos_token_id": 1,
+        "embd_pdrop": 0.0,
+        "eos_token_id": 2,
+        "hidden_act": "silu",
+        "hidden_size": 32,
+        "initializer_range": 0.02,
+        "intermediate_size": 48,
+        "max_position_embeddings": 256,
+        "model_type": "phi3",
+        "num_attention_heads": 4,
+        "num_hidden_layers": 2,
+        "num_key_value_heads": 2,
+        "original_max_position_embeddings": 256,
+        "pad_token_id": 2,
+        "resid_pdrop": 0.0,
+        "rms_norm_eps": 1e-05,
+        "rope_scaling": None,
+        "rope_theta": 10000.0,
+        "sliding_window": 5,
+        "tie_word_embeddings": False,
+        "torch_dtype": "float32",
+        "use_cache": True,
+        "vocab_size": 112,
+    }
+
+
 # name -> (config factory, torch seed)
 MODELS = {
     "llama": (llama_config, 1001),
@@ -351,6 +386,7 @@ MODELS = {
     "qwen3": (qwen3_config, 1005),
     "gemma2": (gemma2_config, 1006),
     "gemma3": (gemma3_config, 1007),
+    "phi3": (phi3_config, 1008),
 }
 
 
@@ -367,6 +403,7 @@ def family(cfg):
         "qwen3": "qwen3",
         "gemma2": "gemma2",
         "gemma3_text": "gemma3",
+        "phi3": "phi3",
     }[cfg["model_type"]]
 
 
@@ -409,7 +446,7 @@ def activation(cfg):
 def sliding_window_for_layer(cfg, i):
     """The window of layer i, or None for full causal attention.
 
-    mistral: every layer when sliding_window is set.
+    mistral, phi3: every layer when sliding_window is set.
     qwen2/qwen3: layer i slides iff use_sliding_window and i >= max_window_layers.
     gemma2: even layers (layer_idx % 2 == 0).
     gemma3: layer_types, else layer i is global iff (i+1) % sliding_window_pattern == 0.
@@ -417,7 +454,7 @@ def sliding_window_for_layer(cfg, i):
     """
     fam = family(cfg)
     w = cfg.get("sliding_window")
-    if fam == "mistral":
+    if fam in ("mistral", "phi3"):
         return w
     if fam in ("qwen2", "qwen3"):
         if cfg.get("use_sliding_window") and w and i >= cfg.get("max_window_layers", 0):
@@ -614,10 +651,18 @@ def forward(cfg, w, input_ids, check_attention=False):
 
         residual = h
         x = rms_norm(h, w[p + "input_layernorm.weight"], eps, gemma)
-        bias = has_qkv_bias(cfg)
-        q = linear(x, w[p + "self_attn.q_proj.weight"], w[p + "self_attn.q_proj.bias"] if bias else None)
-        k = linear(x, w[p + "self_attn.k_proj.weight"], w[p + "self_attn.k_proj.bias"] if bias else None)
-        v = linear(x, w[p + "self_attn.v_proj.weight"], w[p + "self_attn.v_proj.bias"] if bias else None)
+        if family(cfg) == "phi3":
+            # Phi3Attention: one qkv_proj; query, key and value are its
+            # output's first n_heads*hd, next n_kv*hd and last n_kv*hd columns.
+            qkv = linear(x, w[p + "self_attn.qkv_proj.weight"])
+            q_end = n_heads * hd
+            k_end = q_end + n_kv * hd
+            q, k, v = qkv[..., :q_end], qkv[..., q_end:k_end], qkv[..., k_end:]
+        else:
+            bias = has_qkv_bias(cfg)
+            q = linear(x, w[p + "self_attn.q_proj.weight"], w[p + "self_attn.q_proj.bias"] if bias else None)
+            k = linear(x, w[p + "self_attn.k_proj.weight"], w[p + "self_attn.k_proj.bias"] if bias else None)
+            v = linear(x, w[p + "self_attn.v_proj.weight"], w[p + "self_attn.v_proj.bias"] if bias else None)
         q = q.view(b_n, t_n, n_heads, hd)
         k = k.view(b_n, t_n, n_kv, hd)
         v = v.view(b_n, t_n, n_kv, hd)
@@ -645,7 +690,12 @@ def forward(cfg, w, input_ids, check_attention=False):
             residual = h
             x = rms_norm(h, w[p + "post_attention_layernorm.weight"], eps, False)
 
-        m = act(linear(x, w[p + "mlp.gate_proj.weight"])) * linear(x, w[p + "mlp.up_proj.weight"])
+        if family(cfg) == "phi3":
+            # Phi3MLP: gate, up_states = gate_up_proj(x).chunk(2, dim=-1).
+            gate, up = linear(x, w[p + "mlp.gate_up_proj.weight"]).chunk(2, dim=-1)
+            m = up * act(gate)
+        else:
+            m = act(linear(x, w[p + "mlp.gate_proj.weight"])) * linear(x, w[p + "mlp.up_proj.weight"])
         m = linear(m, w[p + "mlp.down_proj.weight"])
         if gemma:
             m = rms_norm(m, w[p + "post_feedforward_layernorm.weight"], eps, True)
@@ -682,13 +732,17 @@ def tensor_shapes(cfg):
     nq = cfg["num_attention_heads"] * hd
     nkv = cfg["num_key_value_heads"] * hd
     gemma = is_gemma(cfg)
+    fused = family(cfg) == "phi3"
     shapes = [("model.embed_tokens.weight", (cfg["vocab_size"], hid), "embed")]
     for i in range(cfg["num_hidden_layers"]):
         p = f"model.layers.{i}."
         shapes.append((p + "input_layernorm.weight", (hid,), "norm"))
-        shapes.append((p + "self_attn.q_proj.weight", (nq, hid), "linear"))
-        shapes.append((p + "self_attn.k_proj.weight", (nkv, hid), "linear"))
-        shapes.append((p + "self_attn.v_proj.weight", (nkv, hid), "linear"))
+        if fused:
+            shapes.append((p + "self_attn.qkv_proj.weight", (nq + 2 * nkv, hid), "linear"))
+        else:
+            shapes.append((p + "self_attn.q_proj.weight", (nq, hid), "linear"))
+            shapes.append((p + "self_attn.k_proj.weight", (nkv, hid), "linear"))
+            shapes.append((p + "self_attn.v_proj.weight", (nkv, hid), "linear"))
         if has_qkv_bias(cfg):
             shapes.append((p + "self_attn.q_proj.bias", (nq,), "linear"))
             shapes.append((p + "self_attn.k_proj.bias", (nkv,), "linear"))
@@ -703,8 +757,11 @@ def tensor_shapes(cfg):
         if gemma:
             shapes.append((p + "pre_feedforward_layernorm.weight", (hid,), "norm"))
             shapes.append((p + "post_feedforward_layernorm.weight", (hid,), "norm"))
-        shapes.append((p + "mlp.gate_proj.weight", (inter, hid), "linear"))
-        shapes.append((p + "mlp.up_proj.weight", (inter, hid), "linear"))
+        if fused:
+            shapes.append((p + "mlp.gate_up_proj.weight", (2 * inter, hid), "linear"))
+        else:
+            shapes.append((p + "mlp.gate_proj.weight", (inter, hid), "linear"))
+            shapes.append((p + "mlp.up_proj.weight", (inter, hid), "linear"))
         shapes.append((p + "mlp.down_proj.weight", (hid, inter), "linear"))
     shapes.append(("model.norm.weight", (hid,), "norm"))
     if not cfg["tie_word_embeddings"]:
@@ -840,6 +897,28 @@ def check_model(name, cfg, weights, ids, out):
     assert ("lm_head.weight" in weights) != cfg["tie_word_embeddings"], f"{name}: lm_head presence"
 
 
+def check_phi3_is_mistral_with_fused_weights(cfg, weights, ids, out):
+    """Phi-3 computes what Mistral computes from the same weights unfused:
+    qkv_proj's rows split q | k | v, gate_up_proj's rows split gate | up."""
+    nq = cfg["num_attention_heads"] * head_dim(cfg)
+    nkv = cfg["num_key_value_heads"] * head_dim(cfg)
+    split = {}
+    for name, t in weights.items():
+        if name.endswith("self_attn.qkv_proj.weight"):
+            p = name[: -len("qkv_proj.weight")]
+            q, k, v = t.split([nq, nkv, nkv], dim=0)
+            split.update({p + "q_proj.weight": q, p + "k_proj.weight": k, p + "v_proj.weight": v})
+        elif name.endswith("mlp.gate_up_proj.weight"):
+            p = name[: -len("gate_up_proj.weight")]
+            gate, up = t.split([cfg["intermediate_size"]] * 2, dim=0)
+            split.update({p + "gate_proj.weight": gate, p + "up_proj.weight": up})
+        else:
+            split[name] = t
+    as_mistral = dict(cfg, architectures=["MistralForCausalLM"], model_type="mistral")
+    got = forward(as_mistral, split, ids)
+    assert torch.allclose(got["logits"], out["logits"], rtol=0, atol=1e-12), "phi3: differs from unfused mistral"
+
+
 def check_safetensors_roundtrip(files, weights):
     back = read_safetensors(files["model.safetensors"])
     assert set(back) == set(weights), "safetensors: names differ"
@@ -874,6 +953,8 @@ def main():
         summarize(name, cfg, out, ids)
         if not args.quick:
             check_model(name, cfg, weights, ids, out)
+            if family(cfg) == "phi3":
+                check_phi3_is_mistral_with_fused_weights(cfg, weights, ids, out)
             check_safetensors_roundtrip(files, weights)
             files_again = build(name)[0]
             assert files_again == files, f"{name}: same seed gave different bytes"
