@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"math"
+	"strings"
 
 	"tether/weights"
 )
@@ -15,7 +16,39 @@ type refModel struct {
 	src *memSource
 }
 
-func (r *refModel) w(name string) []float32 { return r.src.data[name] }
+// w returns a weight by its standard Hugging Face name. Where the family
+// stores it inside a fused tensor (Phi-3's qkv_proj and gate_up_proj), it
+// returns the rows modeling_phi3.py gives it: q, k, v in that order; gate,
+// then up.
+func (r *refModel) w(name string) []float32 {
+	if d, ok := r.src.data[name]; ok {
+		return d
+	}
+	cfg := r.cfg
+	H, q, kv, inter := cfg.HiddenSize, cfg.NumHeads*cfg.HeadDim, cfg.NumKVHeads*cfg.HeadDim, cfg.IntermediateSize
+	rowsOf := func(fused string, from, to int) []float32 {
+		d := r.src.data[fused]
+		if len(d) < to*H {
+			return nil
+		}
+		return d[from*H : to*H]
+	}
+	for _, f := range []struct {
+		part, fused string
+		from, to    int
+	}{
+		{"self_attn.q_proj.weight", "self_attn.qkv_proj.weight", 0, q},
+		{"self_attn.k_proj.weight", "self_attn.qkv_proj.weight", q, q + kv},
+		{"self_attn.v_proj.weight", "self_attn.qkv_proj.weight", q + kv, q + 2*kv},
+		{"mlp.gate_proj.weight", "mlp.gate_up_proj.weight", 0, inter},
+		{"mlp.up_proj.weight", "mlp.gate_up_proj.weight", inter, 2 * inter},
+	} {
+		if prefix, ok := strings.CutSuffix(name, f.part); ok {
+			return rowsOf(prefix+f.fused, f.from, f.to)
+		}
+	}
+	return nil
+}
 
 // matVec returns W x for W [out, in] row-major.
 func matVec(w []float32, x []float64, out int) []float64 {

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/gomlx/gomlx/backends"
@@ -48,7 +49,7 @@ func tinyConfig(family weights.Family) *weights.Config {
 		cfg.TieEmbeddings = true
 		cfg.RopeTheta = 500000
 		cfg.RopeScaling = &weights.RopeScaling{Type: "llama3", Factor: 8, LowFreqFactor: 1, HighFreqFactor: 4, OriginalMaxPositions: 16}
-	case weights.FamilyMistral:
+	case weights.FamilyMistral, weights.FamilyPhi3:
 		cfg.SlidingWindow = 5
 		for i := range cfg.SlidingLayers {
 			cfg.SlidingLayers[i] = true
@@ -84,7 +85,7 @@ func tinyConfig(family weights.Family) *weights.Config {
 
 // allFamilies lists the families tests run over.
 var allFamilies = []weights.Family{weights.FamilyLlama, weights.FamilyMistral, weights.FamilyQwen2,
-	weights.FamilyQwen3, weights.FamilyGemma2, weights.FamilyGemma3}
+	weights.FamilyQwen3, weights.FamilyGemma2, weights.FamilyGemma3, weights.FamilyPhi3}
 
 // randomSource returns random weights for cfg, scaled so activations stay
 // in a healthy range.
@@ -110,43 +111,26 @@ func randomSource(cfg *weights.Config, seed uint64) *memSource {
 	if cfg.NormPlusOne {
 		normCenter = 0
 	}
-	h, hd, inter := cfg.HiddenSize, cfg.HeadDim, cfg.IntermediateSize
-	emb := make([]float32, cfg.VocabSize*h)
-	for i := range emb {
-		emb[i] = float32(rng.NormFloat64())
-		if cfg.EmbedScale {
-			emb[i] /= float32(math.Sqrt(float64(h)))
+	// Every tensor of the family's layout (weights.Config.Layout), so the
+	// names come from the one family description.
+	for _, spec := range cfg.ExpectedTensors() {
+		switch name := spec.Name; {
+		case name == "model.embed_tokens.weight":
+			emb := make([]float32, product(spec.Shape))
+			for i := range emb {
+				emb[i] = float32(rng.NormFloat64())
+				if cfg.EmbedScale {
+					emb[i] /= float32(math.Sqrt(float64(cfg.HiddenSize)))
+				}
+			}
+			s.set(name, emb, spec.Shape...)
+		case strings.HasSuffix(name, "norm.weight"):
+			vec(name, spec.Shape[0], normCenter, 0.1)
+		case strings.HasSuffix(name, ".bias"):
+			vec(name, spec.Shape[0], 0, 0.5)
+		default:
+			mat(name, spec.Shape[0], spec.Shape[1])
 		}
-	}
-	s.set("model.embed_tokens.weight", emb, cfg.VocabSize, h)
-	if !cfg.TieEmbeddings {
-		mat("lm_head.weight", cfg.VocabSize, h)
-	}
-	vec("model.norm.weight", h, normCenter, 0.1)
-	for l := range cfg.NumLayers {
-		p := fmt.Sprintf("model.layers.%d.", l)
-		vec(p+"input_layernorm.weight", h, normCenter, 0.1)
-		vec(p+"post_attention_layernorm.weight", h, normCenter, 0.1)
-		if cfg.SandwichNorm {
-			vec(p+"pre_feedforward_layernorm.weight", h, normCenter, 0.1)
-			vec(p+"post_feedforward_layernorm.weight", h, normCenter, 0.1)
-		}
-		mat(p+"self_attn.q_proj.weight", cfg.NumHeads*hd, h)
-		mat(p+"self_attn.k_proj.weight", cfg.NumKVHeads*hd, h)
-		mat(p+"self_attn.v_proj.weight", cfg.NumKVHeads*hd, h)
-		mat(p+"self_attn.o_proj.weight", h, cfg.NumHeads*hd)
-		if cfg.AttentionBias {
-			vec(p+"self_attn.q_proj.bias", cfg.NumHeads*hd, 0, 0.5)
-			vec(p+"self_attn.k_proj.bias", cfg.NumKVHeads*hd, 0, 0.5)
-			vec(p+"self_attn.v_proj.bias", cfg.NumKVHeads*hd, 0, 0.5)
-		}
-		if cfg.QKNorm {
-			vec(p+"self_attn.q_norm.weight", hd, normCenter, 0.1)
-			vec(p+"self_attn.k_norm.weight", hd, normCenter, 0.1)
-		}
-		mat(p+"mlp.gate_proj.weight", inter, h)
-		mat(p+"mlp.up_proj.weight", inter, h)
-		mat(p+"mlp.down_proj.weight", h, inter)
 	}
 	return s
 }
