@@ -1,5 +1,5 @@
 // Package engine runs decoder-only transformers (Llama, Mistral, Qwen 2/3,
-// Gemma 2/3) as GoMLX graphs, with a KV cache, batched generation and hook
+// Gemma 2/3, Phi-3) as GoMLX graphs, with a KV cache, batched generation and hook
 // points on the residual stream.
 //
 // # Use

@@ -23,7 +23,7 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-NAMES = ["llama", "llama_untied", "mistral", "qwen2", "qwen3", "gemma2", "gemma3"]
+NAMES = ["llama", "llama_untied", "mistral", "qwen2", "qwen3", "gemma2", "gemma3", "phi3"]
 ATOL, RTOL = 2e-4, 1e-4
 
 
