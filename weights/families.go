@@ -27,6 +27,15 @@ const (
 // config.json keys set Config's switches, and where its tensors differ from
 // the standard Llama layout. A family writes only what differs from Llama;
 // everything it leaves zero is Llama's behaviour.
+//
+// Adding a family: a Family constant, a familySpec value listed in families
+// (reusing the helpers below, as Phi-3 reuses Mistral's window), its real
+// config.json in testdata/configs with the published parameter count in
+// TestParamCountMatchesPublishedCounts, and a PyTorch fixture from
+// engine/testdata/reference/make_fixtures.py. Config parsing, the expected
+// tensor check and the engine's loader read the spec; none of them names a
+// family. A new switch (a norm placement, a rope variant) is a Config field
+// set in traits and read by the engine's graph.
 type familySpec struct {
 	family Family
 	// archs are the config.json "architectures" entries of the family.
