@@ -64,23 +64,14 @@ type Axis struct {
 	Extra map[string]string
 }
 
-// Unit returns the axis of a layer scaled to unit length.
+// Unit returns the axis of a layer scaled to unit length (UnitVector).
 func (a *Axis) Unit(layer int) ([]float32, error) {
 	if layer < 0 || layer >= a.Layers {
 		return nil, fmt.Errorf("axis: layer %d out of range [0, %d)", layer, a.Layers)
 	}
-	v := a.Axis[layer]
-	var s float64
-	for _, x := range v {
-		s += float64(x) * float64(x)
-	}
-	n := math.Sqrt(s)
-	if n == 0 || math.IsNaN(n) || math.IsInf(n, 0) {
-		return nil, fmt.Errorf("axis: layer %d: axis norm is %v, cannot normalise", layer, n)
-	}
-	u := make([]float32, len(v))
-	for i, x := range v {
-		u[i] = float32(float64(x) / n)
+	u, err := UnitVector(a.Axis[layer])
+	if err != nil {
+		return nil, fmt.Errorf("axis: layer %d: cannot normalise the axis: %w", layer, err)
 	}
 	return u, nil
 }

@@ -399,17 +399,12 @@ func (c *CappingConfig) Caps(id string) ([]Cap, error) {
 		if !ok {
 			return nil, fmt.Errorf("axis: capping config %s: experiment %q: interventions[%d] names vector %q, which \"vectors\" does not hold", c.Path, id, j, iv.Vector)
 		}
-		var s float64
-		for _, x := range rv.Vector {
-			s += float64(x) * float64(x)
+		dir, err := UnitVector(rv.Vector)
+		if err != nil {
+			return nil, fmt.Errorf("axis: capping config %s: vectors[%q]: no direction to cap along: %w", c.Path, iv.Vector, err)
 		}
-		n := math.Sqrt(s)
-		if n == 0 {
-			return nil, fmt.Errorf("axis: capping config %s: vectors[%q] is zero, no direction to cap along", c.Path, iv.Vector)
-		}
-		dir := make([]float32, len(rv.Vector))
-		for k, x := range rv.Vector {
-			dir[k] = float32(-float64(x) / n)
+		for k := range dir {
+			dir[k] = -dir[k]
 		}
 		out = append(out, Cap{Layer: rv.Layer, Dir: dir, Tau: float32(-iv.Cap), Vector: iv.Vector})
 	}

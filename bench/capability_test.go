@@ -72,7 +72,7 @@ func TestPerplexityMatchesHandComputation(t *testing.T) {
 	// A cap far above every activation changes the model, hence the perplexity.
 	u := make([]float32, m.Config.HiddenSize)
 	u[0] = 1
-	capped, err := Perplexity(t.Context(), m.Engine, ids, engine.Hooks{2: {Clamps: []engine.Clamp{engine.Cap(u, 50)}}})
+	capped, err := Perplexity(t.Context(), m.Engine, ids, engine.Hooks{2: {Clamps: []engine.Clamp{{Dir: u, Lo: 50, Hi: float32(math.Inf(1))}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +184,7 @@ func TestMeasureCapability(t *testing.T) {
 	}
 	u := make([]float32, m.Config.HiddenSize)
 	u[1] = 1
-	hooks := engine.Hooks{1: {Clamps: []engine.Clamp{engine.Cap(u, 100)}}}
+	hooks := engine.Hooks{1: {Clamps: []engine.Clamp{{Dir: u, Lo: 100, Hi: float32(math.Inf(1))}}}}
 	rc, err := MeasureCapability(t.Context(), m, hooks, o)
 	if err != nil {
 		t.Fatal(err)

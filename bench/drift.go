@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"math"
 	"os"
 	"time"
 
@@ -43,13 +42,11 @@ type DriftOptions struct {
 	// Greedy for temperature 0).
 	Temperature, TopP float64
 	Greedy            bool
-	// CapLayers and CapTaus are the capped arm's caps (one tau per layer);
-	// CapPercentile is recorded when the taus came from the axis file.
-	CapLayers     []int
-	CapTaus       []float32
-	CapPercentile float64
-	// ProjectionLayer is the layer whose axis projection is measured.
-	ProjectionLayer int
+	// Steering is the capped arm: a cap on the axis (layers and a percentile
+	// of the axis file or taus) and nothing else, resolved by steer.Resolve
+	// against Axis. Its measure layer (steer.DefaultMeasureLayer when not
+	// given) is the layer whose axis projection is measured in both arms.
+	Steering steer.Spec
 	// SimulatedUser, when set, writes every user turn after the first from
 	// the scenario's persona; SimulatedUserName is recorded.
 	SimulatedUser     *model.Model
@@ -93,7 +90,11 @@ type driftRunner struct {
 	m       *model.Model
 	opts    DriftOptions
 	scripts []driftScript
-	units   map[int][]float32
+	// setup is the capped arm resolved; layer and unit are its measure
+	// layer and the unit axis there.
+	setup *steer.Setup
+	layer int
+	unit  []float32
 }
 
 // RunDrift runs (or resumes) the drift benchmark of m: every scenario under
@@ -103,7 +104,7 @@ type driftRunner struct {
 // at most the group in flight (one scenario and arm, all seeds, generated as
 // one batch); a later call resumes and produces the same report.
 func RunDrift(ctx context.Context, m *model.Model, opts DriftOptions) (*DriftReport, error) {
-	r, err := newDriftRunner(m, opts)
+	r, err := newDriftRunner(ctx, m, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -161,19 +162,24 @@ func RunDrift(ctx context.Context, m *model.Model, opts DriftOptions) (*DriftRep
 	return rep, nil
 }
 
-// newDriftRunner validates the options and fills in defaults.
-func newDriftRunner(m *model.Model, o DriftOptions) (*driftRunner, error) {
+// newDriftRunner validates the options, resolves the capped arm and fills
+// in defaults.
+func newDriftRunner(ctx context.Context, m *model.Model, o DriftOptions) (*driftRunner, error) {
 	if m == nil || m.Engine == nil || m.Tokenizer == nil {
 		return nil, fmt.Errorf("bench: drift: the model must be opened with weights and a tokenizer")
 	}
-	cfg := m.Config
 	if o.Out == "" {
 		return nil, fmt.Errorf("bench: drift: no output directory")
 	}
 	if o.Axis == nil {
 		return nil, fmt.Errorf("bench: drift: no axis")
 	}
-	if err := steer.CheckAxis(o.Axis, cfg.HiddenSize, cfg.NumLayers); err != nil {
+	sp := o.Steering
+	if sp.Cap == nil || sp.Experiment != nil || sp.Add != nil || sp.Ablate != nil || sp.NewestOnly {
+		return nil, fmt.Errorf("bench: drift: the capped arm is a cap on the axis and nothing else (no experiment, add, ablation or newest-only)")
+	}
+	setup, err := steer.Resolve(ctx, sp, o.Axis, steer.ForModel(m))
+	if err != nil {
 		return nil, fmt.Errorf("bench: drift: axis %s: %w", o.AxisPath, err)
 	}
 	if len(o.Seeds) == 0 {
@@ -204,36 +210,16 @@ func newDriftRunner(m *model.Model, o DriftOptions) (*driftRunner, error) {
 			o.TopP = DefaultDriftTopP
 		}
 	}
-	if o.ProjectionLayer < 0 || o.ProjectionLayer >= cfg.NumLayers {
-		return nil, fmt.Errorf("bench: drift: projection layer %d out of range: the model has %d layers", o.ProjectionLayer, cfg.NumLayers)
-	}
-	if len(o.CapLayers) == 0 || len(o.CapTaus) != len(o.CapLayers) {
-		return nil, fmt.Errorf("bench: drift: %d cap layers and %d taus: the capped arm needs at least one layer and one tau per layer", len(o.CapLayers), len(o.CapTaus))
-	}
-	for i, l := range o.CapLayers {
-		if l < 0 || l >= cfg.NumLayers {
-			return nil, fmt.Errorf("bench: drift: cap layer %d out of range: the model has %d layers", l, cfg.NumLayers)
-		}
-		if math.IsNaN(float64(o.CapTaus[i])) {
-			return nil, fmt.Errorf("bench: drift: cap layer %d: tau is NaN", l)
-		}
-	}
 	if o.SimulatedUser != nil && o.Turns == 0 {
 		return nil, fmt.Errorf("bench: drift: a simulated user needs a turn count")
 	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	r := &driftRunner{m: m, opts: o, units: map[int][]float32{}}
-	layers := append([]int{o.ProjectionLayer}, o.CapLayers...)
-	for _, l := range layers {
-		u, err := o.Axis.Unit(l)
-		if err != nil {
-			return nil, fmt.Errorf("bench: drift: axis %s: layer %d: %w", o.AxisPath, l, err)
-		}
-		r.units[l] = u
+	r := &driftRunner{m: m, opts: o, setup: setup, layer: setup.MeasureLayer}
+	if r.unit, err = o.Axis.Unit(r.layer); err != nil {
+		return nil, fmt.Errorf("bench: drift: axis %s: %w", o.AxisPath, err)
 	}
-	var err error
 	if r.scripts, err = driftScripts(o.Scenarios, o.Turns, o.SimulatedUser != nil); err != nil {
 		return nil, err
 	}
@@ -246,10 +232,10 @@ func newDriftRunner(m *model.Model, o DriftOptions) (*driftRunner, error) {
 // arms lists the arms in run order.
 func (r *driftRunner) arms() []armSetup {
 	taus := map[int]float32{}
-	for i, l := range r.opts.CapLayers {
-		taus[l] = r.opts.CapTaus[i]
+	for _, c := range r.setup.Caps {
+		taus[c.Layer] = c.Tau
 	}
-	return []armSetup{{arm: ArmUncapped}, {arm: ArmCapped, capLayers: r.opts.CapLayers, capTaus: taus}}
+	return []armSetup{{arm: ArmUncapped}, {arm: ArmCapped, caps: r.setup.Plan.Interventions, capTaus: taus}}
 }
 
 // turnsOf is the number of assistant turns of a scenario's conversations.
@@ -266,8 +252,8 @@ func (r *driftRunner) settings() DriftSettings {
 	return DriftSettings{
 		Seeds: o.Seeds, Turns: o.Turns, MaxTokens: o.MaxTokens,
 		Temperature: o.Temperature, TopP: o.TopP,
-		CapLayers: o.CapLayers, CapPercentile: o.CapPercentile, CapTaus: o.CapTaus,
-		ProjectionLayer: o.ProjectionLayer,
+		CapLayers: r.setup.CapLayers(), CapPercentile: r.setup.CapPercentile, CapTaus: r.setup.CapTaus(),
+		ProjectionLayer: r.layer,
 		SimulatedUser:   o.SimulatedUserName, Judge: o.JudgeName,
 		Backend: o.Backend,
 	}

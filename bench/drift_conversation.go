@@ -70,11 +70,12 @@ func chatPromptIDs(m *model.Model, msgs []tokenizer.Message, maxTokens int) ([]i
 	}
 }
 
-// armSetup is what one arm needs at generation time.
+// armSetup is what one arm needs at generation time: its caps (as
+// steer.Resolve made them) and their taus by layer.
 type armSetup struct {
-	arm       string
-	capLayers []int
-	capTaus   map[int]float32
+	arm     string
+	caps    []steer.Intervention
+	capTaus map[int]float32
 }
 
 // turnPlan builds the steering plan of one turn: the caps of the arm, any
@@ -84,11 +85,9 @@ func (r *driftRunner) turnPlan(a armSetup, turn int) (*steer.Compiled, error) {
 	if r.opts.Perturb != nil {
 		plan.Interventions = append(plan.Interventions, r.opts.Perturb(turn)...)
 	}
-	for _, l := range a.capLayers {
-		plan.Interventions = append(plan.Interventions, steer.Intervention{Kind: steer.KindCap, Layer: l, Vector: r.units[l], Tau: a.capTaus[l]})
-	}
-	if _, capped := a.capTaus[r.opts.ProjectionLayer]; !capped {
-		plan.Monitor[r.opts.ProjectionLayer] = r.units[r.opts.ProjectionLayer]
+	plan.Interventions = append(plan.Interventions, a.caps...)
+	if _, capped := a.capTaus[r.layer]; !capped {
+		plan.Monitor[r.layer] = r.unit
 	}
 	return steer.Compile(plan, r.m.Config.HiddenSize, r.m.Config.NumLayers)
 }
@@ -101,7 +100,7 @@ func (r *driftRunner) runGroup(ctx context.Context, s driftScript, a armSetup) (
 		convs[i] = &conversationState{seed: seed}
 	}
 	turns := r.turnsOf(s)
-	u := r.units[r.opts.ProjectionLayer]
+	u := r.unit
 	for turn := 0; turn < turns; turn++ {
 		compiled, err := r.turnPlan(a, turn)
 		if err != nil {
@@ -128,7 +127,7 @@ func (r *driftRunner) runGroup(ctx context.Context, s driftScript, a armSetup) (
 		}
 		res, err := r.m.Engine.Generate(ctx, reqs, engine.GenerateOptions{
 			Hooks:         compiled.Hooks,
-			CaptureLayers: []int{r.opts.ProjectionLayer},
+			CaptureLayers: []int{r.layer},
 			Detokenizer:   r.m.Tokenizer,
 		})
 		if err != nil {
@@ -167,7 +166,7 @@ func (r *driftRunner) runGroup(ctx context.Context, s driftScript, a armSetup) (
 // generated token, at every capped layer, the position whose logits produced
 // that token.
 func (r *driftRunner) turnRecord(s driftScript, a armSetup, c *conversationState, turn int, req engine.Request, res engine.Result, compiled *steer.Compiled, u []float32) (TurnRecord, error) {
-	rows := res.Captured[r.opts.ProjectionLayer]
+	rows := res.Captured[r.layer]
 	first, last := res.PromptTokens, res.PromptTokens+len(res.Tokens)
 	if len(res.Tokens) == 0 {
 		first, last = res.PromptTokens-1, res.PromptTokens

@@ -8,6 +8,7 @@ import (
 
 	"tether/axis"
 	"tether/model"
+	"tether/steer"
 )
 
 // DemoDriftPercentile is the cap threshold percentile of DemoDrift (the
@@ -16,7 +17,7 @@ const DemoDriftPercentile = 25
 
 // DemoDrift runs a small drift benchmark for `tether demo`: one built-in
 // scenario per domain, 2 seeds, 3 turns of at most 24 tokens, the cap and the
-// projection at the axis file's axis_layer (else the middle layer) with tau
+// projection at the axis file's default layer (axis.DefaultLayer) with tau
 // at its 25th percentile (or the calibrated percentile nearest to it), no
 // capability comparison. It writes the report into out (resuming a run
 // there) and returns it; progress, when set, is called after each stored
@@ -29,19 +30,12 @@ func DemoDrift(ctx context.Context, m *model.Model, axisPath, out string, progre
 	if len(ax.Percentiles) == 0 {
 		return nil, fmt.Errorf("bench: demo drift: axis %s has no calibrated tau", axisPath)
 	}
-	layer := m.Config.NumLayers / 2
-	if l, err := strconv.Atoi(ax.Extra["axis_layer"]); err == nil && l >= 0 && l < m.Config.NumLayers {
-		layer = l
-	}
+	layer, _ := axis.DefaultLayer(ax)
 	p := ax.Percentiles[0]
 	for _, q := range ax.Percentiles {
 		if abs(q-DemoDriftPercentile) < abs(p-DemoDriftPercentile) {
 			p = q
 		}
-	}
-	tau, err := ax.TauAt(p, layer)
-	if err != nil {
-		return nil, fmt.Errorf("bench: demo drift: axis %s: %w", axisPath, err)
 	}
 	all, err := BuiltinScenarios()
 	if err != nil {
@@ -58,8 +52,8 @@ func DemoDrift(ctx context.Context, m *model.Model, axisPath, out string, progre
 	return RunDrift(ctx, m, DriftOptions{
 		Out: out, Axis: ax, AxisPath: axisPath, Scenarios: scs,
 		Seeds: []uint64{1, 2}, Turns: 3, MaxTokens: 24,
-		CapLayers: []int{layer}, CapTaus: []float32{tau}, CapPercentile: p, ProjectionLayer: layer,
-		Backend: m.Engine.Backend().Name(), Progress: progress,
+		Steering: steer.Spec{Cap: &steer.CapSpec{Layers: strconv.Itoa(layer), Percentile: &p}},
+		Backend:  m.Engine.Backend().Name(), Progress: progress,
 	})
 }
 

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -80,12 +81,17 @@ func driftTestOptions(t testing.TB, out, axisPath string, u []float32) DriftOpti
 	return DriftOptions{
 		Out: out, Axis: ax, AxisPath: axisPath, Scenarios: driftTestScenarios(),
 		Seeds: []uint64{1, 2}, Turns: 3, MaxTokens: 6,
-		CapLayers: []int{testCapLayer}, CapTaus: []float32{0}, ProjectionLayer: testCapLayer,
-		Backend: testmodels.Backend(),
+		Steering: capSpec(testCapLayer, 0),
+		Backend:  testmodels.Backend(),
 		Perturb: func(turn int) []steer.Intervention {
 			return []steer.Intervention{{Kind: steer.KindAdd, Layer: plantedLayer, Vector: u, Alpha: -plantedStep * float32(turn)}}
 		},
 		PerturbName: fmt.Sprintf("add %g*turn*(-u) at layer %d", float64(plantedStep), plantedLayer),
 		Now:         func() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) },
 	}
+}
+
+// capSpec caps one layer at tau and measures the projection there.
+func capSpec(layer int, tau float64) steer.Spec {
+	return steer.Spec{Cap: &steer.CapSpec{Layers: strconv.Itoa(layer), Tau: []float64{tau}}, MeasureLayer: &layer}
 }

@@ -24,12 +24,7 @@ func driftVariance(recs []TurnRecord) ([]VarianceResult, error) {
 // capability compares capped with uncapped on held-out text and questions,
 // with the capped arm's caps (MeasureCapability, default options).
 func (r *driftRunner) capability(ctx context.Context) (*CapabilityResult, error) {
-	a := r.arms()[1]
-	plan := steer.Plan{}
-	for _, l := range a.capLayers {
-		plan.Interventions = append(plan.Interventions, steer.Intervention{Kind: steer.KindCap, Layer: l, Vector: r.units[l], Tau: a.capTaus[l]})
-	}
-	c, err := steer.Compile(plan, r.m.Config.HiddenSize, r.m.Config.NumLayers)
+	c, err := steer.Compile(steer.Plan{Interventions: r.arms()[1].caps}, r.m.Config.HiddenSize, r.m.Config.NumLayers)
 	if err != nil {
 		return nil, err
 	}

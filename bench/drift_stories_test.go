@@ -107,7 +107,7 @@ func BenchmarkDriftStories260K(b *testing.B) {
 	for i := 0; b.Loop(); i++ {
 		rep, err := RunDrift(b.Context(), m, DriftOptions{
 			Out: filepath.Join(dir, fmt.Sprint("out", i)), Axis: ax, AxisPath: apath, Scenarios: sc,
-			CapLayers: []int{2}, CapTaus: []float32{0.5}, ProjectionLayer: 2, Backend: testmodels.Backend(),
+			Steering: capSpec(2, 0.5), Backend: testmodels.Backend(),
 		})
 		if err != nil {
 			b.Fatal(err)

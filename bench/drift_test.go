@@ -146,7 +146,7 @@ func TestDriftArmsShareSeeds(t *testing.T) {
 	mdir, apath, u := writeDriftFixture(t, dir)
 	m := testmodels.Open(t, mdir)
 	opts := driftTestOptions(t, filepath.Join(dir, "out"), apath, u)
-	opts.CapTaus = []float32{-1e6}
+	opts.Steering = capSpec(testCapLayer, -1e6)
 	rep, err := RunDrift(t.Context(), m, opts)
 	if err != nil {
 		t.Fatal(err)

@@ -22,10 +22,10 @@
 // residual stream after the block's attention and MLP (Gemma: after the
 // post-feedforward norm's contribution is added), before the next block and
 // before the final norm. A LayerHook first adds Add, then applies each Clamp
-// in order: p = <h, Dir>; h += (clamp(p, Lo, Hi) - p) * Dir. The Assistant
-// Axis cap is a floor, Cap(u, tau) = Clamp{Dir: u, Lo: tau, Hi: +Inf}: it
-// raises projections below tau to tau and leaves the rest unchanged. Open
-// clamps (-Inf, +Inf) leave h bit-identical.
+// in order: p = <h, Dir>; h += (clamp(p, Lo, Hi) - p) * Dir. A floor
+// (Hi = +Inf) raises projections below Lo to Lo and leaves the rest
+// unchanged. Open clamps (-Inf, +Inf) leave h bit-identical. What the
+// directions and thresholds mean (axes, caps) is package steer's business.
 //
 // Hook vectors and thresholds are graph inputs: new values never recompile.
 // The set of hooked layers, the number of clamps, whether Add is set,

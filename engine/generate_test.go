@@ -312,7 +312,7 @@ func TestBatchCompaction(t *testing.T) {
 			reqs = append(reqs, Request{Prompt: randomTokens(rng, 2+i, m.cfg.VocabSize), MaxNewTokens: n, IgnoreEOS: true,
 				Sampling: SamplingParams{Temperature: 0.8, Seed: uint64(i)}})
 		}
-		opts := GenerateOptions{CaptureLayers: []int{0, 2}, Hooks: Hooks{1: {Clamps: []Clamp{Cap(unitVector(rng, m.cfg.HiddenSize), 0)}, Record: true}}}
+		opts := GenerateOptions{CaptureLayers: []int{0, 2}, Hooks: Hooks{1: {Clamps: []Clamp{floorClamp(unitVector(rng, m.cfg.HiddenSize), 0)}, Record: true}}}
 		before := m.compactions
 		res, err := m.Generate(ctx, reqs, opts)
 		if err != nil {

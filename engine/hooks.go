@@ -13,8 +13,8 @@ import (
 // Clamp keeps the projection of the residual stream on a direction within
 // [Lo, Hi]: with p = <h, Dir>, h += (clamp(p, Lo, Hi) - p) * Dir. Dir must be
 // a unit vector of length HiddenSize. Use math.Inf(-1) / math.Inf(1) for an
-// open side. The Assistant Axis cap is Clamp{Dir: u, Lo: tau, Hi: +Inf};
-// ablation along u is Lo = Hi = 0.
+// open side: a floor at x is Clamp{Dir: u, Lo: x, Hi: +Inf}; setting the
+// projection to x is Lo = Hi = x.
 type Clamp struct {
 	Dir    []float32
 	Lo, Hi float32
@@ -47,12 +47,6 @@ type LayerHook struct {
 // Hooks maps a layer index (0-based; the hook acts on that block's output)
 // to its hook.
 type Hooks map[int]*LayerHook
-
-// Cap returns the Assistant Axis cap: a floor at tau on the projection onto
-// the unit vector u (h += max(0, tau - <h,u>) * u).
-func Cap(u []float32, tau float32) Clamp {
-	return Clamp{Dir: u, Lo: tau, Hi: float32(math.Inf(1))}
-}
 
 // hookSpec is the structural part of a hook: what changes the graph.
 type hookSpec struct {

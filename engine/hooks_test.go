@@ -10,6 +10,11 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 )
 
+// floorClamp is a floor at lo on the projection onto the unit vector u.
+func floorClamp(u []float32, lo float32) Clamp {
+	return Clamp{Dir: u, Lo: lo, Hi: float32(math.Inf(1))}
+}
+
 // unitVector returns a random unit vector of length n.
 func unitVector(rng *rand.Rand, n int) []float32 {
 	v := make([]float32, n)
@@ -82,7 +87,7 @@ func TestHooks(t *testing.T) {
 			tau := float32(projs[len(projs)/2])
 			compiles := m.compiles.Load()
 			capped, err := m.Forward(ctx, seqs, ForwardOptions{AllLogits: true, CaptureLayers: all,
-				Hooks: Hooks{1: {Clamps: []Clamp{Cap(u, tau)}, Record: true}}})
+				Hooks: Hooks{1: {Clamps: []Clamp{floorClamp(u, tau)}, Record: true}}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -124,7 +129,7 @@ func TestHooks(t *testing.T) {
 				for i := range add {
 					add[i] = float32(rng.NormFloat64() * 0.3)
 				}
-				hk := &LayerHook{Add: add, Clamps: []Clamp{Cap(unitVector(rng, H), 0.5), {Dir: unitVector(rng, H), Lo: -0.2, Hi: 0.2}}}
+				hk := &LayerHook{Add: add, Clamps: []Clamp{floorClamp(unitVector(rng, H), 0.5), {Dir: unitVector(rng, H), Lo: -0.2, Hi: 0.2}}}
 				hooks := Hooks{0: hk, 2: {Clamps: []Clamp{{Dir: unitVector(rng, H), Lo: 0, Hi: 0}}}}
 				before := m.compiles.Load()
 				res, err := m.Forward(ctx, seqs, ForwardOptions{AllLogits: true, CaptureLayers: all, Hooks: hooks})
@@ -210,7 +215,7 @@ func TestGenerateWithCap(t *testing.T) {
 	reqs := []Request{{Prompt: randomTokens(rng, 6, m.cfg.VocabSize), MaxNewTokens: 8, IgnoreEOS: true},
 		{Prompt: randomTokens(rng, 3, m.cfg.VocabSize), MaxNewTokens: 5, IgnoreEOS: true}}
 	res, err := m.Generate(context.Background(), reqs, GenerateOptions{
-		Hooks: Hooks{1: {Clamps: []Clamp{Cap(u, tau)}, Record: true}}, CaptureLayers: []int{1}})
+		Hooks: Hooks{1: {Clamps: []Clamp{floorClamp(u, tau)}, Record: true}}, CaptureLayers: []int{1}})
 	if err != nil {
 		t.Fatal(err)
 	}

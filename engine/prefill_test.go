@@ -19,7 +19,7 @@ func TestChunkedPrefillMatchesOneStep(t *testing.T) {
 			V, H := m.cfg.VocabSize, m.cfg.HiddenSize
 			seqs := [][]int{randomTokens(rng, 29, V), randomTokens(rng, 13, V)}
 			opts := ForwardOptions{AllLogits: true, CaptureLayers: []int{0, 2},
-				Hooks: Hooks{1: {Clamps: []Clamp{Cap(unitVector(rng, H), 0.1)}, Record: true}}}
+				Hooks: Hooks{1: {Clamps: []Clamp{floorClamp(unitVector(rng, H), 0.1)}, Record: true}}}
 			whole, err := m.Forward(ctx, seqs, opts)
 			if err != nil {
 				t.Fatal(err)

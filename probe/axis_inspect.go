@@ -99,16 +99,11 @@ func InspectAxis(a *axis.Axis, layer int) (*AxisInspection, error) {
 		}
 	}
 	in.HasTokenFractions = fractions != nil
-	if v, ok := a.Extra[AxisLayerKey]; ok {
-		if l, err := strconv.Atoi(v); err == nil && l >= 0 && l < a.Layers {
-			in.AxisLayer = &l
-		}
+	if l, ok := a.MetadataLayer(); ok {
+		in.AxisLayer = &l
 	}
 	if layer < 0 {
-		layer = a.Layers / 2
-		if in.AxisLayer != nil {
-			layer = *in.AxisLayer
-		}
+		layer, _ = axis.DefaultLayer(a)
 	}
 	if layer >= a.Layers {
 		return nil, fmt.Errorf("probe: inspect: layer %d out of range: the axis has %d layers (0..%d)", layer, a.Layers, a.Layers-1)

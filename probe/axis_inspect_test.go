@@ -21,7 +21,7 @@ func TestInspectAxisRanksRolesByProjection(t *testing.T) {
 		},
 		Percentiles: []float64{25},
 		Tau:         [][]float32{{-1, -2}},
-		Extra:       map[string]string{AxisLayerKey: "1", "pc1_cosine": "[0.5,0.9]"},
+		Extra:       map[string]string{axis.LayerKey: "1", "pc1_cosine": "[0.5,0.9]"},
 	}
 	path := filepath.Join(t.TempDir(), "axis.safetensors")
 	if err := axis.Write(path, a); err != nil {

@@ -13,15 +13,6 @@ import (
 	"tether/model"
 )
 
-// Metadata keys that BuildAxis results add to an axis file (besides the axis package's own).
-const (
-	// AxisLayerKey is the layer the axis is meant to be read at by default (steer and project
-	// use it): the reference's layer for a known model, else the middle layer.
-	AxisLayerKey = "axis_layer"
-	// AxisConfigKey is the sha256 of the model's config.json the run was made with.
-	AxisConfigKey = "config_sha256"
-)
-
 // runSource adapts a Run to ActivationSource.
 type runSource struct {
 	run      *Run
@@ -284,10 +275,10 @@ func (b *AxisBuild) AxisFile(m Manifest, minScore int) (*axis.Axis, error) {
 		flipped = []int{}
 	}
 	extra := map[string]string{
-		AxisLayerKey:         strconv.Itoa(b.AxisLayer()),
+		axis.LayerKey:        strconv.Itoa(b.AxisLayer()),
 		"axis_layer_reason":  b.AxisLayerReason,
-		AxisConfigKey:        m.ConfigSHA256,
-		"architecture":       m.Architecture,
+		axis.ConfigKey:       m.ConfigSHA256,
+		axis.ArchitectureKey: m.Architecture,
 		"counts":             js(counts),
 		"dropped_roles":      js(dropped),
 		MinRoleRolloutsKey:   strconv.Itoa(b.MinRoleRollouts),

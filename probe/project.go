@@ -131,24 +131,6 @@ type ConversationProjection struct {
 	Tau map[string]float32 `json:"tau"`
 }
 
-// CheckAxisForModel verifies that an axis file fits a model: same hidden size and layer count
-// and, when the axis records it, the same config.json (sha256); allowOther skips the last check.
-func CheckAxisForModel(a *axis.Axis, m *model.Model, allowOther bool) error {
-	if a.Hidden != m.Config.HiddenSize {
-		return fmt.Errorf("probe: axis of %s has hidden size %d but model %s has %d: the axis was built for another model", a.Model, a.Hidden, m.Name, m.Config.HiddenSize)
-	}
-	if a.Layers != m.Config.NumLayers {
-		return fmt.Errorf("probe: axis of %s has %d layers but model %s has %d: the axis was built for another model", a.Model, a.Layers, m.Name, m.Config.NumLayers)
-	}
-	if want := a.Extra[AxisConfigKey]; want != "" && !allowOther && m.Dir != "" {
-		have, err := ConfigSHA256(m.Dir)
-		if err == nil && have != want {
-			return fmt.Errorf("probe: axis was built from %s (config.json sha256 %.12s...) but model %s has config sha256 %.12s...: another model of the same shape", a.Model, want, m.Name, have)
-		}
-	}
-	return nil
-}
-
 // AxisRenderingMismatch compares how the persona run behind an axis rendered its chats (the axis
 // file's axis.RenderingKey metadata, see RunRendering) with how m renders chats now. It returns
 // a warning naming both when they differ (the axis was then calibrated on another prompt format
@@ -172,17 +154,6 @@ func AxisRenderingMismatch(a *axis.Axis, m *model.Model) (string, error) {
 	}
 	return fmt.Sprintf("the axis was built from rollouts rendered as [%s], but model %s renders chats here as [%s]: the cap and projections apply to another prompt format than the one they were calibrated on (use the same model files and --enable-thinking setting as the persona run)",
 		built, m.Name, here), nil
-}
-
-// ProjectionLayer is the layer ProjectConversation reads by default: the axis file's axis_layer
-// metadata, else the middle layer.
-func ProjectionLayer(a *axis.Axis) int {
-	if v, ok := a.Extra[AxisLayerKey]; ok {
-		if l, err := strconv.Atoi(v); err == nil && l >= 0 && l < a.Layers {
-			return l
-		}
-	}
-	return a.Layers / 2
 }
 
 // ProjectConversation runs one forward pass over a whole conversation and returns, for every

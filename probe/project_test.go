@@ -118,7 +118,7 @@ func TestConversationSpansPlainModel(t *testing.T) {
 // tinyAxisFor writes an axis for the model with a random direction at every layer.
 func tinyAxisFor(m *model.Model, hidden, layers int) *axis.Axis {
 	a := &axis.Axis{Model: m.Name, Layers: layers, Hidden: hidden, Percentiles: []float64{25},
-		Extra: map[string]string{AxisLayerKey: "1"}}
+		Extra: map[string]string{axis.LayerKey: "1"}}
 	for l := 0; l < layers; l++ {
 		v, d := make([]float32, hidden), make([]float32, hidden)
 		for j := range v {
@@ -133,11 +133,11 @@ func tinyAxisFor(m *model.Model, hidden, layers int) *axis.Axis {
 func TestProjectConversationMatchesForward(t *testing.T) {
 	m := openTiny(t, 4, "")
 	a := tinyAxisFor(m, m.Config.HiddenSize, m.Config.NumLayers)
-	if err := CheckAxisForModel(a, m, false); err != nil {
+	if err := a.CheckModel(axis.ModelInfo{Name: m.Name, Layers: m.Config.NumLayers, Hidden: m.Config.HiddenSize, Dir: m.Dir}, false); err != nil {
 		t.Fatal(err)
 	}
 	msgs := sampleConversation(true)
-	layer := ProjectionLayer(a)
+	layer, _ := axis.DefaultLayer(a)
 	if layer != 1 {
 		t.Fatalf("projection layer %d, want the metadata's 1", layer)
 	}
@@ -168,31 +168,6 @@ func TestProjectConversationMatchesForward(t *testing.T) {
 	}
 	if _, err := ProjectConversation(t.Context(), m, a, msgs, a.Layers); err == nil {
 		t.Error("layer out of range: no error")
-	}
-}
-
-func TestCheckAxisForModelRejectsOtherModels(t *testing.T) {
-	m := openTiny(t, 4, "")
-	H, L := m.Config.HiddenSize, m.Config.NumLayers
-	for _, tc := range []struct {
-		name string
-		a    *axis.Axis
-		want string
-	}{
-		{"wrong hidden size", tinyAxisFor(m, H+8, L), "hidden size"},
-		{"wrong layer count", tinyAxisFor(m, H, L+1), "layers"},
-		{"other config", func() *axis.Axis {
-			a := tinyAxisFor(m, H, L)
-			a.Extra[AxisConfigKey] = strings.Repeat("ab", 32)
-			return a
-		}(), "config sha256"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			err := CheckAxisForModel(tc.a, m, false)
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("error %v, want one about %q", err, tc.want)
-			}
-		})
 	}
 }
 

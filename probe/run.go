@@ -1,12 +1,10 @@
 package probe
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"os"
 	"path/filepath"
 
+	"tether/axis"
 	"tether/model"
 	"tether/runstore"
 )
@@ -187,14 +185,9 @@ func scanRollouts(path string, fn func(r Rollout, ref runstore.Ref) error) (int6
 	})
 }
 
-// ConfigSHA256 is the hex sha256 of a model directory's config.json.
+// ConfigSHA256 is the hex sha256 of a model directory's config.json (axis.ConfigSHA256).
 func ConfigSHA256(modelDir string) (string, error) {
-	data, err := os.ReadFile(filepath.Join(modelDir, "config.json"))
-	if err != nil {
-		return "", fmt.Errorf("probe: model config: %w", err)
-	}
-	sum := sha256.Sum256(data)
-	return hex.EncodeToString(sum[:]), nil
+	return axis.ConfigSHA256(modelDir)
 }
 
 // modelManifest fills the model fields of a manifest.

@@ -8,18 +8,6 @@ import (
 	"tether/axis"
 )
 
-// CheckAxis reports whether an axis file fits a model: same layer count and
-// hidden size.
-func CheckAxis(a *axis.Axis, hidden, numLayers int) error {
-	if a.Layers != numLayers {
-		return fmt.Errorf("steer: axis has %d layers but the model has %d (axis from model %q)", a.Layers, numLayers, a.Model)
-	}
-	if a.Hidden != hidden {
-		return fmt.Errorf("steer: axis has hidden size %d but the model has %d (axis from model %q)", a.Hidden, hidden, a.Model)
-	}
-	return nil
-}
-
 // AxisTaus returns the calibrated thresholds of the given layers at a
 // percentile stored in the axis file.
 func AxisTaus(a *axis.Axis, layers []int, percentile float64) ([]float32, error) {
@@ -119,7 +107,7 @@ func ApplyUnits(adds []Intervention, units string) error {
 		return nil
 	case UnitsUnit:
 		for i := range adds {
-			u, err := Unit(adds[i].Vector)
+			u, err := axis.UnitVector(adds[i].Vector)
 			if err != nil {
 				return fmt.Errorf("steer: add at layer %d: %w", adds[i].Layer, err)
 			}
@@ -141,14 +129,11 @@ func NormsFromAxis(a *axis.Axis, layers []int) (map[int]float64, error) {
 		if l < 0 || l >= a.Layers {
 			return nil, fmt.Errorf("steer: layer %d out of range for an axis of %d layers", l, a.Layers)
 		}
-		var s float64
-		for _, x := range a.DefaultMean[l] {
-			s += float64(x) * float64(x)
-		}
-		if s == 0 {
+		n := axis.Norm(a.DefaultMean[l])
+		if n == 0 {
 			return nil, fmt.Errorf("steer: axis default_mean at layer %d is zero, no norm to scale by", l)
 		}
-		out[l] = math.Sqrt(s)
+		out[l] = n
 	}
 	return out, nil
 }

@@ -106,7 +106,7 @@ func TestCapSignOnSyntheticAxis(t *testing.T) {
 	m := loadTinyModel(t, testmodels.Backend())
 	cfg := m.Config()
 	a, _, role := syntheticAxis(t, m)
-	if err := CheckAxis(a, cfg.HiddenSize, cfg.NumLayers); err != nil {
+	if err := a.CheckModel(axis.ModelInfo{Hidden: cfg.HiddenSize, Layers: cfg.NumLayers}, false); err != nil {
 		t.Fatal(err)
 	}
 	layers, err := ParseLayers("2:5", cfg.NumLayers)
@@ -247,8 +247,8 @@ func TestAxisErrors(t *testing.T) {
 		err  error
 		want string
 	}{
-		{"wrong hidden", CheckAxis(a, H+1, L), "hidden size 8 but the model has 9"},
-		{"wrong layers", CheckAxis(a, H, L+2), "4 layers but the model has 6"},
+		{"wrong hidden", a.CheckModel(axis.ModelInfo{Hidden: H + 1, Layers: L}, false), "hidden size 8 but the model has 9"},
+		{"wrong layers", a.CheckModel(axis.ModelInfo{Hidden: H, Layers: L + 2}, false), "4 layers but the model has 6"},
 		{"percentile not calibrated", func() error { _, err := AxisTaus(a, []int{1}, 10); return err }(), "percentile 10 is not calibrated"},
 		{"tau count", func() error { _, err := ExpandTaus([]float32{1, 2}, []int{1, 2, 3}); return err }(), "2 cap thresholds for 3 capped layers"},
 		{"NaN tau", func() error { _, err := ExpandTaus([]float32{float32(math.NaN())}, []int{1}); return err }(), "is NaN"},
@@ -261,7 +261,7 @@ func TestAxisErrors(t *testing.T) {
 			}
 		})
 	}
-	if err := CheckAxis(a, H, L); err != nil {
+	if err := a.CheckModel(axis.ModelInfo{Hidden: H, Layers: L}, false); err != nil {
 		t.Fatal(err)
 	}
 	taus, err := ExpandTaus([]float32{float32(math.Inf(-1))}, []int{1, 2})

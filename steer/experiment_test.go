@@ -52,7 +52,7 @@ func TestExperimentCapsMatchReference(t *testing.T) {
 	// Caps at the 40th percentile of the projections on v/|v|, so that the
 	// ceiling acts on most positions and not on others.
 	refCap := func(name string, res map[int][][][]float32) float64 {
-		u, _ := Unit(vectors[name].Vector)
+		u, _ := axis.UnitVector(vectors[name].Vector)
 		return percentile(projectionsOf(res, vectors[name].Layer, u), 40)
 	}
 	c1 := refCap("layer_1", base.Captured)

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"tether/axis"
 	"tether/engine"
 	"tether/internal/testmodels"
 	"tether/weights"
@@ -50,7 +51,7 @@ func randomUnit(rng *rand.Rand, n int) []float32 {
 	for i := range v {
 		v[i] = float32(rng.NormFloat64())
 	}
-	u, err := Unit(v)
+	u, err := axis.UnitVector(v)
 	if err != nil {
 		panic(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 
+	"tether/axis"
 	"tether/engine"
 )
 
@@ -118,7 +119,7 @@ func Compile(p Plan, hidden, numLayers int) (*Compiled, error) {
 				hk.Add[j] += iv.Alpha * x
 			}
 		case KindCap, KindAblate:
-			u, err := Unit(iv.Vector)
+			u, err := axis.UnitVector(iv.Vector)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", where, err)
 			}
@@ -127,7 +128,7 @@ func Compile(p Plan, hidden, numLayers int) (*Compiled, error) {
 				if math.IsNaN(float64(iv.Tau)) || math.IsInf(float64(iv.Tau), 1) {
 					return nil, fmt.Errorf("%s: tau is %v, expected a finite number (or -Inf for no cap)", where, iv.Tau)
 				}
-				cl = engine.Cap(u, iv.Tau)
+				cl = engine.Clamp{Dir: u, Lo: iv.Tau, Hi: float32(math.Inf(1))}
 			} else {
 				if !finite(iv.Value) {
 					return nil, fmt.Errorf("%s: value is %v, expected a finite number", where, iv.Value)
@@ -155,7 +156,7 @@ func Compile(p Plan, hidden, numLayers int) (*Compiled, error) {
 			if len(dir) != hidden {
 				return nil, fmt.Errorf("%s: direction has length %d, expected the model's hidden size %d", where, len(dir), hidden)
 			}
-			u, err := Unit(dir)
+			u, err := axis.UnitVector(dir)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", where, err)
 			}
@@ -173,23 +174,6 @@ func Compile(p Plan, hidden, numLayers int) (*Compiled, error) {
 // RecordedLayers lists, in order, the layers whose telemetry is reported.
 func (c *Compiled) RecordedLayers() []int {
 	return sortedKeys(c.slots)
-}
-
-// Unit returns v scaled to unit length (computed in float64).
-func Unit(v []float32) ([]float32, error) {
-	var s float64
-	for _, x := range v {
-		s += float64(x) * float64(x)
-	}
-	n := math.Sqrt(s)
-	if n == 0 || math.IsNaN(n) || math.IsInf(n, 0) {
-		return nil, fmt.Errorf("direction has norm %v, expected a finite non-zero vector", n)
-	}
-	u := make([]float32, len(v))
-	for i, x := range v {
-		u[i] = float32(float64(x) / n)
-	}
-	return u, nil
 }
 
 func finite(x float32) bool {

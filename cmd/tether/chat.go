@@ -46,7 +46,7 @@ type chatTurnOutput struct {
 // chatSession holds a conversation and everything needed to continue it.
 type chatSession struct {
 	m        *model.Model
-	setup    *steerSetup
+	setup    *steer.Setup
 	params   engine.SamplingParams
 	sf       samplingFlags
 	messages []tokenizer.Message
@@ -100,7 +100,7 @@ func runChat(args []string) error {
 	if err != nil {
 		return fmt.Errorf("chat: %w", err)
 	}
-	if err := warnAxisRendering(warnOut, stf.axisPath, setup.axis, m); err != nil {
+	if err := warnAxisRendering(warnOut, stf.axisPath, stf.axisOf(setup), m); err != nil {
 		return fmt.Errorf("chat: %w", err)
 	}
 	cs := &chatSession{m: m, setup: setup, params: params, sf: sf, out: chatStdout, asJSON: *asJSON, telemetryPath: stf.telemetry}
@@ -151,6 +151,9 @@ func (cs *chatSession) replay(ctx context.Context, script []tokenizer.Message) e
 // interactive reads user lines from in until EOF or /exit; /reset starts over.
 func (cs *chatSession) interactive(ctx context.Context, in io.Reader, prompt io.Writer) error {
 	fmt.Fprintln(prompt, "[chat: type a message and press Enter; /reset starts over, /exit or Ctrl-D ends]")
+	if cs.setup.Description != "" {
+		fmt.Fprintf(prompt, "[steering: %s]\n", cs.setup.Description)
+	}
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	system := cs.messages
@@ -190,7 +193,7 @@ func (cs *chatSession) turn(ctx context.Context, user string) error {
 	if len(ids) >= cs.m.Config.MaxPositions {
 		return fmt.Errorf("chat: the conversation (%d tokens) fills the model's context of %d tokens; /reset to start over", len(ids), cs.m.Config.MaxPositions)
 	}
-	opts := engine.GenerateOptions{Detokenizer: cs.m.Tokenizer, Hooks: cs.setup.compiled.Hooks}
+	opts := engine.GenerateOptions{Detokenizer: cs.m.Tokenizer, Hooks: cs.setup.Compiled.Hooks}
 	stops := append(append([]string(nil), cs.sf.stops...), cs.m.ChatStopStrings()...)
 	var stream *textStream
 	if !cs.asJSON {
@@ -209,8 +212,8 @@ func (cs *chatSession) turn(ctx context.Context, user string) error {
 	r := results[0]
 	cs.messages = append(cs.messages, tokenizer.Message{Role: "assistant", Content: r.Text})
 	var summary *steeringSummary
-	if cs.setup.active {
-		recs := cs.setup.compiled.Telemetry(r)
+	if cs.setup.Active {
+		recs := cs.setup.Compiled.Telemetry(r)
 		for _, rec := range recs {
 			cs.telemetry = append(cs.telemetry, chatTurnTelemetry{Turn: cs.turns, TelemetryRecord: rec})
 		}
@@ -219,7 +222,7 @@ func (cs *chatSession) turn(ctx context.Context, user string) error {
 				return err
 			}
 		}
-		summary = cs.setup.summarize(recs)
+		summary = summarize(cs.setup, recs)
 	}
 	defer func() { cs.turns++ }()
 	if cs.asJSON {

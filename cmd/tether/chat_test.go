@@ -101,7 +101,9 @@ func TestChatInteractive(t *testing.T) {
 	if err := runChat([]string{"--model", f.model, "--temperature", "0", "-n", "4", "--axis", f.axis, "--cap-layers", "3", "--cap-tau", "9"}); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out.String(), "[axis projection at layer 3: mean") {
+	// The projection is reported at the axis file's axis_layer 2, not at the capped layer 3
+	// (steer.DefaultMeasureLayer); the cap at layer 3 still acts on every token.
+	if !strings.Contains(out.String(), "[axis projection at layer 2: mean") || !strings.Contains(out.String(), "cap acted on 4 of 4 tokens") {
 		t.Fatalf("text output lacks the projection summary: %q", out.String())
 	}
 }

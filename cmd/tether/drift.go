@@ -8,7 +8,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -17,7 +16,6 @@ import (
 
 	"tether/bench"
 	"tether/model"
-	"tether/probe"
 )
 
 func init() {
@@ -39,7 +37,7 @@ func runBenchDrift(args []string) error {
 	maxTokens := fs.Int("max-tokens", bench.DefaultDriftMaxTokens, "max new tokens per assistant turn")
 	temperature := fs.Float64("temperature", bench.DefaultDriftTemperature, "sampling temperature (0: greedy)")
 	topP := fs.Float64("top-p", bench.DefaultDriftTopP, "nucleus sampling top-p")
-	projLayer := fs.Int("projection-layer", -1, "layer whose axis projection is measured (default: the axis file's axis_layer, else the middle of the capped range)")
+	projLayer := fs.Int("projection-layer", -1, "layer whose axis projection is measured (default: the axis file's axis_layer, else the reference's layer for the model, else the middle layer)")
 	simUser := fs.String("simulated-user", "", "a local model (or self) writes the user turns after the first, from the scenario's persona")
 	judge := fs.String("judge", "", "a local model (or self) judges consistency (prompt-to-line, line-to-line, Q&A) per turn")
 	domains := fs.String("domains", "", "only these domains (comma-separated)")
@@ -86,7 +84,7 @@ func runBenchDrift(args []string) error {
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
 
-	opts, err := driftOptionsFromFlags(ctx, fs, &stf, m, *projLayer)
+	opts, err := driftOptionsFromFlags(fs, &stf, m, *projLayer)
 	if err != nil {
 		return err
 	}
@@ -137,7 +135,7 @@ func runBenchDrift(args []string) error {
 		return fmt.Errorf("bench drift: interrupted; %d conversations are saved in %s; run the same command again to continue", lastDone, *out)
 	}
 	if err != nil {
-		return err
+		return flagError(err, driftFlagNames(&stf))
 	}
 	elapsed := lastAt.Sub(started)
 	fmt.Printf("drift benchmark of %s: %d scenario(s) x 2 arms x %d seeds, projection at layer %d, caps at layers %v (tau %v)\n",
@@ -221,45 +219,37 @@ func scenarioDomains(scs []bench.Scenario) []string {
 	return ds
 }
 
-// driftOptionsFromFlags turns the capping flags (the code of `tether chat`)
-// into the drift benchmark's axis, cap layers, taus and projection layer.
-func driftOptionsFromFlags(ctx context.Context, fs *pflag.FlagSet, stf *steerFlags, m *model.Model, projLayer int) (bench.DriftOptions, error) {
+// driftOptionsFromFlags turns the capping flags (those of `tether chat`) and
+// --projection-layer into the drift benchmark's axis and steering Spec.
+func driftOptionsFromFlags(fs *pflag.FlagSet, stf *steerFlags, m *model.Model, projLayer int) (bench.DriftOptions, error) {
 	var o bench.DriftOptions
-	setup, err := stf.build(ctx, fs, m)
+	spec, err := stf.spec(fs)
 	if err != nil {
 		return o, fmt.Errorf("bench drift: %w", err)
 	}
-	ax := setup.axis
+	if projLayer >= 0 {
+		spec.MeasureLayer = &projLayer
+	}
+	if err := validSpec(spec, driftFlagNames(stf)); err != nil {
+		return o, fmt.Errorf("bench drift: %w", err)
+	}
+	ax, err := stf.readAxis()
+	if err != nil {
+		return o, err
+	}
 	if err := warnAxisRendering(warnOut, stf.axisPath, ax, m); err != nil {
 		return o, fmt.Errorf("bench drift: %w", err)
 	}
-	o.Axis, o.AxisPath = ax, stf.axisPath
-	o.CapLayers = setup.capLayers
-	for _, l := range setup.capLayers {
-		h := setup.compiled.Hooks[l]
-		if h == nil || len(h.Clamps) != 1 {
-			return o, fmt.Errorf("bench drift: layer %d: expected one cap from the capping flags", l)
-		}
-		o.CapTaus = append(o.CapTaus, h.Clamps[0].Lo)
-	}
-	if fs.Changed("cap-percentile") {
-		o.CapPercentile = stf.capPercentile
-	}
-	L := m.Config.NumLayers
-	switch {
-	case projLayer >= L:
-		return o, fmt.Errorf("bench drift: --projection-layer %d out of range: the model has %d layers (0..%d)", projLayer, L, L-1)
-	case projLayer >= 0:
-		o.ProjectionLayer = projLayer
-	default:
-		o.ProjectionLayer = setup.measureLayer
-		if v, ok := ax.Extra[probe.AxisLayerKey]; ok {
-			if l, err := strconv.Atoi(v); err == nil && l >= 0 && l < L {
-				o.ProjectionLayer = l
-			}
-		}
-	}
+	o.Axis, o.AxisPath, o.Steering = ax, stf.axisPath, spec
 	return o, nil
+}
+
+// driftFlagNames maps the fields of the steering Spec to the drift
+// benchmark's flags.
+func driftFlagNames(stf *steerFlags) map[string]string {
+	names := stf.flagNames()
+	names["measure_layer"] = "--projection-layer"
+	return names
 }
 
 // openHelperModel opens a simulated user or judge: "self" is the model under

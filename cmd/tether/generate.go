@@ -84,14 +84,14 @@ type steeringSummary struct {
 }
 
 // summarize digests telemetry; nil when there is nothing to report.
-func (s *steerSetup) summarize(recs []steer.TelemetryRecord) *steeringSummary {
-	if !s.summary {
+func summarize(s *steer.Setup, recs []steer.TelemetryRecord) *steeringSummary {
+	if !s.Reports {
 		return nil
 	}
-	sm := steer.Summarize(recs, s.measureLayer)
+	sm := steer.Summarize(recs, s.MeasureLayer)
 	return &steeringSummary{Layer: sm.Layer, MeanProjection: jsonFloat(sm.MeanAfter), MeanBefore: jsonFloat(sm.MeanBefore),
 		CappedTokens: sm.CappedTokens, Tokens: sm.Tokens, CappedFraction: sm.CappedFraction,
-		SteerUnits: s.steerUnits, SteerCoef: s.steerCoef}
+		SteerUnits: s.AddUnits, SteerCoef: s.AddCoef}
 }
 
 // String is the one-line form printed after an answer.
@@ -170,14 +170,17 @@ func runGenerate(args []string) error {
 	}
 	if asChat {
 		// A plain prompt is not rendered as a chat: only a chat compares with the axis's rendering.
-		if err := warnAxisRendering(warnOut, stf.axisPath, setup.axis, m); err != nil {
+		if err := warnAxisRendering(warnOut, stf.axisPath, stf.axisOf(setup), m); err != nil {
 			return fmt.Errorf("generate: %w", err)
 		}
+	}
+	if setup.Description != "" && !*asJSON {
+		fmt.Fprintf(os.Stderr, "[steering: %s]\n", setup.Description)
 	}
 	var stream *textStream
 	// The text is the prompt's continuation, as in Decode(prompt+generated):
 	// decoding the generated ids alone would drop the first word's space.
-	opts := engine.GenerateOptions{Detokenizer: tokenizer.NewContinuation(m.Tokenizer, ids), Hooks: setup.compiled.Hooks}
+	opts := engine.GenerateOptions{Detokenizer: tokenizer.NewContinuation(m.Tokenizer, ids), Hooks: setup.Compiled.Hooks}
 	if !*asJSON {
 		stream = newTextStream(m.Tokenizer, ids, stops)
 		opts.OnToken = func(_ int, tok int) { stream.push(tok) }
@@ -193,14 +196,14 @@ func runGenerate(args []string) error {
 	}
 	r := results[0]
 	var summary *steeringSummary
-	if setup.active {
-		recs := setup.compiled.Telemetry(r)
+	if setup.Active {
+		recs := setup.Compiled.Telemetry(r)
 		if stf.telemetry != "" {
 			if err := steer.WriteTelemetryFile(stf.telemetry, recs); err != nil {
 				return err
 			}
 		}
-		summary = setup.summarize(recs)
+		summary = summarize(setup, recs)
 	}
 	t := timings{LoadMS: ms(m.LoadTime), PrefillMS: ms(r.PrefillDuration), DecodeMS: ms(r.DecodeDuration),
 		PrefillTPS: rate(len(ids), r.PrefillDuration), DecodeTPS: rate(len(r.Tokens)-1, r.DecodeDuration)}

@@ -12,6 +12,7 @@ import (
 	"tether/axis"
 	"tether/model"
 	"tether/probe"
+	"tether/steer"
 )
 
 func init() {
@@ -25,7 +26,7 @@ func runProject(args []string) error {
 	ref := fs.String("model", "", "model directory or Hugging Face id (the model the axis was built from)")
 	axisPath := fs.String("axis", "", "axis file (axis.safetensors)")
 	convPath := fs.String("conversation", "", "conversation file (JSON messages, see docs/conversations.md)")
-	layer := fs.Int("layer", -1, "layer to read (default: the axis file's axis_layer, else the middle layer)")
+	layer := fs.Int("layer", -1, "layer to read (default: the axis file's axis_layer, else the reference's layer for the model, else the middle layer)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	backend := addBackendFlag(fs)
 	thinking := addThinkingFlag(fs)
@@ -47,19 +48,21 @@ func runProject(args []string) error {
 		return err
 	}
 	defer m.Close()
-	if err := probe.CheckAxisForModel(a, m, *allowOther); err != nil {
-		return fmt.Errorf("project: %s: %w", *axisPath, err)
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer cancel()
+	// Resolve checks the axis against the model and chooses the layer (steer.DefaultMeasureLayer).
+	spec := steer.Spec{AllowOtherModel: *allowOther}
+	if *layer >= 0 {
+		spec.MeasureLayer = layer
+	}
+	setup, err := steer.Resolve(ctx, spec, a, steer.ForModel(m))
+	if err != nil {
+		return fmt.Errorf("project: %w", flagError(err, map[string]string{"axis": *axisPath, "measure_layer": "--layer"}))
 	}
 	if err := warnAxisRendering(warnOut, *axisPath, a, m); err != nil {
 		return fmt.Errorf("project: %w", err)
 	}
-	l := *layer
-	if l < 0 {
-		l = probe.ProjectionLayer(a)
-	}
-	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer cancel()
-	res, err := probe.ProjectConversation(ctx, m, a, msgs, l)
+	res, err := probe.ProjectConversation(ctx, m, a, msgs, setup.MeasureLayer)
 	if err != nil {
 		return err
 	}

@@ -1,11 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math"
-	"os"
 	"strconv"
 	"strings"
 
@@ -38,6 +37,7 @@ type steerFlags struct {
 	newestOnly    bool
 	telemetry     string
 	measureLayer  int
+	allowOther    bool
 }
 
 func addSteerFlags(fs *pflag.FlagSet, s *steerFlags) {
@@ -56,7 +56,8 @@ func addSteerFlags(fs *pflag.FlagSet, s *steerFlags) {
 	fs.Float64Var(&s.ablateValue, "ablate-value", 0, "with --ablate: set the axis projection to this value instead of 0")
 	fs.BoolVar(&s.newestOnly, "newest-only", false, "intervene on the newest position of each step only (default: every position)")
 	fs.StringVar(&s.telemetry, "telemetry", "", "write per-token, per-layer projections before/after the intervention to this JSONL file")
-	fs.IntVar(&s.measureLayer, "measure-layer", -1, "layer whose axis projection is reported (default: middle of the capped range, the axis file's axis_layer, or the model's middle layer)")
+	fs.IntVar(&s.measureLayer, "measure-layer", -1, "layer whose axis projection is reported (default: the axis file's axis_layer, else the reference's layer for the model, else the middle layer; without an axis, the middle capped layer of --cap-experiment)")
+	fs.BoolVar(&s.allowOther, "allow-other-model", false, "accept an axis file built from a model with another config.json (same shape)")
 	limit(fs, "cap-percentile", between(0, 100))
 	limit(fs, "steer-coef", finite())
 	limit(fs, "ablate-value", finite())
@@ -72,274 +73,147 @@ func (s *steerFlags) checkOutputs() error {
 	return checkOutputFile("telemetry", s.telemetry, "telemetry.jsonl")
 }
 
-// steerSetup is what the flags compile to for one model.
-type steerSetup struct {
-	compiled *steer.Compiled
-	// active reports whether any intervention or telemetry was requested.
-	active bool
-	// capLayers are the capped layers (empty without a cap).
-	capLayers []int
-	// measureLayer is where the mean projection is reported (-1: nothing recorded there).
-	measureLayer int
-	// summary reports whether the mean projection/capped fraction can be shown.
-	summary bool
-	// steerUnits and steerCoef are the add-steering settings ("" without --steer); steerUnits
-	// is "norm" with --steer-norm-units.
-	steerUnits string
-	steerCoef  float64
-	// axis is the --axis file (nil without one).
-	axis *axis.Axis
-}
-
-// build validates the flags against the model and compiles them.
-func (s *steerFlags) build(ctx context.Context, fs *pflag.FlagSet, m *model.Model) (*steerSetup, error) {
-	cfg := m.Config
-	H, L := cfg.HiddenSize, cfg.NumLayers
-	setup := &steerSetup{compiled: &steer.Compiled{}, measureLayer: -1}
-	changed := func(n string) bool { return fs.Changed(n) }
-	if changed("cap-percentile") && changed("cap-tau") {
-		return nil, usageErrorf("--cap-percentile and --cap-tau are exclusive: give one")
-	}
+// spec turns the flags into a steering Spec. The checks here are about which flags need which;
+// what the values mean is checked by steer (Spec.Validate, Resolve).
+func (s *steerFlags) spec(fs *pflag.FlagSet) (steer.Spec, error) {
+	changed := fs.Changed
+	var spec steer.Spec
 	if s.capLayers == "" && (changed("cap-percentile") || changed("cap-tau")) {
-		return nil, usageErrorf("--cap-percentile/--cap-tau need --cap-layers")
+		return spec, usageErrorf("--cap-percentile/--cap-tau need --cap-layers")
 	}
-	if err := s.checkExperimentFlags(changed); err != nil {
-		return nil, err
+	if (s.capExperiment == "") != (s.cappingConfig == "") {
+		return spec, usageErrorf("--cap-experiment and --capping-config go together: give both")
+	}
+	if s.capExperiment != "" && (s.capLayers != "" || changed("cap-percentile") || changed("cap-tau")) {
+		return spec, usageErrorf("--cap-experiment sets the capped layers and thresholds itself: drop --cap-layers/--cap-percentile/--cap-tau")
 	}
 	if s.steerPath == "" && (changed("steer-layers") || changed("steer-coef") || changed("steer-norm-units") || changed("steer-units")) {
-		return nil, usageErrorf("--steer-layers/--steer-coef/--steer-units/--steer-norm-units need --steer")
-	}
-	if s.steerUnits != steer.UnitsRaw && s.steerUnits != steer.UnitsUnit {
-		return nil, usageErrorf("--steer-units %q: expected %s or %s", s.steerUnits, steer.UnitsRaw, steer.UnitsUnit)
-	}
-	if s.steerNorm && changed("steer-units") && s.steerUnits == steer.UnitsRaw {
-		return nil, usageErrorf("--steer-norm-units normalises the vector: it cannot be combined with --steer-units raw")
+		return spec, usageErrorf("--steer-layers/--steer-coef/--steer-units/--steer-norm-units need --steer")
 	}
 	if s.ablate == "" && changed("ablate-value") {
-		return nil, usageErrorf("--ablate-value needs --ablate")
+		return spec, usageErrorf("--ablate-value needs --ablate")
 	}
-	var ax *axis.Axis
-	if s.axisPath != "" {
-		var err error
-		if ax, err = axis.Read(s.axisPath); err != nil {
-			return nil, err
-		}
-		if err := steer.CheckAxis(ax, H, L); err != nil {
-			return nil, fmt.Errorf("--axis %s: %w", s.axisPath, err)
-		}
-		setup.axis = ax
+	if s.axisPath == "" && (s.capLayers != "" || s.ablate != "") {
+		return spec, usageErrorf("--cap-layers and --ablate act along the axis: give --axis")
 	}
-	if ax == nil && (s.capLayers != "" || s.ablate != "") {
-		return nil, usageErrorf("--cap-layers and --ablate act along the axis: give --axis")
-	}
-	if s.measureLayer >= L {
-		return nil, fmt.Errorf("--measure-layer %d out of range: the model has %d layers (0..%d)", s.measureLayer, L, L-1)
-	}
-
-	plan := steer.Plan{NewestOnly: s.newestOnly, Monitor: map[int][]float32{}}
 	if s.capLayers != "" {
-		layers, err := steer.ParseLayers(s.capLayers, L)
-		if err != nil {
-			return nil, fmt.Errorf("--cap-layers: %w", err)
+		spec.Cap = &steer.CapSpec{Layers: s.capLayers}
+		if changed("cap-percentile") {
+			p := s.capPercentile
+			spec.Cap.Percentile = &p
 		}
-		var taus []float32
-		switch {
-		case changed("cap-tau"):
+		if changed("cap-tau") {
 			vals, err := parseFloatList(s.capTau)
 			if err != nil {
-				return nil, fmt.Errorf("--cap-tau: %w", err)
+				return spec, fmt.Errorf("--cap-tau: %w", err)
 			}
-			if taus, err = steer.ExpandTaus(vals, layers); err != nil {
-				return nil, fmt.Errorf("--cap-tau: %w", err)
+			for _, v := range vals {
+				spec.Cap.Tau = append(spec.Cap.Tau, float64(v))
 			}
-		case changed("cap-percentile"):
-			if taus, err = steer.AxisTaus(ax, layers, s.capPercentile); err != nil {
-				return nil, fmt.Errorf("--cap-percentile: %w", err)
-			}
-		default:
-			return nil, fmt.Errorf("--cap-layers needs a threshold: --cap-percentile P (calibrated in the axis file: %v) or --cap-tau T", ax.Percentiles)
 		}
-		caps, err := steer.AxisCaps(ax, layers, taus)
-		if err != nil {
-			return nil, err
-		}
-		plan.Interventions = append(plan.Interventions, caps...)
-		setup.capLayers = layers
 	}
 	if s.capExperiment != "" {
-		caps, err := s.experimentCaps(H, L)
-		if err != nil {
-			return nil, err
-		}
-		plan.Interventions = append(plan.Interventions, caps...)
-		setup.capLayers = capLayersOf(caps)
-	}
-	if s.ablate != "" {
-		layers, err := steer.ParseLayers(s.ablate, L)
-		if err != nil {
-			return nil, fmt.Errorf("--ablate: %w", err)
-		}
-		abl, err := steer.AxisAblations(ax, layers, float32(s.ablateValue))
-		if err != nil {
-			return nil, err
-		}
-		plan.Interventions = append(plan.Interventions, abl...)
+		spec.Experiment = &steer.ExperimentSpec{ID: s.capExperiment, CappingConfig: s.cappingConfig}
 	}
 	if s.steerPath != "" {
-		adds, steerAxis, err := s.steerAdds(ctx, m, ax)
-		if err != nil {
-			return nil, err
-		}
-		if ax == nil {
-			ax = steerAxis
-		}
-		if ax == nil {
-			// Telemetry along the control vector's own directions.
-			for _, a := range adds {
-				plan.Monitor[a.Layer] = a.Vector
-			}
-		}
-		plan.Interventions = append(plan.Interventions, adds...)
-		setup.steerUnits, setup.steerCoef = s.steerUnits, s.steerCoef
-		if s.steerNorm {
-			setup.steerUnits = "norm"
+		spec.Add = &steer.AddSpec{Vector: s.steerPath, Layers: s.steerLayers, Coef: s.steerCoef, NormUnits: s.steerNorm}
+		if changed("steer-units") {
+			spec.Add.Units = s.steerUnits
 		}
 	}
-	// With an axis the projection is always reported (a monitor never
-	// changes the stream).
-	setup.active = len(plan.Interventions) > 0 || s.telemetry != "" || ax != nil
-	if ax != nil {
-		setup.measureLayer = s.measureLayer
-		if setup.measureLayer < 0 {
-			setup.measureLayer = defaultMeasureLayer(setup.capLayers, ax, L)
-		}
-		plan.Monitor[setup.measureLayer] = ax.Axis[setup.measureLayer]
-		for _, iv := range plan.Interventions {
-			plan.Monitor[iv.Layer] = ax.Axis[iv.Layer]
-		}
-		setup.summary = true
-	} else if s.capExperiment != "" {
-		if err := s.monitorExperiment(&plan, setup); err != nil {
-			return nil, err
-		}
-	} else if s.measureLayer >= 0 {
-		return nil, usageErrorf("--measure-layer needs an axis (--axis, or --steer with an axis file)")
+	if s.ablate != "" {
+		spec.Ablate = &steer.AblateSpec{Layers: s.ablate, Value: s.ablateValue}
 	}
-	plan.Record = setup.active && (setup.summary || len(plan.Monitor) > 0)
-	if !setup.active {
-		return setup, nil
+	if s.measureLayer >= 0 {
+		l := s.measureLayer
+		spec.MeasureLayer = &l
 	}
-	c, err := steer.Compile(plan, H, L)
+	spec.NewestOnly, spec.Telemetry, spec.AllowOtherModel = s.newestOnly, s.telemetry != "", s.allowOther
+	return spec, nil
+}
+
+// validSpec is spec (the flags as a Spec) checked by Spec.Validate: a spec that does not
+// validate is a mistake in the command line (a usage error naming the flag).
+func validSpec(spec steer.Spec, names map[string]string) error {
+	if err := spec.Validate(); err != nil {
+		return usageError{flagError(err, names)}
+	}
+	return nil
+}
+
+// readAxis reads --axis (nil without one).
+func (s *steerFlags) readAxis() (*axis.Axis, error) {
+	if s.axisPath == "" {
+		return nil, nil
+	}
+	return axis.Read(s.axisPath)
+}
+
+// build turns the flags into a Spec and resolves it for the model.
+func (s *steerFlags) build(ctx context.Context, fs *pflag.FlagSet, m *model.Model) (*steer.Setup, error) {
+	spec, err := s.spec(fs)
 	if err != nil {
 		return nil, err
 	}
-	setup.compiled = c
+	if err := validSpec(spec, s.flagNames()); err != nil {
+		return nil, err
+	}
+	ax, err := s.readAxis()
+	if err != nil {
+		return nil, err
+	}
+	setup, err := steer.Resolve(ctx, spec, ax, steer.ForModel(m))
+	if err != nil {
+		return nil, flagError(err, s.flagNames())
+	}
 	return setup, nil
 }
 
-// steerAdds reads --steer (a control vector GGUF or an axis file) and
-// returns its adds; steerAxis is the axis when the file is one.
-func (s *steerFlags) steerAdds(ctx context.Context, m *model.Model, ax *axis.Axis) (adds []steer.Intervention, steerAxis *axis.Axis, err error) {
-	cfg := m.Config
-	L := cfg.NumLayers
-	var layers []int
-	if s.steerLayers != "" {
-		if layers, err = steer.ParseLayers(s.steerLayers, L); err != nil {
-			return nil, nil, fmt.Errorf("--steer-layers: %w", err)
-		}
+// axisOf is the --axis file as setup resolved it (nil without --axis: an add's axis file is
+// not the --axis file).
+func (s *steerFlags) axisOf(setup *steer.Setup) *axis.Axis {
+	if s.axisPath == "" {
+		return nil
 	}
-	coef := float32(s.steerCoef)
-	if isGGUF(s.steerPath) {
-		cv, err := steer.ReadControlVector(s.steerPath)
-		if err != nil {
-			return nil, nil, err
-		}
-		if cv.Hidden != cfg.HiddenSize {
-			return nil, nil, fmt.Errorf("--steer %s: control vector has hidden size %d but the model has %d", s.steerPath, cv.Hidden, cfg.HiddenSize)
-		}
-		if last := cv.Layers()[len(cv.Layers())-1]; last >= L && layers == nil {
-			return nil, nil, fmt.Errorf("--steer %s: control vector has a direction for layer %d but the model has %d layers", s.steerPath, last, L)
-		}
-		if adds, err = steer.ControlVectorAdds(cv, layers, coef); err != nil {
-			return nil, nil, fmt.Errorf("--steer %s: %w", s.steerPath, err)
-		}
-		if err := steer.ApplyUnits(adds, s.steerUnits); err != nil {
-			return nil, nil, fmt.Errorf("--steer %s: %w", s.steerPath, err)
-		}
-	} else {
-		sa, err := axis.Read(s.steerPath)
-		if err != nil {
-			return nil, nil, fmt.Errorf("--steer %s: not a GGUF control vector, and as an axis file: %w", s.steerPath, err)
-		}
-		if err := steer.CheckAxis(sa, cfg.HiddenSize, L); err != nil {
-			return nil, nil, fmt.Errorf("--steer %s: %w", s.steerPath, err)
-		}
-		if layers == nil {
-			return nil, nil, fmt.Errorf("--steer with an axis file needs --steer-layers")
-		}
-		if adds, err = steer.AxisAdds(sa, layers, coef, s.steerUnits); err != nil {
-			return nil, nil, err
-		}
-		steerAxis = sa
-	}
-	if !s.steerNorm {
-		return adds, steerAxis, nil
-	}
-	var addLayers []int
-	for i := range adds {
-		u, err := steer.Unit(adds[i].Vector)
-		if err != nil {
-			return nil, nil, fmt.Errorf("--steer %s: layer %d: %w", s.steerPath, adds[i].Layer, err)
-		}
-		adds[i].Vector = u
-		addLayers = append(addLayers, adds[i].Layer)
-	}
-	var norms map[int]float64
-	normAxis := ax
-	if normAxis == nil {
-		normAxis = steerAxis
-	}
-	if normAxis != nil && normAxis.DefaultMean != nil { // an imported axis has none: measure
-		norms, err = steer.NormsFromAxis(normAxis, addLayers)
-	} else {
-		var ids []int
-		if ids, err = m.PlainPrompt(steer.NeutralPrompt); err == nil {
-			norms, err = steer.MeanResidualNorms(ctx, m.Engine, ids, addLayers)
-		}
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("--steer-norm-units: %w", err)
-	}
-	if err := steer.ScaleByNorms(adds, norms); err != nil {
-		return nil, nil, err
-	}
-	return adds, steerAxis, nil
+	return setup.Axis
 }
 
-// defaultMeasureLayer is the middle of the capped range, else the axis
-// file's "axis_layer" metadata, else the model's middle layer.
-func defaultMeasureLayer(capLayers []int, ax *axis.Axis, numLayers int) int {
-	if len(capLayers) > 0 {
-		return capLayers[len(capLayers)/2]
+// flagNames maps the fields of a steering Spec to the flags that set them.
+func (s *steerFlags) flagNames() map[string]string {
+	return map[string]string{
+		"axis":                      "--axis " + s.axisPath,
+		"cap":                       "--cap-percentile/--cap-tau",
+		"cap.layers":                "--cap-layers",
+		"cap.percentile":            "--cap-percentile",
+		"cap.tau":                   "--cap-tau",
+		"experiment":                "--cap-experiment",
+		"experiment.id":             "--cap-experiment",
+		"experiment.capping_config": "--capping-config",
+		"add":                       "--steer",
+		"add.vector":                "--steer",
+		"add.layers":                "--steer-layers",
+		"add.coef":                  "--steer-coef",
+		"add.units":                 "--steer-units",
+		"add.norm_units":            "--steer-norm-units",
+		"ablate":                    "--ablate",
+		"ablate.layers":             "--ablate",
+		"ablate.value":              "--ablate-value",
+		"measure_layer":             "--measure-layer",
 	}
-	if v, ok := ax.Extra["axis_layer"]; ok {
-		if l, err := strconv.Atoi(v); err == nil && l >= 0 && l < numLayers {
-			return l
-		}
-	}
-	return numLayers / 2
 }
 
-// isGGUF reports whether the file starts with the GGUF magic.
-func isGGUF(path string) bool {
-	f, err := os.Open(path)
-	if err != nil {
-		return strings.HasSuffix(strings.ToLower(path), ".gguf")
+// flagError names the flag behind a steer.FieldError (names maps spec fields to flags; an
+// index such as "cap.tau[1]" maps as its field); other errors are returned as they are.
+func flagError(err error, names map[string]string) error {
+	var fe *steer.FieldError
+	if !errors.As(err, &fe) {
+		return err
 	}
-	defer f.Close()
-	head := make([]byte, 4)
-	n, _ := f.Read(head)
-	return bytes.Equal(head[:n], []byte("GGUF"))
+	field, _, _ := strings.Cut(fe.Field, "[")
+	if flag, ok := names[field]; ok {
+		return fmt.Errorf("%s: %s", flag, fe.Problem)
+	}
+	return err
 }
 
 // parseFloatList parses "1.5" or "1,2,3"; "-inf" is accepted.

@@ -146,7 +146,7 @@ func TestGenerateCapping(t *testing.T) {
 	capped := generateJSON(t, f, "--axis", f.axis, "--cap-layers", "1:4", "--cap-tau", "5", "--telemetry", tel)
 	s := capped.Steering
 	if s == nil || s.Tokens != len(capped.IDs) || s.CappedFraction != 1 || s.Layer != 2 {
-		t.Fatalf("summary %+v for %d tokens (measure layer should be the middle of 1:4, i.e. 2)", s, len(capped.IDs))
+		t.Fatalf("summary %+v for %d tokens (measure layer should be the axis file's axis_layer 2)", s, len(capped.IDs))
 	}
 	if math.Abs(s.MeanProjection-tau) > 1e-4 || s.MeanBefore >= tau {
 		t.Fatalf("summary %+v: mean after cap should be tau %g, before below it", s, tau)
@@ -160,9 +160,10 @@ func TestGenerateCapping(t *testing.T) {
 			t.Fatalf("telemetry line %d: %v", i, r)
 		}
 	}
-	// The 25th percentile of the file works too.
+	// The 25th percentile of the file works too; the projection is still measured at the axis
+	// file's axis_layer (2), not at the capped layer (steer.DefaultMeasureLayer).
 	pct := generateJSON(t, f, "--axis", f.axis, "--cap-layers", "3", "--cap-percentile", "25")
-	if pct.Steering == nil || pct.Steering.Layer != 3 {
+	if pct.Steering == nil || pct.Steering.Layer != 2 {
 		t.Fatalf("percentile run summary %+v", pct.Steering)
 	}
 }
@@ -235,7 +236,7 @@ func TestSteerFlagErrors(t *testing.T) {
 		{[]string{"--axis", f.wrongAxis, "--cap-layers", "1", "--cap-tau", "1"}, "hidden size 32 but the model has 64"},
 		{[]string{"--steer-layers", "1"}, "need --steer"},
 		{[]string{"--steer", bad}, "control vector"},
-		{[]string{"--steer", f.axis}, "needs --steer-layers"},
+		{[]string{"--steer", f.axis}, "--steer-layers: needed when the vector is an axis file"},
 		{[]string{"--steer", f.gguf, "--steer-layers", "0"}, "no direction for layer 0"},
 		{[]string{"--ablate", "1"}, "give --axis"},
 		{[]string{"--axis", f.axis, "--measure-layer", "6"}, "out of range"},
