@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"slices"
 
+	"tether/axis"
 	"tether/engine"
 	"tether/steer"
 )
@@ -47,8 +48,9 @@ type SteerReport struct {
 // SteerOverhead measures decode speed at batch 1 with and without capping
 // on Layers, in the same run: after one warm-up of each variant (graph
 // compilation), the variants alternate Repeats times and the best rate of
-// each is kept. The caps use random unit directions at tau 0: the cost of a
-// cap does not depend on its values or on whether it acts.
+// each is kept. The caps are those steer.Resolve makes of a cap spec on
+// Layers at tau 0 along a random axis: the cost of a cap does not depend on
+// its values or on whether it acts.
 func SteerOverhead(ctx context.Context, m *engine.Model, o SteerOptions) (SteerReport, error) {
 	cfg := m.Config()
 	if o.PromptTokens <= 0 {
@@ -68,14 +70,21 @@ func SteerOverhead(ctx context.Context, m *engine.Model, o SteerOptions) (SteerR
 		}
 	}
 	rng := rand.New(rand.NewPCG(11, 12))
-	var caps []steer.Intervention
-	for _, l := range o.Layers {
+	ax := &axis.Axis{Model: "random", Layers: cfg.NumLayers, Hidden: cfg.HiddenSize}
+	for range cfg.NumLayers {
 		v := make([]float32, cfg.HiddenSize)
 		for i := range v {
 			v[i] = float32(rng.NormFloat64())
 		}
-		caps = append(caps, steer.Intervention{Kind: steer.KindCap, Layer: l, Vector: v, Tau: 0})
+		ax.Axis = append(ax.Axis, v)
 	}
+	spec := steer.Spec{Cap: &steer.CapSpec{Layers: steer.FormatLayers(o.Layers), Tau: []float64{0}}}
+	setup, err := steer.Resolve(ctx, spec, ax, steer.Model{Name: "bench steer", Layers: cfg.NumLayers, Hidden: cfg.HiddenSize})
+	if err != nil {
+		return SteerReport{}, fmt.Errorf("bench steer: %w", err)
+	}
+	// The two variants: the resolved caps alone, and with telemetry.
+	caps := setup.Plan.Interventions
 	capped, err := steer.Compile(steer.Plan{Interventions: caps}, cfg.HiddenSize, cfg.NumLayers)
 	if err != nil {
 		return SteerReport{}, fmt.Errorf("bench steer: %w", err)
