@@ -19,6 +19,12 @@
 // role-minus-default direction v = -u with threshold -tau,
 // h <- h - max(0, <h,v> - (-tau)) * v, is the same map.
 //
+// The file's policy lives here too, once: its metadata keys (LayerKey,
+// ConfigKey, ArchitectureKey), the layer the axis is read at by default
+// (DefaultLayer), whether it fits a model (Axis.CheckModel: layer count,
+// hidden size, config.json sha256) and the unit vector (Axis.Unit,
+// UnitVector).
+//
 // ImportReference reads the reference project's axis.pt into an Axis with no
 // default mean, role means or tau (its metadata records the source file, its
 // sha256 and what is unknown); ReadCappingConfig reads its capping_config.pt,

@@ -2,6 +2,35 @@
 // engine's hooks: capping along the Assistant Axis (the paper's floor),
 // adding a steering vector, and ablating a direction, on any set of layers.
 //
+// # Spec and Resolve
+//
+// Every command steers the same way. A Spec is the request as plain data
+// (JSON tags; layers in ParseLayers syntax, files by path): a cap at a
+// percentile of the axis calibration or at given taus, or a reference
+// capping experiment; an add; an ablation; newest-only; the measure layer;
+// telemetry. Spec.Validate checks it alone, with *FieldError errors naming
+// the field ("cap.percentile"). Resolve(ctx, spec, axis, model) checks the
+// axis against the model (axis.Axis.CheckModel), takes the thresholds,
+// reads the vector files, chooses the measure layer and compiles the engine
+// hooks into a Setup: Setup.Compiled.Hooks go to engine.Generate, Setup.Caps
+// are the taus applied per layer, Setup.MeasureLayer is where the projection
+// is reported, Setup.Description says it all in one line. The command line
+// only turns its flags into a Spec; bench drift takes the Spec and resolves
+// it; project resolves an empty Spec for its layer.
+//
+//	var spec steer.Spec // e.g. from {"cap": {"layers": "46:54", "percentile": 25}}
+//	setup, err := steer.Resolve(ctx, spec, ax, steer.ForModel(m))
+//	res, err := m.Engine.Generate(ctx, reqs, engine.GenerateOptions{Hooks: setup.Compiled.Hooks})
+//	recs := setup.Compiled.Telemetry(res[0])
+//
+// # Measure layer
+//
+// One rule (DefaultMeasureLayer) for every command: the layer the spec
+// names; else, with an axis, the axis file's default layer
+// (axis.DefaultLayer: its axis_layer metadata, else the reference's layer
+// for the model, else the middle layer), whichever layers are capped;
+// without an axis, for a capping experiment, the middle capped layer.
+//
 // # Conventions
 //
 // Layers are 0-based decoder block indices; an intervention on layer L acts
