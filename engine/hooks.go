@@ -227,7 +227,7 @@ func specKey(allLogits bool, specs []hookSpec, capture []int) string {
 	for _, s := range specs {
 		fmt.Fprintf(&b, "h%d:%v,%d,%v,%v;", s.layer, s.hasAdd, s.clamps, s.newestOnly, s.record)
 	}
-	fmt.Fprintf(&b, "cap=%v", capture)
+	fmt.Fprintf(&b, "capture=%v", capture)
 	return b.String()
 }
 

@@ -3,7 +3,6 @@ package probe
 import (
 	"encoding/json"
 	"fmt"
-	"math"
 	"sort"
 	"strconv"
 
@@ -119,11 +118,7 @@ func InspectAxis(a *axis.Axis, layer int) (*AxisInspection, error) {
 		_ = json.Unmarshal([]byte(v), &in.Counts)
 	}
 	for l := 0; l < a.Layers; l++ {
-		var n float64
-		for _, x := range a.Axis[l] {
-			n += float64(x) * float64(x)
-		}
-		il := InspectLayer{Layer: l, AxisNorm: math.Sqrt(n)}
+		il := InspectLayer{Layer: l, AxisNorm: axis.Norm(a.Axis[l])}
 		if cos != nil {
 			c := cos[l]
 			il.PC1Cosine = &c

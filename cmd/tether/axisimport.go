@@ -34,11 +34,8 @@ func runAxisImport(args []string) error {
 	}
 	lo, hi := math.Inf(1), math.Inf(-1)
 	for _, row := range a.Axis {
-		var s float64
-		for _, x := range row {
-			s += float64(x) * float64(x)
-		}
-		lo, hi = math.Min(lo, math.Sqrt(s)), math.Max(hi, math.Sqrt(s))
+		n := axis.Norm(row)
+		lo, hi = math.Min(lo, n), math.Max(hi, n)
 	}
 	model := a.Model
 	if model == "" {
