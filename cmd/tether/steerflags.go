@@ -103,13 +103,11 @@ func (s *steerFlags) spec(fs *pflag.FlagSet) (steer.Spec, error) {
 			spec.Cap.Percentile = &p
 		}
 		if changed("cap-tau") {
-			vals, err := parseFloatList(s.capTau)
+			taus, err := parseFloatList(s.capTau)
 			if err != nil {
 				return spec, fmt.Errorf("--cap-tau: %w", err)
 			}
-			for _, v := range vals {
-				spec.Cap.Tau = append(spec.Cap.Tau, float64(v))
-			}
+			spec.Cap.Tau = taus
 		}
 	}
 	if s.capExperiment != "" {
@@ -217,14 +215,14 @@ func flagError(err error, names map[string]string) error {
 }
 
 // parseFloatList parses "1.5" or "1,2,3"; "-inf" is accepted.
-func parseFloatList(s string) ([]float32, error) {
-	var out []float32
+func parseFloatList(s string) ([]float64, error) {
+	var out []float64
 	for _, p := range strings.Split(s, ",") {
 		x, err := strconv.ParseFloat(strings.TrimSpace(p), 64)
 		if err != nil || math.IsNaN(x) {
 			return nil, fmt.Errorf("%q: expected a number or a comma-separated list of numbers", s)
 		}
-		out = append(out, float32(x))
+		out = append(out, x)
 	}
 	return out, nil
 }
