@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"tether/axis"
@@ -169,11 +170,8 @@ func demoPersonaPipeline(ctx context.Context, m *model.Model, dir string) error 
 	if err != nil {
 		return err
 	}
-	caps, err := steer.AxisCaps(a, []int{layer}, []float32{b.Tau[1][layer]})
-	if err != nil {
-		return err
-	}
-	plan, err := steer.Compile(steer.Plan{Interventions: caps, Record: true}, m.Config.HiddenSize, m.Config.NumLayers)
+	p25 := 25.0
+	setup, err := steer.Resolve(ctx, steer.Spec{Cap: &steer.CapSpec{Layers: strconv.Itoa(layer), Percentile: &p25}}, a, steer.ForModel(m))
 	if err != nil {
 		return err
 	}
@@ -184,11 +182,11 @@ func demoPersonaPipeline(ctx context.Context, m *model.Model, dir string) error 
 	}
 	req := engine.Request{Prompt: prompt, MaxNewTokens: 32, StopTokens: m.StopTokens(), StopStrings: m.ChatStopStrings(),
 		Sampling: engine.SamplingParams{Temperature: 0.7, TopP: 0.9, Seed: 7}}
-	res, err := m.Engine.Generate(ctx, []engine.Request{req}, engine.GenerateOptions{Hooks: plan.Hooks, Detokenizer: m.Tokenizer})
+	res, err := m.Engine.Generate(ctx, []engine.Request{req}, engine.GenerateOptions{Hooks: setup.Compiled.Hooks, Detokenizer: m.Tokenizer})
 	if err != nil {
 		return err
 	}
-	st := steer.Summarize(plan.Telemetry(res[0]), layer)
+	st := steer.Summarize(setup.Compiled.Telemetry(res[0]), layer)
 	fmt.Printf("8. capped generation (floor at tau p25 on layer %d): the cap acted on %d of %d tokens; mean projection %.3f before, %.3f after\n   %s\n",
 		layer, st.CappedTokens, st.Tokens, st.MeanBefore, st.MeanAfter, oneLine(res[0].Text))
 
