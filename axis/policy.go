@@ -37,6 +37,18 @@ func DefaultLayer(a *Axis) (layer int, reason string) {
 	return d.AxisLayer, d.AxisLayerReason
 }
 
+// DefaultCap is the reference's capping setting for the model the axis was built from (its
+// ArchitectureKey metadata and shape, looked up in KnownModels): the capped layers in slice
+// notation, the percentile and the reason. ok is false when the reference published no capping
+// setting for that model.
+func DefaultCap(a *Axis) (layers string, percentile float64, reason string, ok bool) {
+	d := DefaultsFor(a.Extra[ArchitectureKey], a.Layers, a.Hidden)
+	if d.CapLayers == "" {
+		return "", 0, "", false
+	}
+	return d.CapLayers, d.CapPercentile, d.CapReason, true
+}
+
 // MetadataLayer is the layer the file's LayerKey metadata names, when it names one of its layers.
 func (a *Axis) MetadataLayer() (int, bool) {
 	l, err := strconv.Atoi(a.Extra[LayerKey])

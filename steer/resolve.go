@@ -119,14 +119,14 @@ func Resolve(ctx context.Context, spec Spec, ax *axis.Axis, m Model) (*Setup, er
 	plan := Plan{NewestOnly: spec.NewestOnly, Monitor: map[int][]float32{}}
 	var desc []string
 	if c := spec.Cap; c != nil {
-		caps, d, err := resolveCaps(c, ax, L)
+		caps, pct, d, err := resolveCaps(c, ax, L)
 		if err != nil {
 			return nil, err
 		}
 		plan.Interventions = append(plan.Interventions, caps...)
 		desc = append(desc, d)
-		if c.Percentile != nil {
-			s.CapPercentile = *c.Percentile
+		if pct != nil {
+			s.CapPercentile = *pct
 		}
 	}
 	if e := spec.Experiment; e != nil {
@@ -247,33 +247,46 @@ func (s *Setup) measure(spec Spec, plan *Plan) error {
 }
 
 // resolveCaps returns the caps of a CapSpec and a description.
-func resolveCaps(c *CapSpec, ax *axis.Axis, numLayers int) ([]Intervention, string, error) {
-	layers, err := ParseLayers(c.Layers, numLayers)
+func resolveCaps(c *CapSpec, ax *axis.Axis, numLayers int) ([]Intervention, *float64, string, error) {
+	sel, pct, note := c.Layers, c.Percentile, ""
+	if sel == DefaultCapLayers {
+		refLayers, refPct, reason, ok := axis.DefaultCap(ax)
+		if !ok {
+			return nil, nil, "", fieldErr("cap.layers", "%q: the reference published no capping setting for this axis's model (%s, %d layers x %d); give the layers",
+				DefaultCapLayers, ax.Extra[axis.ArchitectureKey], ax.Layers, ax.Hidden)
+		}
+		sel, note = refLayers, "; layers "+refLayers+" from the "+reason
+		if pct == nil && c.Tau == nil {
+			pct = &refPct
+			note = fmt.Sprintf("; layers %s and percentile %g from the %s", refLayers, refPct, reason)
+		}
+	}
+	layers, err := ParseLayers(sel, numLayers)
 	if err != nil {
-		return nil, "", fieldWrap("cap.layers", err)
+		return nil, nil, "", fieldWrap("cap.layers", err)
 	}
 	var taus []float32
 	var from string
-	if c.Percentile != nil {
-		if taus, err = AxisTaus(ax, layers, *c.Percentile); err != nil {
-			return nil, "", fieldWrap("cap.percentile", err)
+	if pct != nil {
+		if taus, err = AxisTaus(ax, layers, *pct); err != nil {
+			return nil, nil, "", fieldWrap("cap.percentile", err)
 		}
-		from = fmt.Sprintf("percentile %g of the axis file", *c.Percentile)
+		from = fmt.Sprintf("percentile %g of the axis file", *pct)
 	} else {
 		vals := make([]float32, len(c.Tau))
 		for i, t := range c.Tau {
 			vals[i] = float32(t)
 		}
 		if taus, err = ExpandTaus(vals, layers); err != nil {
-			return nil, "", fieldWrap("cap.tau", err)
+			return nil, nil, "", fieldWrap("cap.tau", err)
 		}
 		from = "given"
 	}
 	caps, err := AxisCaps(ax, layers, taus)
 	if err != nil {
-		return nil, "", fieldWrap("cap", err)
+		return nil, nil, "", fieldWrap("cap", err)
 	}
-	return caps, fmt.Sprintf("cap on layers %s at tau %v (%s)", FormatLayers(layers), taus, from), nil
+	return caps, pct, fmt.Sprintf("cap on layers %s at tau %v (%s%s)", FormatLayers(layers), taus, from, note), nil
 }
 
 // resolveExperiment reads the capping config and returns the experiment's caps.

@@ -194,3 +194,44 @@ func TestResolveAddFromAxisFile(t *testing.T) {
 		t.Fatalf("an axis file without add layers: %v", err)
 	}
 }
+
+// TestResolveDefaultCap: cap.layers "default" takes the reference's capping setting of the
+// axis's model from axis.KnownModels (a row planted for the hand axis's architecture and shape):
+// its layers and, unless a threshold is given, its percentile; an axis of a model the reference
+// has no setting for is refused with the field named.
+func TestResolveDefaultCap(t *testing.T) {
+	saved := axis.KnownModels
+	t.Cleanup(func() { axis.KnownModels = saved })
+	axis.KnownModels = append(slices.Clone(saved), axis.KnownModel{Name: "test/hand-6", Architecture: "HandForCausalLM",
+		Layers: 6, Hidden: 8, AxisLayer: 3, CapLayers: "2:4", CapPercentile: 10})
+	known := handAxis(map[string]string{axis.ArchitectureKey: "HandForCausalLM"})
+	for _, tc := range []struct {
+		name string
+		cap  CapSpec
+		want []LayerTau
+		pct  float64
+	}{
+		// Taus are p/100 + layer by construction (handAxis).
+		{"layers and percentile from the reference", CapSpec{Layers: DefaultCapLayers}, []LayerTau{{2, 2.1}, {3, 3.1}}, 10},
+		{"reference layers, percentile given", CapSpec{Layers: DefaultCapLayers, Percentile: ptr(25.0)}, []LayerTau{{2, 2.25}, {3, 3.25}}, 25},
+		{"reference layers, tau given", CapSpec{Layers: DefaultCapLayers, Tau: []float64{-1}}, []LayerTau{{2, -1}, {3, -1}}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := Resolve(t.Context(), Spec{Cap: &tc.cap}, known, handModel)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(s.Caps, tc.want) || s.CapPercentile != tc.pct {
+				t.Fatalf("caps %v (percentile %g), want %v (%g)", s.Caps, s.CapPercentile, tc.want, tc.pct)
+			}
+			if !strings.Contains(s.Description, "test/hand-6") {
+				t.Fatalf("description %q does not say where the layers came from", s.Description)
+			}
+		})
+	}
+	_, err := Resolve(t.Context(), Spec{Cap: &CapSpec{Layers: DefaultCapLayers}}, handAxis(nil), handModel)
+	var fe *FieldError
+	if !errors.As(err, &fe) || fe.Field != "cap.layers" || !strings.Contains(err.Error(), "no capping setting") {
+		t.Fatalf("unknown model: got %v, want a cap.layers error saying the reference has no setting", err)
+	}
+}

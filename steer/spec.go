@@ -31,10 +31,16 @@ type Spec struct {
 	AllowOtherModel bool `json:"allow_other_model,omitempty"`
 }
 
+// DefaultCapLayers, as CapSpec.Layers, asks for the reference project's published capping setting
+// of the axis's model (axis.DefaultCap: e.g. layers 46:54 at the 25th percentile for Qwen3-32B).
+const DefaultCapLayers = "default"
+
 // CapSpec is a cap on the unit axis of each layer of Layers at a threshold given either as a
 // percentile calibrated in the axis file or directly as Tau.
 type CapSpec struct {
-	// Layers are the capped layers, e.g. "46:54" (ParseLayers).
+	// Layers are the capped layers, e.g. "46:54" (ParseLayers), or DefaultCapLayers for the
+	// reference's published capping setting of the axis's model (then Percentile defaults to the
+	// reference's too).
 	Layers string `json:"layers"`
 	// Percentile takes each layer's tau from the axis file's calibration at this percentile.
 	Percentile *float64 `json:"percentile,omitempty"`
@@ -102,7 +108,7 @@ func (s Spec) Validate() error {
 		switch {
 		case c.Percentile != nil && c.Tau != nil:
 			return fieldErr("cap", "percentile and tau are exclusive: give one")
-		case c.Percentile == nil && c.Tau == nil:
+		case c.Percentile == nil && c.Tau == nil && c.Layers != DefaultCapLayers:
 			return fieldErr("cap", "needs a threshold: a percentile calibrated in the axis file, or tau")
 		case c.Percentile != nil && !(*c.Percentile >= 0 && *c.Percentile <= 100):
 			return fieldErr("cap.percentile", "%v out of range: expected a percentile from 0 to 100", *c.Percentile)

@@ -123,7 +123,7 @@ func printInspection(in *probe.AxisInspection, top int) {
 		fmt.Printf("axis layer (default for steering and projection): %d%s\n", *in.AxisLayer, reason)
 	}
 	if in.CapLayers != "" {
-		fmt.Printf("reference capping setting: --cap-layers %s --cap-percentile %g\n", in.CapLayers, in.CapPercentile)
+		fmt.Printf("reference capping setting: --cap-layers %s --cap-percentile %g (or --cap-layers default)\n", in.CapLayers, in.CapPercentile)
 	}
 	if in.Calibration != "" {
 		fmt.Printf("calibration (%s, %s units): %s\n", in.CalibrateOn, in.CalibrateUnit, in.Calibration)

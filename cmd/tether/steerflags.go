@@ -42,7 +42,7 @@ type steerFlags struct {
 
 func addSteerFlags(fs *pflag.FlagSet, s *steerFlags) {
 	fs.StringVar(&s.axisPath, "axis", "", "axis file (axis.safetensors) for --cap-layers, --ablate and telemetry")
-	fs.StringVar(&s.capLayers, "cap-layers", "", "cap the axis projection on these layers: "+layerSyntax)
+	fs.StringVar(&s.capLayers, "cap-layers", "", "cap the axis projection on these layers: "+layerSyntax+`; or "default": the reference's published setting for the axis's model (Qwen3-32B 46:54, Llama 3.3 70B 56:72), whose percentile (25) applies unless --cap-percentile/--cap-tau is given`)
 	fs.Float64Var(&s.capPercentile, "cap-percentile", 0, "cap threshold: this calibrated percentile of the axis file (e.g. 25)")
 	fs.StringVar(&s.capTau, "cap-tau", "", "cap threshold given directly: one value, or one per capped layer (comma-separated)")
 	fs.StringVar(&s.capExperiment, "cap-experiment", "", `cap as this experiment of --capping-config does, e.g. "layers_46:54-p0.25" (its vectors and caps; no --axis needed)`)
