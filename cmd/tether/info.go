@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"tether/engine"
+	"tether/engine/pjrt"
 	"tether/model"
 	"tether/weights"
 )
@@ -91,8 +92,8 @@ type backendReport struct {
 // plugin, if not ""), describes it and closes it again.
 func openBackendReport(name, plugin string) (backendReport, error) {
 	if plugin != "" {
-		engine.SetPJRTPlugin(plugin)
-		defer engine.SetPJRTPlugin("")
+		pjrt.SetPlugin(plugin)
+		defer pjrt.SetPlugin("")
 	}
 	b, info, err := engine.OpenBackend(name)
 	if err != nil {

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"tether/engine"
+	"tether/engine/pjrt"
 	"tether/weights"
 )
 
@@ -18,14 +18,14 @@ import (
 func isolatePluginSearch(t *testing.T) string {
 	t.Helper()
 	empty := t.TempDir()
-	for _, k := range []string{"HOME", "PATH", engine.PJRTPluginPathEnv} {
+	for _, k := range []string{"HOME", "PATH", pjrt.PluginPathEnv} {
 		t.Setenv(k, empty)
 	}
 	for _, k := range []string{"LD_LIBRARY_PATH", "VIRTUAL_ENV", "CONDA_PREFIX"} {
 		t.Setenv(k, "")
 	}
 	t.Chdir(empty)
-	if loc, err := engine.FindPJRTPlugin("cuda"); err == nil {
+	if loc, err := pjrt.FindPlugin("cuda"); err == nil {
 		t.Skipf("a CUDA plugin is installed system-wide (%s): the not-found path cannot be reached", loc.Path)
 	}
 	return empty
@@ -72,8 +72,8 @@ func TestInfoBackendFlags(t *testing.T) {
 			t.Errorf("%q: error %v, want one containing %q", tc.args, err, tc.wantErr)
 		}
 	}
-	if engine.PJRTPlugin() != "" {
-		t.Errorf("--pjrt-plugin left the engine's plugin set to %q", engine.PJRTPlugin())
+	if pjrt.ExplicitPlugin() != "" {
+		t.Errorf("--pjrt-plugin left the engine's plugin set to %q", pjrt.ExplicitPlugin())
 	}
 }
 

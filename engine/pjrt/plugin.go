@@ -1,4 +1,4 @@
-package engine
+package pjrt
 
 import (
 	"fmt"
@@ -9,14 +9,14 @@ import (
 	"sync"
 )
 
-// PJRTPluginPathEnv is the environment variable holding a ":" separated list
+// PluginPathEnv is the environment variable holding a ":" separated list
 // of directories searched for PJRT plugins (the variable go-xla also reads).
-const PJRTPluginPathEnv = "PJRT_PLUGIN_LIBRARY_PATH"
+const PluginPathEnv = "PJRT_PLUGIN_LIBRARY_PATH"
 
 // Where a PJRT plugin was found; PluginLocation.Source holds one of these.
 const (
 	PluginSourceExplicit = "--pjrt-plugin"
-	PluginSourceEnv      = PJRTPluginPathEnv
+	PluginSourceEnv      = PluginPathEnv
 	PluginSourceGoXLA    = "go-xla install directory"
 	PluginSourcePython   = "python jax_plugins"
 	PluginSourceLDPath   = "LD_LIBRARY_PATH"
@@ -27,24 +27,24 @@ var (
 	explicitPJRTPlugin string
 )
 
-// SetPJRTPlugin makes every later "xla:<name>" backend (NewBackend) use the
+// SetPlugin makes every later "xla:<name>" backend (NewBackend) use the
 // PJRT plugin file at path instead of searching for one; "" restores the
 // search. It is what the `--pjrt-plugin PATH` flag sets. The file is checked
 // when the backend is opened, not here.
-func SetPJRTPlugin(path string) {
+func SetPlugin(path string) {
 	pjrtPluginMu.Lock()
 	defer pjrtPluginMu.Unlock()
 	explicitPJRTPlugin = path
 }
 
-// PJRTPlugin returns the plugin path set by SetPJRTPlugin ("" when unset).
-func PJRTPlugin() string {
+// PJRTPlugin returns the plugin path set by SetPlugin ("" when unset).
+func ExplicitPlugin() string {
 	pjrtPluginMu.Lock()
 	defer pjrtPluginMu.Unlock()
 	return explicitPJRTPlugin
 }
 
-// PluginLocation is a PJRT plugin file found by FindPJRTPlugin.
+// PluginLocation is a PJRT plugin file found by FindPlugin.
 type PluginLocation struct {
 	// Path is the plugin's absolute file path.
 	Path string
@@ -55,7 +55,7 @@ type PluginLocation struct {
 // pluginSearch holds everything the plugin search reads from the process, so
 // tests can run it against fake directory trees.
 type pluginSearch struct {
-	explicit string                  // SetPJRTPlugin / --pjrt-plugin
+	explicit string                  // SetPlugin / --pjrt-plugin
 	getenv   func(key string) string // os.Getenv
 	home     string                  // user's home directory ("" if unknown)
 	cwd      string                  // working directory ("" if unknown)
@@ -66,13 +66,13 @@ type pluginSearch struct {
 func processPluginSearch() pluginSearch {
 	home, _ := os.UserHomeDir()
 	cwd, _ := os.Getwd()
-	return pluginSearch{explicit: PJRTPlugin(), getenv: os.Getenv, home: home, cwd: cwd, roots: []string{"/usr/local", "/usr"}}
+	return pluginSearch{explicit: ExplicitPlugin(), getenv: os.Getenv, home: home, cwd: cwd, roots: []string{"/usr/local", "/usr"}}
 }
 
-// FindPJRTPlugin returns the PJRT plugin called name ("cuda", "cpu", ...) or,
+// FindPlugin returns the PJRT plugin called name ("cuda", "cpu", ...) or,
 // when name is an absolute path, that file. The search order is:
 //
-//  1. the path given to SetPJRTPlugin (the --pjrt-plugin flag), used alone;
+//  1. the path given to SetPlugin (the --pjrt-plugin flag), used alone;
 //  2. the directories in $PJRT_PLUGIN_LIBRARY_PATH;
 //  3. go-xla's install directories ~/.local/lib/go-xla and /usr/local/lib/go-xla;
 //  4. for "cuda" only, a Python environment's JAX plugin
@@ -85,30 +85,30 @@ func processPluginSearch() pluginSearch {
 // In directories the file may be called pjrt_c_api_<name>_plugin.so,
 // pjrt-plugin-<name>.so or pjrt_plugin_<name>.so. Nothing is ever
 // downloaded. The error lists every place searched.
-func FindPJRTPlugin(name string) (PluginLocation, error) {
+func FindPlugin(name string) (PluginLocation, error) {
 	return processPluginSearch().find(name)
 }
 
-// find runs the search described at FindPJRTPlugin.
+// find runs the search described at FindPlugin.
 func (s pluginSearch) find(name string) (PluginLocation, error) {
 	if s.explicit != "" {
 		p, err := filepath.Abs(s.explicit)
 		if err != nil {
-			return PluginLocation{}, fmt.Errorf("engine: --pjrt-plugin %s: %w", s.explicit, err)
+			return PluginLocation{}, fmt.Errorf("pjrt: --pjrt-plugin %s: %w", s.explicit, err)
 		}
 		if err := checkPluginFile(p); err != nil {
-			return PluginLocation{}, fmt.Errorf("engine: --pjrt-plugin %s: %w", s.explicit, err)
+			return PluginLocation{}, fmt.Errorf("pjrt: --pjrt-plugin %s: %w", s.explicit, err)
 		}
 		return PluginLocation{Path: p, Source: PluginSourceExplicit}, nil
 	}
 	if filepath.IsAbs(name) {
 		if err := checkPluginFile(name); err != nil {
-			return PluginLocation{}, fmt.Errorf("engine: PJRT plugin %s: %w", name, err)
+			return PluginLocation{}, fmt.Errorf("pjrt: PJRT plugin %s: %w", name, err)
 		}
 		return PluginLocation{Path: name, Source: "xla:<path>"}, nil
 	}
 	if name == "" || strings.ContainsAny(name, "/:") {
-		return PluginLocation{}, fmt.Errorf("engine: PJRT plugin name %q: want a plain name such as \"cuda\" or an absolute path", name)
+		return PluginLocation{}, fmt.Errorf("pjrt: PJRT plugin name %q: want a plain name such as \"cuda\" or an absolute path", name)
 	}
 	var tried []string
 	for _, c := range s.candidates(name) {
@@ -117,11 +117,11 @@ func (s pluginSearch) find(name string) (PluginLocation, error) {
 		}
 		tried = append(tried, c.Path)
 	}
-	hint := fmt.Sprintf("set %s to the directory holding pjrt_c_api_%s_plugin.so, pass --pjrt-plugin /path/to/plugin.so, or use \"xla:/absolute/path.so\"", PJRTPluginPathEnv, name)
+	hint := fmt.Sprintf("set %s to the directory holding pjrt_c_api_%s_plugin.so, pass --pjrt-plugin /path/to/plugin.so, or use \"xla:/absolute/path.so\"", PluginPathEnv, name)
 	if name == "cuda" {
 		hint = "install JAX's CUDA plugin into a Python environment (pip install jax-cuda13-pjrt jax-cuda13-plugin, or pip install \"jax[cuda13]\"; the cuda12 variants work too) or " + hint
 	}
-	return PluginLocation{}, fmt.Errorf("engine: no PJRT plugin %q found (plugins are never downloaded); searched %d places: %s; %s",
+	return PluginLocation{}, fmt.Errorf("pjrt: no PJRT plugin %q found (plugins are never downloaded); searched %d places: %s; %s",
 		name, len(tried), strings.Join(tried, ", "), hint)
 }
 
@@ -149,7 +149,7 @@ func (s pluginSearch) candidates(name string) []PluginLocation {
 			}
 		}
 	}
-	inDirs(splitPathList(s.getenv(PJRTPluginPathEnv)), PluginSourceEnv)
+	inDirs(splitPathList(s.getenv(PluginPathEnv)), PluginSourceEnv)
 	var goXLA []string
 	if s.home != "" {
 		goXLA = append(goXLA, filepath.Join(s.home, ".local", "lib", "go-xla"))

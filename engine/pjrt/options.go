@@ -1,4 +1,4 @@
-package engine
+package pjrt
 
 import (
 	"fmt"
@@ -25,7 +25,7 @@ func splitClientOptions(opts string) (rest string, client map[string]any, err er
 		case "memory_fraction":
 			f, perr := strconv.ParseFloat(val, 32)
 			if !hasVal || perr != nil || f <= 0 || f > 1 {
-				return "", nil, fmt.Errorf("engine: backend option %q: memory_fraction wants a number in (0, 1], e.g. memory_fraction=0.9", o)
+				return "", nil, fmt.Errorf("pjrt: backend option %q: memory_fraction wants a number in (0, 1], e.g. memory_fraction=0.9", o)
 			}
 			if client == nil {
 				client = map[string]any{}
@@ -34,7 +34,7 @@ func splitClientOptions(opts string) (rest string, client map[string]any, err er
 		case "preallocate":
 			b, perr := strconv.ParseBool(val)
 			if !hasVal || perr != nil {
-				return "", nil, fmt.Errorf("engine: backend option %q: preallocate wants true or false", o)
+				return "", nil, fmt.Errorf("pjrt: backend option %q: preallocate wants true or false", o)
 			}
 			if client == nil {
 				client = map[string]any{}

@@ -1,4 +1,4 @@
-package engine
+package pjrt
 
 import (
 	"os"
@@ -57,7 +57,7 @@ func (f fakePluginTree) search(explicit, env, goXLA, venv, pathPython, ld bool) 
 		s.explicit = f.explicit
 	}
 	if env {
-		vars[PJRTPluginPathEnv] = filepath.Join(f.root, "nothing-here") + ":" + f.envDir
+		vars[PluginPathEnv] = filepath.Join(f.root, "nothing-here") + ":" + f.envDir
 	}
 	if goXLA {
 		s.home = f.home
@@ -112,7 +112,7 @@ func TestFindPJRTPluginErrors(t *testing.T) {
 	})
 	t.Run("nothing found names every place searched", func(t *testing.T) {
 		empty := t.TempDir()
-		vars := map[string]string{PJRTPluginPathEnv: filepath.Join(empty, "env"), "LD_LIBRARY_PATH": filepath.Join(empty, "ld"), "VIRTUAL_ENV": filepath.Join(empty, "venv")}
+		vars := map[string]string{PluginPathEnv: filepath.Join(empty, "env"), "LD_LIBRARY_PATH": filepath.Join(empty, "ld"), "VIRTUAL_ENV": filepath.Join(empty, "venv")}
 		touch(t, empty, "venv/lib/python3.10/site-packages/placeholder")
 		s := pluginSearch{getenv: func(k string) string { return vars[k] }, home: filepath.Join(empty, "home")}
 		_, err := s.find("tpu") // no tpu plugin anywhere; python is searched for cuda only
@@ -132,7 +132,7 @@ func TestFindPJRTPluginErrors(t *testing.T) {
 		if strings.Contains(err.Error(), "jax_plugins") {
 			t.Errorf("error %q: python environments searched for a non-CUDA plugin", err)
 		}
-		vars[PJRTPluginPathEnv] = ""
+		vars[PluginPathEnv] = ""
 		_, err = s.find("cuda")
 		for _, want := range []string{
 			filepath.Join(empty, "venv/lib/python3.10/site-packages/jax_plugins/xla_cuda13/xla_cuda_plugin.so"),
@@ -176,15 +176,15 @@ func TestFindPJRTPluginAbsoluteAndRelativeExplicit(t *testing.T) {
 
 func TestSetPJRTPluginUsedByFindPJRTPlugin(t *testing.T) {
 	f := newFakePluginTree(t)
-	t.Cleanup(func() { SetPJRTPlugin("") })
-	SetPJRTPlugin(f.explicit)
-	got, err := FindPJRTPlugin("cuda")
+	t.Cleanup(func() { SetPlugin("") })
+	SetPlugin(f.explicit)
+	got, err := FindPlugin("cuda")
 	if err != nil || got.Path != f.explicit || got.Source != PluginSourceExplicit {
-		t.Errorf("FindPJRTPlugin after SetPJRTPlugin: %v, %v", got, err)
+		t.Errorf("FindPlugin after SetPlugin: %v, %v", got, err)
 	}
-	SetPJRTPlugin("")
-	if PJRTPlugin() != "" {
-		t.Errorf("SetPJRTPlugin(\"\") left %q", PJRTPlugin())
+	SetPlugin("")
+	if ExplicitPlugin() != "" {
+		t.Errorf("SetPlugin(\"\") left %q", ExplicitPlugin())
 	}
 }
 

@@ -1,4 +1,4 @@
-package engine
+package pjrt
 
 import (
 	"os"
@@ -132,7 +132,7 @@ func TestQueryNvidiaSMIRunsTheToolOnPath(t *testing.T) {
 	if err != nil || len(gpus) != 1 || gpus[0].MemoryTotal != 80<<30 || gpus[0].MemoryFree != 40<<30 {
 		t.Errorf("QueryNvidiaSMI: %+v, %v", gpus, err)
 	}
-	line := BackendInfo{Name: "xla:cuda", Devices: 1, GPUs: gpus, Plugin: PluginLocation{Path: "/sp/p.so", Source: PluginSourcePython}}.String()
+	line := Info{Name: "xla:cuda", Devices: 1, GPUs: gpus, Plugin: PluginLocation{Path: "/sp/p.so", Source: PluginSourcePython}}.String()
 	for _, want := range []string{"xla:cuda", "NVIDIA A100-SXM4-80GB", "80.0 GiB memory (40.0 GiB free)", "1 device(s)", "/sp/p.so"} {
 		if !strings.Contains(line, want) {
 			t.Errorf("report %q lacks %q", line, want)
@@ -144,12 +144,12 @@ func TestQueryNvidiaSMIRunsTheToolOnPath(t *testing.T) {
 	}
 }
 
-func TestOpenBackendXLACUDANotFound(t *testing.T) {
+func TestOpenCUDANotFound(t *testing.T) {
 	isolatePluginSearch(t)
-	if loc, err := FindPJRTPlugin("cuda"); err == nil {
+	if loc, err := FindPlugin("cuda"); err == nil {
 		t.Skipf("a CUDA plugin is installed system-wide (%s): the not-found path cannot be reached", loc.Path)
 	}
-	_, _, err := OpenBackend("xla:cuda")
+	_, err := Open("cuda", &Info{})
 	if err == nil {
 		t.Fatal("expected an error: no plugin anywhere")
 	}
@@ -159,27 +159,16 @@ func TestOpenBackendXLACUDANotFound(t *testing.T) {
 	}
 }
 
-func TestOpenBackendGo(t *testing.T) {
-	b, info, err := OpenBackend("go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Finalize()
-	if info.Devices < 1 || info.Plugin.Path != "" || !strings.HasPrefix(info.String(), "go: ") {
-		t.Errorf("info %+v, report %q", info, info.String())
-	}
-}
-
 // isolatePluginSearch points every search rule at empty directories.
 func isolatePluginSearch(t *testing.T) {
 	t.Helper()
 	empty := t.TempDir()
 	t.Setenv("HOME", empty)
 	t.Setenv("PATH", empty)
-	t.Setenv(PJRTPluginPathEnv, empty)
+	t.Setenv(PluginPathEnv, empty)
 	t.Setenv("LD_LIBRARY_PATH", "")
 	t.Setenv("VIRTUAL_ENV", "")
 	t.Setenv("CONDA_PREFIX", "")
 	t.Chdir(empty)
-	SetPJRTPlugin("")
+	SetPlugin("")
 }

@@ -1,19 +1,16 @@
-package engine
+package pjrt
 
 import (
 	"context"
 	"fmt"
 	"os/exec"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/gomlx/gomlx/backends"
 )
 
-// BackendInfo describes a backend opened by OpenBackend, for a one-line report.
-type BackendInfo struct {
+// Info describes an opened backend (engine.OpenBackend), for a one-line report.
+type Info struct {
 	// Name is the backend name as given ("go", "xla:cuda", ...).
 	Name string
 	// Devices is the number of devices the backend addresses.
@@ -42,7 +39,7 @@ type GPUInfo struct {
 
 // String is the one-line report: backend, device name and memory, device
 // count and plugin path.
-func (i BackendInfo) String() string {
+func (i Info) String() string {
 	var b strings.Builder
 	b.WriteString(i.Name + ": ")
 	if len(i.GPUs) > 0 {
@@ -72,51 +69,18 @@ func (i BackendInfo) String() string {
 // gib converts bytes to GiB.
 func gib(n int64) float64 { return float64(n) / (1 << 30) }
 
-// OpenBackend is NewBackend that also describes what it opened: the device,
-// its total and free memory (from nvidia-smi for CUDA plugins, read before
-// the backend opened) and the PJRT plugin used.
-func OpenBackend(name string) (backends.Backend, BackendInfo, error) {
-	info := BackendInfo{Name: name}
-	kind, config, _ := strings.Cut(name, ":")
-	var b backends.Backend
-	var err error
-	var gpus []GPUInfo
-	if kind == "xla" && config != "" {
-		// Before opening: XLA's GPU client reserves most of the memory
-		// when it starts, so free memory read afterwards means little.
-		gpus, _ = QueryNvidiaSMI()
-		b, err = newXLABackendInfo(config, &info)
-	} else {
-		b, err = NewBackend(name)
-	}
-	if err != nil {
-		return nil, info, err
-	}
-	info.Devices = b.NumDevices()
-	switch {
-	case info.Plugin.Path == "":
-		info.DeviceName = fmt.Sprintf("%s on %d CPU cores", b.Description(), runtime.NumCPU())
-	case info.Devices > 0:
-		info.DeviceName = b.DeviceDescription(0)
-	}
-	if info.Plugin.Path != "" && IsCUDAPlugin(info.Plugin.Path) {
-		info.GPUs = gpus
-	}
-	return b, info, nil
-}
-
 // QueryNvidiaSMI asks nvidia-smi (on $PATH) for every GPU's name, total and
 // free memory.
 func QueryNvidiaSMI() ([]GPUInfo, error) {
 	exe, err := exec.LookPath("nvidia-smi")
 	if err != nil {
-		return nil, fmt.Errorf("engine: nvidia-smi: %w", err)
+		return nil, fmt.Errorf("pjrt: nvidia-smi: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, exe, "--query-gpu=name,memory.total,memory.free", "--format=csv,noheader,nounits").Output()
 	if err != nil {
-		return nil, fmt.Errorf("engine: %s --query-gpu: %w", exe, err)
+		return nil, fmt.Errorf("pjrt: %s --query-gpu: %w", exe, err)
 	}
 	return parseNvidiaSMI(string(out))
 }
@@ -130,12 +94,12 @@ func parseNvidiaSMI(out string) ([]GPUInfo, error) {
 		}
 		f := strings.Split(line, ",")
 		if len(f) != 3 {
-			return nil, fmt.Errorf("engine: nvidia-smi line %d %q: expected 3 comma-separated fields (name, memory.total, memory.free)", n+1, line)
+			return nil, fmt.Errorf("pjrt: nvidia-smi line %d %q: expected 3 comma-separated fields (name, memory.total, memory.free)", n+1, line)
 		}
 		total, err1 := strconv.ParseInt(strings.TrimSpace(f[1]), 10, 64)
 		free, err2 := strconv.ParseInt(strings.TrimSpace(f[2]), 10, 64)
 		if err1 != nil || err2 != nil {
-			return nil, fmt.Errorf("engine: nvidia-smi line %d %q: memory fields are not whole MiB", n+1, line)
+			return nil, fmt.Errorf("pjrt: nvidia-smi line %d %q: memory fields are not whole MiB", n+1, line)
 		}
 		gpus = append(gpus, GPUInfo{Name: strings.TrimSpace(f[0]), MemoryTotal: total << 20, MemoryFree: free << 20})
 	}

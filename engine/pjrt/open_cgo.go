@@ -1,6 +1,6 @@
 //go:build cgo
 
-package engine
+package pjrt
 
 /*
 #cgo LDFLAGS: -ldl
@@ -27,7 +27,7 @@ import (
 	"sync"
 	"unsafe"
 
-	"github.com/gomlx/go-xla/pkg/pjrt"
+	xlapjrt "github.com/gomlx/go-xla/pkg/pjrt"
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/backends/xla"
 )
@@ -39,23 +39,19 @@ func init() {
 	xla.EnableAutoInstall(false)
 }
 
-// newXLABackend opens the XLA backend with the PJRT plugin named by config
-// ("cuda", "cpu", or an absolute path, optionally followed by ",options";
+// Open opens the XLA backend with the PJRT plugin named by config ("cuda",
+// "cpu", or an absolute path, optionally followed by ",options";
 // memory_fraction=F and preallocate=B become PJRT client options, see
-// splitClientOptions, the rest go to GoMLX).
-func newXLABackend(config string) (backends.Backend, error) {
-	return newXLABackendInfo(config, &BackendInfo{})
-}
-
-// newXLABackendInfo is newXLABackend filling info with the plugin found and
-// the CUDA set-up done.
-func newXLABackendInfo(config string, info *BackendInfo) (backends.Backend, error) {
+// splitClientOptions, the rest go to GoMLX), filling info with the plugin
+// found (FindPlugin) and the CUDA set-up done (CUDASetupFor). Plugins are
+// never downloaded.
+func Open(config string, info *Info) (backends.Backend, error) {
 	xla.EnableAutoInstall(false)
 	plugin, opts, _ := strings.Cut(config, ",")
 	if opts != "" {
 		opts = "," + opts
 	}
-	loc, err := FindPJRTPlugin(plugin)
+	loc, err := FindPlugin(plugin)
 	if err != nil {
 		return nil, err
 	}
@@ -71,9 +67,9 @@ func newXLABackendInfo(config string, info *BackendInfo) (backends.Backend, erro
 		// Keep the shared-buffer optimisation the plugin name "cpu" enables.
 		opts = ",shared_buffers" + opts
 	}
-	b, err := xla.NewWithOptions(loc.Path+opts, pjrt.NamedValuesMap(clientOpts))
+	b, err := xla.NewWithOptions(loc.Path+opts, xlapjrt.NamedValuesMap(clientOpts))
 	if err != nil {
-		err = fmt.Errorf("engine: backend \"xla:%s\" with plugin %s (found via %s): %w", config, loc.Path, loc.Source, err)
+		err = fmt.Errorf("pjrt: backend \"xla:%s\" with plugin %s (found via %s): %w", config, loc.Path, loc.Source, err)
 		if len(info.LibraryErrors) > 0 {
 			err = fmt.Errorf("%w; NVIDIA libraries that failed to load: %s", err, strings.Join(info.LibraryErrors, "; "))
 		}

@@ -1,6 +1,6 @@
 //go:build cgo
 
-package engine
+package pjrt
 
 import (
 	"os"
@@ -9,12 +9,12 @@ import (
 	"testing"
 )
 
-// TestOpenBackendBadPluginFile checks that a plugin file that is not a shared
+// TestOpenBadPluginFile checks that a plugin file that is not a shared
 // library fails with an error naming the file and how it was found, after the
 // CUDA set-up ran: XLA_FLAGS gets the data dir, the fake NVIDIA library fails
 // to load and is reported, a real library (the C math library standing in for
 // libcudart) loads.
-func TestOpenBackendBadPluginFile(t *testing.T) {
+func TestOpenBadPluginFile(t *testing.T) {
 	libm := ""
 	for _, p := range []string{"/lib/x86_64-linux-gnu/libm.so.6", "/usr/lib/x86_64-linux-gnu/libm.so.6", "/lib64/libm.so.6", "/usr/lib64/libm.so.6", "/lib/aarch64-linux-gnu/libm.so.6"} {
 		if _, err := os.Stat(p); err == nil {
@@ -38,9 +38,10 @@ func TestOpenBackendBadPluginFile(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	SetPJRTPlugin(plugin)
-	t.Cleanup(func() { SetPJRTPlugin("") })
-	_, info, err := OpenBackend("xla:cuda")
+	SetPlugin(plugin)
+	t.Cleanup(func() { SetPlugin("") })
+	var info Info
+	_, err := Open("cuda", &info)
 	if err == nil {
 		t.Fatal("a text file opened as a PJRT plugin")
 	}
