@@ -11,7 +11,14 @@ const (
 
 // promptLength returns the padded prompt length for a longest prompt of n.
 func (m *Model) promptLength(n int) int {
-	if m.fineBuckets() {
+	return promptBucket(n, m.fineBuckets())
+}
+
+// promptBucket returns the padded prompt length for a longest prompt of n,
+// with the fine buckets of a backend where compiling is cheap or the coarse
+// ones of XLA.
+func promptBucket(n int, fine bool) int {
+	if fine {
 		return roundUp(n, goPromptBucket)
 	}
 	if n > prefillChunk {
@@ -22,7 +29,13 @@ func (m *Model) promptLength(n int) int {
 
 // cacheLength returns the cache length for n slots.
 func (m *Model) cacheLength(n int) int {
-	if m.fineBuckets() {
+	return cacheBucket(n, m.fineBuckets())
+}
+
+// cacheBucket returns the cache length for n slots, with fine or coarse
+// buckets (see promptBucket).
+func cacheBucket(n int, fine bool) int {
+	if fine {
 		return roundUp(n, goCacheBucket)
 	}
 	if n > 4096 {

@@ -65,43 +65,53 @@ func EstimateMemory(cfg *weights.Config, checkpointBytes, baseline int64, w Memo
 			w.Batch, w.Prompt, w.NewTokens)
 	}
 	const f32 = 4
-	B := int64(w.Batch)
-	L, H, I, V := int64(cfg.NumLayers), int64(cfg.HiddenSize), int64(cfg.IntermediateSize), int64(cfg.VocabSize)
-	nH, kvH, hd := int64(cfg.NumHeads), int64(cfg.NumKVHeads), int64(cfg.HeadDim)
+	L, V := int64(cfg.NumLayers), int64(cfg.VocabSize)
 	// The go backend's buckets (see promptLength and cacheLength).
-	T := int64(roundUp(w.Prompt, goPromptBucket))
-	S := int64(roundUp(int(T)+w.NewTokens+1, goCacheBucket))
+	T := int64(promptBucket(w.Prompt, true))
+	S := int64(cacheBucket(int(T)+w.NewTokens+1, true))
 	chunk := min(T, int64(prefillChunk))
 	e := MemoryEstimate{Workload: w, Baseline: baseline, Mapped: checkpointBytes, GOGC: gogc()}
 	e.Weights = cfg.ParamCount() * f32
-	cacheLayer := B * kvH * S * hd * f32
-	e.KVCache = 2 * L * cacheLayer
-	qkv := (nH + 2*kvH) * hd
-	p := int64(runtime.GOMAXPROCS(0))
-	// layer is what one block allocates in a step of t positions: the
-	// attention scores and their softmax (6 float copies and a boolean
-	// mask), the new K and V caches and the values written, projections,
-	// rotary, MLP activations (with the broadcast input of the split down
-	// projection), residual and norms.
-	layer := func(t int64) int64 {
-		n := B * t
-		return 6*B*nH*t*S*f32 + B*nH*t*S + 4*cacheLayer + f32*n*(3*qkv+(3+p)*I+10*H)
-	}
-	logits := f32 * B * V * 2
+	e.KVCache = kvCacheBytes(cfg, w.Batch, S)
+	logits := f32 * int64(w.Batch) * V * 2
 	// Blocks run one after the other and free their buffers, so the live
 	// workspace is one block's buffers and the logits.
-	e.Workspace = layer(chunk) + logits
+	e.Workspace = blockStepBytes(cfg, w.Batch, chunk, S) + logits
 	live := e.Weights + e.KVCache + e.Workspace
 	// Every step leaves all its blocks' buffers as garbage; the collector
 	// runs when the garbage reaches GOGC percent of the live heap.
 	chunks := (T + chunk - 1) / chunk
-	garbage := chunks*(L*layer(chunk)+logits) + int64(w.NewTokens)*(L*layer(1)+logits)
+	garbage := chunks*(L*blockStepBytes(cfg, w.Batch, chunk, S)+logits) + int64(w.NewTokens)*(L*blockStepBytes(cfg, w.Batch, 1, S)+logits)
 	// The collector lets the heap grow to GOGC percent above the live heap,
 	// and never runs below its minimum heap goal (4 MiB at GOGC=100).
 	allowed := max(live*int64(e.GOGC)/100, (4<<20)*int64(e.GOGC)/100-live)
 	e.GCHeadroom = min(allowed, garbage)
 	e.Total = e.Baseline + e.Mapped + live + e.GCHeadroom
 	return e, nil
+}
+
+// kvCacheBytes is the K and V caches (float32, on every backend) of batch
+// sequences over slots cache positions.
+func kvCacheBytes(cfg *weights.Config, batch int, slots int64) int64 {
+	return 2 * int64(cfg.NumLayers) * int64(batch) * int64(cfg.NumKVHeads) * slots * int64(cfg.HeadDim) * 4
+}
+
+// blockStepBytes is what one block allocates in a step of t positions of
+// batch sequences over slots cache positions: the attention scores and
+// their softmax (6 float copies and a boolean mask), the new K and V caches
+// and the values written, projections, rotary, MLP activations (with the
+// broadcast input of the split down projection, one per GOMAXPROCS),
+// residual and norms.
+func blockStepBytes(cfg *weights.Config, batch int, t, slots int64) int64 {
+	const f32 = 4
+	B := int64(batch)
+	H, I := int64(cfg.HiddenSize), int64(cfg.IntermediateSize)
+	nH, kvH, hd := int64(cfg.NumHeads), int64(cfg.NumKVHeads), int64(cfg.HeadDim)
+	qkv := (nH + 2*kvH) * hd
+	p := int64(runtime.GOMAXPROCS(0))
+	cacheLayer := B * kvH * slots * hd * f32
+	n := B * t
+	return 6*B*nH*t*slots*f32 + B*nH*t*slots + 4*cacheLayer + f32*n*(3*qkv+(3+p)*I+10*H)
 }
 
 // gogc returns the Go collector's GOGC setting from the environment (100

@@ -47,6 +47,11 @@ type Model struct {
 	WeightBytes int64
 	// LoadTime is how long opening took (weights upload included).
 	LoadTime time.Duration
+	// Memory is how Options.Workload fits in the backend's free memory,
+	// checked before loading (zero when the free memory could not be read
+	// or NoWeights was set). Memory.Warning says when the context had to
+	// be shortened.
+	Memory engine.MemoryPlan
 
 	checkpoint *weights.Checkpoint
 	chat       chatState
@@ -66,6 +71,11 @@ type Options struct {
 	TokenizerOnly bool
 	// EnableThinking sets Model.EnableThinking.
 	EnableThinking bool
+	// Workload is the largest run the caller plans (batch, prompt, new
+	// tokens), checked against the backend's free memory before the weights
+	// load (engine.PlanMemory); zero fields mean batch 1, a 1-token prompt
+	// and no new tokens: the weights alone must fit.
+	Workload engine.MemoryWorkload
 }
 
 // Open resolves ref and opens it.
@@ -106,6 +116,10 @@ func Open(ref string, opts Options) (*Model, error) {
 		return nil, fmt.Errorf("model %s: %w", dir, err)
 	}
 	if !opts.NoWeights {
+		if err := m.planMemory(opts); err != nil {
+			m.Close()
+			return nil, fmt.Errorf("model %s: %w", dir, err)
+		}
 		backend, err := engine.NewBackend(opts.Backend)
 		if err != nil {
 			m.Close()
@@ -118,6 +132,21 @@ func Open(ref string, opts Options) (*Model, error) {
 	}
 	m.LoadTime = time.Since(start)
 	return m, nil
+}
+
+// planMemory checks that the weights and opts.Workload fit in the free
+// memory of opts.Backend before anything is loaded (see engine.PlanMemory).
+// When the free memory cannot be read (no nvidia-smi, no /proc/meminfo) the
+// check is skipped and m.Memory stays zero.
+func (m *Model) planMemory(opts Options) error {
+	avail, err := engine.QueryAvailableMemory(opts.Backend)
+	if err != nil {
+		return nil
+	}
+	w := opts.Workload
+	w.Batch, w.Prompt = max(w.Batch, 1), max(w.Prompt, 1)
+	m.Memory, err = engine.PlanMemory(m.Config, m.WeightBytes, opts.Backend, engine.LoadOptions{}, w, avail)
+	return err
 }
 
 // loadChat reads tokenizer_config.json (when present) and finds the default

@@ -46,3 +46,22 @@ func splitClientOptions(opts string) (rest string, client map[string]any, err er
 	}
 	return rest, client, nil
 }
+
+// DefaultMemoryFraction is the share of GPU memory XLA's CUDA client uses
+// when the backend name sets no memory_fraction.
+const DefaultMemoryFraction = 0.75
+
+// MemoryFraction returns the share of GPU memory the XLA backend config
+// ("cuda,memory_fraction=0.9,...", the part after "xla:") lets XLA use:
+// its memory_fraction option, or DefaultMemoryFraction.
+func MemoryFraction(config string) (float64, error) {
+	_, opts, _ := strings.Cut(config, ",")
+	_, client, err := splitClientOptions(opts)
+	if err != nil {
+		return 0, err
+	}
+	if f, ok := client["memory_fraction"].(float32); ok {
+		return float64(f), nil
+	}
+	return DefaultMemoryFraction, nil
+}

@@ -32,3 +32,28 @@ func TestSplitClientOptions(t *testing.T) {
 		}
 	}
 }
+
+func TestMemoryFraction(t *testing.T) {
+	for _, tc := range []struct {
+		config string
+		want   float64
+		bad    bool
+	}{
+		{config: "cuda", want: DefaultMemoryFraction},
+		{config: "cuda,tf32", want: DefaultMemoryFraction},
+		{config: "cuda,tf32,memory_fraction=0.5", want: 0.5},
+		{config: "/p/plugin.so,memory_fraction=1", want: 1},
+		{config: "cuda,memory_fraction=2", bad: true},
+	} {
+		got, err := MemoryFraction(tc.config)
+		if tc.bad {
+			if err == nil {
+				t.Errorf("MemoryFraction(%q): expected an error", tc.config)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("MemoryFraction(%q) = %v, %v; want %v", tc.config, got, err, tc.want)
+		}
+	}
+}
