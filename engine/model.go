@@ -48,10 +48,11 @@ type Model struct {
 
 	mu          sync.Mutex // serialises runs and guards execs
 	execs       map[string]*graph.Exec
-	compactExec *graph.Exec  // gathers cache rows when a batch shrinks
-	compactions int          // batch compactions so far (tests)
-	compiles    atomic.Int64 // number of graphs built (tests check that hooks do not recompile)
-	hookValues  hookValues   // the hook value tensors of the latest step
+	compactExec *graph.Exec           // gathers cache rows when a batch shrinks
+	compactions int                   // batch compactions so far (tests)
+	compiles    atomic.Int64          // number of graphs built (tests check that hooks do not recompile)
+	hookValues  hookValues            // the hook value tensors of the latest step
+	buckets     map[CompileBucket]int // graphs built per step shape (see CompileBuckets); guarded by mu
 	closed      bool
 }
 

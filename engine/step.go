@@ -107,7 +107,9 @@ func (m *Model) runStep(req stepRequest) (*stepResult, error) {
 	for i, p := range m.params {
 		in.params[i] = p
 	}
+	built := m.compiles.Load()
 	flat, err := exec.Exec(in.list()...)
+	m.noteCompiles(m.compiles.Load()-built, B, T, req.cache.slots)
 	if err != nil {
 		return nil, fmt.Errorf("engine: running step (batch %d, tokens %d, slots %d): %w", B, T, req.cache.slots, err)
 	}
