@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"tether/bench"
+	"tether/engine"
 	"tether/model"
 )
 
@@ -15,20 +17,39 @@ func init() {
 }
 
 func runBenchPerf(args []string) error {
-	fs := newFlags("bench perf", "--model M [--backend B] [--prefill N] [--decode N] [--repeats N] [--json]",
-		"tether testmodel --config weights/testdata/configs/smollm2-135m-instruct.json --out /tmp/smol && tether bench perf --model /tmp/smol --json")
+	fs := newFlags("bench perf", "--model M [--backend B] [--prefill N] [--decode N] [--batches 1,8] [--repeats N] [--bandwidth-gbps X] [--json]",
+		"tether testmodel --config weights/testdata/configs/smollm2-135m-instruct.json --out /tmp/smol && tether bench perf --model /tmp/smol --json\n"+
+			"  tether bench perf --model /tmp/llama-1b --backend xla:cuda --batches 1,8,32,64 --prefill 2048 --bandwidth-gbps 4300")
 	mf := addModelFlags(fs)
 	o := bench.DefaultPerfOptions
 	fs.IntVar(&o.PrefillTokens, "prefill", o.PrefillTokens, "prompt length of the prefill measurement")
 	fs.IntVar(&o.DecodeTokens, "decode", o.DecodeTokens, "new tokens per decode measurement")
 	fs.IntVar(&o.Repeats, "repeats", o.Repeats, "best of this many runs (after one warm-up)")
+	fs.IntSliceVar(&o.DecodeBatches, "batches", o.DecodeBatches, "batch sizes of the decode measurements")
+	fs.Float64Var(&o.BandwidthGBps, "bandwidth-gbps", 0, "memory bandwidth (GB/s) for the decode floor, e.g. a GPU's measured elsewhere; 0 measures this machine's CPU memory")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	for _, n := range []string{"prefill", "decode", "repeats"} {
 		limit(fs, n, atLeast(1))
 	}
-	m, err := mf.parseAndOpen(fs, args, model.Options{NoTokenizer: true})
+	if err := parseFlags(fs, args, "model"); err != nil {
+		return err
+	}
+	if o.BandwidthGBps < 0 {
+		return fmt.Errorf("bench perf: --bandwidth-gbps %g: expected a number >= 0", o.BandwidthGBps)
+	}
+	for _, b := range o.DecodeBatches {
+		if b < 1 {
+			return fmt.Errorf("bench perf: --batches %v: expected batch sizes >= 1", o.DecodeBatches)
+		}
+	}
+	// The largest run, checked against the backend's free memory before loading.
+	w := engine.MemoryWorkload{Batch: slices.Max(o.DecodeBatches), Prompt: max(o.PrefillTokens, o.PromptTokens), NewTokens: o.DecodeTokens}
+	m, err := openModel(*mf.ref, model.Options{NoTokenizer: true, Backend: *mf.backend, Workload: w})
 	if err != nil {
 		return err
+	}
+	if m.Memory.Warning != "" {
+		return fmt.Errorf("bench perf: the measured runs do not fit: %s", m.Memory.Warning)
 	}
 	defer m.Close()
 	// The CPU backend computes in float32 whatever the checkpoint dtype; a
@@ -48,10 +69,12 @@ func runBenchPerf(args []string) error {
 	}
 	fmt.Printf("model %s on %s (%d threads), %s of weights as computed\n", m.Name, *mf.backend, r.Threads, humanBytes(r.WeightBytes))
 	fmt.Printf("prefill          %8.1f tokens/s (%d-token prompt)\n", r.PrefillTPS, r.PrefillTokens)
-	fmt.Printf("decode batch 1   %8.1f tokens/s\n", r.DecodeTPSBatch1)
-	fmt.Printf("decode batch 8   %8.1f tokens/s (all sequences)\n", r.DecodeTPSBatch8)
-	fmt.Printf("bandwidth        %8.1f GB/s measured now; decode floor %.1f tokens/s; batch 1 reaches %.2f of it\n",
-		r.BandwidthGBps, r.FloorDecodeTPS, r.DecodeVsFloor)
+	for _, b := range o.DecodeBatches {
+		fmt.Printf("decode batch %-3d %8.1f tokens/s (all sequences)\n", b, r.DecodeTPS[b])
+	}
+	fmt.Printf("bandwidth        %8.1f GB/s (%s); decode floor %.1f tokens/s; batch 1 reaches %.2f of it\n",
+		r.BandwidthGBps, r.BandwidthSource, r.FloorDecodeTPS, r.DecodeVsFloor)
+	fmt.Printf("compilations     %d graphs, %d after warm-up\n", r.Compilations, r.CompilesAfterWarmup)
 	fmt.Printf("peak RSS         %s\n", humanBytes(r.PeakRSSBytes))
 	return nil
 }
