@@ -17,13 +17,35 @@ import (
 // every block's output and the logits with the PyTorch reference stored
 // beside it (see testdata/reference/README.md).
 func TestPyTorchReferenceFixtures(t *testing.T) {
-	const tol = 1e-4
 	dirs, _ := filepath.Glob(filepath.Join("testdata", "reference", "*", "reference.safetensors"))
 	if len(dirs) == 0 {
 		t.Skip("no PyTorch reference fixtures in testdata/reference")
 	}
+	checkReferenceFixtures(t, dirs, "PyTorch")
+}
+
+// TestHuggingFaceFixtures compares every block's output and the logits of
+// each random-weight tiny model of testdata/hf/<family> with Hugging Face
+// transformers' own forward pass (float32, eager attention) stored beside
+// it, on the test backend ($TETHER_TEST_BACKEND), at 1e-4 relative.
+func TestHuggingFaceFixtures(t *testing.T) {
+	dirs, _ := filepath.Glob(filepath.Join("testdata", "hf", "*", "reference.safetensors"))
+	if len(dirs) == 0 {
+		t.Skip("no Hugging Face transformers fixtures in engine/testdata/hf: make them with " +
+			"`python3 scripts/hf_fixtures.py` (needs torch, transformers and safetensors; " +
+			"scripts/device-check.sh runs it) and commit them")
+	}
+	checkReferenceFixtures(t, dirs, "transformers")
+}
+
+// checkReferenceFixtures loads the model beside each reference.safetensors
+// in refPaths with float32 weights on the test backend, runs the stored
+// input_ids and compares every block's output (hidden_states[1..L]) and the
+// logits with the reference made by source, at 1e-4 relative.
+func checkReferenceFixtures(t *testing.T, refPaths []string, source string) {
+	const tol = 1e-4
 	be := testBackend(t)
-	for _, refPath := range dirs {
+	for _, refPath := range refPaths {
 		dir := filepath.Dir(refPath)
 		t.Run(filepath.Base(dir), func(t *testing.T) {
 			cfg, ckpt, err := weights.OpenModel(dir)
@@ -31,7 +53,8 @@ func TestPyTorchReferenceFixtures(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer ckpt.Close()
-			m, err := Load(be, cfg, ckpt)
+			// float32 on every backend: 1e-4 is beyond bfloat16's precision.
+			m, err := LoadWithOptions(be, cfg, ckpt, LoadOptions{WeightDType: "float32"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -72,12 +95,12 @@ func TestPyTorchReferenceFixtures(t *testing.T) {
 			for b := range B {
 				want := logits[b*T*V : (b+1)*T*V]
 				if d := maxRelDiff(flatten(res.AllLogits[b]), want); d > tol {
-					t.Errorf("seq %d: logits differ from PyTorch: max rel diff %g", b, d)
+					t.Errorf("seq %d: logits differ from %s: max rel diff %g", b, source, d)
 				}
 				for _, l := range layers {
 					start := ((l+1)*B + b) * T * H
 					if d := maxRelDiff(flatten(res.Captured[l][b]), hidden[start:start+T*H]); d > tol {
-						t.Errorf("seq %d: block %d output differs from PyTorch: max rel diff %g", b, l, d)
+						t.Errorf("seq %d: block %d output differs from %s: max rel diff %g", b, l, source, d)
 					}
 				}
 			}
