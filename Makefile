@@ -4,7 +4,7 @@ BIN     := bin/tether
 # Fuzz time per target for `make fuzz`.
 FUZZTIME ?= 30s
 
-.PHONY: help build test demo bench lint fuzz clean
+.PHONY: help build test demo bench lint fuzz clean device-binary device-bundle
 
 help:
 	@echo "make build   build bin/tether (pure Go, CGO not required)"
@@ -13,6 +13,8 @@ help:
 	@echo "make bench   Go benchmarks plus 'tether bench perf' on a SmolLM2-135M-shaped random model"
 	@echo "make lint    gofmt, go vet, and go mod tidy -diff (go.mod/go.sum as tidy leaves them)"
 	@echo "make fuzz    run every fuzz target for FUZZTIME (default 30s) each"
+	@echo "make device-binary  bin/tether-cgo: tether with cgo, for the XLA (GPU) backend (needs gcc)"
+	@echo "make device-bundle  bin/device.tgz: bin/tether-cgo and the engine, steer and probe test binaries, for scripts/device-check.sh"
 
 build:
 	$(GO) build -o $(BIN) ./cmd/tether
@@ -42,6 +44,17 @@ fuzz:
 			echo "== $$dir $$name"; $(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) ./$$dir; \
 		done; \
 	done
+
+# The GPU machine has no Go toolchain: scripts/device-check.sh runs these
+# prebuilt linux/amd64 cgo binaries (stripped, gzipped to fit a 64 MiB carry).
+device-binary:
+	CGO_ENABLED=1 $(GO) build -trimpath -ldflags="-s -w" -o bin/tether-cgo ./cmd/tether
+
+device-bundle: device-binary
+	@mkdir -p bin/tests
+	for p in engine steer probe; do CGO_ENABLED=1 $(GO) test -c -trimpath -ldflags="-s -w" -o bin/tests/$$p.test ./$$p/ || exit 1; done
+	tar -C bin -czf bin/device.tgz tether-cgo tests
+	@ls -la bin/device.tgz
 
 clean:
 	rm -rf bin .tether
