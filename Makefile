@@ -46,13 +46,14 @@ fuzz:
 	done
 
 # The GPU machine has no Go toolchain: scripts/device-check.sh runs these
-# prebuilt linux/amd64 cgo binaries (stripped, gzipped to fit a 64 MiB carry).
+# prebuilt linux/amd64 cgo binaries (stripped, gzipped to fit a 64 MiB carry;
+# the test binaries keep their source paths, which some tests read testdata by).
 device-binary:
 	CGO_ENABLED=1 $(GO) build -trimpath -ldflags="-s -w" -o bin/tether-cgo ./cmd/tether
 
 device-bundle: device-binary
 	@mkdir -p bin/tests
-	for p in engine steer probe; do CGO_ENABLED=1 $(GO) test -c -trimpath -ldflags="-s -w" -o bin/tests/$$p.test ./$$p/ || exit 1; done
+	for p in engine steer probe; do CGO_ENABLED=1 $(GO) test -c -ldflags="-s -w" -o bin/tests/$$p.test ./$$p/ || exit 1; done
 	tar -C bin -czf bin/device.tgz tether-cgo tests
 	@ls -la bin/device.tgz
 

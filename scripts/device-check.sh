@@ -30,12 +30,28 @@ STEPS=$LOGS/steps.tsv
 : >"$STEPS"
 T0=$(date +%s)
 
+# The whole script must end within one device call (600 s at most): a step
+# gets at most what is left before DEADLINE seconds, less RESERVE for the
+# summary and the bundle, and is skipped (rc 125) when under 5 s are left.
+DEADLINE=${DEVICE_CHECK_DEADLINE:-560}
+RESERVE=25
+
 # step NAME BUDGET_S COMMAND...: runs COMMAND under timeout, log in $LOGS/NAME.log,
-# one line "name rc milliseconds budget_s" in steps.tsv (rc 124: over budget).
+# one line "name rc milliseconds budget_s" in steps.tsv (rc 124: over budget,
+# 125: skipped).
 step() {
 	local name=$1 budget=$2
 	shift 2
-	local start rc
+	local start rc left
+	left=$((DEADLINE - RESERVE - ($(date +%s) - T0)))
+	[ "$name" = summary ] && left=$((left + RESERVE))
+	if [ "$left" -lt 5 ]; then
+		echo "skipped: the device call's time is spent" >"$LOGS/$name.log"
+		printf '%s\t125\t0\t%s\n' "$name" "$budget" >>"$STEPS"
+		echo "== $name skipped (no time left)"
+		return 0
+	fi
+	[ "$budget" -gt "$left" ] && budget=$left
 	start=$(date +%s%N)
 	echo "== $name (budget ${budget}s) at $(($(date +%s) - T0))s"
 	timeout -k 5 "$budget" "$@" >"$LOGS/$name.log" 2>&1
@@ -73,42 +89,43 @@ fi
 M1B=$W/models/llama-1b MQWEN=$W/models/qwen-1.5b M7B=$W/models/mistral-7b
 
 # 0. The machine.
-step env 15 bash -c "date -u; uname -a; nvidia-smi; $PY -c 'import sys,torch,transformers; print(sys.version); print(\"torch\", torch.__version__, \"cuda\", torch.cuda.is_available()); print(\"transformers\", transformers.__version__)'; $PY -m pip list 2>/dev/null | grep -i -E 'jax|nvidia|torch|transformers|safetensors'; ls -la $TETHER $TESTS; $TETHER version"
+step env 10 bash -c "date -u; uname -a; nvidia-smi; $PY -c 'import sys,torch,transformers; print(sys.version); print(\"torch\", torch.__version__, \"cuda\", torch.cuda.is_available()); print(\"transformers\", transformers.__version__)'; $PY -m pip list 2>/dev/null | grep -i -E 'jax|nvidia|torch|transformers|safetensors'; ls -la $TETHER $TESTS; $TETHER version"
 
 # 1. Hugging Face fixtures (CPU), then the go backend against them.
-step hf_fixtures 75 bash -c "CUDA_VISIBLE_DEVICES= $PY scripts/hf_fixtures.py --tether $TETHER --out engine/testdata/hf && cd engine && $TESTS/engine.test -test.run 'HuggingFaceFixtures|PyTorchReferenceFixtures' -test.v"
+step hf_fixtures 60 bash -c "CUDA_VISIBLE_DEVICES= $PY scripts/hf_fixtures.py --tether $TETHER --out engine/testdata/hf && cd engine && $TESTS/engine.test -test.run 'HuggingFaceFixtures|PyTorchReferenceFixtures' -test.v"
 
 # 2. The plugin found without any environment variable.
-step info 30 env -u PJRT_PLUGIN_LIBRARY_PATH -u LD_LIBRARY_PATH -u XLA_FLAGS "$TETHER" info --backend "$BACKEND" --json
+step info 20 env -u PJRT_PLUGIN_LIBRARY_PATH -u LD_LIBRARY_PATH -u XLA_FLAGS "$TETHER" info --backend "$BACKEND" --json
 
 # 3. The engine, steer and probe tests on the GPU; capping and telemetry CPU vs GPU.
-step test_engine 60 bash -c "cd engine && TETHER_TEST_BACKEND=$BACKEND $TESTS/engine.test -test.v -test.timeout 55s"
-step test_steer 40 bash -c "cd steer && TETHER_TEST_BACKEND=$BACKEND $TESTS/steer.test -test.v -test.timeout 35s"
-step test_probe 30 bash -c "cd probe && TETHER_TEST_BACKEND=$BACKEND $TESTS/probe.test -test.v -test.timeout 25s"
-step test_same 30 bash -c "cd steer && TETHER_TEST_COMPARE_BACKEND=$BACKEND $TESTS/steer.test -test.run TestSameOnOtherBackend -test.v"
+step test_engine 45 bash -c "cd engine && TETHER_TEST_BACKEND=$BACKEND $TESTS/engine.test -test.v -test.timeout 40s"
+step test_steer 30 bash -c "cd steer && TETHER_TEST_BACKEND=$BACKEND $TESTS/steer.test -test.v -test.timeout 25s"
+step test_probe 25 bash -c "cd probe && TETHER_TEST_BACKEND=$BACKEND $TESTS/probe.test -test.v -test.timeout 20s"
+step test_same 20 bash -c "cd steer && TETHER_TEST_COMPARE_BACKEND=$BACKEND $TESTS/steer.test -test.run TestSameOnOtherBackend -test.v"
 
 # 4. tether bench perf (bf16), the floor from the device bandwidth measured now.
-step bandwidth 20 "$PY" scripts/hf_compare.py --modes none --bandwidth --json "$LOGS/bandwidth.json"
+step bandwidth 15 "$PY" scripts/hf_compare.py --modes none --bandwidth --json "$LOGS/bandwidth.json"
 BW=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["bandwidth_gbps"])' "$LOGS/bandwidth.json" 2>/dev/null || echo 0)
-bench() { # bench NAME CONFIG DIR BUDGET
-	local name=$1 cfg=$2 dir=$3 budget=$4
+bench() { # bench NAME CONFIG DIR BUDGET BATCHES "PREFILL..."
+	local name=$1 cfg=$2 dir=$3 budget=$4 batches=$5 prefills=$6
 	step "bench_$name" "$budget" bash -c "
 		[ -f $dir/model.safetensors ] || $TETHER testmodel --config $cfg --dtype bf16 --out $dir || exit 1
-		set -- $PREFILLS
-		$TETHER bench perf --model $dir --backend $BACKEND --batches $BATCHES --prefill \$1 --decode $DECODE --repeats 2 --bandwidth-gbps $BW --json > $LOGS/bench_$name.json || exit 1
+		set -- $prefills
+		$TETHER bench perf --model $dir --backend $BACKEND --batches $batches --prefill \$1 --decode $DECODE --repeats 2 --bandwidth-gbps $BW --json > $LOGS/bench_$name.json || exit 1
 		shift
 		for p in \"\$@\"; do $TETHER bench perf --model $dir --backend $BACKEND --batches 1 --prefill \$p --decode 2 --repeats 2 --bandwidth-gbps $BW --json > $LOGS/bench_${name}_prefill\$p.json || exit 1; done"
 }
-bench llama-1b "$CFG_1B" "$M1B" 80
-bench qwen-1.5b "$CFG_QWEN" "$MQWEN" 60
-bench mistral-7b "$CFG_7B" "$M7B" 75
+bench llama-1b "$CFG_1B" "$M1B" 65 "$BATCHES" "$PREFILLS"
+bench qwen-1.5b "$CFG_QWEN" "$MQWEN" 45 "$BATCHES" "$PREFILLS"
+# The size path: writing 14.5 GB of random weights takes most of this budget.
+bench mistral-7b "$CFG_7B" "$M7B" 50 1,8 "${PREFILLS%% *}"
 rm -rf "$M7B" "$MQWEN" # disk
 
 # 5. transformers on the same weights: eager and torch.compile.
-step hf_compare 130 "$PY" scripts/hf_compare.py --model "$M1B" --batches "$HF_BATCHES" --prompt "$HF_PROMPT" --new "$HF_NEW" --json "$LOGS/hf_compare.json"
+step hf_compare 90 "$PY" scripts/hf_compare.py --model "$M1B" --batches "$HF_BATCHES" --prompt "$HF_PROMPT" --new "$HF_NEW" --json "$LOGS/hf_compare.json"
 
 # 6. A short persona run, an axis and a capped generation on the 1B model.
-step persona 75 bash -c "
+step persona 50 bash -c "
 	set -e
 	time $TETHER persona run --model $M1B --out $W/run --backend $BACKEND --roles-limit 2 --prompts-limit 1 --questions-limit 4 --max-tokens $PERSONA_TOKENS --batch 8
 	$TETHER axis build --run $W/run --out $W/run/axis.safetensors --backend $BACKEND --calibrate-unit rollout
@@ -116,7 +133,7 @@ step persona 75 bash -c "
 	cat $LOGS/capped.json"
 
 # --- bundle ---
-step summary 20 "$PY" scripts/device_summary.py --logs "$LOGS" --out "$OUT"
+step summary 15 "$PY" scripts/device_summary.py --logs "$LOGS" --out "$OUT"
 cp "$STEPS" "$OUT/steps.tsv" # even if the summary failed
 tar -C "$W" -czf "$OUT/logs.tar.gz" logs
 if ls engine/testdata/hf/*/reference.safetensors >/dev/null 2>&1; then

@@ -29,7 +29,7 @@ def steps(logs):
         for line in f:
             name, rc, ms, budget = line.rstrip("\n").split("\t")
             rc = int(rc)
-            status = "ok" if rc == 0 else ("over budget" if rc in (124, 137) else f"failed (rc {rc})")
+            status = {0: "ok", 124: "over budget", 137: "over budget", 125: "skipped (no time left)"}.get(rc, f"failed (rc {rc})")
             out.append({"step": name, "rc": rc, "status": status, "seconds": int(ms) / 1000, "budget_s": int(budget)})
     return out
 
