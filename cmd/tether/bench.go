@@ -28,19 +28,12 @@ func runBenchPerf(args []string) error {
 	fs.IntSliceVar(&o.DecodeBatches, "batches", o.DecodeBatches, "batch sizes of the decode measurements")
 	fs.Float64Var(&o.BandwidthGBps, "bandwidth-gbps", 0, "memory bandwidth (GB/s) for the decode floor, e.g. a GPU's measured elsewhere; 0 measures this machine's CPU memory")
 	asJSON := fs.Bool("json", false, "print one JSON object")
-	for _, n := range []string{"prefill", "decode", "repeats"} {
+	for _, n := range []string{"prefill", "decode", "repeats", "batches"} {
 		limit(fs, n, atLeast(1))
 	}
+	limit(fs, "bandwidth-gbps", atLeast(0).with("0 = measure this machine's CPU memory"))
 	if err := parseFlags(fs, args, "model"); err != nil {
 		return err
-	}
-	if o.BandwidthGBps < 0 {
-		return fmt.Errorf("bench perf: --bandwidth-gbps %g: expected a number >= 0", o.BandwidthGBps)
-	}
-	for _, b := range o.DecodeBatches {
-		if b < 1 {
-			return fmt.Errorf("bench perf: --batches %v: expected batch sizes >= 1", o.DecodeBatches)
-		}
 	}
 	// The largest run, checked against the backend's free memory before loading.
 	w := engine.MemoryWorkload{Batch: slices.Max(o.DecodeBatches), Prompt: max(o.PrefillTokens, o.PromptTokens), NewTokens: o.DecodeTokens}
