@@ -168,3 +168,34 @@ func TestTokenizerOnly(t *testing.T) {
 		t.Fatalf("full open of a tokenizer-only dir: %v, want an error naming config.json", err)
 	}
 }
+
+// TestOpenChecksMemoryBeforeLoading: a workload whose KV cache cannot fit in
+// this machine's available memory fails before the weights load, naming the
+// terms; a small one opens and records its plan.
+func TestOpenChecksMemoryBeforeLoading(t *testing.T) {
+	hfDir, _ := convertBundled(t)
+	avail, err := engine.QueryAvailableMemory("go")
+	if err != nil {
+		t.Skipf("no available-memory figure on this machine: %v", err)
+	}
+	// stories260K: 5 layers, 4 KV heads of 8: 1280 bytes of float32 cache
+	// per token; 2^20 sequences of 255 prompt tokens (320 cache slots after
+	// the go backend's buckets) need 400 GiB.
+	_, err = Open(hfDir, Options{NoTokenizer: true, Workload: engine.MemoryWorkload{Batch: 1 << 20, Prompt: 255}})
+	if err == nil {
+		t.Fatalf("a 400 GiB KV cache opened with %d bytes available", avail.Bytes)
+	}
+	for _, want := range []string{"does not fit", "KV cache", "MemAvailable"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	m, err := Open(hfDir, Options{NoTokenizer: true, Workload: engine.MemoryWorkload{Batch: 2, Prompt: 8, NewTokens: 8}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if m.Memory.Need <= 0 || m.Memory.Need > m.Memory.Available.Bytes || m.Memory.Workload.Batch != 2 || m.Memory.Warning != "" {
+		t.Errorf("plan %+v: want the small workload planned as asked, within the available memory", m.Memory)
+	}
+}
