@@ -73,6 +73,23 @@ def ratios(bench_results, hf):
     return out
 
 
+def goals(bench_results, ratio_rows):
+    """The issue's goals, each with the measured value and whether it was met."""
+    out = []
+    for name in ("llama-1b", "qwen-1.5b"):
+        r = bench_results.get(name, {})
+        if "decode_batch1_over_floor" in r:
+            v = r["decode_batch1_over_floor"]
+            out.append({"goal": f"{name}: decode batch 1 >= 0.6 of the bandwidth floor", "value": round(v, 3), "met": v >= 0.6})
+    for name, r in bench_results.items():
+        if isinstance(r, dict) and "compilations_after_warmup" in r:
+            v = r["compilations_after_warmup"]
+            out.append({"goal": f"{name}: no compilation after warm-up", "value": v, "met": v == 0})
+    for r in ratio_rows:
+        out.append({"goal": f"faster than transformers {r['mode']} at batch {r['batch']}", "value": round(r["ratio"], 3), "met": r["ratio"] > 1})
+    return out
+
+
 def section(fn, *args):
     try:
         return fn(*args)
@@ -118,6 +135,10 @@ def markdown(s):
     for r in s.get("ratios") or []:
         if isinstance(r, dict) and "ratio" in r:
             lines.append(f"| {r['mode']} | {r['batch']} | {r['tether_decode_tps']:.1f} | {r['transformers_decode_tps']:.1f} | {r['ratio']:.2f} |")
+    lines += ["", "## Goals", "", "| goal | value | met |", "|---|---|---|"]
+    for g in s.get("goals") or []:
+        if isinstance(g, dict) and "goal" in g:
+            lines.append(f"| {g['goal']} | {g['value']} | {'yes' if g['met'] else 'NO'} |")
     p = s.get("persona") or {}
     lines += ["", "## persona run and capped generation", "", "```", *p.get("tail", [str(p.get("error", ""))]), "```", ""]
     return "\n".join(lines) + "\n"
@@ -143,7 +164,9 @@ def main():
          "transformers": section(read_json, os.path.join(args.logs, "hf_compare.json")),
          "bandwidth": section(read_json, os.path.join(args.logs, "bandwidth.json")),
          "persona": section(persona, args.logs)}
-    s["ratios"] = section(ratios, s["bench"] if "error" not in s["bench"] else {}, s["transformers"])
+    bench_ok = s["bench"] if "error" not in s["bench"] else {}
+    s["ratios"] = section(ratios, bench_ok, s["transformers"])
+    s["goals"] = section(goals, bench_ok, s["ratios"] if isinstance(s["ratios"], list) else [])
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "summary.json"), "w") as f:
         json.dump(s, f, indent=2)

@@ -32,14 +32,13 @@ import time
 import traceback
 
 import torch
-import transformers
-from transformers import AutoModelForCausalLM
 
 DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32, "float16": torch.float16}
 
 
 def dtype_kwargs(dtype):
     """from_pretrained's dtype keyword: `dtype` from transformers 4.56, `torch_dtype` before."""
+    import transformers
     major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
     return {"dtype": dtype} if (major, minor) >= (4, 56) else {"torch_dtype": dtype}
 
@@ -65,6 +64,7 @@ def measure_bandwidth(device, gib=4.0, rounds=10):
 
 
 def load(model_dir, dtype, device, mode):
+    from transformers import AutoModelForCausalLM  # only here: --modes none needs torch alone
     model = AutoModelForCausalLM.from_pretrained(model_dir, attn_implementation="eager", **dtype_kwargs(dtype))
     model.to(device).eval()
     gc = model.generation_config
@@ -147,8 +147,10 @@ def main():
     if modes:
         with open(f"{args.model}/config.json") as f:
             vocab = json.load(f)["vocab_size"]
-    result = {"model": args.model, "device": args.device, "dtype": args.dtype,
-              "transformers": transformers.__version__, "torch": torch.__version__, "runs": []}
+    result = {"model": args.model, "device": args.device, "dtype": args.dtype, "torch": torch.__version__, "runs": []}
+    if modes:
+        import transformers
+        result["transformers"] = transformers.__version__
     if args.device.startswith("cuda"):
         result["device_name"] = torch.cuda.get_device_name(0)
     if args.bandwidth:
