@@ -17,8 +17,14 @@ const DefaultRunBatch = 8
 
 // RunOptions configures ExecuteRun.
 type RunOptions struct {
-	// Dir is the run directory (created when missing; resumed when it holds a run).
+	// Dir is the run directory (created when missing; resumed when it holds a run). With
+	// Shard, Dir is the shared output directory of every shard and the shard runs in its
+	// sub-directory (runstore.Shard.DirName).
 	Dir string
+	// Shard, when set, runs only the shard's share of the rollouts (those whose index in
+	// PlanRollouts order is Shard.Index modulo Shard.Count) and seals the shard when it is
+	// complete (runstore.SealShard; OpenRun of Dir merges the shards).
+	Shard *runstore.Shard
 	// Dataset is the data set to run (already cut to size); DatasetSource describes where it came
 	// from for the manifest ("builtin" or paths).
 	Dataset       *Dataset
@@ -153,6 +159,21 @@ func ExecuteRun(ctx context.Context, m *model.Model, opts RunOptions) (*RunSumma
 	if want.Rendering, err = runRendering(m, opts.Dataset, modelName); err != nil {
 		return nil, err
 	}
+	plan := PlanRollouts(opts.Dataset, modelName, opts.Samples, opts.Seed)
+	total := len(plan)
+	if opts.Shard != nil {
+		if plan, err = shardPlan(&opts, plan); err != nil {
+			return nil, err
+		}
+	}
+	// The shards of one run agree on everything but where each found the model (its config's
+	// sha256 is compared) and when each started.
+	hashed := want
+	hashed.ModelDir = ""
+	settingsHash, err := runstore.SettingsHash(hashed)
+	if err != nil {
+		return nil, err
+	}
 	want.Created = time.Now().UTC().Format(time.RFC3339)
 	st, err := openRunStore(opts.Dir, want)
 	if err != nil {
@@ -160,7 +181,6 @@ func ExecuteRun(ctx context.Context, m *model.Model, opts RunOptions) (*RunSumma
 	}
 	defer st.Close()
 
-	plan := PlanRollouts(opts.Dataset, modelName, opts.Samples, opts.Seed)
 	planIndex := make(map[string]int, len(plan))
 	for i, s := range plan {
 		planIndex[s.ID] = i
@@ -255,7 +275,35 @@ func ExecuteRun(ctx context.Context, m *model.Model, opts RunOptions) (*RunSumma
 		report()
 	}
 	report()
+	if opts.Shard != nil {
+		ids := make([]string, len(plan))
+		for i, s := range plan {
+			ids[i] = s.ID
+		}
+		if err := runstore.SealShard(opts.Dir, *opts.Shard, settingsHash, total, ids); err != nil {
+			return sum, fmt.Errorf("probe: run %s: %w", opts.Dir, err)
+		}
+	}
 	return sum, nil
+}
+
+// shardPlan keeps the shard's share of plan and points opts.Dir at the shard's sub-directory.
+// The shared directory must not be a run directory itself.
+func shardPlan(opts *RunOptions, plan []RolloutSpec) ([]RolloutSpec, error) {
+	if _, err := os.Stat(filepath.Join(opts.Dir, ManifestFileName)); err == nil {
+		return nil, fmt.Errorf("probe: run: %s holds an unsharded run (%s); a sharded run needs its own --out", opts.Dir, ManifestFileName)
+	}
+	var mine []RolloutSpec
+	for i, s := range plan {
+		if opts.Shard.Owns(i) {
+			mine = append(mine, s)
+		}
+	}
+	if len(mine) == 0 {
+		return nil, fmt.Errorf("probe: run: shard %s has no rollouts: the run has only %d (use fewer shards)", opts.Shard, len(plan))
+	}
+	opts.Dir = filepath.Join(opts.Dir, opts.Shard.DirName())
+	return mine, nil
 }
 
 // addNew counts a rollout completed by this invocation.
