@@ -180,6 +180,15 @@ func ExecuteRun(ctx context.Context, m *model.Model, opts RunOptions) (*RunSumma
 		return nil, err
 	}
 	defer st.Close()
+	var ids []string
+	if opts.Shard != nil {
+		for _, s := range plan {
+			ids = append(ids, s.ID)
+		}
+		if err := runstore.WritePlan(opts.Dir, *opts.Shard, total, ids); err != nil {
+			return nil, fmt.Errorf("probe: run %s: %w", opts.Dir, err)
+		}
+	}
 
 	planIndex := make(map[string]int, len(plan))
 	for i, s := range plan {
@@ -276,10 +285,6 @@ func ExecuteRun(ctx context.Context, m *model.Model, opts RunOptions) (*RunSumma
 	}
 	report()
 	if opts.Shard != nil {
-		ids := make([]string, len(plan))
-		for i, s := range plan {
-			ids[i] = s.ID
-		}
 		if err := runstore.SealShard(opts.Dir, *opts.Shard, settingsHash, total, ids); err != nil {
 			return sum, fmt.Errorf("probe: run %s: %w", opts.Dir, err)
 		}

@@ -3,6 +3,7 @@ package probe
 import (
 	"fmt"
 	"path"
+	"path/filepath"
 
 	"tether/runstore"
 )
@@ -50,4 +51,15 @@ func openSharded(dir string) (*Run, error) {
 		rollouts[k] = byShard[s][id]
 	}
 	return &Run{dir: dir, manifest: man, rollouts: rollouts}, nil
+}
+
+// CountRollouts is the number of completed rollouts in the run directory dir (the complete
+// lines of its rollouts.jsonl); a directory without the file has none.
+func CountRollouts(dir string) (int, error) {
+	n := 0
+	_, err := scanRollouts(filepath.Join(dir, RolloutsFileName), func(Rollout, runstore.Ref) error {
+		n++
+		return nil
+	})
+	return n, err
 }

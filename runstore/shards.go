@@ -117,8 +117,31 @@ func (s Shard) Owns(index int) bool { return index%s.Count == s.Index }
 // shardDirRE matches DirName.
 var shardDirRE = regexp.MustCompile(`^shard-(\d{4,})-of-(\d{4,})$`)
 
-// SealFileName is a finished shard's manifest, written last and atomically.
-const SealFileName = "shard.json"
+// SealFileName is a finished shard's manifest, written last and atomically; PlanFileName is
+// the shard's unit list, written when it starts (so that its progress can be told).
+const (
+	SealFileName = "shard.json"
+	PlanFileName = "units.json"
+)
+
+// Plan is a shard's share of its run (PlanFileName): the run's unit count and the shard's
+// units (keys, in canonical order).
+type Plan struct {
+	Shard      int      `json:"shard"`
+	Shards     int      `json:"shards"`
+	TotalUnits int      `json:"total_units"`
+	Units      []string `json:"units"`
+}
+
+// WritePlan writes the plan of shard s in dir atomically, when the shard starts; a resumed
+// shard writes the same plan again. The caller holds dir's Store.
+func WritePlan(dir string, s Shard, total int, units []string) error {
+	data, err := json.MarshalIndent(Plan{Shard: s.Index, Shards: s.Count, TotalUnits: total, Units: units}, "", "  ")
+	if err != nil {
+		return fmt.Errorf("runstore: plan %s: %w", dir, err)
+	}
+	return writeFile(filepath.Join(dir, PlanFileName), append(data, '\n'))
+}
 
 // SealFormat is the format of a shard manifest.
 const SealFormat = "tether-shard/1"
@@ -220,9 +243,10 @@ type ShardState struct {
 	Dir    string
 	Exists bool
 	// Seal is the shard's manifest when it has finished; SealErr says why a seal file could
-	// not be read.
+	// not be read. Plan is the shard's plan when it has started (nil when unreadable).
 	Seal    *Seal
 	SealErr error
+	Plan    *Plan
 	// Holder names the process writing an unsealed shard now ("" when none, and for a sealed
 	// shard). Finding out takes the shard's lock for an instant when it is free.
 	Holder string
@@ -264,6 +288,9 @@ func ShardStates(dir string) ([]ShardState, error) {
 		if _, ok := present[i]; ok {
 			st.Exists = true
 			st.Seal, st.SealErr = readSeal(st.Dir)
+			if p, err := ReadSettings[Plan](st.Dir, PlanFileName); err == nil {
+				st.Plan = &p
+			}
 			if st.Seal == nil {
 				st.Holder = holderOf(st.Dir)
 			}
