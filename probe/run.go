@@ -2,6 +2,7 @@ package probe
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 
 	"tether/axis"
