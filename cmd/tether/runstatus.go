@@ -69,11 +69,15 @@ func shardStatus(st runstore.ShardState) (state, done, note string) {
 	if st.Plan != nil {
 		share = fmt.Sprint(len(st.Plan.Units))
 	}
-	n, err := probe.CountRollouts(st.Dir)
-	count := fmt.Sprint(n)
-	if err != nil {
-		count, note = "?", err.Error()
-	} else if _, serr := os.Stat(filepath.Join(st.Dir, probe.ManifestFileName)); serr != nil {
+	count := "?" // counted for persona runs only
+	if kind, err := runstore.ReadSettings[struct {
+		Format string `json:"format"`
+	}](st.Dir, probe.ManifestFileName); err == nil && kind.Format == probe.RunFormat {
+		n, err := probe.CountRollouts(st.Dir)
+		if count = fmt.Sprint(n); err != nil {
+			count, note = "?", err.Error()
+		}
+	} else if _, err := os.Stat(filepath.Join(st.Dir, probe.ManifestFileName)); err != nil {
 		count = "0"
 	}
 	if st.Holder != "" {
