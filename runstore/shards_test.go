@@ -3,6 +3,7 @@ package runstore
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -137,5 +138,55 @@ func TestSealAndMerge(t *testing.T) {
 	os.Mkdir(filepath.Join(root, Shard{0, 3}.DirName()), 0o755)
 	if _, _, err := MergeShards(root); err == nil || !strings.Contains(err.Error(), "same N") {
 		t.Fatalf("mixed shard counts: %v", err)
+	}
+}
+
+// TestShardStates: a sealed shard, a shard whose directory a Store holds open (running, its
+// holder named by pid), a shard started and stopped (incomplete), and a missing one.
+func TestShardStates(t *testing.T) {
+	root := t.TempDir()
+	open := func(i int) *Store {
+		s := Shard{i, 4}
+		st, err := Open(filepath.Join(root, s.DirName()), "settings.json", 1, Options[int]{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := WritePlan(st.Dir(), s, 4, []string{"u" + strconv.Itoa(i)}); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	sealed := open(0)
+	if err := SealShard(sealed.Dir(), Shard{0, 4}, "h", 4, []string{"u0"}); err != nil {
+		t.Fatal(err)
+	}
+	sealed.Close()
+	running := open(1)
+	defer running.Close()
+	open(2).Close()
+	states, err := ShardStates(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(states) != 4 {
+		t.Fatalf("%d shards, want 4", len(states))
+	}
+	if s := states[0]; s.Seal == nil || s.Holder != "" {
+		t.Errorf("sealed shard: %+v", s)
+	}
+	if s := states[1]; s.Seal != nil || !strings.Contains(s.Holder, "process "+strconv.Itoa(os.Getpid())+" ") {
+		t.Errorf("running shard: holder %q", s.Holder)
+	}
+	if s := states[2]; !s.Exists || s.Seal != nil || s.Holder != "" || s.Plan == nil || s.Plan.Units[0] != "u2" {
+		t.Errorf("incomplete shard: %+v", s)
+	}
+	if s := states[3]; s.Exists {
+		t.Errorf("missing shard: %+v", s)
+	}
+	// The probe let go of shard 2's lock: it can be opened again.
+	again := open(2)
+	again.Close()
+	if _, _, err := MergeShards(root); err == nil || !strings.Contains(err.Error(), "still running") {
+		t.Fatalf("merge with a running shard: %v", err)
 	}
 }
