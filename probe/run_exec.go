@@ -109,7 +109,13 @@ func (s RunSummary) CaptureTPS() float64 {
 //   - rollouts are cut into fixed batches of the run's batch size in PlanRollouts order, so a
 //     resumed run batches, seeds and therefore samples exactly as an uninterrupted one;
 //   - for each batch the shard activations/shard-<batch number>.safetensors is written atomically
-//     first, then the batch's lines are appended to rollouts.jsonl and fsynced.
+//     first, then the batch's lines are appended to rollouts.jsonl and fsynced;
+//   - with opts.Shard, only the shard's share of the plan runs (batched in plan order among
+//     themselves), in the shard's sub-directory of opts.Dir, which gets units.json when it starts
+//     and shard.json (runstore.SealShard) when it is complete; the summary counts the share.
+//     A rollout's seed and output do not depend on its batch-mates (see
+//     TestRolloutIndependentOfBatch), so the merged shards (OpenRun of opts.Dir) hold what an
+//     unsharded run does.
 //
 // A rollout's activations are read over its prompt and response ids as generated (ResponseSpan),
 // so a response that filled the model's context (stop reason "context") is captured whole.
