@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"tether/axis"
 	"tether/model"
+	"tether/runstore"
 	"tether/steer"
 )
 
@@ -73,6 +75,12 @@ type DriftOptions struct {
 	Progress func(done, total int)
 	// Now stamps the report (default time.Now).
 	Now func() time.Time
+	// Shard, when set, runs only the shard's share of the conversations (the units
+	// (scenario, arm, seed) whose index in run order is Shard.Index modulo Shard.Count) in the
+	// sub-directory Shard.DirName of Out, and seals the shard when it is complete instead of
+	// writing a report. RunDrift without Shard on an Out holding shards writes the report of
+	// them all (see mergeDriftShards).
+	Shard *runstore.Shard
 }
 
 // DriftPlan is the work of a drift run, as it starts or resumes.
@@ -95,6 +103,11 @@ type driftRunner struct {
 	setup *steer.Setup
 	layer int
 	unit  []float32
+	// seeds are the seeds of each group (scenario\x00arm) this process runs: all of them, or
+	// a shard's share; units are the keys of those conversations in run order, of total.
+	seeds map[string][]uint64
+	units []string
+	total int
 }
 
 // RunDrift runs (or resumes) the drift benchmark of m: every scenario under
@@ -102,7 +115,9 @@ type driftRunner struct {
 // to OUT/turns.jsonl, then builds the report (summary, variance, capability,
 // cap check, findings) and writes it with WriteReport. Cancelling ctx loses
 // at most the group in flight (one scenario and arm, all seeds, generated as
-// one batch); a later call resumes and produces the same report.
+// one batch); a later call resumes and produces the same report. A shard
+// (DriftOptions.Shard) returns no report: the report is written by RunDrift
+// without Shard once every shard is done.
 func RunDrift(ctx context.Context, m *model.Model, opts DriftOptions) (*DriftReport, error) {
 	r, err := newDriftRunner(ctx, m, opts)
 	if err != nil {
@@ -112,20 +127,34 @@ func RunDrift(ctx context.Context, m *model.Model, opts DriftOptions) (*DriftRep
 	if err != nil {
 		return nil, err
 	}
-	store, err := openDriftStore(r.opts.Out, man)
+	if r.opts.Shard == nil && runstore.IsSharded(r.opts.Out) {
+		if _, err := os.Stat(filepath.Join(r.opts.Out, DriftManifestFile)); err != nil {
+			return r.mergeDriftShards(ctx, man)
+		}
+	}
+	dir, settingsHash, err := r.shardDir(man)
+	if err != nil {
+		return nil, err
+	}
+	store, err := openDriftStore(dir, man, func(scenario, arm string) int { return len(r.seeds[scenario+"\x00"+arm]) })
 	if err != nil {
 		return nil, err
 	}
 	defer store.close()
+	if r.opts.Shard != nil {
+		if err := runstore.WritePlan(dir, *r.opts.Shard, r.total, r.units); err != nil {
+			return nil, fmt.Errorf("bench: drift: %w", err)
+		}
+	}
 	arms := r.arms()
-	total := len(r.scripts) * len(arms) * len(r.opts.Seeds)
+	total := len(r.units)
 	done := store.doneConversations()
 	if r.opts.Plan != nil {
 		p := DriftPlan{Conversations: total, Done: done}
 		for _, s := range r.scripts {
 			for _, a := range arms {
-				if !store.hasGroup(s.info.ID, a.arm, len(r.opts.Seeds)) {
-					p.MaxNewTokens += len(r.opts.Seeds) * r.turnsOf(s) * r.opts.MaxTokens
+				if n := len(r.seeds[s.info.ID+"\x00"+a.arm]); !store.hasGroup(s.info.ID, a.arm, n) {
+					p.MaxNewTokens += n * r.turnsOf(s) * r.opts.MaxTokens
 				}
 			}
 		}
@@ -136,10 +165,11 @@ func RunDrift(ctx context.Context, m *model.Model, opts DriftOptions) (*DriftRep
 	}
 	for _, s := range r.scripts {
 		for _, a := range arms {
-			if store.hasGroup(s.info.ID, a.arm, len(r.opts.Seeds)) {
+			seeds := r.seeds[s.info.ID+"\x00"+a.arm]
+			if store.hasGroup(s.info.ID, a.arm, len(seeds)) {
 				continue
 			}
-			convs, err := r.runGroup(ctx, s, a)
+			convs, err := r.runGroup(ctx, s, a, seeds)
 			if err != nil {
 				return nil, err
 			}
@@ -151,6 +181,12 @@ func RunDrift(ctx context.Context, m *model.Model, opts DriftOptions) (*DriftRep
 				r.opts.Progress(done, total)
 			}
 		}
+	}
+	if r.opts.Shard != nil {
+		if err := runstore.SealShard(dir, *r.opts.Shard, settingsHash, r.total, r.units); err != nil {
+			return nil, fmt.Errorf("bench: drift: %w", err)
+		}
+		return nil, nil
 	}
 	rep, err := r.report(ctx, store.records())
 	if err != nil {
@@ -225,6 +261,10 @@ func newDriftRunner(ctx context.Context, m *model.Model, o DriftOptions) (*drift
 	}
 	if err := os.MkdirAll(o.Out, 0o755); err != nil {
 		return nil, fmt.Errorf("bench: drift: %w", err)
+	}
+	r.planUnits()
+	if len(r.units) == 0 {
+		return nil, fmt.Errorf("bench: drift: shard %s has no conversations: the run has only %d (use fewer shards)", o.Shard, r.total)
 	}
 	return r, nil
 }

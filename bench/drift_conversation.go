@@ -94,9 +94,9 @@ func (r *driftRunner) turnPlan(a armSetup, turn int) (*steer.Compiled, error) {
 
 // runGroup runs the conversations of one scenario and arm, one per seed, as
 // one batch: turn t of every seed is generated in one Generate call.
-func (r *driftRunner) runGroup(ctx context.Context, s driftScript, a armSetup) ([]*conversationState, error) {
-	convs := make([]*conversationState, len(r.opts.Seeds))
-	for i, seed := range r.opts.Seeds {
+func (r *driftRunner) runGroup(ctx context.Context, s driftScript, a armSetup, seeds []uint64) ([]*conversationState, error) {
+	convs := make([]*conversationState, len(seeds))
+	for i, seed := range seeds {
 		convs[i] = &conversationState{seed: seed}
 	}
 	turns := r.turnsOf(s)

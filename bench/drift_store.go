@@ -72,8 +72,9 @@ type driftStore struct {
 // openDriftStore opens the run directory for writing (runstore.Open): it writes the manifest of
 // a new run, or checks an existing one's against want, and loads the finished conversations. A
 // trailing partial line (a write cut by a kill) and conversations of an unfinished group are
-// cut off the file.
-func openDriftStore(dir string, want DriftManifest) (*driftStore, error) {
+// cut off the file. seedsOf is the number of conversations of a group (scenario, arm) the run
+// holds.
+func openDriftStore(dir string, want DriftManifest, seedsOf func(scenario, arm string) int) (*driftStore, error) {
 	st, err := runstore.Open(dir, DriftManifestFile, want, runstore.Options[DriftManifest]{
 		Check: func(have, want DriftManifest) error {
 			if err := runstore.Diff(have, want); err != nil {
@@ -87,7 +88,7 @@ func openDriftStore(dir string, want DriftManifest) (*driftStore, error) {
 		return nil, fmt.Errorf("bench: drift: %w", err)
 	}
 	ds := &driftStore{st: st, group: map[string]int{}}
-	keep, err := ds.load(filepath.Join(dir, DriftTurnsFile), want)
+	keep, err := ds.load(filepath.Join(dir, DriftTurnsFile), want, seedsOf)
 	if err == nil {
 		ds.log, err = st.OpenLog(DriftTurnsFile, keep)
 	}
@@ -100,12 +101,11 @@ func openDriftStore(dir string, want DriftManifest) (*driftStore, error) {
 
 // load reads turns.jsonl, keeping whole groups only; it returns the byte length of the lines
 // of those groups.
-func (ds *driftStore) load(path string, m DriftManifest) (int64, error) {
+func (ds *driftStore) load(path string, m DriftManifest, seedsOf func(scenario, arm string) int) (int64, error) {
 	turns := map[string]int{}
 	for _, s := range m.Scenarios {
 		turns[s.ID] = s.Turns
 	}
-	seeds := len(m.Settings.Seeds)
 	var (
 		keep    []TurnRecord
 		end     int64
@@ -117,7 +117,7 @@ func (ds *driftStore) load(path string, m DriftManifest) (int64, error) {
 			return fmt.Errorf("%s: line %d: scenario %q is not part of this run", path, line, rec.Scenario)
 		}
 		pending = append(pending, rec)
-		if len(pending) == want*seeds {
+		if seeds := seedsOf(rec.Scenario, rec.Arm); len(pending) == want*seeds {
 			keep = append(keep, pending...)
 			end = ref.End()
 			ds.group[rec.Scenario+"\x00"+rec.Arm] = seeds

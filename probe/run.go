@@ -2,6 +2,7 @@ package probe
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 
 	"tether/axis"
@@ -113,7 +114,12 @@ type Run struct {
 
 // OpenRun reads a run directory's run.json and rollouts.jsonl. A truncated last line (a crash
 // while appending) is ignored; any other malformed line is an error naming its line number.
+// A sharded run's shared directory (runstore.IsSharded) is read as the one run its shards make
+// (see openSharded).
 func OpenRun(dir string) (*Run, error) {
+	if _, err := os.Stat(filepath.Join(dir, ManifestFileName)); err != nil && runstore.IsSharded(dir) {
+		return openSharded(dir)
+	}
 	man, err := readManifest(dir)
 	if err != nil {
 		return nil, err

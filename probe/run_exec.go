@@ -17,8 +17,14 @@ const DefaultRunBatch = 8
 
 // RunOptions configures ExecuteRun.
 type RunOptions struct {
-	// Dir is the run directory (created when missing; resumed when it holds a run).
+	// Dir is the run directory (created when missing; resumed when it holds a run). With
+	// Shard, Dir is the shared output directory of every shard and the shard runs in its
+	// sub-directory (runstore.Shard.DirName).
 	Dir string
+	// Shard, when set, runs only the shard's share of the rollouts (those whose index in
+	// PlanRollouts order is Shard.Index modulo Shard.Count) and seals the shard when it is
+	// complete (runstore.SealShard; OpenRun of Dir merges the shards).
+	Shard *runstore.Shard
 	// Dataset is the data set to run (already cut to size); DatasetSource describes where it came
 	// from for the manifest ("builtin" or paths).
 	Dataset       *Dataset
@@ -103,7 +109,13 @@ func (s RunSummary) CaptureTPS() float64 {
 //   - rollouts are cut into fixed batches of the run's batch size in PlanRollouts order, so a
 //     resumed run batches, seeds and therefore samples exactly as an uninterrupted one;
 //   - for each batch the shard activations/shard-<batch number>.safetensors is written atomically
-//     first, then the batch's lines are appended to rollouts.jsonl and fsynced.
+//     first, then the batch's lines are appended to rollouts.jsonl and fsynced;
+//   - with opts.Shard, only the shard's share of the plan runs (batched in plan order among
+//     themselves), in the shard's sub-directory of opts.Dir, which gets units.json when it starts
+//     and shard.json (runstore.SealShard) when it is complete; the summary counts the share.
+//     A rollout's seed and output do not depend on its batch-mates (see
+//     TestRolloutIndependentOfBatch), so the merged shards (OpenRun of opts.Dir) hold what an
+//     unsharded run does.
 //
 // A rollout's activations are read over its prompt and response ids as generated (ResponseSpan),
 // so a response that filled the model's context (stop reason "context") is captured whole.
@@ -153,14 +165,37 @@ func ExecuteRun(ctx context.Context, m *model.Model, opts RunOptions) (*RunSumma
 	if want.Rendering, err = runRendering(m, opts.Dataset, modelName); err != nil {
 		return nil, err
 	}
+	plan := PlanRollouts(opts.Dataset, modelName, opts.Samples, opts.Seed)
+	total := len(plan)
+	if opts.Shard != nil {
+		if plan, err = shardPlan(&opts, plan); err != nil {
+			return nil, err
+		}
+	}
+	// The shards of one run agree on everything but where each found the model (its config's
+	// sha256 is compared) and when each started.
+	hashed := want
+	hashed.ModelDir = ""
+	settingsHash, err := runstore.SettingsHash(hashed)
+	if err != nil {
+		return nil, err
+	}
 	want.Created = time.Now().UTC().Format(time.RFC3339)
 	st, err := openRunStore(opts.Dir, want)
 	if err != nil {
 		return nil, err
 	}
 	defer st.Close()
+	var ids []string
+	if opts.Shard != nil {
+		for _, s := range plan {
+			ids = append(ids, s.ID)
+		}
+		if err := runstore.WritePlan(opts.Dir, *opts.Shard, total, ids); err != nil {
+			return nil, fmt.Errorf("probe: run %s: %w", opts.Dir, err)
+		}
+	}
 
-	plan := PlanRollouts(opts.Dataset, modelName, opts.Samples, opts.Seed)
 	planIndex := make(map[string]int, len(plan))
 	for i, s := range plan {
 		planIndex[s.ID] = i
@@ -255,7 +290,31 @@ func ExecuteRun(ctx context.Context, m *model.Model, opts RunOptions) (*RunSumma
 		report()
 	}
 	report()
+	if opts.Shard != nil {
+		if err := runstore.SealShard(opts.Dir, *opts.Shard, settingsHash, total, ids); err != nil {
+			return sum, fmt.Errorf("probe: run %s: %w", opts.Dir, err)
+		}
+	}
 	return sum, nil
+}
+
+// shardPlan keeps the shard's share of plan and points opts.Dir at the shard's sub-directory.
+// The shared directory must not be a run directory itself.
+func shardPlan(opts *RunOptions, plan []RolloutSpec) ([]RolloutSpec, error) {
+	if _, err := os.Stat(filepath.Join(opts.Dir, ManifestFileName)); err == nil {
+		return nil, fmt.Errorf("probe: run: %s holds an unsharded run (%s); a sharded run needs its own --out", opts.Dir, ManifestFileName)
+	}
+	var mine []RolloutSpec
+	for i, s := range plan {
+		if opts.Shard.Owns(i) {
+			mine = append(mine, s)
+		}
+	}
+	if len(mine) == 0 {
+		return nil, fmt.Errorf("probe: run: shard %s has no rollouts: the run has only %d (use fewer shards)", opts.Shard, len(plan))
+	}
+	opts.Dir = filepath.Join(opts.Dir, opts.Shard.DirName())
+	return mine, nil
 }
 
 // addNew counts a rollout completed by this invocation.

@@ -28,7 +28,14 @@ type holder struct {
 // takes the lock, then writes it).
 const lockWait = time.Second
 
-// acquire takes dir's lock, without waiting, and writes this process's pid, host and the time
+// How often, and how far apart, acquire tries a lock it finds held.
+const (
+	lockRetries   = 4
+	lockRetryWait = 25 * time.Millisecond
+)
+
+// acquire takes dir's lock, without waiting for a holder (it looks again lockRetries times, for
+// a reader's instant probe), and writes this process's pid, host and the time
 // into the lock file. Closing the returned file releases the lock; the OS releases it when the
 // process ends.
 func acquire(dir string) (*os.File, error) {
@@ -38,6 +45,12 @@ func acquire(dir string) (*os.File, error) {
 		return nil, fmt.Errorf("runstore: lock %s: %w", path, err)
 	}
 	held, err := tryLock(f)
+	// A reader probing whether the lock is free (ShardStates) holds it for an instant: look
+	// again a few times before calling it held.
+	for try := 0; err == nil && held && try < lockRetries; try++ {
+		time.Sleep(lockRetryWait)
+		held, err = tryLock(f)
+	}
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("runstore: lock %s: %w", path, err)

@@ -20,9 +20,14 @@
 // Readers (reports, axis builds) read a directory without taking the lock: every file they read
 // is either written atomically or an append-only log whose torn last line they skip.
 //
-// A sharded run is a directory of such run directories (one per shard, opened with the same
-// settings); sealing a finished shard with a manifest of its settings' hash, its units and its
-// files' checksums (FileSHA256) builds on Store without changing it.
+// A sharded run is a directory of such run directories, one per shard (Shard.DirName, opened
+// with the same settings): shard i of N runs the units whose index in the run's canonical order
+// is i modulo N (ParseShard reads --shard i/N, or a Slurm array's or Kubernetes Indexed Job's
+// environment). A shard writes its unit list when it starts (WritePlan) and, once complete, a
+// manifest of its settings' hash, its units and every file's sha256 (SealShard), atomically and
+// last. MergeShards checks a sharded run before it is read as one: every shard sealed, one
+// settings hash, no unit twice, every share whole, every checksum right; ShardStates tells each
+// shard's progress.
 package runstore
 
 import (

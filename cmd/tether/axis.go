@@ -22,7 +22,7 @@ func runAxisBuild(args []string) error {
 	fs := newFlags("axis build", "--run RUN --out axis.safetensors [--percentiles 1,25,50,75] [--min-score 3] [--min-role-rollouts N] [--calibrate-on default|roles|all] [--calibrate-unit token|rollout] [--model M] [--axis-layer L] [--layer L]",
 		`tether axis build --run /tmp/run --out /tmp/run/axis.safetensors   # also writes axis_report.json and SVG pictures beside it
   tether axis build --run /tmp/run --out ref.safetensors --calibrate-on all --calibrate-unit rollout --token-fractions   # see how often a per-rollout tau would cap`)
-	runDir := fs.String("run", "", `run directory written by "tether persona run"`)
+	runDir := fs.String("run", "", `run directory written by "tether persona run", or the --out of a sharded run (every shard is checked and merged)`)
 	out := fs.String("out", "", "axis file to write (.safetensors); the report and pictures go to the same directory")
 	pcts := fs.String("percentiles", "1,25,50,75", "percentiles of the calibration projections to calibrate tau at")
 	minScore := fs.Int("min-score", probe.KeepScore, "with a judge, the lowest score a role's rollout needs to count for its role vector")

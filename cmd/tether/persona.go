@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -20,8 +21,9 @@ func init() {
 }
 
 func runPersonaRun(args []string) error {
-	fs := newFlags("persona run", "--model M --out RUN [--roles DIR] [--questions FILE] [--samples N] [--max-tokens N] [--judge none|self|MODEL] [--roles-limit N --prompts-limit N --questions-limit N] [--batch N] [--seed S] [--model-name NAME] [--enable-thinking] [--backend B]",
-		"tether persona run --model HuggingFaceTB/SmolLM2-135M-Instruct --out /tmp/run --roles-limit 4 --questions-limit 10")
+	fs := newFlags("persona run", "--model M --out RUN [--roles DIR] [--questions FILE] [--samples N] [--max-tokens N] [--judge none|self|MODEL] [--roles-limit N --prompts-limit N --questions-limit N] [--batch N] [--seed S] [--model-name NAME] [--enable-thinking] [--backend B] [--shard i/N|auto [--shards N]]",
+		"tether persona run --model HuggingFaceTB/SmolLM2-135M-Instruct --out /tmp/run --roles-limit 4 --questions-limit 10\n"+
+			"  sbatch --array=0-63%16 --wrap 'tether persona run --model M --out /shared/run --shard auto'   # one shard per array task (docs/cluster.md)")
 	ref := fs.String("model", "", "model directory or Hugging Face id")
 	out := fs.String("out", "", "run directory (created; an existing run is resumed)")
 	roles := fs.String("roles", "", "directory of role files in the reference format (default: the built-in roles)")
@@ -37,6 +39,7 @@ func runPersonaRun(args []string) error {
 	modelName := fs.String("model-name", "", `the name that replaces {model_name} in role and default prompts (default: the reference pipeline's short name, e.g. "Qwen" for Qwen/Qwen3-32B); recorded in run.json`)
 	thinking := addThinkingFlag(fs)
 	backend := addBackendFlag(fs)
+	shardFlag, shards := addShardFlags(fs)
 	for _, n := range []string{"samples", "max-tokens", "batch"} {
 		limit(fs, n, atLeast(1))
 	}
@@ -45,6 +48,10 @@ func runPersonaRun(args []string) error {
 	}
 	if err := parseFlags(fs, args, "model", "out"); err != nil {
 		return err
+	}
+	shard, err := parseShardFlags(*shardFlag, *shards)
+	if err != nil {
+		return fmt.Errorf("persona run: %w", err)
 	}
 	if err := checkOutputDir("out", *out); err != nil {
 		return fmt.Errorf("persona run: %w", err)
@@ -73,28 +80,33 @@ func runPersonaRun(args []string) error {
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
 	total := len(probe.PlanRollouts(ds, "", *samples, 0))
+	where := *out
+	if shard != nil {
+		where = fmt.Sprintf("%s (shard %s: %s)", filepath.Join(*out, shard.DirName()), shard, shardShare(total, *shard))
+	}
 	bar := newBar(total, "rollouts")
 	eta := etaMeter{job: "persona run", unit: "rollouts"}
 	opts := probe.RunOptions{Dir: *out, Dataset: ds, DatasetSource: source, Samples: *samples, MaxTokens: *maxTokens,
-		Batch: *batch, Seed: *seed, JudgeName: *judge, Judge: j, ModelName: *modelName,
+		Batch: *batch, Seed: *seed, JudgeName: *judge, Judge: j, ModelName: *modelName, Shard: shard,
 		Progress: func(p probe.RunProgress) {
 			if !eta.started {
+				bar.ChangeMax(p.Total) // a shard's share
 				printJobPlan("persona run", "rollouts", p.Total, p.Done, p.MaxTokensLeft)
 			}
 			eta.update(p.Done, p.Total)
 			bar.Set(p.Done)
 		}}
 	fmt.Fprintf(os.Stderr, "persona run: %s, %d roles + default, %d questions, %d samples: %d rollouts into %s (Ctrl-C stops; the same command resumes)\n",
-		m.Name, len(ds.Roles), len(ds.Questions), *samples, total, *out)
+		m.Name, len(ds.Roles), len(ds.Questions), *samples, total, where)
 	sum, err := probe.ExecuteRun(ctx, m, opts)
 	bar.Finish()
 	if sum != nil {
-		printRunSummary(sum, *out)
+		printRunSummary(sum, where)
 	}
 	if err != nil {
 		if errors.Is(err, context.Canceled) && sum != nil {
 			return fmt.Errorf("persona run: interrupted; %d of %d rollouts are saved in %s; run the same command again to continue",
-				sum.Done, sum.Total, *out)
+				sum.Done, sum.Total, where)
 		}
 		return err
 	}

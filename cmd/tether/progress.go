@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -42,12 +44,20 @@ func startSpinner(description string) (stop func()) {
 	}
 }
 
-// newBar is a counted progress bar with a time-left estimate on standard error
-// (silent when standard error is not a terminal).
-func newBar(total int, description string) *progressbar.ProgressBar {
+// counter shows the progress of a counted job.
+type counter interface {
+	Set(done int) error
+	ChangeMax(total int)
+	Finish() error
+}
+
+// newBar shows the progress of a job of total units on standard error: a
+// progress bar with a time-left estimate when it is a terminal, else (Slurm,
+// Kubernetes, nohup) a plain line every progressInterval (see lineCounter).
+func newBar(total int, description string) counter {
 	w := os.Stderr
 	if !isTerminal(w) {
-		return progressbar.DefaultSilent(int64(total), description)
+		return newLineCounter(jobOut, description, total, progressInterval())
 	}
 	return progressbar.NewOptions(total,
 		progressbar.OptionSetWriter(w),
@@ -56,6 +66,116 @@ func newBar(total int, description string) *progressbar.ProgressBar {
 		progressbar.OptionSetPredictTime(true),
 		progressbar.OptionClearOnFinish(),
 	)
+}
+
+// ProgressIntervalEnv sets the interval of the plain progress lines (a Go
+// duration such as "10s"); the default is defaultProgressInterval.
+const ProgressIntervalEnv = "TETHER_PROGRESS_INTERVAL"
+
+const defaultProgressInterval = 30 * time.Second
+
+// progressInterval is the interval of plain progress lines: $TETHER_PROGRESS_INTERVAL
+// when it is a positive duration, else the default.
+func progressInterval() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv(ProgressIntervalEnv)); err == nil && d > 0 {
+		return d
+	}
+	return defaultProgressInterval
+}
+
+// lineCounter prints, every interval while the job runs and once when it
+// finishes, one plain line: "rollouts: 120/400 (30.0%), 2.10/s, ETA 2m13s".
+// The rate counts the units done since the first Set (a resumed job's earlier
+// units are not part of it).
+type lineCounter struct {
+	w     io.Writer
+	what  string
+	total int
+	stop  chan struct{}
+	done  chan struct{}
+
+	mu        sync.Mutex
+	n         int
+	start     time.Time
+	startDone int
+	started   bool
+}
+
+// newLineCounter starts the ticker of a lineCounter.
+func newLineCounter(w io.Writer, what string, total int, every time.Duration) *lineCounter {
+	c := &lineCounter{w: w, what: what, total: total, stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-c.stop:
+				return
+			case <-t.C:
+				c.print()
+			}
+		}
+	}()
+	return c
+}
+
+// Set records that done units are complete.
+func (c *lineCounter) Set(done int) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.started {
+		c.start, c.startDone, c.started = time.Now(), done, true
+	}
+	c.n = done
+	return nil
+}
+
+// ChangeMax sets the number of units of the job.
+func (c *lineCounter) ChangeMax(total int) {
+	c.mu.Lock()
+	c.total = total
+	c.mu.Unlock()
+}
+
+// Finish stops the ticker and prints the last line (none when the job never started).
+func (c *lineCounter) Finish() error {
+	select {
+	case <-c.stop:
+		return nil
+	default:
+	}
+	close(c.stop)
+	<-c.done
+	c.mu.Lock()
+	started := c.started
+	c.mu.Unlock()
+	if started {
+		c.print()
+	}
+	return nil
+}
+
+// print writes the progress line.
+func (c *lineCounter) print() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	line := fmt.Sprintf("%s: %d/%d", strings.TrimSpace(c.what), c.n, c.total)
+	if c.total > 0 {
+		line += fmt.Sprintf(" (%.1f%%)", 100*float64(c.n)/float64(c.total))
+	}
+	ran, took := c.n-c.startDone, time.Since(c.start)
+	switch {
+	case !c.started || ran <= 0 || took <= 0:
+		line += ", rate unknown yet"
+	default:
+		rate := float64(ran) / took.Seconds()
+		line += fmt.Sprintf(", %.3g/s", rate)
+		if left := c.total - c.n; left > 0 {
+			line += fmt.Sprintf(", ETA %s", time.Duration(float64(left)/rate*float64(time.Second)).Round(time.Second))
+		}
+	}
+	fmt.Fprintln(c.w, line)
 }
 
 // isTerminal reports whether f is a character device (a terminal).
