@@ -61,6 +61,11 @@ func (r *driftRunner) shardDir(man DriftManifest) (string, string, error) {
 // lists. The report of their records together is written to Out; it is the report of the same
 // run unsharded (the records are put in run order).
 func (r *driftRunner) mergeDriftShards(ctx context.Context, want DriftManifest) (*DriftReport, error) {
+	lock, err := runstore.Lock(r.opts.Out)
+	if err != nil {
+		return nil, fmt.Errorf("bench: drift: report of the shards in %s: %w", r.opts.Out, err)
+	}
+	defer lock.Close()
 	states, _, err := runstore.MergeShards(r.opts.Out)
 	if err != nil {
 		return nil, fmt.Errorf("bench: drift: %w", err)

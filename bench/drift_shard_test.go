@@ -186,6 +186,16 @@ func TestDriftShardRefusals(t *testing.T) {
 	corrupt := filepath.Join(root, "corrupt")
 	run(corrupt, 0, nil)
 	run(corrupt, 1, nil)
+	// The report step writes into the shards' directory: one writer at a time.
+	held, err := runstore.Lock(corrupt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := RunDrift(t.Context(), m, driftTestOptions(t, corrupt, apath, u)); err == nil ||
+		!strings.Contains(err.Error(), fmt.Sprintf("process %d", os.Getpid())) {
+		t.Fatalf("report step while another process writes the directory: %v", err)
+	}
+	held.Close()
 	path := filepath.Join(corrupt, "shard-0000-of-0002", DriftTurnsFile)
 	data, _ := os.ReadFile(path)
 	os.WriteFile(path, bytes.Replace(data, []byte(`"turn":1`), []byte(`"turn":2`), 1), 0o644)

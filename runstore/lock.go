@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -72,6 +73,13 @@ func acquire(dir string) (*os.File, error) {
 		return nil, fmt.Errorf("runstore: lock %s: %w", path, err)
 	}
 	return f, nil
+}
+
+// Lock takes dir's lock for a step that writes into dir without opening it as a Store (such as
+// the report step that merges a directory of shards): a second process gets an error naming the
+// holder, as Open gives. Closing the returned value releases the lock.
+func Lock(dir string) (io.Closer, error) {
+	return acquire(dir)
 }
 
 // lockedError says who holds dir's lock, reading the lock file (waiting up to lockWait for a
