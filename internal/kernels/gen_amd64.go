@@ -1,0 +1,292 @@
+//go:build ignore
+
+// gen_amd64 writes kernels_amd64.s: the AVX2 and AVX-512 kernels, one text per (ISA, weight
+// dtype, tile shape). Run with `go generate ./internal/kernels`.
+package main
+
+import (
+	"fmt"
+	"log"
+	"os"
+	"strings"
+)
+
+// isa describes one instruction set: vector width in float32 lanes, register prefix, the number
+// of x rows in the large tile, and how accumulators are zeroed and reduced.
+type isa struct {
+	name  string // suffix of the Go function names
+	vw    int    // float32 lanes per vector
+	log2  int    // log2(vw)
+	reg   string // "Y" or "Z"
+	bigR  int    // x rows of the large tile (4 weight rows wide)
+	tmp   int    // scratch register for the reduction
+	zero  string // instruction that zeroes a register (op reg, reg, reg)
+	xorOp string // integer xor on full vectors
+}
+
+var isas = []isa{
+	{name: "AVX2", vw: 8, log2: 3, reg: "Y", bigR: 3, tmp: 15, zero: "VXORPS", xorOp: "VPXOR"},
+	{name: "AVX512", vw: 16, log2: 4, reg: "Z", bigR: 4, tmp: 31, zero: "VPXORD", xorOp: "VPXORD"},
+}
+
+// dtype describes how a vector of weights is loaded and widened to float32.
+type dtype struct {
+	name  string // F32, BF16, F16
+	shift int    // log2 of the element size in bytes
+}
+
+var dtypes = []dtype{{"F32", 2}, {"BF16", 1}, {"F16", 1}}
+
+type writer struct{ strings.Builder }
+
+func (w *writer) p(format string, args ...any) { fmt.Fprintf(&w.Builder, format+"\n", args...) }
+
+func r(is isa, i int) string { return fmt.Sprintf("%s%d", is.reg, i) }
+
+// loadW loads one vector of weights at addr into register dst, widened to float32.
+func loadW(w *writer, is isa, dt dtype, addr, dst string) {
+	switch dt.name {
+	case "F32":
+		w.p("\tVMOVUPS %s, %s", addr, dst)
+	case "BF16":
+		w.p("\tVPMOVZXWD %s, %s", addr, dst)
+		w.p("\tVPSLLD $16, %s, %s", dst, dst)
+	case "F16":
+		w.p("\tVCVTPH2PS %s, %s", addr, dst)
+	}
+}
+
+// reduce sums the lanes of accumulator register acc into its lowest float32 lane.
+func reduce(w *writer, is isa, acc int) {
+	x := fmt.Sprintf("X%d", acc)
+	if is.reg == "Z" {
+		w.p("\tVEXTRACTF64X4 $1, Z%d, Y%d", acc, is.tmp)
+		w.p("\tVADDPS Y%d, Y%d, Y%d", is.tmp, acc, acc)
+		w.p("\tVEXTRACTF32X4 $1, Y%d, X%d", acc, is.tmp)
+	} else {
+		w.p("\tVEXTRACTF128 $1, Y%d, X%d", acc, is.tmp)
+	}
+	w.p("\tVADDPS X%d, %s, %s", is.tmp, x, x)
+	w.p("\tVHADDPS %s, %s, %s", x, x, x)
+	w.p("\tVHADDPS %s, %s, %s", x, x, x)
+}
+
+var xRow = []string{"(SI)", "(SI)(R8*1)", "(SI)(R9*1)", "(SI)(R10*1)"}
+var wRow = []string{"(DI)", "(DI)(R11*1)", "(DI)(R12*1)", "(DI)(R13*1)"}
+
+// tile writes func tile<dt>_<R>x<C><isa>(x *float32, ldx int, w *W, ldw, k int, out *float32, ldo int):
+// out[i*ldo+j] = sum over t < k rounded down to the vector width of x[i*ldx+t]*w[j*ldw+t].
+func tile(w *writer, is isa, dt dtype, R, C int) {
+	name := fmt.Sprintf("tile%s_%dx%d%s", dt.name, R, C, is.name)
+	w.p("// func %s(x *float32, ldx int, w *%s, ldw int, k int, out *float32, ldo int)", name, map[bool]string{true: "float32", false: "uint16"}[dt.name == "F32"])
+	w.p("TEXT ·%s(SB), NOSPLIT, $0-56", name)
+	w.p("\tMOVQ x+0(FP), SI")
+	w.p("\tMOVQ ldx+8(FP), R8")
+	w.p("\tSHLQ $2, R8")
+	w.p("\tLEAQ (R8)(R8*1), R9")
+	w.p("\tLEAQ (R8)(R8*2), R10")
+	w.p("\tMOVQ w+16(FP), DI")
+	w.p("\tMOVQ ldw+24(FP), R11")
+	w.p("\tSHLQ $%d, R11", dt.shift)
+	w.p("\tLEAQ (R11)(R11*1), R12")
+	w.p("\tLEAQ (R11)(R11*2), R13")
+	w.p("\tMOVQ k+32(FP), CX")
+	w.p("\tSHRQ $%d, CX", is.log2)
+	w.p("\tMOVQ out+40(FP), DX")
+	w.p("\tMOVQ ldo+48(FP), BX")
+	w.p("\tSHLQ $2, BX")
+	// Register plan: accumulators 0..R*C-1 (R*C >= 4: the 1x1 kernel uses 4 for unrolling),
+	// then R x registers, then the widened weight register.
+	nacc := max(R*C, 4)
+	xr := nacc
+	wr := nacc + R
+	for i := 0; i < nacc; i++ {
+		w.p("\t%s %s, %s, %s", is.zero, r(is, i), r(is, i), r(is, i))
+	}
+	wb := is.vw << dt.shift // weight bytes per vector
+	xb := is.vw * 4
+	if R == 1 && C == 1 {
+		// Dot: four independent accumulator chains over 4 vectors, then single vectors.
+		w.p("\tMOVQ CX, AX")
+		w.p("\tSHRQ $2, AX")
+		w.p("\tANDQ $3, CX")
+		w.p("\tTESTQ AX, AX")
+		w.p("\tJZ %s_one", name)
+		w.p("%s_four:", name)
+		for u := 0; u < 4; u++ {
+			loadW(w, is, dt, fmt.Sprintf("%d(DI)", u*wb), r(is, wr))
+			w.p("\tVFMADD231PS %d(SI), %s, %s", u*xb, r(is, wr), r(is, u))
+		}
+		w.p("\tADDQ $%d, SI", 4*xb)
+		w.p("\tADDQ $%d, DI", 4*wb)
+		w.p("\tDECQ AX")
+		w.p("\tJNZ %s_four", name)
+		w.p("%s_one:", name)
+		w.p("\tTESTQ CX, CX")
+		w.p("\tJZ %s_sum", name)
+		w.p("%s_oneloop:", name)
+		loadW(w, is, dt, "(DI)", r(is, wr))
+		w.p("\tVFMADD231PS (SI), %s, %s", r(is, wr), r(is, 0))
+		w.p("\tADDQ $%d, SI", xb)
+		w.p("\tADDQ $%d, DI", wb)
+		w.p("\tDECQ CX")
+		w.p("\tJNZ %s_oneloop", name)
+		w.p("%s_sum:", name)
+		w.p("\tVADDPS %s, %s, %s", r(is, 1), r(is, 0), r(is, 0))
+		w.p("\tVADDPS %s, %s, %s", r(is, 3), r(is, 2), r(is, 2))
+		w.p("\tVADDPS %s, %s, %s", r(is, 2), r(is, 0), r(is, 0))
+		reduce(w, is, 0)
+		w.p("\tVMOVSS X0, (DX)")
+		w.p("\tVZEROUPPER")
+		w.p("\tRET")
+		w.p("")
+		return
+	}
+	w.p("\tTESTQ CX, CX")
+	w.p("\tJZ %s_reduce", name)
+	w.p("%s_loop:", name)
+	for i := 0; i < R; i++ {
+		w.p("\tVMOVUPS %s, %s", xRow[i], r(is, xr+i))
+	}
+	for c := 0; c < C; c++ {
+		loadW(w, is, dt, wRow[c], r(is, wr))
+		for i := 0; i < R; i++ {
+			w.p("\tVFMADD231PS %s, %s, %s", r(is, xr+i), r(is, wr), r(is, i*C+c))
+		}
+	}
+	w.p("\tADDQ $%d, SI", xb)
+	w.p("\tADDQ $%d, DI", wb)
+	w.p("\tDECQ CX")
+	w.p("\tJNZ %s_loop", name)
+	w.p("%s_reduce:", name)
+	w.p("\tMOVQ DX, AX")
+	for i := 0; i < R; i++ {
+		for c := 0; c < C; c++ {
+			acc := i*C + c
+			reduce(w, is, acc)
+			w.p("\tVMOVSS X%d, %d(AX)", acc, 4*c)
+		}
+		if i+1 < R {
+			w.p("\tADDQ BX, AX")
+		}
+	}
+	w.p("\tVZEROUPPER")
+	w.p("\tRET")
+	w.p("")
+}
+
+// cols writes func cols<V>(out, a, b *float32, ldb, k int):
+// out[j] = sum over t < k of a[t]*b[t*ldb+j] for j < V vectors' worth of lanes (overwrites out).
+func cols(w *writer, is isa, V int) {
+	name := fmt.Sprintf("cols%d%s", V, is.name)
+	w.p("// func %s(out *float32, a *float32, b *float32, ldb int, k int)", name)
+	w.p("TEXT ·%s(SB), NOSPLIT, $0-40", name)
+	w.p("\tMOVQ out+0(FP), DX")
+	w.p("\tMOVQ a+8(FP), SI")
+	w.p("\tMOVQ b+16(FP), DI")
+	w.p("\tMOVQ ldb+24(FP), R8")
+	w.p("\tSHLQ $2, R8")
+	w.p("\tMOVQ k+32(FP), CX")
+	// Two sets of V accumulators (even and odd t) double the independent FMA chains.
+	for i := 0; i < 2*V; i++ {
+		w.p("\t%s %s, %s, %s", is.zero, r(is, i), r(is, i), r(is, i))
+	}
+	xb := is.vw * 4
+	b0, b1 := r(is, 2*V), r(is, 2*V+1)
+	w.p("\tMOVQ CX, AX")
+	w.p("\tSHRQ $1, AX")
+	w.p("\tANDQ $1, CX")
+	w.p("\tTESTQ AX, AX")
+	w.p("\tJZ %s_odd", name)
+	w.p("%s_pair:", name)
+	w.p("\tVBROADCASTSS (SI), %s", b0)
+	w.p("\tVBROADCASTSS 4(SI), %s", b1)
+	w.p("\tLEAQ (DI)(R8*1), R9")
+	for v := 0; v < V; v++ {
+		w.p("\tVFMADD231PS %d(DI), %s, %s", v*xb, b0, r(is, v))
+		w.p("\tVFMADD231PS %d(R9), %s, %s", v*xb, b1, r(is, V+v))
+	}
+	w.p("\tADDQ $8, SI")
+	w.p("\tLEAQ (DI)(R8*2), DI")
+	w.p("\tDECQ AX")
+	w.p("\tJNZ %s_pair", name)
+	w.p("%s_odd:", name)
+	w.p("\tTESTQ CX, CX")
+	w.p("\tJZ %s_store", name)
+	w.p("\tVBROADCASTSS (SI), %s", b0)
+	for v := 0; v < V; v++ {
+		w.p("\tVFMADD231PS %d(DI), %s, %s", v*xb, b0, r(is, v))
+	}
+	w.p("%s_store:", name)
+	for v := 0; v < V; v++ {
+		w.p("\tVADDPS %s, %s, %s", r(is, V+v), r(is, v), r(is, v))
+		w.p("\tVMOVUPS %s, %d(DX)", r(is, v), v*xb)
+	}
+	w.p("\tVZEROUPPER")
+	w.p("\tRET")
+	w.p("")
+}
+
+// read writes func read<isa>(p *byte, n int) uint64: the xor of the 64-bit words of the first n
+// bytes rounded down to 256, read with four independent vector streams.
+func read(w *writer, is isa) {
+	name := "read" + is.name
+	const step = 256
+	loads := step / (is.vw * 4)
+	w.p("// func %s(p *byte, n int) uint64", name)
+	w.p("TEXT ·%s(SB), NOSPLIT, $0-24", name)
+	w.p("\tMOVQ p+0(FP), SI")
+	w.p("\tMOVQ n+8(FP), CX")
+	w.p("\tSHRQ $8, CX")
+	for i := 0; i < 4; i++ {
+		w.p("\t%s %s, %s, %s", is.xorOp, r(is, i), r(is, i), r(is, i))
+	}
+	w.p("\tTESTQ CX, CX")
+	w.p("\tJZ %s_fold", name)
+	w.p("%s_loop:", name)
+	for i := 0; i < loads; i++ {
+		w.p("\t%s %d(SI), %s, %s", is.xorOp, i*is.vw*4, r(is, i%4), r(is, i%4))
+	}
+	w.p("\tADDQ $%d, SI", step)
+	w.p("\tDECQ CX")
+	w.p("\tJNZ %s_loop", name)
+	w.p("%s_fold:", name)
+	w.p("\t%s %s, %s, %s", is.xorOp, r(is, 1), r(is, 0), r(is, 0))
+	w.p("\t%s %s, %s, %s", is.xorOp, r(is, 3), r(is, 2), r(is, 2))
+	w.p("\t%s %s, %s, %s", is.xorOp, r(is, 2), r(is, 0), r(is, 0))
+	if is.reg == "Z" {
+		w.p("\tVEXTRACTI64X4 $1, Z0, Y1")
+		w.p("\tVPXOR Y1, Y0, Y0")
+	}
+	w.p("\tVEXTRACTI128 $1, Y0, X1")
+	w.p("\tVPXOR X1, X0, X0")
+	w.p("\tVPSHUFD $0x4e, X0, X1")
+	w.p("\tVPXOR X1, X0, X0")
+	w.p("\tVMOVQ X0, ret+16(FP)")
+	w.p("\tVZEROUPPER")
+	w.p("\tRET")
+	w.p("")
+}
+
+func main() {
+	var w writer
+	w.p("// Code generated by gen_amd64.go; DO NOT EDIT.")
+	w.p("")
+	w.p("//go:build amd64")
+	w.p("")
+	w.p("#include \"textflag.h\"")
+	w.p("")
+	for _, is := range isas {
+		for _, dt := range dtypes {
+			tile(&w, is, dt, 1, 1)
+			tile(&w, is, dt, 1, 4)
+			tile(&w, is, dt, is.bigR, 4)
+		}
+		cols(&w, is, 4)
+		cols(&w, is, 1)
+		read(&w, is)
+	}
+	if err := os.WriteFile("kernels_amd64.s", []byte(w.String()), 0o644); err != nil {
+		log.Fatal(err)
+	}
+}

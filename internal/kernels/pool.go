@@ -1,0 +1,230 @@
+// Package kernels holds tether's CPU compute kernels (matrix products over f32, bf16 and f16
+// weights, accumulated in float32) and the persistent worker pool that runs them on every core.
+//
+// On amd64 the kernels use AVX-512 or AVX2+FMA (F16C for half-precision weights), chosen at
+// start-up from the CPU's features; every other platform, and amd64 after SetGeneric(true), uses a
+// portable Go implementation with several independent accumulators.
+package kernels
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// DefaultSpin is how long an idle worker (and a caller waiting for its chunks) polls for new work
+// before parking. Decode issues products a few microseconds apart, so a short spin saves the
+// wake-up latency of a parked goroutine; parking afterwards keeps an idle pool from burning cores
+// on a shared machine.
+const DefaultSpin = 50 * time.Microsecond
+
+// chunksPerWorker is how many chunks Parallel cuts per worker, so that a worker slowed by another
+// process on a shared machine does not hold up the whole product.
+const chunksPerWorker = 4
+
+// Pool runs work on a fixed set of persistent goroutines. Idle workers spin briefly, then park;
+// no goroutine is started per call. A Pool is safe for concurrent use, and fn passed to Parallel
+// may itself call Parallel on the same pool (the calling goroutine always works on its own job,
+// so nested calls cannot deadlock).
+type Pool struct {
+	workers int
+	spin    time.Duration
+
+	mu      sync.Mutex
+	cond    *sync.Cond
+	jobs    []*job // jobs that may still have unclaimed chunks
+	closed  bool
+	epoch   atomic.Uint64 // incremented (under mu) whenever a job is published or the pool closes
+	stopped sync.WaitGroup
+}
+
+// job is one Parallel call: [0,n) cut into nchunks contiguous chunks.
+type job struct {
+	fn        func(lo, hi int)
+	n         int
+	nchunks   int
+	next      atomic.Int64 // next chunk to claim
+	remaining atomic.Int64 // chunks not yet finished
+	done      chan struct{}
+	panicked  atomic.Pointer[panicValue]
+}
+
+type panicValue struct{ v any }
+
+// NewPool starts a pool of workers goroutines in all (the caller of Parallel counts as one of
+// them, so workers-1 goroutines are started). workers <= 0 means runtime.GOMAXPROCS(0).
+// Idle workers spin for DefaultSpin before parking.
+func NewPool(workers int) *Pool { return NewPoolSpin(workers, DefaultSpin) }
+
+// NewPoolSpin is NewPool with an explicit spin time; spin = 0 parks idle workers at once (the
+// pure-parking pool the benchmarks compare against).
+func NewPoolSpin(workers int, spin time.Duration) *Pool {
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	if spin < 0 {
+		spin = 0
+	}
+	p := &Pool{workers: workers, spin: spin}
+	p.cond = sync.NewCond(&p.mu)
+	for i := 1; i < workers; i++ {
+		p.stopped.Add(1)
+		go p.worker()
+	}
+	return p
+}
+
+// Workers reports how many goroutines (the caller included) share the work of one Parallel call.
+func (p *Pool) Workers() int { return p.workers }
+
+// Close stops the pool's goroutines and waits for them to exit. Parallel calls after Close run
+// entirely on the calling goroutine. Close is idempotent.
+func (p *Pool) Close() {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.closed = true
+	p.epoch.Add(1)
+	p.cond.Broadcast()
+	p.mu.Unlock()
+	p.stopped.Wait()
+}
+
+// Parallel splits [0,n) into contiguous chunks, runs fn on each chunk on the pool's workers and
+// the calling goroutine, and returns when all chunks are done. Chunks never overlap and cover
+// [0,n) exactly; n <= 0 returns at once. A panic in fn is re-raised on the caller once the other
+// chunks have finished.
+func (p *Pool) Parallel(n int, fn func(lo, hi int)) {
+	if n <= 0 {
+		return
+	}
+	nchunks := min(n, p.workers*chunksPerWorker)
+	if p.workers == 1 || nchunks == 1 {
+		fn(0, n)
+		return
+	}
+	j := &job{fn: fn, n: n, nchunks: nchunks, done: make(chan struct{}, 1)}
+	j.remaining.Store(int64(nchunks))
+
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		fn(0, n)
+		return
+	}
+	p.jobs = append(p.jobs, j)
+	p.epoch.Add(1)
+	p.cond.Broadcast()
+	p.mu.Unlock()
+
+	finishedLast := p.run(j)
+
+	// Every chunk is claimed now: withdraw the job so idle workers stop looking at it.
+	p.mu.Lock()
+	for i, q := range p.jobs {
+		if q == j {
+			p.jobs = append(p.jobs[:i], p.jobs[i+1:]...)
+			break
+		}
+	}
+	p.mu.Unlock()
+
+	if !finishedLast {
+		p.waitDone(j)
+	}
+	if pv := j.panicked.Load(); pv != nil {
+		panic(pv.v)
+	}
+}
+
+// waitDone waits for the other goroutines' chunks of j: spin for p.spin, then block.
+func (p *Pool) waitDone(j *job) {
+	if p.spin > 0 {
+		deadline := time.Now().Add(p.spin)
+		for i := 0; j.remaining.Load() != 0; i++ {
+			if i&63 == 63 && time.Now().After(deadline) {
+				break
+			}
+		}
+	}
+	// The goroutine that finishes the last chunk always signals done, once.
+	<-j.done
+}
+
+// run claims and runs chunks of j until none is left; it reports whether this goroutine finished
+// the job's last chunk (and so has consumed the done signal itself).
+func (p *Pool) run(j *job) (finishedLast bool) {
+	for {
+		c := int(j.next.Add(1) - 1)
+		if c >= j.nchunks {
+			return finishedLast
+		}
+		lo := c * j.n / j.nchunks
+		hi := (c + 1) * j.n / j.nchunks
+		j.call(lo, hi)
+		if j.remaining.Add(-1) == 0 {
+			finishedLast = true
+		}
+	}
+}
+
+// call runs one chunk, recording a panic instead of letting it kill a worker goroutine.
+func (j *job) call(lo, hi int) {
+	defer func() {
+		if r := recover(); r != nil {
+			j.panicked.CompareAndSwap(nil, &panicValue{v: fmt.Errorf("kernels: panic in Parallel chunk [%d,%d): %v", lo, hi, r)})
+		}
+	}()
+	j.fn(lo, hi)
+}
+
+// grab returns a job with unclaimed chunks, or nil.
+func (p *Pool) grab() *job {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, j := range p.jobs {
+		if int(j.next.Load()) < j.nchunks {
+			return j
+		}
+	}
+	return nil
+}
+
+// worker is the loop of one pool goroutine: run any job with unclaimed chunks; otherwise spin for
+// p.spin watching the epoch, then park until the epoch moves.
+func (p *Pool) worker() {
+	defer p.stopped.Done()
+	for {
+		e := p.epoch.Load()
+		if j := p.grab(); j != nil {
+			if p.run(j) {
+				j.done <- struct{}{}
+			}
+			continue
+		}
+		if p.spin > 0 {
+			deadline := time.Now().Add(p.spin)
+			for i := 0; p.epoch.Load() == e; i++ {
+				if i&63 == 63 && time.Now().After(deadline) {
+					break
+				}
+			}
+			if p.epoch.Load() != e {
+				continue
+			}
+		}
+		p.mu.Lock()
+		for p.epoch.Load() == e && !p.closed {
+			p.cond.Wait()
+		}
+		closed := p.closed
+		p.mu.Unlock()
+		if closed {
+			return
+		}
+	}
+}
