@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/x448/float16"
@@ -21,8 +23,12 @@ func forEachLevel(t *testing.T, f func(t *testing.T)) {
 	t.Helper()
 	for _, ks := range levels() {
 		t.Run(ks.name, func(t *testing.T) {
-			active.Store(ks)
-			defer active.Store(startup)
+			if ks == genericSet {
+				SetGeneric(true) // the public switch
+			} else {
+				active.Store(ks)
+			}
+			defer SetGeneric(false)
 			f(t)
 		})
 	}
@@ -151,6 +157,42 @@ func TestLinear(t *testing.T) {
 	})
 }
 
+// TestLinearConcurrentCallers runs products from several goroutines on one pool at once.
+func TestLinearConcurrentCallers(t *testing.T) {
+	p := NewPool(2)
+	defer p.Close()
+	const callers, m, k, n = 4, 5, 257, 67
+	var wg sync.WaitGroup
+	errs := make(chan string, callers)
+	for c := range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(uint64(c), 3))
+			x := randF32(r, m*k)
+			wf, _, exact := weights(r, "f32", n, k)
+			out := make([]float32, m*n)
+			for range 20 {
+				LinearF32(p, out, x, m, k, wf, n)
+				for i := range m {
+					for j := range n {
+						want, scale := refNT(x, exact, i, j, k)
+						if math.Abs(float64(out[i*n+j])-want) > 1e-5*scale {
+							errs <- fmt.Sprintf("caller %d: out[%d][%d] = %v, want %v", c, i, j, out[i*n+j], want)
+							return
+						}
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Fatal(e)
+	}
+}
+
 func TestBatchMatMulTransB(t *testing.T) {
 	p := NewPool(2)
 	defer p.Close()
@@ -250,20 +292,11 @@ func TestShortSlicePanicsWithName(t *testing.T) {
 	defer p.Close()
 	defer func() {
 		r := recover()
-		if r == nil || !contains(fmt.Sprint(r), "LinearBF16: w has 5 elements, shape needs 6") {
+		if r == nil || !strings.Contains(fmt.Sprint(r), "LinearBF16: w has 5 elements, shape needs 6") {
 			t.Fatalf("recovered %v, want a message naming the kernel, the slice and the sizes", r)
 		}
 	}()
 	LinearBF16(p, make([]float32, 2), make([]float32, 3), 1, 3, make([]uint16, 5), 2)
-}
-
-func contains(s, sub string) bool {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return true
-		}
-	}
-	return false
 }
 
 func TestSetGeneric(t *testing.T) {

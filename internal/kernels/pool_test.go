@@ -3,6 +3,7 @@ package kernels
 import (
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -122,7 +123,7 @@ func TestParallelPanicReachesCaller(t *testing.T) {
 	defer p.Close()
 	func() {
 		defer func() {
-			if r := recover(); r == nil || !contains(fmt.Sprint(r), "boom at 5") {
+			if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), "boom at 5") {
 				t.Fatalf("recovered %v, want the chunk's panic", r)
 			}
 		}()
@@ -141,7 +142,7 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 		p := NewPoolSpin(6, spin)
 		checkCover(t, p, 100)
 		p.Close()
-		p.Close() // idempotent
+		p.Close()            // idempotent
 		checkCover(t, p, 10) // after Close: runs on the caller
 	}
 	deadline := time.Now().Add(5 * time.Second)
