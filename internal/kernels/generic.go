@@ -2,6 +2,7 @@ package kernels
 
 import (
 	"math"
+	"sync"
 	"unsafe"
 
 	"github.com/x448/float16"
@@ -10,12 +11,20 @@ import (
 // genericSet is the portable implementation, used on every platform without SIMD kernels and on
 // amd64 after SetGeneric(true).
 var genericSet = &kernelSet{
-	name:  "generic",
-	vw:    1,
-	rows:  4,
-	f32:   tiles[float32]{one: genericOne(widenF32), row: genericRow(widenF32), block: genericBlock(widenF32)},
-	bf16:  tiles[uint16]{one: genericOne(widenBF16), row: genericRow(widenBF16), block: genericBlock(widenBF16)},
-	f16:   tiles[uint16]{one: genericOne(widenF16), row: genericRow(widenF16), block: genericBlock(widenF16)},
+	name: "generic",
+	vw:   1,
+	rows: 4,
+	f32: tiles[float32]{
+		one: func(x *float32, _ int, w *float32, _ int, k int, out *float32, _ int) {
+			*out = dot8(unsafe.Slice(x, k), unsafe.Slice(w, k))
+		},
+		row: genericRowF32,
+		block: func(x *float32, ldx int, w *float32, ldw, k int, out *float32, ldo int) {
+			genericBlock(genericRowF32, x, ldx, w, ldw, k, out, ldo)
+		},
+	},
+	bf16:  tiles16(widenBF16Slice),
+	f16:   tiles16(widenF16Slice),
 	cols4: func(out, a, b *float32, ldb, k int) { genericCols(out, a, b, ldb, k, 4) },
 	cols1: func(out, a, b *float32, ldb, k int) { genericCols(out, a, b, ldb, k, 1) },
 	read:  genericRead,
@@ -26,63 +35,140 @@ func widenF32(v float32) float32 { return v }
 // widenBF16 widens bfloat16 bits to float32 exactly (bf16 is the top half of a float32).
 func widenBF16(v uint16) float32 { return math.Float32frombits(uint32(v) << 16) }
 
-// widenF16 widens IEEE 754 half-precision bits to float32 exactly.
-func widenF16(v uint16) float32 { return float16.Frombits(v).Float32() }
+// f16Table maps every IEEE 754 half-precision bit pattern to its float32 value (256 KiB, built
+// on first use from the float16 package).
+var f16Table = sync.OnceValue(func() *[1 << 16]float32 {
+	var t [1 << 16]float32
+	for i := range t {
+		t[i] = float16.Frombits(uint16(i)).Float32()
+	}
+	return &t
+})
 
-// dotWiden is the portable dot product of x and widened w, with eight independent accumulators.
+// widenF16 widens IEEE 754 half-precision bits to float32 exactly.
+func widenF16(v uint16) float32 { return f16Table()[v] }
+
+func widenBF16Slice(dst []float32, src []uint16) {
+	for i, v := range src[:len(dst)] {
+		dst[i] = math.Float32frombits(uint32(v) << 16)
+	}
+}
+
+func widenF16Slice(dst []float32, src []uint16) {
+	t := f16Table()
+	for i, v := range src[:len(dst)] {
+		dst[i] = t[v]
+	}
+}
+
+// dotWiden is the dot product of x and widened w (the vector kernels' tails, under 16 elements).
 func dotWiden[W float32 | uint16](x []float32, w []W, widen func(W) float32) float32 {
+	var s float32
+	for t, xv := range x {
+		s += xv * widen(w[t])
+	}
+	return s
+}
+
+// dot8 is the portable dot product, with eight independent accumulators.
+func dot8(x, w []float32) float32 {
 	w = w[:len(x)]
 	var s0, s1, s2, s3, s4, s5, s6, s7 float32
 	t := 0
 	for ; t+8 <= len(x); t += 8 {
-		s0 += x[t] * widen(w[t])
-		s1 += x[t+1] * widen(w[t+1])
-		s2 += x[t+2] * widen(w[t+2])
-		s3 += x[t+3] * widen(w[t+3])
-		s4 += x[t+4] * widen(w[t+4])
-		s5 += x[t+5] * widen(w[t+5])
-		s6 += x[t+6] * widen(w[t+6])
-		s7 += x[t+7] * widen(w[t+7])
+		s0 += x[t] * w[t]
+		s1 += x[t+1] * w[t+1]
+		s2 += x[t+2] * w[t+2]
+		s3 += x[t+3] * w[t+3]
+		s4 += x[t+4] * w[t+4]
+		s5 += x[t+5] * w[t+5]
+		s6 += x[t+6] * w[t+6]
+		s7 += x[t+7] * w[t+7]
 	}
 	for ; t < len(x); t++ {
-		s0 += x[t] * widen(w[t])
+		s0 += x[t] * w[t]
 	}
 	return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
 }
 
-func genericOne[W float32 | uint16](widen func(W) float32) tile[W] {
-	return func(x *float32, _ int, w *W, _ int, k int, out *float32, _ int) {
-		*out = dotWiden(unsafe.Slice(x, k), unsafe.Slice(w, k), widen)
+// dot4 returns the dot products of x with four rows, reading each element of x once.
+func dot4(x, w0, w1, w2, w3 []float32) (s0, s1, s2, s3 float32) {
+	n := len(x)
+	w0, w1, w2, w3 = w0[:n], w1[:n], w2[:n], w3[:n]
+	for t, xv := range x {
+		s0 += xv * w0[t]
+		s1 += xv * w1[t]
+		s2 += xv * w2[t]
+		s3 += xv * w3[t]
+	}
+	return s0, s1, s2, s3
+}
+
+// genericRowF32 computes one x row against four w rows.
+func genericRowF32(x *float32, _ int, w *float32, ldw, k int, out *float32, _ int) {
+	ws := unsafe.Slice(w, 3*ldw+k)
+	o := unsafe.Slice(out, 4)
+	o[0], o[1], o[2], o[3] = dot4(unsafe.Slice(x, k), ws[:k], ws[ldw:ldw+k], ws[2*ldw:2*ldw+k], ws[3*ldw:3*ldw+k])
+}
+
+// genericBlock computes four x rows against four w rows as four row tiles.
+func genericBlock[W float32 | uint16](row tile[W], x *float32, ldx int, w *W, ldw, k int, out *float32, ldo int) {
+	xs := unsafe.Slice(x, 3*ldx+k)
+	os := unsafe.Slice(out, 3*ldo+4)
+	for i := range 4 {
+		row(&xs[i*ldx], ldx, w, ldw, k, &os[i*ldo], ldo)
 	}
 }
 
-// genericRow computes one x row against four w rows, reading each x element once.
-func genericRow[W float32 | uint16](widen func(W) float32) tile[W] {
-	return func(x *float32, _ int, w *W, ldw int, k int, out *float32, _ int) {
-		xs := unsafe.Slice(x, k)
+// chunk16 is how many 16-bit weights per row the portable kernels widen at a time (on the stack).
+const chunk16 = 256
+
+// tiles16 builds the portable kernels for 16-bit weights: each chunk of the weight rows is widened
+// once into a float32 buffer and then used like float32 weights.
+func tiles16(widen func(dst []float32, src []uint16)) tiles[uint16] {
+	one := func(x *float32, _ int, w *uint16, _ int, k int, out *float32, _ int) {
+		xs, ws := unsafe.Slice(x, k), unsafe.Slice(w, k)
+		var buf [chunk16]float32
+		var s float32
+		for c := 0; c < k; c += chunk16 {
+			e := min(k, c+chunk16)
+			widen(buf[:e-c], ws[c:e])
+			s += dot8(xs[c:e], buf[:e-c])
+		}
+		*out = s
+	}
+	// rows computes rows x rows against four w rows, widening each chunk of w once.
+	rows := func(rows int, x *float32, ldx int, w *uint16, ldw, k int, out *float32, ldo int) {
+		xs := unsafe.Slice(x, (rows-1)*ldx+k)
 		ws := unsafe.Slice(w, 3*ldw+k)
-		w0, w1, w2, w3 := ws[:k], ws[ldw:ldw+k], ws[2*ldw:2*ldw+k], ws[3*ldw:3*ldw+k]
-		var s0, s1, s2, s3 float32
-		for t, xv := range xs {
-			s0 += xv * widen(w0[t])
-			s1 += xv * widen(w1[t])
-			s2 += xv * widen(w2[t])
-			s3 += xv * widen(w3[t])
+		os := unsafe.Slice(out, (rows-1)*ldo+4)
+		var buf [4][chunk16]float32
+		var acc [4][4]float32
+		for c := 0; c < k; c += chunk16 {
+			e := min(k, c+chunk16)
+			for j := range 4 {
+				widen(buf[j][:e-c], ws[j*ldw+c:j*ldw+e])
+			}
+			for i := range rows {
+				s0, s1, s2, s3 := dot4(xs[i*ldx+c:i*ldx+e], buf[0][:], buf[1][:], buf[2][:], buf[3][:])
+				acc[i][0] += s0
+				acc[i][1] += s1
+				acc[i][2] += s2
+				acc[i][3] += s3
+			}
 		}
-		o := unsafe.Slice(out, 4)
-		o[0], o[1], o[2], o[3] = s0, s1, s2, s3
+		for i := range rows {
+			copy(os[i*ldo:i*ldo+4], acc[i][:])
+		}
 	}
-}
-
-// genericBlock computes four x rows against four w rows as four genericRow calls.
-func genericBlock[W float32 | uint16](widen func(W) float32) tile[W] {
-	row := genericRow(widen)
-	return func(x *float32, ldx int, w *W, ldw int, k int, out *float32, ldo int) {
-		xs := unsafe.Slice(x, 3*ldx+k)
-		os := unsafe.Slice(out, 3*ldo+4)
-		for i := range 4 {
-			row(&xs[i*ldx], ldx, w, ldw, k, &os[i*ldo], ldo)
-		}
+	return tiles[uint16]{
+		one: one,
+		row: func(x *float32, ldx int, w *uint16, ldw, k int, out *float32, ldo int) {
+			rows(1, x, ldx, w, ldw, k, out, ldo)
+		},
+		block: func(x *float32, ldx int, w *uint16, ldw, k int, out *float32, ldo int) {
+			rows(4, x, ldx, w, ldw, k, out, ldo)
+		},
 	}
 }
 
