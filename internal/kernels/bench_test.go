@@ -15,28 +15,31 @@ var benchPool = sync.OnceValue(func() *Pool { return NewPool(0) })
 // bandwidthBuf is larger than any last-level cache this project runs on.
 const bandwidthBuf = 256 << 20
 
-// medianBandwidth is the median of passes runs of ReadBandwidth over a fresh 256 MiB buffer, in
-// bytes per second: the floor each Linear benchmark reports itself against, measured in the
-// same run.
-var medianBandwidth = sync.OnceValue(func() float64 {
+// bandwidthBufOnce is the reader's buffer, allocated and touched once per process.
+var bandwidthBufOnce = sync.OnceValue(func() []byte {
 	buf := make([]byte, bandwidthBuf)
 	for i := range buf {
 		buf[i] = byte(i)
 	}
-	var rates []float64
-	for range 7 {
-		rates = append(rates, ReadBandwidth(benchPool(), buf))
+	return buf
+})
+
+// medianBandwidth is the median of three ReadBandwidth passes over 256 MiB on the shared pool, in
+// bytes per second: the floor each Linear sub-benchmark measures just before it runs, so that
+// both see the same load on a shared machine.
+func medianBandwidth() float64 {
+	buf := bandwidthBufOnce()
+	rates := make([]float64, 3)
+	for i := range rates {
+		rates[i] = ReadBandwidth(benchPool(), buf)
 	}
 	slices.Sort(rates)
-	return rates[len(rates)/2]
-})
+	return rates[1]
+}
 
 // BenchmarkReadBandwidth measures the vectorised multi-core reader (SetBytes: MB/s is the rate).
 func BenchmarkReadBandwidth(b *testing.B) {
-	buf := make([]byte, bandwidthBuf)
-	for i := range buf {
-		buf[i] = byte(i)
-	}
+	buf := bandwidthBufOnce()
 	p := benchPool()
 	b.SetBytes(int64(len(buf)))
 	for b.Loop() {
@@ -48,9 +51,8 @@ func BenchmarkReadBandwidth(b *testing.B) {
 var decodeShapes = []struct{ k, n int }{{576, 1536}, {1536, 576}, {576, 49152}}
 
 // BenchmarkLinear reports, for each weight dtype and decode shape, the rate of weight bytes read
-// (GB/s) and its fraction of the median bandwidth of the pool's reader measured in the same run.
+// (GB/s) and its fraction of the pool's reader bandwidth measured just before it (of-bw).
 func BenchmarkLinear(b *testing.B) {
-	bw := medianBandwidth()
 	p := benchPool()
 	for _, dtype := range []string{"f32", "bf16", "f16"} {
 		for _, s := range decodeShapes {
@@ -65,6 +67,8 @@ func BenchmarkLinear(b *testing.B) {
 						bytes /= 2
 					}
 					b.SetBytes(int64(bytes))
+					bw := medianBandwidth()
+					b.ResetTimer()
 					start := time.Now()
 					for b.Loop() {
 						switch dtype {

@@ -146,8 +146,11 @@ func (p *Pool) waitDone(j *job) {
 	if p.spin > 0 {
 		deadline := time.Now().Add(p.spin)
 		for i := 0; j.remaining.Load() != 0; i++ {
-			if i&63 == 63 && time.Now().After(deadline) {
-				break
+			if i&63 == 63 {
+				if time.Now().After(deadline) {
+					break
+				}
+				runtime.Gosched()
 			}
 		}
 	}
@@ -209,8 +212,11 @@ func (p *Pool) worker() {
 		if p.spin > 0 {
 			deadline := time.Now().Add(p.spin)
 			for i := 0; p.epoch.Load() == e; i++ {
-				if i&63 == 63 && time.Now().After(deadline) {
-					break
+				if i&63 == 63 {
+					if time.Now().After(deadline) {
+						break
+					}
+					runtime.Gosched() // let other goroutines have this P while we wait
 				}
 			}
 			if p.epoch.Load() != e {
