@@ -134,8 +134,8 @@ func BenchmarkAttention(b *testing.B) {
 	})
 }
 
-// spins are the spin times the pool benchmarks compare: pure parking, a short and the default spin.
-var spins = []time.Duration{0, 10 * time.Microsecond, DefaultSpin}
+// spins are the spin times the pool benchmarks compare: pure parking, the default and a longer spin.
+var spins = []time.Duration{0, DefaultSpin, 50 * time.Microsecond}
 
 // BenchmarkParallelOverhead times Parallel on trivial work (one chunk per worker, each touching
 // one cache line) back to back and with a busy 20µs gap between calls (the caller's own work
