@@ -9,6 +9,7 @@ import (
 	"github.com/gomlx/gomlx/backends/simplego"
 
 	"tether/engine/pjrt"
+	"tether/internal/cpubackend"
 )
 
 // DefaultGoBackendConfig is the simplego configuration used for the "go"
@@ -21,11 +22,14 @@ import (
 const DefaultGoBackendConfig = ""
 
 // BackendNames lists the backend names NewBackend accepts.
-var BackendNames = []string{"go", "go:<simplego options>", "xla:cuda", "xla:cpu", "xla:/path/to/pjrt_c_api_<name>_plugin.so"}
+var BackendNames = []string{"cpu", "cpu:workers=<n>", "go", "go:<simplego options>", "xla:cuda", "xla:cpu", "xla:/path/to/pjrt_c_api_<name>_plugin.so"}
 
 // NewBackend returns the compute backend called name:
 //
 //   - "" or "go": the pure-Go simplego backend with DefaultGoBackendConfig.
+//   - "cpu" or "cpu:workers=N": tether's own CPU backend (package
+//     internal/cpubackend): blocked kernels on a worker pool, 16-bit weights
+//     kept 16-bit, the KV cache updated in place.
 //   - "go:<options>": simplego with explicit options, e.g.
 //     "go:dotgeneral_small,parallelism=4" (see simplego.New).
 //   - "xla:cuda", "xla:cpu" or "xla:<absolute plugin path>", optionally
@@ -43,6 +47,12 @@ func NewBackend(name string) (backends.Backend, error) {
 			config = DefaultGoBackendConfig
 		}
 		b, err := simplego.New(config)
+		if err != nil {
+			return nil, fmt.Errorf("engine: backend %q: %w", name, err)
+		}
+		return b, nil
+	case cpubackend.BackendName:
+		b, err := cpubackend.New(config)
 		if err != nil {
 			return nil, fmt.Errorf("engine: backend %q: %w", name, err)
 		}

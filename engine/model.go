@@ -14,6 +14,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 
+	"tether/internal/cpubackend"
 	"tether/weights"
 )
 
@@ -140,10 +141,10 @@ func LoadWithOptions(b backends.Backend, cfg *weights.Config, src weights.Tensor
 		execs:         map[string]*graph.Exec{},
 		weightDType:   dtypes.Float32,
 	}
-	m.slowCompile = b.String() != simplego.BackendName
+	m.slowCompile = b.String() != simplego.BackendName && b.String() != cpubackend.BackendName
 	switch opts.WeightDType {
 	case "":
-		if b.String() != simplego.BackendName {
+		if m.slowCompile {
 			m.weightDType = dtypes.BFloat16
 		}
 	case "float32", "f32":

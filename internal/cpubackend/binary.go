@@ -1,0 +1,257 @@
+package cpubackend
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/gomlx/gomlx/backends"
+)
+
+// binaryOp applies an element-wise binary operation with broadcasting of
+// size-1 axes and scalars.
+func binaryOp(n *node, ins []any, out any) error {
+	dims := n.shape.Dimensions
+	r := len(dims)
+	ls := broadcastStrides(n.inputs[0].shape.Dimensions, r)
+	rs := broadcastStrides(n.inputs[1].shape.Dimensions, r)
+	strides := [][]int{stridesOf(dims), ls, rs}
+	ld, rd := 0, 0
+	if r > 0 {
+		ld, rd = ls[r-1], rs[r-1]
+	}
+	var err error
+	walk(dims, strides, []int{0, 0, 0}, func(offs []int, cnt int) {
+		if err == nil {
+			err = binaryRun(n.kind, out, ins[0], ins[1], offs[0], offs[1], offs[2], cnt, ld, rd)
+		}
+	})
+	return err
+}
+
+// binaryRun computes cnt results at out[o:], reading lhs from l with step
+// ld and rhs from r with step rd.
+func binaryRun(kind backends.OpType, out, lhs, rhs any, o, l, r, cnt, ld, rd int) error {
+	switch x := lhs.(type) {
+	case []float32:
+		y := rhs.([]float32)
+		if res, ok := out.([]bool); ok {
+			return compareRun(kind, res[o:o+cnt], x, y, l, r, ld, rd)
+		}
+		res := out.([]float32)[o : o+cnt]
+		switch kind {
+		case backends.OpTypeAdd:
+			for i := range res {
+				res[i] = x[l] + y[r]
+				l, r = l+ld, r+rd
+			}
+		case backends.OpTypeSub:
+			for i := range res {
+				res[i] = x[l] - y[r]
+				l, r = l+ld, r+rd
+			}
+		case backends.OpTypeMul:
+			for i := range res {
+				res[i] = x[l] * y[r]
+				l, r = l+ld, r+rd
+			}
+		case backends.OpTypeDiv:
+			for i := range res {
+				res[i] = x[l] / y[r]
+				l, r = l+ld, r+rd
+			}
+		case backends.OpTypeRem:
+			for i := range res {
+				res[i] = float32(math.Mod(float64(x[l]), float64(y[r])))
+				l, r = l+ld, r+rd
+			}
+		case backends.OpTypeMax:
+			for i := range res {
+				res[i] = maxF(x[l], y[r])
+				l, r = l+ld, r+rd
+			}
+		case backends.OpTypeMin:
+			for i := range res {
+				res[i] = minF(x[l], y[r])
+				l, r = l+ld, r+rd
+			}
+		default:
+			return fmt.Errorf("%s of float32", kind)
+		}
+	case []int32:
+		y := rhs.([]int32)
+		if res, ok := out.([]bool); ok {
+			return compareRun(kind, res[o:o+cnt], x, y, l, r, ld, rd)
+		}
+		res := out.([]int32)[o : o+cnt]
+		for i := range res {
+			a, b := x[l], y[r]
+			l, r = l+ld, r+rd
+			switch kind {
+			case backends.OpTypeAdd:
+				res[i] = a + b
+			case backends.OpTypeSub:
+				res[i] = a - b
+			case backends.OpTypeMul:
+				res[i] = a * b
+			case backends.OpTypeDiv, backends.OpTypeRem:
+				if b == 0 {
+					return fmt.Errorf("%s: integer division by zero", kind)
+				}
+				if kind == backends.OpTypeDiv {
+					res[i] = a / b
+				} else {
+					res[i] = a % b
+				}
+			case backends.OpTypeMax:
+				res[i] = max(a, b)
+			case backends.OpTypeMin:
+				res[i] = min(a, b)
+			default:
+				return fmt.Errorf("%s of int32", kind)
+			}
+		}
+	case []bool:
+		y := rhs.([]bool)
+		res := out.([]bool)[o : o+cnt]
+		for i := range res {
+			a, b := x[l], y[r]
+			l, r = l+ld, r+rd
+			switch kind {
+			case backends.OpTypeLogicalAnd:
+				res[i] = a && b
+			case backends.OpTypeLogicalOr:
+				res[i] = a || b
+			case backends.OpTypeEqual:
+				res[i] = a == b
+			case backends.OpTypeNotEqual:
+				res[i] = a != b
+			default:
+				return fmt.Errorf("%s of bool", kind)
+			}
+		}
+	default:
+		return fmt.Errorf("%s of %T", kind, lhs)
+	}
+	return nil
+}
+
+// maxF and minF propagate NaN, as XLA does.
+func maxF(a, b float32) float32 {
+	if a != a || a > b {
+		return a
+	}
+	return b
+}
+
+func minF(a, b float32) float32 {
+	if a != a || a < b {
+		return a
+	}
+	return b
+}
+
+func compareRun[T int32 | float32](kind backends.OpType, res []bool, x, y []T, l, r, ld, rd int) error {
+	for i := range res {
+		a, b := x[l], y[r]
+		l, r = l+ld, r+rd
+		switch kind {
+		case backends.OpTypeEqual:
+			res[i] = a == b
+		case backends.OpTypeNotEqual:
+			res[i] = a != b
+		case backends.OpTypeLessThan:
+			res[i] = a < b
+		case backends.OpTypeLessOrEqual:
+			res[i] = a <= b
+		case backends.OpTypeGreaterThan:
+			res[i] = a > b
+		case backends.OpTypeGreaterOrEqual:
+			res[i] = a >= b
+		default:
+			return fmt.Errorf("%s is not a comparison", kind)
+		}
+	}
+	return nil
+}
+
+// reduce folds the input over n.axes with sum, max or min.
+func reduce(n *node, in, out any) error {
+	inDims := n.inputs[0].shape.Dimensions
+	// The output read in the input's index space: stride 0 on reduced axes.
+	os := make([]int, len(inDims))
+	ost := stridesOf(n.shape.Dimensions)
+	j := 0
+	for a := range inDims {
+		reduced := false
+		for _, r := range n.axes {
+			reduced = reduced || r == a
+		}
+		if !reduced {
+			os[a] = ost[j]
+			j++
+		}
+	}
+	strides := [][]int{stridesOf(inDims), os}
+	last := 0
+	if len(os) > 0 {
+		last = os[len(os)-1]
+	}
+	switch o := out.(type) {
+	case []float32:
+		return reduceT(n.kind, o, in.([]float32), inDims, strides, last, float32(math.Inf(-1)), float32(math.Inf(1)))
+	case []int32:
+		return reduceT(n.kind, o, in.([]int32), inDims, strides, last, math.MinInt32, math.MaxInt32)
+	}
+	return fmt.Errorf("%s of %s", n.kind, n.shape.DType)
+}
+
+func reduceT[T int32 | float32](kind backends.OpType, out, in []T, dims []int, strides [][]int, last int, lowest, highest T) error {
+	var init T
+	switch kind {
+	case backends.OpTypeReduceMax:
+		init = lowest
+	case backends.OpTypeReduceMin:
+		init = highest
+	}
+	for i := range out {
+		out[i] = init
+	}
+	comb := func(a, b T) T {
+		switch kind {
+		case backends.OpTypeReduceMax:
+			if b > a || b != b {
+				return b
+			}
+			return a
+		case backends.OpTypeReduceMin:
+			if b < a || b != b {
+				return b
+			}
+			return a
+		}
+		return a + b
+	}
+	walk(dims, strides, []int{0, 0}, func(offs []int, cnt int) {
+		x := in[offs[0] : offs[0]+cnt]
+		if last == 0 {
+			acc := out[offs[1]]
+			if kind == backends.OpTypeReduceSum {
+				for _, v := range x {
+					acc += v
+				}
+			} else {
+				for _, v := range x {
+					acc = comb(acc, v)
+				}
+			}
+			out[offs[1]] = acc
+			return
+		}
+		o := offs[1]
+		for _, v := range x {
+			out[o] = comb(out[o], v)
+			o += last
+		}
+	})
+	return nil
+}

@@ -1,0 +1,157 @@
+package cpubackend
+
+import (
+	"fmt"
+
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	"github.com/gomlx/gomlx/pkg/core/dtypes/bfloat16"
+	"github.com/x448/float16"
+)
+
+// dotGeneral canonicalises a DotGeneral to batch × M × K times batch × N × K
+// (or batch × K × N) and calls the matrix kernels. An operand already laid
+// out that way is used in place, so a weight matrix [P, out, in] or a KV
+// cache [B, kvH, S, hd] is never copied; 16-bit right operands in the
+// N × K layout go to the kernels as they are, widened in the product.
+func (b *Backend) dotGeneral(n *node, ins []any, out any) error {
+	d := n.dot
+	l, r := n.inputs[0].shape, n.inputs[1].shape
+	lFree := freeAxes(l.Rank(), d.lhsContract, d.lhsBatch)
+	rFree := freeAxes(r.Rank(), d.rhsContract, d.rhsBatch)
+	prod := func(dims []int, axes []int) int {
+		p := 1
+		for _, a := range axes {
+			p *= dims[a]
+		}
+		return p
+	}
+	batch := prod(l.Dimensions, d.lhsBatch)
+	M := prod(l.Dimensions, lFree)
+	K := prod(l.Dimensions, d.lhsContract)
+	N := prod(r.Dimensions, rFree)
+	var temps []tempBuf
+	defer func() {
+		for _, t := range temps {
+			b.release(t.dtype, t.flat)
+		}
+	}()
+	temp := func(dtype dtypes.DType, size int) any {
+		f := b.alloc(dtype, size)
+		temps = append(temps, tempBuf{dtype, f})
+		return f
+	}
+
+	// Left operand as float32 [batch, M, K].
+	lhs := ins[0]
+	if perm := concat(d.lhsBatch, lFree, d.lhsContract); !isIdentity(perm) {
+		t := temp(l.DType, l.Size())
+		if err := transposeTo(t, lhs, l.Dimensions, perm); err != nil {
+			return err
+		}
+		lhs = t
+	}
+	a, ok := lhs.([]float32)
+	if !ok {
+		a = temp(dtypes.Float32, l.Size()).([]float32)
+		toFloat32(a, lhs)
+	}
+
+	res, ok := out.([]float32)
+	if !ok {
+		res = temp(dtypes.Float32, batch*M*N).([]float32)
+	}
+	rhs := ins[1]
+	nk := concat(d.rhsBatch, rFree, d.rhsContract)
+	kn := concat(d.rhsBatch, d.rhsContract, rFree)
+	switch w := rhs.(type) {
+	case []bfloat16.BFloat16:
+		if isIdentity(nk) {
+			for bi := range batch {
+				linearBF16(b.pool, res[bi*M*N:(bi+1)*M*N], a[bi*M*K:(bi+1)*M*K], M, K, bits16(w[bi*N*K:(bi+1)*N*K]), N)
+			}
+			return finishDot(out, res)
+		}
+	case []float16.Float16:
+		if isIdentity(nk) {
+			for bi := range batch {
+				linearF16(b.pool, res[bi*M*N:(bi+1)*M*N], a[bi*M*K:(bi+1)*M*K], M, K, bits16(w[bi*N*K:(bi+1)*N*K]), N)
+			}
+			return finishDot(out, res)
+		}
+	}
+	transB := true
+	if !isIdentity(nk) {
+		if isIdentity(kn) {
+			transB = false
+		} else {
+			t := temp(r.DType, r.Size())
+			if err := transposeTo(t, rhs, r.Dimensions, nk); err != nil {
+				return err
+			}
+			rhs = t
+		}
+	}
+	bm, ok := rhs.([]float32)
+	if !ok {
+		bm = temp(dtypes.Float32, r.Size()).([]float32)
+		toFloat32(bm, rhs)
+	}
+	switch {
+	case !transB:
+		batchMatMul(b.pool, res, a, bm, batch, M, N, K)
+	case batch*M >= 4*b.workers:
+		batchMatMulTransB(b.pool, res, a, bm, batch, M, N, K)
+	default:
+		for bi := range batch {
+			linearF32(b.pool, res[bi*M*N:(bi+1)*M*N], a[bi*M*K:(bi+1)*M*K], M, K, bm[bi*N*K:(bi+1)*N*K], N)
+		}
+	}
+	return finishDot(out, res)
+}
+
+// tempBuf is a scratch buffer returned to the pool after the product.
+type tempBuf struct {
+	dtype dtypes.DType
+	flat  any
+}
+
+// finishDot narrows the float32 result into a 16-bit output.
+func finishDot(out any, res []float32) error {
+	if _, ok := out.([]float32); ok {
+		return nil
+	}
+	switch out.(type) {
+	case []bfloat16.BFloat16, []float16.Float16:
+		convertFlat(out, res)
+		return nil
+	}
+	return fmt.Errorf("DotGeneral output %T", out)
+}
+
+// transposeTo writes src (of dims) permuted by perm into dst.
+func transposeTo(dst, src any, dims, perm []int) error {
+	st := stridesOf(dims)
+	outDims := make([]int, len(perm))
+	s := make([]int, len(perm))
+	for i, p := range perm {
+		outDims[i], s[i] = dims[p], st[p]
+	}
+	return move(dst, src, outDims, s, 0)
+}
+
+func concat(parts ...[]int) []int {
+	var out []int
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	return out
+}
+
+func isIdentity(perm []int) bool {
+	for i, p := range perm {
+		if i != p {
+			return false
+		}
+	}
+	return true
+}
