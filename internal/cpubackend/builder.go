@@ -30,7 +30,7 @@ type node struct {
 
 // gatherAttrs are the static arguments of Gather.
 type gatherAttrs struct {
-	indexVectorAxis                                              int
+	indexVectorAxis                                                 int
 	offsetOutputAxes, collapsedSliceAxes, startIndexMap, sliceSizes []int
 }
 
