@@ -17,6 +17,8 @@ import (
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/gomlx/gomlx/pkg/core/shapes"
+
+	"tether/internal/kernels"
 )
 
 // BackendName is the name the backend is registered under.
@@ -29,7 +31,7 @@ func init() {
 // Backend is the CPU backend. It is safe for concurrent use.
 type Backend struct {
 	workers   int
-	pool      *workPool
+	pool      *kernels.Pool
 	mu        sync.Mutex
 	free      map[poolKey][]any // released buffers by dtype and length
 	finalized bool
@@ -67,7 +69,7 @@ func New(config string) (*Backend, error) {
 			return nil, fmt.Errorf("cpubackend: unknown option %q: valid options are workers=N", opt)
 		}
 	}
-	return &Backend{workers: workers, pool: newWorkPool(workers), free: map[poolKey][]any{}}, nil
+	return &Backend{workers: workers, pool: kernels.NewPool(workers), free: map[poolKey][]any{}}, nil
 }
 
 // Name returns "cpu".
@@ -76,9 +78,9 @@ func (b *Backend) Name() string { return BackendName }
 // String returns "cpu".
 func (b *Backend) String() string { return BackendName }
 
-// Description describes the backend and its worker count.
+// Description describes the backend, its worker count and kernels.
 func (b *Backend) Description() string {
-	return fmt.Sprintf("tether CPU backend (%d workers)", b.workers)
+	return fmt.Sprintf("tether CPU backend (%d workers, %s kernels)", b.workers, kernels.Features())
 }
 
 // NumDevices returns 1.
@@ -116,7 +118,7 @@ func (b *Backend) Finalize() {
 	defer b.mu.Unlock()
 	if !b.finalized {
 		b.finalized = true
-		b.pool.close()
+		b.pool.Close()
 		b.free = nil
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/gomlx/gomlx/pkg/core/dtypes/bfloat16"
 	"github.com/x448/float16"
+
+	"tether/internal/kernels"
 )
 
 // dotGeneral canonicalises a DotGeneral to batch × M × K times batch × N × K
@@ -67,14 +69,14 @@ func (b *Backend) dotGeneral(n *node, ins []any, out any) error {
 	case []bfloat16.BFloat16:
 		if isIdentity(nk) {
 			for bi := range batch {
-				linearBF16(b.pool, res[bi*M*N:(bi+1)*M*N], a[bi*M*K:(bi+1)*M*K], M, K, bits16(w[bi*N*K:(bi+1)*N*K]), N)
+				kernels.LinearBF16(b.pool, res[bi*M*N:(bi+1)*M*N], a[bi*M*K:(bi+1)*M*K], M, K, bits16(w[bi*N*K:(bi+1)*N*K]), N)
 			}
 			return finishDot(out, res)
 		}
 	case []float16.Float16:
 		if isIdentity(nk) {
 			for bi := range batch {
-				linearF16(b.pool, res[bi*M*N:(bi+1)*M*N], a[bi*M*K:(bi+1)*M*K], M, K, bits16(w[bi*N*K:(bi+1)*N*K]), N)
+				kernels.LinearF16(b.pool, res[bi*M*N:(bi+1)*M*N], a[bi*M*K:(bi+1)*M*K], M, K, bits16(w[bi*N*K:(bi+1)*N*K]), N)
 			}
 			return finishDot(out, res)
 		}
@@ -96,15 +98,10 @@ func (b *Backend) dotGeneral(n *node, ins []any, out any) error {
 		bm = temp(dtypes.Float32, r.Size()).([]float32)
 		toFloat32(bm, rhs)
 	}
-	switch {
-	case !transB:
-		batchMatMul(b.pool, res, a, bm, batch, M, N, K)
-	case batch*M >= 4*b.workers:
-		batchMatMulTransB(b.pool, res, a, bm, batch, M, N, K)
-	default:
-		for bi := range batch {
-			linearF32(b.pool, res[bi*M*N:(bi+1)*M*N], a[bi*M*K:(bi+1)*M*K], M, K, bm[bi*N*K:(bi+1)*N*K], N)
-		}
+	if transB {
+		kernels.BatchMatMulTransB(b.pool, res, a, bm, batch, M, N, K)
+	} else {
+		kernels.BatchMatMul(b.pool, res, a, bm, batch, M, N, K)
 	}
 	return finishDot(out, res)
 }
