@@ -4,14 +4,16 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 )
 
 // TestCPUBackendMatchesGo runs every family on tether's "cpu" backend and on
 // simplego ("go"), an independent implementation of the same graph: logits,
 // every block output and hook telemetry agree at 1e-4 relative, with f32
-// weights, and bfloat16 weights on "cpu" stay within 5e-2 of f32 (the
-// tolerance of TestBFloat16Weights).
+// weights. bfloat16 weights on "cpu" stay within 5e-2 of f32 (the
+// tolerance of TestBFloat16Weights; 8 significant bits), float16 weights
+// within 1e-2 (11 bits), and neither is identical to f32.
 func TestCPUBackendMatchesGo(t *testing.T) {
 	ctx := context.Background()
 	for _, fam := range allFamilies {
@@ -30,7 +32,8 @@ func TestCPUBackendMatchesGo(t *testing.T) {
 				t.Cleanup(m.Close)
 				return m
 			}
-			goM, cpuM, cpu16 := load("go", "float32"), load("cpu", "float32"), load("cpu", "bfloat16")
+			goM, cpuM := load("go", "float32"), load("cpu", "float32")
+			cpuBF, cpuF16 := load("cpu", "bfloat16"), load("cpu", "float16")
 			rng := rand.New(rand.NewPCG(3, 4))
 			seqs := [][]int{randomTokens(rng, 12, cfg.VocabSize), randomTokens(rng, 5, cfg.VocabSize)}
 			H := cfg.HiddenSize
@@ -89,16 +92,35 @@ func TestCPUBackendMatchesGo(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			half, err := cpu16.Forward(ctx, seqs, ForwardOptions{AllLogits: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			for s := range seqs {
-				d := maxRelDiff(flatten(half.AllLogits[s]), flatten(plain.AllLogits[s]))
-				if d > 5e-2 || d == 0 {
-					t.Errorf("seq %d: bfloat16 weights on cpu differ from float32 by %g, expected within (0, 5e-2]", s, d)
+			for _, half := range []struct {
+				m   *Model
+				tol float64
+			}{{cpuBF, 5e-2}, {cpuF16, 1e-2}} {
+				res, err := half.m.Forward(ctx, seqs, ForwardOptions{AllLogits: true})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for s := range seqs {
+					d := maxRelDiff(flatten(res.AllLogits[s]), flatten(plain.AllLogits[s]))
+					if d > half.tol || d == 0 {
+						t.Errorf("seq %d: %s weights on cpu differ from float32 by %g, expected within (0, %g]", s, half.m.weightDType, d, half.tol)
+					}
 				}
 			}
 		})
+	}
+}
+
+// TestFloat16NeedsABackendWithIt checks that float16 weights on a backend
+// without float16 (simplego) are refused with an error naming the way out.
+func TestFloat16NeedsABackendWithIt(t *testing.T) {
+	be, err := NewBackend("go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := tinyConfig("llama")
+	_, err = LoadWithOptions(be, cfg, randomSource(cfg, 1), LoadOptions{WeightDType: "float16"})
+	if err == nil || !strings.Contains(err.Error(), "cpu") {
+		t.Errorf("float16 weights on go: got %v, want an error pointing to the cpu backend", err)
 	}
 }

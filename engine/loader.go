@@ -10,6 +10,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/dtypes/bfloat16"
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"github.com/x448/float16"
 
 	"tether/weights"
 )
@@ -52,8 +53,8 @@ func (ld *loader) uploadMatrix(name string, fill func(dst []float32) error, dims
 	return ld.uploadAs(ld.m.weightDType, name, fill, dims...)
 }
 
-// uploadAs is upload with the stored dtype: Float32, or BFloat16 (values
-// rounded to nearest even).
+// uploadAs is upload with the stored dtype: Float32, BFloat16 or Float16
+// (values rounded to nearest even).
 func (ld *loader) uploadAs(dtype dtypes.DType, name string, fill func(dst []float32) error, dims ...int) (int, error) {
 	be := ld.m.backend
 	shape := shapes.Make(dtype, dims...)
@@ -74,12 +75,19 @@ func (ld *loader) uploadAs(dtype dtypes.DType, name string, fill func(dst []floa
 			return -1, err
 		}
 		var flat any = host
-		if dtype == dtypes.BFloat16 {
+		switch dtype {
+		case dtypes.BFloat16:
 			bf := make([]bfloat16.BFloat16, len(host))
 			for i, v := range host {
 				bf[i] = bfloat16.FromBits(weights.BF16FromFloat32(v))
 			}
 			flat = bf
+		case dtypes.Float16:
+			h := make([]float16.Float16, len(host))
+			for i, v := range host {
+				h[i] = float16.Fromfloat32(v)
+			}
+			flat = h
 		}
 		b, err := be.BufferFromFlatData(0, flat, shape)
 		if err != nil {

@@ -110,9 +110,10 @@ func (m *Model) Close() {
 // LoadOptions tunes how Load stores the weights.
 type LoadOptions struct {
 	// WeightDType is the stored dtype of the projection and embedding
-	// matrices: "float32", "bfloat16", or "" for the backend's default
-	// (float32 on "go", bfloat16 on XLA, where real models run). With
-	// bfloat16, products take bfloat16 inputs and their results are
+	// matrices: "float32", "bfloat16", "float16" (only on backends with
+	// float16, such as "cpu"), or "" for the backend's default (float32 on
+	// "cpu" and "go", bfloat16 on XLA, where real models run). With
+	// bfloat16 (or float16), products take bfloat16 inputs and their results are
 	// rounded to bfloat16 (as a bfloat16 PyTorch model does); norms,
 	// attention, softmax, hooks and logits stay float32.
 	WeightDType string
@@ -150,8 +151,13 @@ func LoadWithOptions(b backends.Backend, cfg *weights.Config, src weights.Tensor
 	case "float32", "f32":
 	case "bfloat16", "bf16":
 		m.weightDType = dtypes.BFloat16
+	case "float16", "f16":
+		if !b.Capabilities().DTypes[dtypes.Float16] {
+			return nil, fmt.Errorf("engine: LoadOptions.WeightDType %q: backend %q has no float16; use \"bfloat16\" or the \"cpu\" backend", opts.WeightDType, b.Name())
+		}
+		m.weightDType = dtypes.Float16
 	default:
-		return nil, fmt.Errorf("engine: LoadOptions.WeightDType %q, expected \"float32\" or \"bfloat16\"", opts.WeightDType)
+		return nil, fmt.Errorf("engine: LoadOptions.WeightDType %q, expected \"float32\", \"bfloat16\" or \"float16\"", opts.WeightDType)
 	}
 	if b.String() == simplego.BackendName {
 		// simplego runs the batch axis of a product on up to GOMAXPROCS workers.
