@@ -34,6 +34,7 @@ type Backend struct {
 	pool      *kernels.Pool
 	mu        sync.Mutex
 	free      map[poolKey][]any // released buffers by dtype and length
+	freeBytes int               // total size of the released buffers kept
 	finalized bool
 }
 
@@ -46,8 +47,12 @@ type poolKey struct {
 }
 
 // maxPooledPerKey bounds how many released buffers of one dtype and length
-// the backend keeps for reuse.
-const maxPooledPerKey = 16
+// the backend keeps for reuse, and maxPooledBytes their total size (so that
+// freed KV caches do not stay resident).
+const (
+	maxPooledPerKey = 16
+	maxPooledBytes  = 256 << 20
+)
 
 // New returns a CPU backend. config is empty or "workers=N" (default:
 // GOMAXPROCS).
@@ -145,6 +150,7 @@ func (b *Backend) alloc(dtype dtypes.DType, n int) any {
 	if list := b.free[key]; len(list) > 0 {
 		f := list[len(list)-1]
 		b.free[key] = list[:len(list)-1]
+		b.freeBytes -= n * dtype.Size()
 		b.mu.Unlock()
 		return f
 	}
@@ -155,10 +161,12 @@ func (b *Backend) alloc(dtype dtypes.DType, n int) any {
 // release hands flat back for reuse.
 func (b *Backend) release(dtype dtypes.DType, flat any) {
 	key := poolKey{dtype, flatLen(flat)}
+	size := key.n * dtype.Size()
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.free != nil && len(b.free[key]) < maxPooledPerKey {
+	if b.free != nil && len(b.free[key]) < maxPooledPerKey && b.freeBytes+size <= maxPooledBytes {
 		b.free[key] = append(b.free[key], flat)
+		b.freeBytes += size
 	}
 }
 

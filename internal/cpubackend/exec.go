@@ -183,7 +183,14 @@ func reusable(s *storage, in, n *node) bool {
 }
 
 // run executes step n, setting st[n.id].
-func (e *Executable) run(n *node, st []*storage) error {
+func (e *Executable) run(n *node, st []*storage) (err error) {
+	defer func() {
+		// A kernel's bounds check failing is a bug here, not the caller's:
+		// report it as an error rather than crash the program.
+		if r := recover(); r != nil {
+			err = fmt.Errorf("internal error: %v", r)
+		}
+	}()
 	ins := make([]any, len(n.inputs))
 	for i, in := range n.inputs {
 		ins[i] = st[in.id].flat
