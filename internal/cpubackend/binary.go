@@ -121,10 +121,6 @@ func binaryRun(kind backends.OpType, out, lhs, rhs any, o, l, r, cnt, ld, rd int
 				res[i] = a && b
 			case backends.OpTypeLogicalOr:
 				res[i] = a || b
-			case backends.OpTypeEqual:
-				res[i] = a == b
-			case backends.OpTypeNotEqual:
-				res[i] = a != b
 			default:
 				return fmt.Errorf("%s of bool", kind)
 			}
@@ -157,10 +153,6 @@ func compareRun[T int32 | float32](kind backends.OpType, res []bool, x, y []T, l
 		switch kind {
 		case backends.OpTypeEqual:
 			res[i] = a == b
-		case backends.OpTypeNotEqual:
-			res[i] = a != b
-		case backends.OpTypeLessThan:
-			res[i] = a < b
 		case backends.OpTypeLessOrEqual:
 			res[i] = a <= b
 		case backends.OpTypeGreaterThan:
@@ -174,7 +166,7 @@ func compareRun[T int32 | float32](kind backends.OpType, res []bool, x, y []T, l
 	return nil
 }
 
-// reduce folds the input over n.axes with sum, max or min.
+// reduce folds the input over n.axes with sum or max.
 func reduce(n *node, in, out any) error {
 	inDims := n.inputs[0].shape.Dimensions
 	// The output read in the input's index space: stride 0 on reduced axes.
@@ -198,33 +190,24 @@ func reduce(n *node, in, out any) error {
 	}
 	switch o := out.(type) {
 	case []float32:
-		return reduceT(n.kind, o, in.([]float32), inDims, strides, last, float32(math.Inf(-1)), float32(math.Inf(1)))
+		return reduceT(n.kind, o, in.([]float32), inDims, strides, last, float32(math.Inf(-1)))
 	case []int32:
-		return reduceT(n.kind, o, in.([]int32), inDims, strides, last, math.MinInt32, math.MaxInt32)
+		return reduceT(n.kind, o, in.([]int32), inDims, strides, last, math.MinInt32)
 	}
 	return fmt.Errorf("%s of %s", n.kind, n.shape.DType)
 }
 
-func reduceT[T int32 | float32](kind backends.OpType, out, in []T, dims []int, strides [][]int, last int, lowest, highest T) error {
+func reduceT[T int32 | float32](kind backends.OpType, out, in []T, dims []int, strides [][]int, last int, lowest T) error {
 	var init T
-	switch kind {
-	case backends.OpTypeReduceMax:
+	if kind == backends.OpTypeReduceMax {
 		init = lowest
-	case backends.OpTypeReduceMin:
-		init = highest
 	}
 	for i := range out {
 		out[i] = init
 	}
 	comb := func(a, b T) T {
-		switch kind {
-		case backends.OpTypeReduceMax:
+		if kind == backends.OpTypeReduceMax {
 			if b > a || b != b {
-				return b
-			}
-			return a
-		case backends.OpTypeReduceMin:
-			if b < a || b != b {
 				return b
 			}
 			return a

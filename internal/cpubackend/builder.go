@@ -68,15 +68,14 @@ func init() {
 		backends.OpTypeParameter, backends.OpTypeConstant, backends.OpTypeIdentity,
 		backends.OpTypeAdd, backends.OpTypeSub, backends.OpTypeMul, backends.OpTypeDiv, backends.OpTypeRem,
 		backends.OpTypeMax, backends.OpTypeMin,
-		backends.OpTypeEqual, backends.OpTypeNotEqual, backends.OpTypeLessThan, backends.OpTypeLessOrEqual,
+		backends.OpTypeEqual, backends.OpTypeLessOrEqual,
 		backends.OpTypeGreaterThan, backends.OpTypeGreaterOrEqual,
 		backends.OpTypeLogicalAnd, backends.OpTypeLogicalOr, backends.OpTypeLogicalNot,
-		backends.OpTypeNeg, backends.OpTypeAbs, backends.OpTypeExp, backends.OpTypeLog, backends.OpTypeSqrt,
-		backends.OpTypeRsqrt, backends.OpTypeCos, backends.OpTypeSin, backends.OpTypeTanh, backends.OpTypeLogistic,
+		backends.OpTypeExp, backends.OpTypeRsqrt, backends.OpTypeCos, backends.OpTypeSin, backends.OpTypeTanh, backends.OpTypeLogistic,
 		backends.OpTypeIsFinite,
-		backends.OpTypeReshape, backends.OpTypeTranspose, backends.OpTypeBroadcast, backends.OpTypeBroadcastInDim,
+		backends.OpTypeReshape, backends.OpTypeTranspose, backends.OpTypeBroadcastInDim,
 		backends.OpTypeSlice, backends.OpTypeConcatenate, backends.OpTypeIota, backends.OpTypeConvertDType,
-		backends.OpTypeWhere, backends.OpTypeReduceSum, backends.OpTypeReduceMax, backends.OpTypeReduceMin,
+		backends.OpTypeWhere, backends.OpTypeReduceSum, backends.OpTypeReduceMax,
 		backends.OpTypeDotGeneral, backends.OpTypeGather, backends.OpTypeDynamicUpdateSlice,
 	} {
 		opKinds[op] = true
@@ -234,16 +233,6 @@ func (b *Builder) Equal(lhs, rhs backends.Op) (backends.Op, error) {
 	return b.binary(backends.OpTypeEqual, lhs, rhs)
 }
 
-// NotEqual compares element-wise.
-func (b *Builder) NotEqual(lhs, rhs backends.Op) (backends.Op, error) {
-	return b.binary(backends.OpTypeNotEqual, lhs, rhs)
-}
-
-// LessThan compares element-wise.
-func (b *Builder) LessThan(lhs, rhs backends.Op) (backends.Op, error) {
-	return b.binary(backends.OpTypeLessThan, lhs, rhs)
-}
-
 // LessOrEqual compares element-wise.
 func (b *Builder) LessOrEqual(lhs, rhs backends.Op) (backends.Op, error) {
 	return b.binary(backends.OpTypeLessOrEqual, lhs, rhs)
@@ -274,20 +263,8 @@ func (b *Builder) LogicalNot(x backends.Op) (backends.Op, error) {
 	return b.unary(backends.OpTypeLogicalNot, x)
 }
 
-// Neg returns -x.
-func (b *Builder) Neg(x backends.Op) (backends.Op, error) { return b.unary(backends.OpTypeNeg, x) }
-
-// Abs returns |x|.
-func (b *Builder) Abs(x backends.Op) (backends.Op, error) { return b.unary(backends.OpTypeAbs, x) }
-
 // Exp returns e^x.
 func (b *Builder) Exp(x backends.Op) (backends.Op, error) { return b.unary(backends.OpTypeExp, x) }
-
-// Log returns ln x.
-func (b *Builder) Log(x backends.Op) (backends.Op, error) { return b.unary(backends.OpTypeLog, x) }
-
-// Sqrt returns the square root.
-func (b *Builder) Sqrt(x backends.Op) (backends.Op, error) { return b.unary(backends.OpTypeSqrt, x) }
 
 // Rsqrt returns 1/sqrt(x).
 func (b *Builder) Rsqrt(x backends.Op) (backends.Op, error) { return b.unary(backends.OpTypeRsqrt, x) }
@@ -335,23 +312,6 @@ func (b *Builder) Transpose(x backends.Op, perm ...int) (backends.Op, error) {
 		return nil, err
 	}
 	return b.add(&node{kind: backends.OpTypeTranspose, shape: shape, inputs: ns, axes: slices.Clone(perm)})
-}
-
-// Broadcast prefixes x with new leading axes of the given sizes.
-func (b *Builder) Broadcast(x backends.Op, prefixDims ...int) (backends.Op, error) {
-	ns, err := b.in(x)
-	if err != nil {
-		return nil, err
-	}
-	shape, err := shapeinference.BroadcastOp(ns[0].shape, prefixDims)
-	if err != nil {
-		return nil, err
-	}
-	axes := make([]int, ns[0].shape.Rank())
-	for i := range axes {
-		axes[i] = len(prefixDims) + i
-	}
-	return b.add(&node{kind: backends.OpTypeBroadcastInDim, shape: shape, inputs: ns, axes: axes})
 }
 
 // BroadcastInDim broadcasts x to outputShape, x's axis i becoming axis
@@ -464,11 +424,6 @@ func (b *Builder) ReduceSum(x backends.Op, axes ...int) (backends.Op, error) {
 // ReduceMax takes the maximum over axes (all when none).
 func (b *Builder) ReduceMax(x backends.Op, axes ...int) (backends.Op, error) {
 	return b.reduce(backends.OpTypeReduceMax, x, axes)
-}
-
-// ReduceMin takes the minimum over axes (all when none).
-func (b *Builder) ReduceMin(x backends.Op, axes ...int) (backends.Op, error) {
-	return b.reduce(backends.OpTypeReduceMin, x, axes)
 }
 
 // Gather is XLA's gather.

@@ -15,8 +15,7 @@ var inPlace = map[backends.OpType]bool{
 	backends.OpTypeAdd: true, backends.OpTypeSub: true, backends.OpTypeMul: true, backends.OpTypeDiv: true,
 	backends.OpTypeRem: true, backends.OpTypeMax: true, backends.OpTypeMin: true,
 	backends.OpTypeLogicalAnd: true, backends.OpTypeLogicalOr: true, backends.OpTypeLogicalNot: true,
-	backends.OpTypeNeg: true, backends.OpTypeAbs: true, backends.OpTypeExp: true, backends.OpTypeLog: true,
-	backends.OpTypeSqrt: true, backends.OpTypeRsqrt: true, backends.OpTypeCos: true, backends.OpTypeSin: true,
+	backends.OpTypeExp: true, backends.OpTypeRsqrt: true, backends.OpTypeCos: true, backends.OpTypeSin: true,
 	backends.OpTypeTanh: true, backends.OpTypeLogistic: true,
 	backends.OpTypeDynamicUpdateSlice: true,
 }
@@ -25,12 +24,11 @@ var inPlace = map[backends.OpType]bool{
 func (b *Backend) exec(n *node, ins []any, out any) error {
 	switch n.kind {
 	case backends.OpTypeAdd, backends.OpTypeSub, backends.OpTypeMul, backends.OpTypeDiv, backends.OpTypeRem,
-		backends.OpTypeMax, backends.OpTypeMin, backends.OpTypeEqual, backends.OpTypeNotEqual,
-		backends.OpTypeLessThan, backends.OpTypeLessOrEqual, backends.OpTypeGreaterThan, backends.OpTypeGreaterOrEqual,
+		backends.OpTypeMax, backends.OpTypeMin, backends.OpTypeEqual,
+		backends.OpTypeLessOrEqual, backends.OpTypeGreaterThan, backends.OpTypeGreaterOrEqual,
 		backends.OpTypeLogicalAnd, backends.OpTypeLogicalOr:
 		return binaryOp(n, ins, out)
-	case backends.OpTypeNeg, backends.OpTypeAbs, backends.OpTypeExp, backends.OpTypeLog, backends.OpTypeSqrt,
-		backends.OpTypeRsqrt, backends.OpTypeCos, backends.OpTypeSin, backends.OpTypeTanh, backends.OpTypeLogistic,
+	case backends.OpTypeExp, backends.OpTypeRsqrt, backends.OpTypeCos, backends.OpTypeSin, backends.OpTypeTanh, backends.OpTypeLogistic,
 		backends.OpTypeIsFinite, backends.OpTypeLogicalNot:
 		return unaryOp(n.kind, ins[0], out)
 	case backends.OpTypeTranspose:
@@ -69,7 +67,7 @@ func (b *Backend) exec(n *node, ins []any, out any) error {
 		return nil
 	case backends.OpTypeWhere:
 		return where(n, ins, out)
-	case backends.OpTypeReduceSum, backends.OpTypeReduceMax, backends.OpTypeReduceMin:
+	case backends.OpTypeReduceSum, backends.OpTypeReduceMax:
 		return reduce(n, ins[0], out)
 	case backends.OpTypeGather:
 		return gather(n, ins, out)
@@ -230,25 +228,9 @@ func unaryOp(kind backends.OpType, in, out any) error {
 		}
 		o := out.([]float32)
 		switch kind {
-		case backends.OpTypeNeg:
-			for i, v := range x {
-				o[i] = -v
-			}
-		case backends.OpTypeAbs:
-			for i, v := range x {
-				o[i] = float32(math.Abs(float64(v)))
-			}
 		case backends.OpTypeExp:
 			for i, v := range x {
 				o[i] = float32(math.Exp(float64(v)))
-			}
-		case backends.OpTypeLog:
-			for i, v := range x {
-				o[i] = float32(math.Log(float64(v)))
-			}
-		case backends.OpTypeSqrt:
-			for i, v := range x {
-				o[i] = float32(math.Sqrt(float64(v)))
 			}
 		case backends.OpTypeRsqrt:
 			for i, v := range x {
@@ -272,23 +254,6 @@ func unaryOp(kind backends.OpType, in, out any) error {
 			}
 		default:
 			return fmt.Errorf("%s of float32", kind)
-		}
-	case []int32:
-		o := out.([]int32)
-		switch kind {
-		case backends.OpTypeNeg:
-			for i, v := range x {
-				o[i] = -v
-			}
-		case backends.OpTypeAbs:
-			for i, v := range x {
-				if v < 0 {
-					v = -v
-				}
-				o[i] = v
-			}
-		default:
-			return fmt.Errorf("%s of int32", kind)
 		}
 	case []bool:
 		if kind != backends.OpTypeLogicalNot {
