@@ -26,10 +26,12 @@ var BackendNames = []string{"cpu", "cpu:workers=<n>", "go", "go:<simplego option
 
 // NewBackend returns the compute backend called name:
 //
-//   - "" or "go": the pure-Go simplego backend with DefaultGoBackendConfig.
-//   - "cpu" or "cpu:workers=N": tether's own CPU backend (package
-//     internal/cpubackend): blocked kernels on a worker pool, 16-bit weights
-//     kept 16-bit, the KV cache updated in place.
+//   - "" (the default) or "cpu", or "cpu:workers=N": tether's own CPU
+//     backend (package internal/cpubackend): SIMD kernels on a worker pool,
+//     16-bit weights kept 16-bit, the KV cache updated in place; see
+//     docs/cpu-backend.md.
+//   - "go": GoMLX's pure-Go simplego backend with DefaultGoBackendConfig,
+//     kept as a second, independent implementation for tests.
 //   - "go:<options>": simplego with explicit options, e.g.
 //     "go:dotgeneral_small,parallelism=4" (see simplego.New).
 //   - "xla:cuda", "xla:cpu" or "xla:<absolute plugin path>", optionally
@@ -42,7 +44,7 @@ var BackendNames = []string{"cpu", "cpu:workers=<n>", "go", "go:<simplego option
 func NewBackend(name string) (backends.Backend, error) {
 	kind, config, _ := strings.Cut(name, ":")
 	switch kind {
-	case "", "go":
+	case "go":
 		if config == "" {
 			config = DefaultGoBackendConfig
 		}
@@ -51,7 +53,7 @@ func NewBackend(name string) (backends.Backend, error) {
 			return nil, fmt.Errorf("engine: backend %q: %w", name, err)
 		}
 		return b, nil
-	case cpubackend.BackendName:
+	case "", cpubackend.BackendName:
 		b, err := cpubackend.New(config)
 		if err != nil {
 			return nil, fmt.Errorf("engine: backend %q: %w", name, err)

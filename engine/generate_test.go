@@ -282,12 +282,15 @@ func TestLoadErrors(t *testing.T) {
 }
 
 func TestNewBackendNames(t *testing.T) {
-	for _, name := range []string{"", "go", "go:dotgeneral_small,ops_sequential"} {
-		if _, err := NewBackend(name); err != nil {
+	for name, want := range map[string]string{"": "cpu", "cpu": "cpu", "cpu:workers=1": "cpu", "go": "go", "go:dotgeneral_small,ops_sequential": "go"} {
+		b, err := NewBackend(name)
+		if err != nil {
 			t.Errorf("NewBackend(%q): %v", name, err)
+		} else if b.String() != want {
+			t.Errorf("NewBackend(%q) is %q, want %q", name, b.String(), want)
 		}
 	}
-	for _, name := range []string{"tpu", "go:no_such_option", "xla:"} {
+	for _, name := range []string{"tpu", "go:no_such_option", "xla:", "cpu:workers=0", "cpu:no_such_option"} {
 		if _, err := NewBackend(name); err == nil {
 			t.Errorf("NewBackend(%q): expected an error", name)
 		}

@@ -59,7 +59,7 @@ type Model struct {
 
 // Options controls Open.
 type Options struct {
-	// Backend is the compute backend name for engine.NewBackend ("" = "go").
+	// Backend is the compute backend name for engine.NewBackend ("" = "cpu").
 	Backend string
 	// NoWeights opens config, tokenizer and template only (for info, tokenize, template).
 	NoWeights bool

@@ -45,10 +45,10 @@ func runBenchPerf(args []string) error {
 		return fmt.Errorf("bench perf: the measured runs do not fit: %s", m.Memory.Warning)
 	}
 	defer m.Close()
-	// The CPU backend computes in float32 whatever the checkpoint dtype; a
+	// The CPU backends compute in float32 whatever the checkpoint dtype; a
 	// GPU backend keeps the checkpoint's dtype.
 	o.ComputeWeightBytes = m.WeightBytes
-	if *mf.backend == "" || strings.HasPrefix(*mf.backend, "go") {
+	if *mf.backend == "" || strings.HasPrefix(*mf.backend, "go") || strings.HasPrefix(*mf.backend, "cpu") {
 		o.ComputeWeightBytes = m.Config.ParamCount() * 4
 	}
 	stop := startSpinner("measuring")

@@ -114,7 +114,7 @@ func runInfo(args []string) error {
 	fs := newFlags("info", "--model M [--batch B] [--prompt P] [--context C] [--check] | --backend B [--pjrt-plugin PATH] [--json]",
 		"tether info --model .tether/stories260K   (after tether demo)\n  tether info --model M --batch 8 --prompt 512 --context 1024 --check\n  tether info --backend xla:cuda")
 	ref := fs.String("model", "", "model directory or Hugging Face id (org/name, resolved offline)")
-	backendName := fs.String("backend", "", "open this backend (go, xla:cuda, xla:cpu, xla:/path/plugin.so) and print a one-line report: device, memory, PJRT plugin")
+	backendName := fs.String("backend", "", "open this backend (cpu, go, xla:cuda, xla:cpu, xla:/path/plugin.so) and print a one-line report: device, memory, PJRT plugin")
 	pluginPath := fs.String("pjrt-plugin", "", "PJRT plugin file for an xla:<name> backend, instead of searching PJRT_PLUGIN_LIBRARY_PATH, go-xla's directories and Python jax_plugins")
 	batch := fs.Int("batch", 1, "memory estimate: sequences generated together")
 	prompt := fs.Int("prompt", 16, "memory estimate: prompt tokens per sequence")

@@ -7,9 +7,9 @@ import (
 )
 
 // addBackendFlag defines --backend, the compute backend of a command that
-// loads a model (default "go").
+// loads a model (default "cpu").
 func addBackendFlag(fs *pflag.FlagSet) *string {
-	return fs.String("backend", "go", "compute backend: go (CPU) or xla:cuda (GPU)")
+	return fs.String("backend", "cpu", "compute backend: cpu (tether's CPU backend), go (GoMLX's pure-Go backend) or xla:cuda (GPU)")
 }
 
 // openModel opens the model ref with opts behind a "loading REF" spinner; the
