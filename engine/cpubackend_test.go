@@ -53,7 +53,7 @@ func TestCPUBackendMatchesGo(t *testing.T) {
 				layers[i] = i
 			}
 			opts := ForwardOptions{AllLogits: true, CaptureLayers: layers, Hooks: Hooks{
-				1: {Add: add, Clamps: []Clamp{Cap(u, 0.5), {Dir: u, Lo: -1, Hi: 0.1}}, Record: true},
+				1: {Add: add, Clamps: []Clamp{{Dir: u, Lo: 0.5, Hi: float32(math.Inf(1))}, {Dir: u, Lo: -1, Hi: 0.1}}, Record: true},
 			}}
 			want, err := goM.Forward(ctx, seqs, opts)
 			if err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/x448/float16"
 
+	"tether/internal/cpubackend"
 	"tether/weights"
 )
 
@@ -42,8 +43,8 @@ func (ld *loader) read(name string, shape ...int) ([]float32, error) {
 
 // upload allocates a float32 buffer of the given dimensions on the backend,
 // lets fill write its values and returns its index in the model's params.
-// On simplego fill writes the backend's (shared) memory directly, so each
-// weight is copied once.
+// On simplego and cpu fill writes the backend's (shared) memory directly,
+// so each weight is copied once.
 func (ld *loader) upload(name string, fill func(dst []float32) error, dims ...int) (int, error) {
 	return ld.uploadAs(dtypes.Float32, name, fill, dims...)
 }
@@ -59,7 +60,7 @@ func (ld *loader) uploadAs(dtype dtypes.DType, name string, fill func(dst []floa
 	be := ld.m.backend
 	shape := shapes.Make(dtype, dims...)
 	var buf backends.Buffer
-	if dtype == dtypes.Float32 && be.String() == simplego.BackendName && be.HasSharedBuffers() {
+	if dtype == dtypes.Float32 && (be.String() == simplego.BackendName || be.String() == cpubackend.BackendName) && be.HasSharedBuffers() {
 		b, flat, err := be.NewSharedBuffer(0, shape)
 		if err != nil {
 			return -1, fmt.Errorf("engine: allocating tensor %q %v: %w", name, dims, err)
