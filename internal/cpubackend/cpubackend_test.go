@@ -13,6 +13,8 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/x448/float16"
+
+	"tether/internal/kernels"
 )
 
 func randFloats(rng *rand.Rand, n int) []float32 {
@@ -125,6 +127,8 @@ func TestOpsMatchSimplego(t *testing.T) {
 				G.Where(G.GreaterThan(v, G.Reshape(G.ReduceMean(v, 2), 2, 3, 1, 7)), v, G.Const(v.Graph(), float32(-1e30))),
 				G.ConvertDType(G.ReduceAllSum(G.ConvertDType(G.LogicalNot(G.IsFinite(G.Div(v, v))), dtypes.Int32)), dtypes.Float32),
 				G.Add(v, G.Reshape(G.Iota(v.Graph(), shapes.Make(dtypes.Float32, 7), 0), 1, 1, 1, 7)),
+				G.Sub(v, G.ReduceAndKeep(v, G.ReduceMean, -1)), G.Div(v, G.Add(G.Square(v), G.Const(v.Graph(), float32(1)))),
+				G.ConvertDType(G.Add(G.Div(iotaInt(v.Graph(), 40), G.Const(v.Graph(), int32(7))), G.Mul(G.Rem(iotaInt(v.Graph(), 40), G.Const(v.Graph(), int32(7))), G.Const(v.Graph(), int32(100)))), dtypes.Float32),
 			}
 		}, []any{a}, 1e-5},
 		{"data movement", func(in []*G.Node) []*G.Node {
@@ -143,6 +147,15 @@ func TestOpsMatchSimplego(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			want := run(t, ref, tc.fn, tc.inputs)
+			// Both the CPU's SIMD kernels and the portable fallback.
+			kernels.SetGeneric(true)
+			generic := run(t, cpu, tc.fn, tc.inputs)
+			kernels.SetGeneric(false)
+			for i := range want {
+				if d := maxRel(generic[i], want[i]); d > tc.tol {
+					t.Errorf("portable kernels: output %d: max rel diff %g from simplego (tolerance %g)", i, d, tc.tol)
+				}
+			}
 			got := run(t, cpu, tc.fn, tc.inputs)
 			for i := range want {
 				if len(got[i]) != len(want[i]) {
@@ -155,6 +168,9 @@ func TestOpsMatchSimplego(t *testing.T) {
 		})
 	}
 }
+
+// iotaInt returns 0..n-1 as int32.
+func iotaInt(g *G.Graph, n int) *G.Node { return G.Iota(g, shapes.Make(dtypes.Int32, n), 0) }
 
 // TestFloat16Weights checks a product with float16 weights (which simplego
 // lacks) against a plain float64 loop over the same float16-rounded values.
