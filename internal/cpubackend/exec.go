@@ -18,6 +18,7 @@ type Executable struct {
 	steps   []*node // operations to run, in dependency order
 	outputs []*node
 	uses    []int // per node id: consumers among steps plus outputs
+	done    bool  // Finalize was called
 }
 
 var _ backends.Executable = (*Executable)(nil)
@@ -59,8 +60,8 @@ func (b *Builder) Compile(outputs []backends.Op, _ []*backends.ShardingSpec) (ba
 	return e, nil
 }
 
-// Finalize drops the compiled plan.
-func (e *Executable) Finalize() { e.steps = nil }
+// Finalize drops the compiled plan; Execute fails afterwards.
+func (e *Executable) Finalize() { e.steps, e.done = nil, true }
 
 // Inputs returns the parameters' names and shapes.
 func (e *Executable) Inputs() ([]string, []shapes.Shape) {
@@ -94,7 +95,7 @@ type storage struct {
 // Execute runs the computation. Donated inputs may be reused for results
 // (a donated KV cache is updated in place by DynamicUpdateSlice).
 func (e *Executable) Execute(inputs []backends.Buffer, donate []bool, _ backends.DeviceNum) ([]backends.Buffer, error) {
-	if e.steps == nil && len(e.outputs) > 0 && len(e.params) == 0 {
+	if e.done {
 		return nil, fmt.Errorf("cpubackend: executable %q is finalized", e.name)
 	}
 	if len(inputs) != len(e.params) {
