@@ -82,6 +82,22 @@ func Lock(dir string) (io.Closer, error) {
 	return acquire(dir)
 }
 
+// heldLock returns the lockedError of dir when dir already has a lock file that another open
+// file holds, and nil otherwise (no lock file, a free one, or one that cannot be read). It
+// creates no file.
+func heldLock(dir string) error {
+	path := filepath.Join(dir, LockFileName)
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	if held, err := tryLock(f); err == nil && held {
+		return lockedError(dir, path)
+	}
+	return nil
+}
+
 // lockedError says who holds dir's lock, reading the lock file (waiting up to lockWait for a
 // holder that has only just taken the lock to write it).
 func lockedError(dir, path string) error {

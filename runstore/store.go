@@ -78,6 +78,11 @@ func Open[S any](dir, name string, want S, opts Options[S]) (*Store, error) {
 	// A foreign directory is refused before the lock file is made in it (and again under the
 	// lock, where it counts).
 	if err := checkNew(dir, name, opts.AllowOtherFiles); err != nil {
+		// Another process may be making this very run (its files appear before this look at
+		// them ends): say who holds the lock rather than call the directory foreign.
+		if lerr := heldLock(dir); lerr != nil {
+			return nil, lerr
+		}
 		return nil, err
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -129,15 +134,19 @@ func checkNew(dir, name string, allowOther bool) error {
 	if allowOther {
 		return nil
 	}
-	if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
-		return nil
-	}
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("runstore: run directory %s: %w", dir, err)
+	}
+	// One listing decides both (a separate look for the settings file could miss one that
+	// another process writes between the two looks).
+	for _, e := range entries {
+		if e.Name() == name {
+			return nil
+		}
 	}
 	for _, e := range entries {
 		if !strings.HasPrefix(e.Name(), ".") {
