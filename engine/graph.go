@@ -16,18 +16,22 @@ type stepPlan struct {
 	allLogits bool       // return logits of every position, not only the last
 	hooks     []hookSpec // sorted by layer
 	capture   []int      // sorted layers whose output is returned
+	// rowClamps > 0 gives every layer row hooks with that many clamps
+	// (rowhooks.go); plans with row hooks have no hooks.
+	rowClamps int
 }
 
 // stepInputs are the step graph's inputs by name. Inside the graph builder
 // V is *G.Node; on the host it is any (tensors, or cache buffers donated to
 // the step). each is the one place that fixes their order.
 type stepInputs[V any] struct {
-	tokens V               // [B, T] int32
-	pad    V               // [B] int32: left padding of each sequence (its first real slot)
-	slot   V               // scalar int32: cache slot of the first token of this step
-	caches []V             // 2L: layer i's K cache at 2i, V cache at 2i+1, each [B, kvHeads, S, HeadDim]
-	hooks  []hookInputs[V] // one per plan.hooks entry, in that order
-	params []V             // Model.params, indexed as Model.embed, Model.layers etc. say
+	tokens V                  // [B, T] int32
+	pad    V                  // [B] int32: left padding of each sequence (its first real slot)
+	slot   V                  // scalar int32: cache slot of the first token of this step
+	caches []V                // 2L: layer i's K cache at 2i, V cache at 2i+1, each [B, kvHeads, S, HeadDim]
+	hooks  []hookInputs[V]    // one per plan.hooks entry, in that order
+	rows   []rowHookInputs[V] // one per layer when plan.rowClamps > 0
+	params []V                // Model.params, indexed as Model.embed, Model.layers etc. say
 }
 
 // newStepInputs returns empty inputs laid out for plan on a model with
@@ -36,6 +40,9 @@ func newStepInputs[V any](plan stepPlan, layers, params int) *stepInputs[V] {
 	in := &stepInputs[V]{caches: make([]V, 2*layers), hooks: make([]hookInputs[V], len(plan.hooks)), params: make([]V, params)}
 	for i, s := range plan.hooks {
 		in.hooks[i].spec = s
+	}
+	if plan.rowClamps > 0 {
+		in.rows = make([]rowHookInputs[V], layers)
 	}
 	return in
 }
@@ -50,6 +57,9 @@ func (in *stepInputs[V]) each(visit func(*V)) {
 	}
 	for i := range in.hooks {
 		in.hooks[i].each(visit)
+	}
+	for i := range in.rows {
+		in.rows[i].each(visit)
 	}
 	for i := range in.params {
 		visit(&in.params[i])
@@ -94,6 +104,11 @@ func newStepOutputs[V any](plan stepPlan, layers int) *stepOutputs[V] {
 	for _, s := range plan.hooks {
 		if s.record {
 			out.records = append(out.records, hookRecording[V]{layer: s.layer})
+		}
+	}
+	if plan.rowClamps > 0 {
+		for l := range layers {
+			out.records = append(out.records, hookRecording[V]{layer: l})
 		}
 	}
 	return out
@@ -225,6 +240,12 @@ func (sb *stepBuilder) build(in *stepInputs[*G.Node]) *stepOutputs[*G.Node] {
 				out.records[recorded].before, out.records[recorded].after = before, after
 				recorded++
 			}
+		}
+		if sb.plan.rowClamps > 0 {
+			var before, after *G.Node
+			x, before, after = sb.rowHook(x, in.rows[i])
+			out.records[recorded].before, out.records[recorded].after = before, after
+			recorded++
 		}
 		captured[i] = x
 		bad = append(bad, nonFiniteCount(G.Square(x), unpadded))

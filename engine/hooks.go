@@ -221,9 +221,9 @@ func (hv *hookValues) free() {
 }
 
 // specKey is a string identifying the graph structure.
-func specKey(allLogits bool, specs []hookSpec, capture []int) string {
+func specKey(allLogits bool, specs []hookSpec, capture []int, rowClamps int) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "all=%v;", allLogits)
+	fmt.Fprintf(&b, "all=%v;rows=%d;", allLogits, rowClamps)
 	for _, s := range specs {
 		fmt.Fprintf(&b, "h%d:%v,%d,%v,%v;", s.layer, s.hasAdd, s.clamps, s.newestOnly, s.record)
 	}

@@ -12,9 +12,16 @@ var prefillChunk = 512
 // outputs merged as if computed in one step: per-position outputs are
 // [B, T, ...]; logits are the last position's unless plan.allLogits.
 func (m *Model) prefill(ctx context.Context, rows [][]int32, pad []int32, cache *kvCache, plan stepPlan, hooks Hooks) (*stepResult, error) {
+	return m.prefillAt(ctx, stepRequest{tokens: rows, pad: pad, cache: cache, plan: plan, hooks: hooks})
+}
+
+// prefillAt is prefill for req.tokens from cache slot req.slot (padding
+// counted from slot 0, as in every step).
+func (m *Model) prefillAt(ctx context.Context, req stepRequest) (*stepResult, error) {
+	rows, plan := req.tokens, req.plan
 	T := len(rows[0])
 	if T <= prefillChunk {
-		return m.runStep(stepRequest{tokens: rows, pad: pad, slot: 0, cache: cache, plan: plan, hooks: hooks})
+		return m.runStep(req)
 	}
 	B := len(rows)
 	var merged *stepResult
@@ -27,7 +34,9 @@ func (m *Model) prefill(ctx context.Context, rows [][]int32, pad []int32, cache 
 		for b := range rows {
 			chunk[b] = rows[b][start:end]
 		}
-		out, err := m.runStep(stepRequest{tokens: chunk, pad: pad, slot: int32(start), cache: cache, plan: plan, hooks: hooks})
+		part := req
+		part.tokens, part.slot = chunk, req.slot+int32(start)
+		out, err := m.runStep(part)
 		if err != nil {
 			return nil, err
 		}

@@ -42,7 +42,9 @@ type stepRequest struct {
 	cache  *kvCache
 	plan   stepPlan
 	hooks  Hooks
-	step   int // 0: prefill, k: decoding step k (for NonFiniteError)
+	// rows holds the row hook values of every layer (plan.rowClamps > 0).
+	rows []rowHookInputs[*tensors.Tensor]
+	step int // 0: prefill, k: decoding step k (for NonFiniteError)
 }
 
 // stepResult holds one step's host outputs.
@@ -56,7 +58,7 @@ type stepResult struct {
 // execFor returns the compiled executable for plan (building it once).
 // Callers hold m.mu.
 func (m *Model) execFor(plan stepPlan) (*graph.Exec, error) {
-	key := specKey(plan.allLogits, plan.hooks, plan.capture)
+	key := specKey(plan.allLogits, plan.hooks, plan.capture, plan.rowClamps)
 	if e, ok := m.execs[key]; ok {
 		return e, nil
 	}
@@ -103,6 +105,12 @@ func (m *Model) runStep(req stepRequest) (*stepResult, error) {
 	}
 	for i, h := range hookTensors {
 		in.hooks[i] = hookInputs[any]{spec: h.spec, add: h.add, dirs: h.dirs, lo: h.lo, hi: h.hi}
+	}
+	if len(req.rows) != len(in.rows) {
+		return nil, fmt.Errorf("engine: %d layers of row hook values, expected %d", len(req.rows), len(in.rows))
+	}
+	for i, h := range req.rows {
+		in.rows[i] = rowHookInputs[any]{add: h.add, dirs: h.dirs, lo: h.lo, hi: h.hi, newest: h.newest}
 	}
 	for i, p := range m.params {
 		in.params[i] = p
