@@ -62,7 +62,7 @@ func (sb *stepBuilder) writeCache(cache, kv *G.Node) *G.Node {
 	B, kvH, S, hd := dims[0], dims[1], dims[2], dims[3]
 	T := sb.steps
 	g := sb.g
-	if sb.m.dynamicUpdate {
+	if sb.m.dynamicUpdate && !sb.plan.rowSlots {
 		zero := G.Const(g, int32(0))
 		return G.DynamicUpdateSlice(cache, kv, []*G.Node{zero, zero, sb.slot, zero})
 	}
@@ -71,14 +71,21 @@ func (sb *stepBuilder) writeCache(cache, kv *G.Node) *G.Node {
 		written = G.BroadcastToDims(kv, B, kvH, S, hd)
 	} else {
 		// One-hot [T, S] product: exact, since each slot sums one value times 1.
-		oneHot := G.ConvertDType(G.Equal(G.Reshape(sb.querySlots, T, 1), G.Reshape(sb.slotIota, 1, S)), dtypes.Float32)
-		written = G.Einsum("bktd,ts->bksd", kv, oneHot)
+		if sb.plan.rowSlots {
+			oneHot := G.ConvertDType(G.Equal(G.Reshape(sb.querySlots, B, T, 1), G.Reshape(sb.slotIota, 1, 1, S)), dtypes.Float32)
+			written = G.Einsum("bktd,bts->bksd", kv, oneHot)
+		} else {
+			oneHot := G.ConvertDType(G.Equal(G.Reshape(sb.querySlots, T, 1), G.Reshape(sb.slotIota, 1, S)), dtypes.Float32)
+			written = G.Einsum("bktd,ts->bksd", kv, oneHot)
+		}
 	}
 	if sb.cacheCond == nil {
 		// Built once per step and shared by every layer.
-		inStep := G.LogicalAnd(G.GreaterOrEqual(sb.slotIota, sb.slot),
-			G.LessThan(sb.slotIota, G.Add(sb.slot, G.Const(g, int32(T)))))
-		sb.cacheCond = G.BroadcastToDims(G.Reshape(inStep, 1, 1, S, 1), B, kvH, S, hd)
+		first := G.Reshape(sb.slot, -1, 1) // [1 or B, 1]
+		iota := G.Reshape(sb.slotIota, 1, S)
+		inStep := G.LogicalAnd(G.GreaterOrEqual(iota, first),
+			G.LessThan(iota, G.Add(first, G.Const(g, int32(T))))) // [1 or B, S]
+		sb.cacheCond = G.BroadcastToDims(G.Reshape(inStep, -1, 1, S, 1), B, kvH, S, hd)
 	}
 	return G.Where(sb.cacheCond, written, cache)
 }

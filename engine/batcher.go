@@ -109,12 +109,13 @@ var ttftBounds = []time.Duration{5 * time.Millisecond, 10 * time.Millisecond, 25
 // cancelled.
 //
 // Each row's prompt is prefilled alone (batch 1, in the prompt length
-// buckets Generate uses) into its own cache row, which is then copied into
-// the batch's slot-based cache; all rows decode together, one token each per
-// step, at a shared cache slot (rows are left-padded to it). The batch grows
-// and shrinks in power-of-two buckets up to MaxBatch and the cache is
-// shifted along its slots when a row needs room, so joining and leaving
-// compile nothing beyond one graph per bucket. Steps where no row has hooks
+// buckets Generate uses) into a cache of one row, which is then copied into
+// a row of the batch's cache; all rows decode together, one token each per
+// step, each at its own cache slot, so that a row's values sit in the cache
+// slots they occupy in Generate alone (which keeps the attention sums
+// bit-identical). The batch grows and shrinks in power-of-two buckets up to
+// MaxBatch, so joining and leaving compile nothing beyond one graph per
+// bucket. Steps where no row has hooks
 // run the plain graph; otherwise every row gets row hooks (rowhooks.go),
 // neutral for untouched rows. A row's tokens and telemetry equal what
 // Generate gives for its Request alone with its Hooks.
@@ -136,7 +137,6 @@ type Batcher struct {
 	// Owned by the loop goroutine.
 	cache      *kvCache
 	rows       []*bseq // per cache row; nil: free
-	slot       int     // cache slot of the next decode step
 	rowTensors []rowHookInputs[*tensors.Tensor]
 	rowsDirty  bool // rows changed since rowTensors were built
 	ops        *cacheOps
@@ -149,8 +149,8 @@ type bseq struct {
 	st        *seqState
 	events    chan Event
 	stopWatch func() bool
-	pad       int // first cache slot of the prompt
-	end       int // cache slots it may write end before this
+	pad       int // first cache slot of the prompt (the prompt's left padding)
+	next      int // cache slot of the next token fed
 	submitted time.Time
 	joined    time.Time
 	sent      int // bytes of Result.Text already sent
@@ -376,9 +376,6 @@ func (b *Batcher) admit() {
 			b.failAll(err)
 			return
 		}
-		if r < 0 {
-			return // no room in the cache until running rows finish
-		}
 		b.mu.Lock()
 		b.queue = b.queue[1:]
 		b.mu.Unlock()
@@ -386,94 +383,27 @@ func (b *Batcher) admit() {
 	}
 }
 
-// place finds a cache row and room in the slots for s, shifting or growing
-// the cache as needed; it returns -1 when s must wait.
+// place returns a free cache row for s, growing the cache when none is
+// free.
 func (b *Batcher) place(s *bseq) (int, error) {
-	P, Tb := len(s.req.Prompt), b.m.promptLength(len(s.req.Prompt))
-	need := s.st.maxNew - 1 // decode steps that write the cache
-	active := b.active()
-	if active == 0 {
-		b.slot = Tb
-	}
-	if b.slot < Tb {
-		// Shift the running rows right to make room for the prompt.
-		k := Tb - b.slot
-		if b.maxEnd()+k > b.slots {
-			return -1, nil
-		}
-		if err := b.shift(-k); err != nil {
-			return -1, err
-		}
-	}
-	if b.slot+need > b.slots {
-		// Shift left past slots no row uses any more.
-		k := b.slot - Tb
-		for _, o := range b.rows {
-			if o != nil {
-				k = min(k, o.pad)
-			}
-		}
-		if b.slot-k+need > b.slots {
-			return -1, nil
-		}
-		if err := b.shift(k); err != nil {
-			return -1, err
-		}
-	}
 	if b.cache == nil {
 		b.cache = b.m.newKVCache(b.bucket(1), b.slots)
 		b.rows = make([]*bseq, b.cache.batch)
 	}
-	r := slices.Index(b.rows, nil)
-	if r < 0 {
-		size := b.bucket(active + 1)
-		keep := make([]int, size)
-		for i := range keep {
-			keep[i] = -1
-			if i < len(b.rows) {
-				keep[i] = i
-			}
-		}
-		if err := b.relayout(keep); err != nil {
-			return -1, err
-		}
-		r = slices.Index(b.rows, nil)
+	if r := slices.Index(b.rows, nil); r >= 0 {
+		return r, nil
 	}
-	s.pad = b.slot - P
-	s.end = b.slot + need
-	return r, nil
-}
-
-// maxEnd returns the largest end of the running rows.
-func (b *Batcher) maxEnd() int {
-	e := 0
-	for _, s := range b.rows {
-		if s != nil {
-			e = max(e, s.end)
+	keep := make([]int, b.bucket(b.active()+1))
+	for i := range keep {
+		keep[i] = -1
+		if i < len(b.rows) {
+			keep[i] = i
 		}
 	}
-	return e
-}
-
-// shift moves the cache contents d slots left (d < 0: right).
-func (b *Batcher) shift(d int) error {
-	if d == 0 || b.cache == nil {
-		return nil
+	if err := b.relayout(keep); err != nil {
+		return -1, err
 	}
-	b.m.mu.Lock()
-	err := b.ops.shift(b.cache, d)
-	b.m.mu.Unlock()
-	if err != nil {
-		return err
-	}
-	b.slot -= d
-	for _, s := range b.rows {
-		if s != nil {
-			s.pad -= d
-			s.end -= d
-		}
-	}
-	return nil
+	return slices.Index(b.rows, nil), nil
 }
 
 // relayout rebuilds the cache with rows keep (old row indices; -1: a free
@@ -513,7 +443,7 @@ func (b *Batcher) join(s *bseq, r int) {
 	P := len(s.req.Prompt)
 	Tb := m.promptLength(P)
 	tokens, pad := m.leftPad([][]int{s.req.Prompt}, Tb)
-	pad[0] = int32(s.pad)
+	s.pad, s.next = int(pad[0]), Tb
 	plan := stepPlan{}
 	var rt []rowHookInputs[*tensors.Tensor]
 	if s.req.Hooks != nil {
@@ -525,7 +455,7 @@ func (b *Batcher) join(s *bseq, r int) {
 	one := m.newKVCache(1, b.slots)
 	defer one.free()
 	m.mu.Lock()
-	out, err := m.prefillAt(s.ctx, stepRequest{tokens: tokens, pad: pad, slot: int32(b.slot - Tb), cache: one, plan: plan, rows: rt})
+	out, err := m.prefillAt(s.ctx, stepRequest{tokens: tokens, pad: pad, cache: one, plan: plan, rows: rt})
 	if err == nil {
 		err = b.ops.insertRow(b.cache, one, r)
 	}
@@ -571,14 +501,16 @@ func (b *Batcher) step() {
 	B := len(b.rows)
 	feed := make([][]int32, B)
 	pad := make([]int32, B)
-	plan := stepPlan{}
+	slots := make([]int32, B)
+	plan := stepPlan{rowSlots: true}
 	for r, s := range b.rows {
-		feed[r], pad[r] = []int32{0}, int32(b.slot) // a free row sees only itself
+		feed[r] = []int32{0} // a free row at slot 0 sees only itself
 		if s == nil {
 			continue
 		}
 		feed[r][0] = int32(s.st.res.Tokens[len(s.st.res.Tokens)-1])
-		pad[r] = int32(s.pad)
+		pad[r], slots[r] = int32(s.pad), int32(s.next)
+		s.next++
 		if s.req.Hooks != nil {
 			plan.rowClamps = b.opts.MaxClamps
 		}
@@ -599,19 +531,18 @@ func (b *Batcher) step() {
 		rt = b.rowTensors
 	}
 	b.m.mu.Lock()
-	out, err := b.m.runStep(stepRequest{tokens: feed, pad: pad, slot: int32(b.slot), cache: b.cache, plan: plan, rows: rt, step: 1})
+	out, err := b.m.runStep(stepRequest{tokens: feed, pad: pad, rowSlots: slots, cache: b.cache, plan: plan, rows: rt, step: 1})
 	b.m.mu.Unlock()
 	if err != nil {
 		b.failAll(err)
 		return
 	}
-	b.slot++
 	b.mu.Lock()
 	b.stats.Steps++
 	b.mu.Unlock()
 	for r, s := range b.rows {
 		if s != nil {
-			b.accept(r, s, out, r, r, 1)
+			b.accept(r, s, out, r, 0, 1)
 		}
 	}
 }

@@ -19,6 +19,9 @@ type stepPlan struct {
 	// rowClamps > 0 gives every layer row hooks with that many clamps
 	// (rowhooks.go); plans with row hooks have no hooks.
 	rowClamps int
+	// rowSlots makes the slot input [B]: each row writes and queries its
+	// own cache slots (the Batcher's rows sit at different positions).
+	rowSlots bool
 }
 
 // stepInputs are the step graph's inputs by name. Inside the graph builder
@@ -178,8 +181,8 @@ type stepBuilder struct {
 	params []*G.Node // Model.params (shapes noted there and on layerParams)
 
 	batch, steps, slots int
-	slot                *G.Node    // scalar int32
-	querySlots          *G.Node    // [T] int32: slot of each query position
+	slot                *G.Node    // scalar int32, or [B] with plan.rowSlots
+	querySlots          *G.Node    // [1, T] int32 ([B, T] with plan.rowSlots): slot of each query position
 	slotIota            *G.Node    // [S] int32
 	mask, slidingMask   *G.Node    // [B, T, S] bool
 	fullMasks           [2]*G.Node // global and sliding masks as [B, kvH, G, T, S]
@@ -208,8 +211,12 @@ func (sb *stepBuilder) build(in *stepInputs[*G.Node]) *stepOutputs[*G.Node] {
 
 	// Positions: the query at step position t sits in slot slot+t; sequence
 	// b's position there is slot+t-pad[b] (0 at its first real token).
-	sb.querySlots = G.Add(G.Iota(g, shapeInt32(T), 0), sb.slot)
-	positions := G.Sub(G.Reshape(sb.querySlots, 1, T), G.Reshape(pad, B, 1)) // [B, T]
+	if sb.plan.rowSlots {
+		sb.querySlots = G.Add(G.Reshape(G.Iota(g, shapeInt32(T), 0), 1, T), G.Reshape(sb.slot, B, 1))
+	} else {
+		sb.querySlots = G.Reshape(G.Add(G.Iota(g, shapeInt32(T), 0), sb.slot), 1, T)
+	}
+	positions := G.Sub(sb.querySlots, G.Reshape(pad, B, 1)) // [B, T]
 	sb.slotIota = G.Iota(g, shapeInt32(S), 0)
 	sb.buildMasks(pad)
 	posF := G.ConvertDType(positions, dtypes.Float32)
@@ -228,7 +235,7 @@ func (sb *stepBuilder) build(in *stepInputs[*G.Node]) *stepOutputs[*G.Node] {
 	recorded := 0                  // out.records filled so far (blocks run in plan.hooks' layer order)
 	bad := make([]*G.Node, 0, L+1) // the finite check
 	// Left padding is not checked: its values are never attended to.
-	unpadded := G.GreaterOrEqual(G.Reshape(sb.querySlots, 1, T), G.Reshape(pad, B, 1)) // [B, T]
+	unpadded := G.GreaterOrEqual(sb.querySlots, G.Reshape(pad, B, 1)) // [B, T]
 	for i := range L {
 		var k, v *G.Node
 		x, k, v = sb.block(i, x, caches[2*i], caches[2*i+1])
@@ -304,16 +311,16 @@ func shapeInt32(n int) shapes.Shape {
 func (sb *stepBuilder) buildMasks(pad *G.Node) {
 	B, T, S := sb.batch, sb.steps, sb.slots
 	key := G.Reshape(sb.slotIota, 1, 1, S)
-	query := G.Reshape(sb.querySlots, 1, T, 1)
-	causal := G.LessOrEqual(key, query)                    // [1, T, S]
+	query := G.ExpandAxes(sb.querySlots, -1)               // [1 or B, T, 1]
+	causal := G.LessOrEqual(key, query)                    // [1 or B, T, S]
 	real := G.GreaterOrEqual(key, G.Reshape(pad, B, 1, 1)) // [B, 1, S]
-	self := G.Equal(key, query)                            // [1, T, S]
+	self := G.Equal(key, query)                            // [1 or B, T, S]
 	full := []int{B, T, S}
 	sb.mask = G.LogicalAnd(G.BroadcastToDims(causal, full...),
 		G.LogicalOr(G.BroadcastToDims(real, full...), G.BroadcastToDims(self, full...)))
 	sb.slidingMask = sb.mask
 	if w := sb.m.cfg.SlidingWindow; w > 0 {
-		inWindow := G.GreaterThan(key, G.Sub(query, G.Const(sb.g, int32(w)))) // [1, T, S]
+		inWindow := G.GreaterThan(key, G.Sub(query, G.Const(sb.g, int32(w)))) // [1 or B, T, S]
 		sb.slidingMask = G.LogicalAnd(sb.mask, G.BroadcastToDims(inWindow, full...))
 	}
 }

@@ -221,9 +221,10 @@ func (hv *hookValues) free() {
 }
 
 // specKey is a string identifying the graph structure.
-func specKey(allLogits bool, specs []hookSpec, capture []int, rowClamps int) string {
+func specKey(plan stepPlan) string {
+	allLogits, specs, capture := plan.allLogits, plan.hooks, plan.capture
 	var b strings.Builder
-	fmt.Fprintf(&b, "all=%v;rows=%d;", allLogits, rowClamps)
+	fmt.Fprintf(&b, "all=%v;rows=%d,%v;", allLogits, plan.rowClamps, plan.rowSlots)
 	for _, s := range specs {
 		fmt.Fprintf(&b, "h%d:%v,%d,%v,%v;", s.layer, s.hasAdd, s.clamps, s.newestOnly, s.record)
 	}
@@ -245,7 +246,7 @@ func (sb *stepBuilder) hook(h *G.Node, hk hookInputs[*G.Node]) (*G.Node, *G.Node
 		u := G.Reshape(G.Slice(hk.dirs, G.AxisRange(c, c+1)), H)
 		lo := G.Reshape(G.Slice(hk.lo, G.AxisRange(c, c+1)))
 		hi := G.Reshape(G.Slice(hk.hi, G.AxisRange(c, c+1)))
-		proj := G.Einsum("bth,h->bt", h, u) // [B, T]
+		proj := project(h, G.Reshape(u, 1, 1, H)) // [B, T]
 		before = append(before, proj)
 		clamped := G.Min(G.Max(proj, lo), hi)
 		delta := G.Sub(clamped, proj) // exactly 0 for an open clamp
@@ -263,7 +264,14 @@ func (sb *stepBuilder) hook(h *G.Node, hk hookInputs[*G.Node]) (*G.Node, *G.Node
 	var after []*G.Node
 	for c := range hk.spec.clamps {
 		u := G.Reshape(G.Slice(hk.dirs, G.AxisRange(c, c+1)), H)
-		after = append(after, G.Einsum("bth,h->bt", h, u))
+		after = append(after, project(h, G.Reshape(u, 1, 1, H)))
 	}
 	return h, G.Stack(before, -1), G.Stack(after, -1)
+}
+
+// project returns the projections [B, T] of h [B, T, H] on u [1 or B, 1, H].
+// Hooks and row hooks share it, so that a row gets the same projection
+// bits from either.
+func project(h, u *G.Node) *G.Node {
+	return G.ReduceSum(G.Mul(h, G.BroadcastToDims(u, h.Shape().Dimensions...)), -1)
 }

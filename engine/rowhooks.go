@@ -50,7 +50,7 @@ func (sb *stepBuilder) rowHook(h *G.Node, in rowHookInputs[*G.Node]) (*G.Node, *
 		u := G.Reshape(G.Slice(in.dirs, G.AxisRange(), G.AxisRange(c, c+1)), B, H)
 		lo := G.Reshape(G.Slice(in.lo, G.AxisRange(), G.AxisRange(c, c+1)), B, 1)
 		hi := G.Reshape(G.Slice(in.hi, G.AxisRange(), G.AxisRange(c, c+1)), B, 1)
-		proj := G.Einsum("bth,bh->bt", h, u) // [B, T]
+		proj := project(h, G.Reshape(u, B, 1, H)) // [B, T]
 		before[c], dirs[c] = proj, u
 		delta := G.Sub(G.Min(G.Max(proj, lo), hi), proj) // exactly 0 for an open clamp
 		h = G.Add(h, G.Mul(G.Reshape(delta, B, T, 1), G.Reshape(u, B, 1, H)))
@@ -65,7 +65,7 @@ func (sb *stepBuilder) rowHook(h *G.Node, in rowHookInputs[*G.Node]) (*G.Node, *
 	}
 	after := make([]*G.Node, C)
 	for c, u := range dirs {
-		after[c] = G.Einsum("bth,bh->bt", h, u)
+		after[c] = project(h, G.Reshape(u, B, 1, H))
 	}
 	return h, G.Stack(before, -1), G.Stack(after, -1)
 }

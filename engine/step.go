@@ -39,9 +39,11 @@ type stepRequest struct {
 	tokens [][]int32 // [B][T]
 	pad    []int32   // [B]
 	slot   int32
-	cache  *kvCache
-	plan   stepPlan
-	hooks  Hooks
+	// rowSlots, with plan.rowSlots, holds each row's slot instead of slot.
+	rowSlots []int32
+	cache    *kvCache
+	plan     stepPlan
+	hooks    Hooks
 	// rows holds the row hook values of every layer (plan.rowClamps > 0).
 	rows []rowHookInputs[*tensors.Tensor]
 	step int // 0: prefill, k: decoding step k (for NonFiniteError)
@@ -58,7 +60,7 @@ type stepResult struct {
 // execFor returns the compiled executable for plan (building it once).
 // Callers hold m.mu.
 func (m *Model) execFor(plan stepPlan) (*graph.Exec, error) {
-	key := specKey(plan.allLogits, plan.hooks, plan.capture, plan.rowClamps)
+	key := specKey(plan)
 	if e, ok := m.execs[key]; ok {
 		return e, nil
 	}
@@ -95,6 +97,12 @@ func (m *Model) runStep(req stepRequest) (*stepResult, error) {
 	in.tokens = tensors.FromFlatDataAndDimensions(flatTokens, B, T)
 	in.pad = tensors.FromFlatDataAndDimensions(append([]int32(nil), req.pad...), B)
 	in.slot = tensors.FromScalar(req.slot)
+	if req.plan.rowSlots {
+		if len(req.rowSlots) != B {
+			return nil, fmt.Errorf("engine: %d row slots for a batch of %d", len(req.rowSlots), B)
+		}
+		in.slot = tensors.FromFlatDataAndDimensions(append([]int32(nil), req.rowSlots...), B)
+	}
 	for i, t := range req.cache.kv {
 		// The caches are the only donated inputs: the step overwrites them.
 		d, err := graph.DonateTensorBuffer(t, m.backend, 0)
