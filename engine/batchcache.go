@@ -11,7 +11,7 @@ import (
 // into the batch cache; it compiles once per cache shape. Callers hold
 // Model.mu.
 type cacheOps struct {
-	m                     *Model
+	m          *Model
 	insertExec *G.Exec
 }
 
