@@ -2,9 +2,14 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"reflect"
+	"runtime"
+	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -160,5 +165,217 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("timed out waiting")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestBatcherCancel cancels one request mid-generation: it ends with
+// StopCancelled and its context's error, its row is freed, and the other
+// requests still equal their runs alone. No goroutine is left behind.
+func TestBatcherCancel(t *testing.T) {
+	m, _ := loadTiny(t, "llama")
+	goroutines := runtime.NumGoroutine()
+	rng := rand.New(rand.NewPCG(8, 9))
+	long := BatchRequest{Request: Request{Prompt: randomTokens(rng, 4, m.cfg.VocabSize), MaxNewTokens: 100, IgnoreEOS: true}}
+	others := steeredRequests(m, rng)[:3]
+	bt, err := m.NewBatcher(BatcherOptions{MaxBatch: 4, Detokenizer: letterDetok{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ch, err := bt.Submit(ctx, long)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var outs []<-chan Event
+	for _, r := range others {
+		o, err := bt.Submit(context.Background(), r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		outs = append(outs, o)
+	}
+	var got int
+	for ev := range ch {
+		if ev.Done {
+			if ev.Result.StopReason != StopCancelled || !errors.Is(ev.Err, context.Canceled) {
+				t.Errorf("cancelled request ended with %q, %v", ev.Result.StopReason, ev.Err)
+			}
+			if len(ev.Result.Tokens) >= long.MaxNewTokens {
+				t.Errorf("cancelled request generated all %d tokens", len(ev.Result.Tokens))
+			}
+			break
+		}
+		if got++; got == 3 {
+			cancel()
+		}
+	}
+	for i, o := range outs {
+		res, err := collect(t, fmt.Sprintf("request %d", i), o)
+		if err != nil {
+			t.Errorf("request %d: %v", i, err)
+		}
+		sameGeneration(t, fmt.Sprintf("request %d", i), res, alone(t, m, others[i]))
+	}
+	waitFor(t, func() bool { return bt.Stats().Active == 0 })
+	if err := bt.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return runtime.NumGoroutine() <= goroutines })
+}
+
+// TestBatcherQueueFull fills a one-row batcher's queue and checks that the
+// next Submit gets ErrQueueFull, that a cancelled queued request ends
+// without running, and that Submit after Close gets ErrBatcherClosed.
+func TestBatcherQueueFull(t *testing.T) {
+	m, _ := loadTiny(t, "llama")
+	rng := rand.New(rand.NewPCG(10, 11))
+	req := BatchRequest{Request: Request{Prompt: randomTokens(rng, 4, m.cfg.VocabSize), MaxNewTokens: 60, IgnoreEOS: true}}
+	bt, err := m.NewBatcher(BatcherOptions{MaxBatch: 1, MaxQueue: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := bt.Submit(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return bt.Stats().Active == 1 })
+	ctx, cancel := context.WithCancel(context.Background())
+	queued, err := bt.Submit(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bt.Submit(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bt.Submit(context.Background(), req); !errors.Is(err, ErrQueueFull) {
+		t.Fatalf("Submit to a full queue: %v, expected ErrQueueFull", err)
+	}
+	cancel()
+	res, err := collect(t, "queued", queued)
+	if !errors.Is(err, context.Canceled) || len(res.Tokens) != 0 || res.StopReason != StopCancelled {
+		t.Errorf("cancelled queued request: %d tokens, %q, %v", len(res.Tokens), res.StopReason, err)
+	}
+	if _, err := collect(t, "first", first); err != nil {
+		t.Error(err)
+	}
+	if err := bt.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bt.Submit(context.Background(), req); !errors.Is(err, ErrBatcherClosed) {
+		t.Errorf("Submit after Close: %v, expected ErrBatcherClosed", err)
+	}
+}
+
+// TestBatcherCloseDeadline closes a batcher whose requests cannot finish
+// before the deadline: Close returns the deadline error once the loop has
+// exited, and the requests end with ErrBatcherClosed.
+func TestBatcherCloseDeadline(t *testing.T) {
+	m, _ := loadTiny(t, "llama")
+	goroutines := runtime.NumGoroutine()
+	rng := rand.New(rand.NewPCG(12, 13))
+	req := BatchRequest{Request: Request{Prompt: randomTokens(rng, 4, m.cfg.VocabSize), MaxNewTokens: 120, IgnoreEOS: true}}
+	bt, err := m.NewBatcher(BatcherOptions{MaxBatch: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var chans []<-chan Event
+	for range 3 {
+		ch, err := bt.Submit(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		chans = append(chans, ch)
+	}
+	waitFor(t, func() bool { return bt.Stats().Tokens > 0 })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if err := bt.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Close past its deadline: %v, expected context.DeadlineExceeded", err)
+	}
+	for i, ch := range chans {
+		res, err := collect(t, fmt.Sprintf("request %d", i), ch)
+		if !errors.Is(err, ErrBatcherClosed) || res.StopReason != StopCancelled {
+			t.Errorf("request %d after Close: %q, %v, expected cancelled with ErrBatcherClosed", i, res.StopReason, err)
+		}
+	}
+	waitFor(t, func() bool { return runtime.NumGoroutine() <= goroutines })
+}
+
+// TestBatcherLogprobs checks the first token's log-probabilities against a
+// log-softmax of Forward's logits computed here.
+func TestBatcherLogprobs(t *testing.T) {
+	m, _ := loadTiny(t, "qwen2")
+	rng := rand.New(rand.NewPCG(14, 15))
+	prompt := randomTokens(rng, 6, m.cfg.VocabSize)
+	bt, err := m.NewBatcher(BatcherOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bt.Close(context.Background())
+	ch, err := bt.Submit(context.Background(), BatchRequest{Request: Request{Prompt: prompt, MaxNewTokens: 1, IgnoreEOS: true}, Logprobs: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := <-ch
+	fw, err := m.Forward(context.Background(), [][]int{prompt}, ForwardOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logits := fw.Logits[0]
+	var sum float64
+	for _, v := range logits {
+		sum += math.Exp(float64(v))
+	}
+	ids := make([]int, len(logits))
+	for i := range ids {
+		ids[i] = i
+	}
+	sort.SliceStable(ids, func(a, b int) bool { return logits[ids[a]] > logits[ids[b]] })
+	if ev.Token != ids[0] {
+		t.Fatalf("greedy token %d, argmax %d", ev.Token, ids[0])
+	}
+	if want := float64(logits[ev.Token]) - math.Log(sum); math.Abs(ev.Logprob-want) > 1e-4 {
+		t.Errorf("logprob %g, want %g", ev.Logprob, want)
+	}
+	if len(ev.TopLogprobs) != 3 {
+		t.Fatalf("%d top logprobs, expected 3", len(ev.TopLogprobs))
+	}
+	for i, tl := range ev.TopLogprobs {
+		if want := float64(logits[ids[i]]) - math.Log(sum); tl.Token != ids[i] || math.Abs(tl.Logprob-want) > 1e-4 {
+			t.Errorf("top %d: %+v, want token %d logprob %g", i, tl, ids[i], want)
+		}
+	}
+}
+
+// TestBatcherSubmitErrors checks that bad requests are refused at Submit
+// with an error naming the problem.
+func TestBatcherSubmitErrors(t *testing.T) {
+	m, _ := loadTiny(t, "llama")
+	bt, err := m.NewBatcher(BatcherOptions{MaxClamps: 1, MaxContext: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bt.Close(context.Background())
+	u := unitVector(rand.New(rand.NewPCG(1, 2)), m.cfg.HiddenSize)
+	cases := []struct {
+		name string
+		req  BatchRequest
+		want string
+	}{
+		{"empty prompt", BatchRequest{Request: Request{MaxNewTokens: 1}}, "empty"},
+		{"no tokens", BatchRequest{Request: Request{Prompt: []int{1}}}, "MaxNewTokens"},
+		{"too many clamps", BatchRequest{Request: Request{Prompt: []int{1}, MaxNewTokens: 1},
+			Hooks: Hooks{0: {Clamps: []Clamp{floorClamp(u, 0), floorClamp(u, 1)}}}}, "at most 1"},
+		{"bad layer", BatchRequest{Request: Request{Prompt: []int{1}, MaxNewTokens: 1}, Hooks: Hooks{9: {Add: u}}}, "layer 9"},
+		{"over the context", BatchRequest{Request: Request{Prompt: []int{1, 2}, MaxNewTokens: 63}}, "MaxContext"},
+		{"negative logprobs", BatchRequest{Request: Request{Prompt: []int{1}, MaxNewTokens: 1}, Logprobs: -1}, "Logprobs"},
+	}
+	for _, c := range cases {
+		if _, err := bt.Submit(context.Background(), c.req); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, expected an error containing %q", c.name, err, c.want)
+		}
+	}
+	if _, err := m.NewBatcher(BatcherOptions{MaxContext: m.cfg.MaxPositions + 1}); err == nil {
+		t.Error("NewBatcher with MaxContext beyond the model's context: no error")
 	}
 }
