@@ -182,6 +182,7 @@ func TestBatcherCancel(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	ch, err := bt.Submit(ctx, long)
 	if err != nil {
 		t.Fatal(err)
