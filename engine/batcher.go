@@ -203,10 +203,10 @@ func (m *Model) NewBatcher(opts BatcherOptions) (*Batcher, error) {
 func (b *Batcher) Submit(ctx context.Context, r BatchRequest) (<-chan Event, error) {
 	st, err := b.m.newSeqState(0, r.Request, GenerateOptions{Detokenizer: b.opts.Detokenizer})
 	if err != nil {
-		return nil, fmt.Errorf("engine: Submit: %w", err)
+		return nil, err
 	}
 	if err := b.m.checkRowHooks(r.Hooks, b.opts.MaxClamps); err != nil {
-		return nil, fmt.Errorf("engine: Submit: %w", err)
+		return nil, err
 	}
 	if r.Logprobs < 0 {
 		return nil, fmt.Errorf("engine: Submit: Logprobs %d, expected >= 0", r.Logprobs)
@@ -219,19 +219,21 @@ func (b *Batcher) Submit(ctx context.Context, r BatchRequest) (<-chan Event, err
 		r.Hooks = nil
 	}
 	s := &bseq{ctx: ctx, req: r, st: st, events: make(chan Event, st.maxNew+2), submitted: time.Now()}
+	s.stopWatch = context.AfterFunc(ctx, b.signal)
 	b.mu.Lock()
 	switch {
 	case b.closing:
 		b.mu.Unlock()
+		s.stopWatch()
 		return nil, ErrBatcherClosed
 	case len(b.queue) >= b.opts.MaxQueue:
 		b.mu.Unlock()
+		s.stopWatch()
 		return nil, ErrQueueFull
 	}
 	b.queue = append(b.queue, s)
 	b.stats.Submitted++
 	b.mu.Unlock()
-	s.stopWatch = context.AfterFunc(ctx, b.signal)
 	b.signal()
 	return s.events, nil
 }
@@ -645,9 +647,7 @@ func (b *Batcher) finish(s *bseq, reason string, err error) {
 	s.sent = len(st.res.Text)
 	s.events <- ev
 	close(s.events)
-	if s.stopWatch != nil {
-		s.stopWatch()
-	}
+	s.stopWatch()
 	b.mu.Lock()
 	b.stats.Completed++
 	b.mu.Unlock()
