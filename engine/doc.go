@@ -45,6 +45,30 @@
 // plus the new tokens, rounded up to a multiple of 64. Prompts longer than
 // 512 tokens are prefilled in chunks through the cache.
 //
+// # Continuous batching
+//
+// A Batcher (NewBatcher) serves requests as they come: Submit queues a
+// BatchRequest (bounded by MaxQueue, ErrQueueFull beyond) and returns a
+// channel of Events, one per token and a final one with the Result. A new
+// request is prefilled alone, exactly as Generate prefills it, and its cache
+// row is copied into the running batch, which decodes one token per row per
+// step. Rows keep their own cache slots (the step graph's slot input is per
+// row for the Batcher), so a row's values sit where Generate alone puts them
+// and its tokens and telemetry are bit-identical to its run alone. The batch
+// grows and shrinks in power-of-two row buckets up to MaxBatch; the cache
+// holds MaxContext slots per row (attention costs grow with it: size it to
+// the requests served). Cancelling a request's context frees its row at the
+// next step; Close drains or, past its deadline, cancels.
+//
+// Hook values are per row in the Batcher: when any row has hooks, the step
+// uses a fixed structure, every layer with an Add vector, MaxClamps clamps
+// and a NewestOnly flag per row, all graph inputs, with telemetry always
+// returned; untouched rows get neutral values (zero Add, zero clamp
+// directions with bounds -Inf, +Inf), which leave their stream bit-identical.
+// Steps where no row has hooks run the plain graph. Rows joining and leaving
+// therefore compile nothing beyond one graph per (row bucket, hooked or not)
+// and one per prompt length bucket.
+//
 // # Non-finite values
 //
 // Load refuses a weight holding NaN or Inf, naming the tensor and the flat
@@ -72,6 +96,7 @@
 // (simplego has no DynamicUpdateSlice). On XLA weights default to bfloat16
 // (see LoadOptions), P is 1 and the cache uses DynamicUpdateSlice.
 //
-// A Model runs one Generate or Forward at a time (calls are serialised);
+// A Model runs one Generate or Forward (or one Batcher step) at a time
+// (calls are serialised);
 // OnToken runs while the model is busy and must not call back into it.
 package engine
