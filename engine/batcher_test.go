@@ -106,13 +106,33 @@ func slices64Equal(a, b []int) bool {
 // gives for it alone: tokens, text, stop reason and hook telemetry. It
 // also checks that a second identical round compiles no new step graph.
 func TestBatcherMatchesGenerate(t *testing.T) {
-	for _, family := range []weights.Family{weights.FamilyLlama, weights.FamilyGemma2} {
-		t.Run(string(family), func(t *testing.T) {
+	cases := []struct {
+		family weights.Family
+		chunk  int // prefillChunk: 8 prefills the longer prompts in chunks
+	}{{weights.FamilyLlama, prefillChunk}, {weights.FamilyGemma2, prefillChunk}, {weights.FamilyQwen3, 8}}
+	for _, c := range cases {
+		family := c.family
+		t.Run(fmt.Sprintf("%s/chunk%d", family, c.chunk), func(t *testing.T) {
+			defer func(old int) { prefillChunk = old }(prefillChunk)
+			prefillChunk = c.chunk
 			m, _ := loadTiny(t, family)
 			reqs := steeredRequests(m, rand.New(rand.NewPCG(5, 6)))
 			want := make([]Result, len(reqs))
+			var acted int64 // clamps that acted, from Generate's telemetry
 			for i, r := range reqs {
 				want[i] = alone(t, m, r)
+				for _, tel := range want[i].Telemetry {
+					for _, rec := range tel {
+						for _, a := range rec.Acted {
+							if a {
+								acted++
+							}
+						}
+					}
+				}
+			}
+			if acted == 0 {
+				t.Fatal("no clamp acted in the runs alone: the steering does not exercise the caps")
 			}
 			bt, err := m.NewBatcher(BatcherOptions{MaxBatch: 4, Detokenizer: letterDetok{}})
 			if err != nil {
@@ -149,6 +169,9 @@ func TestBatcherMatchesGenerate(t *testing.T) {
 				t.Errorf("a second identical round compiled %d step graphs, expected none", got-compiled)
 			}
 			st := bt.Stats()
+			if st.CapActivations != 2*acted {
+				t.Errorf("stats count %d cap activations, Generate's telemetry %d per round", st.CapActivations, acted)
+			}
 			if st.Completed != int64(2*len(reqs)) || st.Active != 0 || st.Queued != 0 {
 				t.Errorf("stats after two rounds: %+v", st)
 			}
