@@ -157,6 +157,20 @@ func DefaultBranchAt(n int) []int {
 	return out
 }
 
+// CommitmentMaxNewTokens is the most new tokens one opening's game can generate: the trunk's
+// replies (the opening and the questions up to the last branch point), then per branch the
+// remaining questions and the reveal.
+func CommitmentMaxNewTokens(s CommitmentSettings) int {
+	if len(s.BranchAt) == 0 {
+		return 0
+	}
+	replies := s.BranchAt[len(s.BranchAt)-1] + 1
+	for _, at := range s.BranchAt {
+		replies += s.Branches * (len(s.Questions) - at + 1)
+	}
+	return replies * s.MaxTokens
+}
+
 // RunCommitment plays the game of every opening (resuming a run in opts.Out), then writes and
 // returns the report.
 func RunCommitment(ctx context.Context, ans Answerer, opts CommitmentOptions) (*CommitmentReport, error) {

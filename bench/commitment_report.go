@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 
@@ -245,12 +246,15 @@ func meanDistance(a, b []CommitBranch, same bool) float64 {
 
 // commitFindings states the report's results in words.
 func commitFindings(r *CommitmentReport) []string {
-	f := []string{
-		fmt.Sprintf("answer agreement across branches %.3f [%.3f, %.3f]; jointly consistent questions %.3f [%.3f, %.3f] (1 = every branch answers like one object)",
-			r.Agreement.Estimate, r.Agreement.Low, r.Agreement.High, r.JointConsistency.Estimate, r.JointConsistency.Low, r.JointConsistency.High),
-		fmt.Sprintf("entropy of the final reveals %.3f bits [%.3f, %.3f] of at most %.3f (0 = every branch names the same thing)",
-			r.RevealEntropy.Estimate, r.RevealEntropy.Low, r.RevealEntropy.High, r.MaxEntropy),
+	var f []string
+	if r.Agreement.N == 0 {
+		f = append(f, "no question could be scored: no two branches answered one with a yes or no")
+	} else {
+		f = append(f, fmt.Sprintf("answer agreement across branches %.3f [%.3f, %.3f]; jointly consistent questions %.3f [%.3f, %.3f] (1 = every branch answers like one object)",
+			r.Agreement.Estimate, r.Agreement.Low, r.Agreement.High, r.JointConsistency.Estimate, r.JointConsistency.Low, r.JointConsistency.High))
 	}
+	f = append(f, fmt.Sprintf("entropy of the final reveals %.3f bits [%.3f, %.3f] of at most %.3f (0 = every branch names the same thing)",
+			r.RevealEntropy.Estimate, r.RevealEntropy.Low, r.RevealEntropy.High, r.MaxEntropy))
 	switch {
 	case r.RevealEntropy.Low > 0:
 		f = append(f, "the branches do not commit to one secret: their reveals differ (the entropy interval excludes 0)")
@@ -265,6 +269,9 @@ func commitFindings(r *CommitmentReport) []string {
 	if sp := r.Spread; sp != nil {
 		f = append(f, fmt.Sprintf("residual spread at layer %d: within an opening %.4g, between openings %.4g, ratio %.3f [%.3f, %.3f]",
 			sp.Layer, sp.WithinOpening.Estimate, sp.BetweenOpenings.Estimate, sp.Ratio.Estimate, sp.Ratio.Low, sp.Ratio.High))
+		if sp.Ratio.N < 3 {
+			f = append(f, "with 2 openings the spread's intervals are degenerate (a resample of one opening has no pair between openings): use --openings 3 or more")
+		}
 	}
 	return f
 }
@@ -322,7 +329,14 @@ func WriteCommitmentReport(dir string, r *CommitmentReport) error {
 	if err := writeFileAtomic(filepath.Join(dir, ReportMarkdown), []byte(RenderCommitmentMarkdown(r))); err != nil {
 		return err
 	}
-	svg, err := commitmentPlot(r)
+	p, err := commitmentPlot(r)
+	if err == nil {
+		err = svgplot.CheckLayout(svgplot.Layout(p, plotWidth, plotHeight, svgplot.LabelSlack), plotWidth, plotHeight)
+	}
+	var svg []byte
+	if err == nil {
+		svg, err = svgplot.Encode(p, plotWidth, plotHeight)
+	}
 	if err != nil {
 		return fmt.Errorf("bench: commitment plot: %w", err)
 	}
@@ -340,7 +354,12 @@ func RenderCommitmentMarkdown(r *CommitmentReport) string {
 		fmt.Fprintf(&b, "- %s\n", f)
 	}
 	b.WriteString("\n## By branch point (95% bootstrap intervals over openings)\n\n| after question | agreement | jointly consistent | reveal entropy (bits) | reveals |\n|---|---|---|---|---|\n")
-	iv := func(c CommitInterval) string { return fmt.Sprintf("%.3f [%.3f, %.3f]", c.Estimate, c.Low, c.High) }
+	iv := func(c CommitInterval) string {
+		if c.N == 0 {
+			return "not scored"
+		}
+		return fmt.Sprintf("%.3f [%.3f, %.3f] (n %d)", c.Estimate, c.Low, c.High, c.N)
+	}
 	for _, p := range r.ByPoint {
 		names := make([]string, 0, len(p.Reveals))
 		for k := range p.Reveals {
@@ -372,7 +391,7 @@ func RenderCommitmentMarkdown(r *CommitmentReport) string {
 
 // commitmentPlot draws agreement, joint consistency and the normalised reveal entropy per branch
 // point.
-func commitmentPlot(r *CommitmentReport) ([]byte, error) {
+func commitmentPlot(r *CommitmentReport) (*plot.Plot, error) {
 	p := svgplot.New()
 	p.Title.Text = "Commitment across branches"
 	p.Y.Label.Text = "fraction (entropy / max entropy)"
@@ -392,7 +411,11 @@ func commitmentPlot(r *CommitmentReport) ([]byte, error) {
 	}
 	var names []string
 	for _, pt := range r.ByPoint {
-		names = append(names, fmt.Sprintf("after q%d", pt.At))
+		name := fmt.Sprintf("after q%d", pt.At)
+		if pt.Agreement.N == 0 {
+			name += " (no answer scored)"
+		}
+		names = append(names, name)
 	}
 	for i, sr := range series {
 		vals := make(plotter.Values, len(r.ByPoint))
@@ -409,7 +432,7 @@ func commitmentPlot(r *CommitmentReport) ([]byte, error) {
 	}
 	p.NominalX(names...)
 	p.X.Min, p.X.Max = -0.6, float64(len(names)-1)+0.6
-	p.Y.Min, p.Y.Max = 0, 1.45
-	p.Legend.Top = true
-	return svgplot.Encode(p, 16*vg.Centimeter, 10*vg.Centimeter)
+	p.Y.Min, p.Y.Max = 0, 1
+	legendRoom(p)
+	return p, nil
 }
