@@ -254,7 +254,7 @@ func commitFindings(r *CommitmentReport) []string {
 			r.Agreement.Estimate, r.Agreement.Low, r.Agreement.High, r.JointConsistency.Estimate, r.JointConsistency.Low, r.JointConsistency.High))
 	}
 	f = append(f, fmt.Sprintf("entropy of the final reveals %.3f bits [%.3f, %.3f] of at most %.3f (0 = every branch names the same thing)",
-			r.RevealEntropy.Estimate, r.RevealEntropy.Low, r.RevealEntropy.High, r.MaxEntropy))
+		r.RevealEntropy.Estimate, r.RevealEntropy.Low, r.RevealEntropy.High, r.MaxEntropy))
 	switch {
 	case r.RevealEntropy.Low > 0:
 		f = append(f, "the branches do not commit to one secret: their reveals differ (the entropy interval excludes 0)")
