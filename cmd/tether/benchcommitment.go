@@ -161,3 +161,24 @@ func commitmentLayer(layer int, axisPath string, layers int) (int, string, error
 	}
 	return l, why, nil
 }
+
+// demoCommitment is the demo's commitment step (bench.DemoCommitment) with its progress and
+// findings.
+func demoCommitment(ctx context.Context, m *model.Model, backend, axisPath, out string) error {
+	fmt.Println("10. commitment (twenty questions): 3 openings, branches after question 1, 3 branches, 3 questions")
+	fmt.Println("   The story model shows the mechanics, not the science: it cannot play the game, so its answers are mostly unparseable.")
+	bar := newBar(3, "   openings")
+	rep, err := bench.DemoCommitment(ctx, m, backend, axisPath, out, func(done, total int) {
+		bar.ChangeMax(total)
+		bar.Set(done)
+	})
+	bar.Finish()
+	if err != nil {
+		return err
+	}
+	for _, f := range rep.Findings {
+		fmt.Printf("   - %s\n", f)
+	}
+	fmt.Printf("   report: %s (report.md and %s beside it)\n", filepath.Join(out, bench.ReportJSON), bench.CommitmentPlot)
+	return nil
+}
