@@ -19,7 +19,7 @@ import (
 )
 
 func init() {
-	register("demo", "the whole pipeline on the bundled stories260K model: convert, generate, residual stream, persona run, axis, capped generation, drift benchmark", runDemo)
+	register("demo", "the whole pipeline on the bundled stories260K model: convert, generate, residual stream, persona run, axis, capped generation, drift benchmark, commitment game", runDemo)
 }
 
 // knownStoriesStart is how greedy decoding of stories260K from BOS begins,
