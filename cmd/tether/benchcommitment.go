@@ -45,6 +45,7 @@ func runBenchCommitment(args []string) error {
 	limit(fs, "temperature", temperatureRange)
 	limit(fs, "top-p", topPRange)
 	limit(fs, "layer", layerRange)
+	limit(fs, "branch-at", atLeast(0))
 	if err := parseFlags(fs, args, "model", "out"); err != nil {
 		return err
 	}
@@ -113,6 +114,9 @@ func runBenchCommitment(args []string) error {
 // commitmentSettings reads the questions and openings and the branch points.
 func commitmentSettings(subject, questionsFile string, questionsLimit, openings int, branchAt []int) (bench.CommitmentSettings, error) {
 	set := bench.CommitmentSettings{Subject: subject}
+	if subject != bench.SubjectObject && subject != bench.SubjectCharacter {
+		return set, usageErrorf("bench commitment: --subject %q: expected %s or %s", subject, bench.SubjectObject, bench.SubjectCharacter)
+	}
 	var err error
 	if questionsFile != "" {
 		set.Questions, err = bench.LoadCommitmentQuestions(questionsFile)
