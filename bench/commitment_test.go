@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"tether/internal/testmodels"
+	"tether/runstore"
 )
 
 // plantedAnswerer plays the game with planted secrets: each conversation (its Key) holds the
@@ -282,6 +283,19 @@ func TestCommitmentStories260K(t *testing.T) {
 			}
 			if temp != 0 {
 				return
+			}
+			// Greedy: every branch of a branch point replies the same, word for word.
+			if _, err := runstore.ScanRecords(filepath.Join(dir, CommitmentUnitsFile), func(u CommitUnit, _ int, _ runstore.Ref) error {
+				for _, p := range u.Points {
+					for _, b := range p.Branches[1:] {
+						if fmt.Sprint(b.Replies, b.Reveal) != fmt.Sprint(p.Branches[0].Replies, p.Branches[0].Reveal) {
+							t.Errorf("greedy: opening %d, branch point %d: branch %d replied %q %q, branch 0 %q %q", u.Opening, p.At, b.Branch, b.Replies, b.Reveal, p.Branches[0].Replies, p.Branches[0].Reveal)
+						}
+					}
+				}
+				return nil
+			}); err != nil {
+				t.Fatal(err)
 			}
 			if rep.RevealEntropy.Estimate != 0 || rep.Spread.WithinOpening.Estimate != 0 {
 				t.Errorf("greedy: reveal entropy %v, within-opening spread %v: want 0", rep.RevealEntropy.Estimate, rep.Spread.WithinOpening.Estimate)
