@@ -19,7 +19,7 @@ import (
 )
 
 func init() {
-	register("demo", "the whole pipeline on the bundled stories260K model: convert, generate, residual stream, persona run, axis, capped generation, drift benchmark", runDemo)
+	register("demo", "the whole pipeline on the bundled stories260K model: convert, generate, residual stream, persona run, axis, capped generation, drift benchmark, commitment game", runDemo)
 }
 
 // knownStoriesStart is how greedy decoding of stories260K from BOS begins,
@@ -117,7 +117,7 @@ func runDemo(args []string) error {
 		fmt.Printf(" L%d %.2f", l, meanNorm(fwd.Captured[l][0]))
 	}
 	fmt.Println()
-	if err := demoPersonaPipeline(ctx, m, *dir); err != nil {
+	if err := demoPersonaPipeline(ctx, m, *dir, *backend); err != nil {
 		return err
 	}
 	fmt.Println()
@@ -125,6 +125,7 @@ func runDemo(args []string) error {
 	fmt.Println("Run the same pipeline on an instruction-tuned model (Qwen 3, Llama 3, Gemma 2/3) for real findings:")
 	fmt.Println("  tether persona run --model ORG/NAME --out RUN && tether axis build --run RUN --out axis.safetensors")
 	fmt.Println("  tether bench drift --model ORG/NAME --axis axis.safetensors --cap-layers A:B --cap-percentile 25 --out DRIFT")
+	fmt.Println("  tether bench commitment --model ORG/NAME --axis axis.safetensors --out COMMIT")
 	if !strings.HasPrefix(greedy, knownStoriesStart) {
 		return fmt.Errorf("demo: greedy output differs from llama2.c's known output")
 	}
@@ -135,7 +136,7 @@ func runDemo(args []string) error {
 // rollouts with activations, the axis and its calibration, capped generation
 // with telemetry, and a small drift benchmark. Everything lands under dir and
 // resumes if interrupted.
-func demoPersonaPipeline(ctx context.Context, m *model.Model, dir string) error {
+func demoPersonaPipeline(ctx context.Context, m *model.Model, dir, backend string) error {
 	full, err := probe.BuiltinDataset()
 	if err != nil {
 		return err
@@ -205,7 +206,7 @@ func demoPersonaPipeline(ctx context.Context, m *model.Model, dir string) error 
 		fmt.Printf("   - %s\n", f)
 	}
 	fmt.Printf("   report: %s (report.md and SVG plots beside it)\n", filepath.Join(driftDir, bench.ReportJSON))
-	return nil
+	return demoCommitment(ctx, m, backend, axisPath, filepath.Join(dir, "commitment"))
 }
 
 func totalTokens(rs []engine.Result) int {
