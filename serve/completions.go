@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -28,6 +29,9 @@ type job struct {
 	withUsage bool
 	steering  *resolved
 	start     time.Time
+	// logprobs asks for each token's log-probability, topLogprobs for that many alternatives.
+	logprobs    bool
+	topLogprobs int
 }
 
 func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
@@ -58,6 +62,12 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 	}
 	j.stops = append(j.stops, m.ChatStopStrings()...)
 	j.start = start
+	if req.Logprobs != nil && *req.Logprobs {
+		j.logprobs = true
+		if req.TopLogprobs != nil {
+			j.topLogprobs = *req.TopLogprobs
+		}
+	}
 	s.run(w, r, j)
 }
 
@@ -76,8 +86,13 @@ func (s *Server) checkChat(req *chatRequest) *apiError {
 			req.Messages[i].Role = "system"
 		}
 	}
-	if req.Logprobs != nil && *req.Logprobs || req.TopLogprobs != nil && *req.TopLogprobs > 0 {
-		return invalid("logprobs", "log probabilities are not available from this server's engine yet")
+	if req.TopLogprobs != nil {
+		if *req.TopLogprobs < 0 || *req.TopLogprobs > maxTopLogprobs {
+			return invalid("top_logprobs", "%d: expected 0 to %d", *req.TopLogprobs, maxTopLogprobs)
+		}
+		if *req.TopLogprobs > 0 && (req.Logprobs == nil || !*req.Logprobs) {
+			return invalid("top_logprobs", "needs logprobs: true")
+		}
 	}
 	return nil
 }
@@ -93,8 +108,8 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 		writeError(w, invalid("prompt", "expected a prompt (a string)"))
 		return
 	}
-	if req.Logprobs != nil && *req.Logprobs > 0 {
-		writeError(w, invalid("logprobs", "log probabilities are not available from this server's engine yet"))
+	if req.Logprobs != nil && (*req.Logprobs < 0 || *req.Logprobs > maxCompletionLogprobs) {
+		writeError(w, invalid("logprobs", "%d: expected 0 to %d", *req.Logprobs, maxCompletionLogprobs))
 		return
 	}
 	// The same tokenization as tether generate: the tokenizer's special tokens (BOS) added.
@@ -109,6 +124,9 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	j.start = start
+	if req.Logprobs != nil {
+		j.logprobs, j.topLogprobs = true, *req.Logprobs
+	}
 	s.run(w, r, j)
 }
 
@@ -119,7 +137,7 @@ func (s *Server) prepare(ctx context.Context, kind string, ids []int, p *commonP
 	}
 	j := &job{kind: kind, prompt: ids, stops: append([]string(nil), p.Stop...), n: 1, stream: p.Stream,
 		maxNew: s.cfg.MaxTokens}
-	if len(ids) > s.cfg.MaxPromptTokens {
+	if len(ids) > s.cfg.MaxPromptTokens || len(ids) >= s.cfg.MaxContext {
 		return nil, &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Param: "messages", Code: "context_length_exceeded",
 			Message: fmt.Sprintf("the prompt has %d tokens, over the limit of %d (the model's context is %d tokens)",
 				len(ids), s.cfg.MaxPromptTokens, s.cfg.Model.Config.MaxPositions)}
@@ -136,6 +154,8 @@ func (s *Server) prepare(ctx context.Context, kind string, ids []int, p *commonP
 		}
 		j.maxNew = *f.v
 	}
+	// The batcher's rows hold at most MaxContext tokens: the answer ends there ("length").
+	j.maxNew = min(j.maxNew, s.cfg.MaxContext-len(ids))
 	if p.N != nil {
 		if *p.N < 1 || *p.N > s.cfg.MaxN {
 			return nil, invalid("n", "%d: expected 1 to %d", *p.N, s.cfg.MaxN)
@@ -185,87 +205,112 @@ func (s *Server) prepare(ctx context.Context, kind string, ids []int, p *commonP
 // choiceEvent is an event of the choice at index.
 type choiceEvent struct {
 	index int
-	Event
+	engine.Event
 }
 
-// submit starts the job's n sequences and merges their events; on failure it cancels those
-// already started.
-func (s *Server) submit(ctx context.Context, j *job) (<-chan choiceEvent, *apiError) {
-	merged := make(chan choiceEvent)
-	var chans []<-chan Event
+// submit starts the job's n sequences, each under its own context (so that a stop string
+// seen by the server ends it), and merges their events; on failure it cancels those already
+// started.
+func (s *Server) submit(ctx context.Context, j *job) (<-chan choiceEvent, []context.CancelFunc, *apiError) {
+	var chans []<-chan engine.Event
+	var cancels []context.CancelFunc
+	fail := func(e *apiError) (<-chan choiceEvent, []context.CancelFunc, *apiError) {
+		for _, c := range cancels {
+			c()
+		}
+		return nil, nil, e
+	}
 	for i := range j.n {
-		req := engine.Request{Prompt: j.prompt, MaxNewTokens: j.maxNew, Sampling: j.sampling,
-			StopTokens: s.cfg.Model.StopTokens(), StopStrings: j.stops}
+		req := engine.BatchRequest{Request: engine.Request{Prompt: j.prompt, MaxNewTokens: j.maxNew, Sampling: j.sampling,
+			StopTokens: s.cfg.Model.StopTokens()}, Hooks: j.steering.hooks(), Logprob: j.logprobs, Logprobs: j.topLogprobs}
 		req.Sampling.Seed += uint64(i)
-		ch, err := s.cfg.Generator.Submit(ctx, Job{Request: req, Hooks: j.steering.hooks(),
-			Detokenizer: tokenizer.NewContinuation(s.cfg.Model.Tokenizer, j.prompt)})
+		cctx, cancel := context.WithCancel(ctx)
+		cancels = append(cancels, cancel)
+		ch, err := s.cfg.Generator.Submit(cctx, req)
 		if err != nil {
 			switch {
-			case errors.Is(err, ErrQueueFull):
-				return nil, &apiError{Status: http.StatusTooManyRequests, Type: "rate_limit_exceeded", Code: "queue_full",
-					Message: "the server's queue is full: retry later"}
-			case errors.Is(err, ErrClosed):
-				return nil, &apiError{Status: http.StatusServiceUnavailable, Type: "server_error", Code: "shutting_down",
-					Message: "the server is shutting down"}
+			case errors.Is(err, engine.ErrQueueFull):
+				return fail(&apiError{Status: http.StatusTooManyRequests, Type: "rate_limit_exceeded", Code: "queue_full",
+					Message: "the server's queue is full: retry later"})
+			case errors.Is(err, engine.ErrBatcherClosed):
+				return fail(&apiError{Status: http.StatusServiceUnavailable, Type: "server_error", Code: "shutting_down",
+					Message: "the server is shutting down"})
 			default:
-				return nil, &apiError{Status: http.StatusInternalServerError, Type: "server_error", Message: err.Error()}
+				return fail(invalid("", "%s", strings.TrimPrefix(err.Error(), "engine: Submit: ")))
 			}
 		}
 		chans = append(chans, ch)
 	}
-	left := make(chan struct{}, len(chans))
+	merged := make(chan choiceEvent)
+	var wg sync.WaitGroup
 	for i, ch := range chans {
+		wg.Add(1)
 		go func() {
+			defer wg.Done()
 			for ev := range ch {
 				select {
 				case merged <- choiceEvent{index: i, Event: ev}:
 				case <-ctx.Done():
 				}
 			}
-			left <- struct{}{}
 		}()
 	}
 	go func() {
-		for range chans {
-			<-left
-		}
+		wg.Wait()
 		close(merged)
 	}()
-	return merged, nil
+	return merged, cancels, nil
 }
 
-// textState follows the streamed text of one choice as the engine cuts it (continuation
-// decoding, stop strings held back), so that the pieces add up to Result.Text.
+// textState follows the text of one choice as engine.Generate cuts it for tether generate: the
+// prompt's continuation, an incomplete UTF-8 sequence held back, stop strings cut (the
+// sequence ends at the token that completes one).
 type textState struct {
 	det     *tokenizer.Continuation
 	stop    *engine.StopMatcher
 	tokens  []int
 	decoded int
-	sent    strings.Builder
-	first   bool
+	text    strings.Builder
+	stopped bool
 }
 
 // push adds a token and returns the text that became safe to send.
-func (t *textState) push(tok int) string {
+func (t *textState) push(tok int) (string, error) {
 	t.tokens = append(t.tokens, tok)
 	text, err := t.det.Decode(t.tokens, true)
-	if err != nil || len(text) <= t.decoded || strings.HasSuffix(text, string(utf8.RuneError)) {
-		return ""
+	if err != nil {
+		return "", fmt.Errorf("decoding generated tokens: %w", err)
 	}
-	emit, _ := t.stop.Push(text[t.decoded:])
-	t.decoded = len(text)
-	t.sent.WriteString(emit)
-	return emit
+	if len(text) <= t.decoded || strings.HasSuffix(text, string(utf8.RuneError)) {
+		return "", nil
+	}
+	return t.emit(text), nil
 }
 
-// rest is what is left to send of the final text.
-func (t *textState) rest(final string) string {
-	sent := t.sent.String()
-	if !strings.HasPrefix(final, sent) {
+// emit pushes the new part of text through the stop matcher.
+func (t *textState) emit(text string) string {
+	out, stopped := t.stop.Push(text[t.decoded:])
+	t.decoded = len(text)
+	t.stopped = stopped
+	t.text.WriteString(out)
+	return out
+}
+
+// finish flushes what was held back at the end of generation.
+func (t *textState) finish() string {
+	if t.stopped {
 		return ""
 	}
-	t.sent.WriteString(final[len(sent):])
-	return final[len(sent):]
+	var out string
+	if text, err := t.det.Decode(t.tokens, true); err == nil && len(text) > t.decoded {
+		out = t.emit(text)
+		if t.stopped {
+			return out
+		}
+	}
+	rest := t.stop.Flush()
+	t.text.WriteString(rest)
+	return out + rest
 }
 
 // finishReason maps an engine stop reason to OpenAI's.
@@ -278,45 +323,92 @@ func finishReason(stop string) string {
 	}
 }
 
+// choiceState is the progress of one choice.
+type choiceState struct {
+	text     *textState
+	kept     int // tokens kept (those after a stop string are dropped)
+	recsSent int // tokens whose projections were streamed
+	first    bool
+	logprobs logprobList
+	done     bool
+}
+
 // run generates the job and answers, as one response or as server-sent events.
 func (s *Server) run(w http.ResponseWriter, r *http.Request, j *job) {
 	ctx := r.Context()
 	log := s.log.With("request_id", requestID(ctx))
-	events, e := s.submit(ctx, j)
+	events, cancels, e := s.submit(ctx, j)
 	if e != nil {
 		writeError(w, e)
 		return
 	}
+	defer func() {
+		for _, c := range cancels {
+			c()
+		}
+	}()
 	id := map[string]string{"chat": "chatcmpl-", "text": "cmpl-"}[j.kind] + requestID(ctx)
 	object := map[string]string{"chat": "chat.completion", "text": "text_completion"}[j.kind]
 	base := response{ID: id, Object: object, Created: j.start.Unix(), Model: s.cfg.ModelName}
 	var sse *sseWriter
 	if j.stream {
-		base.Object = map[string]string{"chat": "chat.completion.chunk", "text": "text_completion"}[j.kind]
+		if j.kind == "chat" {
+			base.Object = "chat.completion.chunk"
+		}
 		sse = newSSE(w)
 	}
-	states := make([]*textState, j.n)
+	states := make([]*choiceState, j.n)
 	for i := range states {
-		states[i] = &textState{det: tokenizer.NewContinuation(s.cfg.Model.Tokenizer, j.prompt), stop: engine.NewStopMatcher(j.stops), first: true}
+		states[i] = &choiceState{first: true, text: &textState{det: tokenizer.NewContinuation(s.cfg.Model.Tokenizer, j.prompt),
+			stop: engine.NewStopMatcher(j.stops)}}
 	}
 	final := make([]choice, j.n)
 	u := usage{}
-	gotFirst := false
 	var failed error
 	for ev := range events {
+		cs := states[ev.index]
+		if cs.done {
+			continue
+		}
 		if !ev.Done {
-			if !gotFirst {
-				gotFirst = true
-				s.metrics.firstToken(time.Since(j.start))
+			if cs.text.stopped {
+				continue // tokens after a stop string, before the cancel took effect
+			}
+			text, err := cs.text.push(ev.Token)
+			if err != nil {
+				failed = err
+				cancels[ev.index]()
+				cs.done = true
+				continue
+			}
+			cs.kept++
+			if j.logprobs {
+				cs.logprobs.add(s.cfg.Model.Tokenizer, ev.Event)
+			}
+			if cs.text.stopped {
+				cancels[ev.index]() // the sequence ends here, as engine.Generate ends it
 			}
 			if sse != nil {
-				if text := states[ev.index].push(ev.Token); text != "" || states[ev.index].first && j.kind == "chat" {
-					s.sendDelta(sse, base, j.kind, ev.index, states[ev.index], text, nil)
+				var recs []steer.TelemetryRecord
+				if ev.Records != nil {
+					recs = j.steering.tokenRecords(ev.Records, cs.kept-1)
+					cs.recsSent = cs.kept
+				}
+				if text != "" || recs != nil || j.logprobs || cs.first && j.kind == "chat" {
+					c := choice{Index: ev.index, Projections: recs}
+					if j.logprobs {
+						c.Logprobs = cs.logprobs.since(cs.kept-1, j.kind)
+					}
+					s.sendChunk(sse, base, j.kind, cs, text, c)
 				}
 			}
 			continue
 		}
-		if ev.Err != nil && !errors.Is(ev.Err, context.Canceled) {
+		cs.done = true
+		if ev.Err != nil && !cs.text.stopped {
+			if ctx.Err() != nil {
+				continue
+			}
 			failed = ev.Err
 			continue
 		}
@@ -324,23 +416,40 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request, j *job) {
 			continue
 		}
 		res := *ev.Result
-		recs, sum, capped := j.steering.records(res)
-		s.metrics.tokens(res.PromptTokens, len(res.Tokens), capped)
+		reason := finishReason(res.StopReason)
+		rest := ""
+		if cs.text.stopped {
+			reason = "stop"
+		} else {
+			rest = cs.text.finish()
+			if cs.text.stopped {
+				reason = "stop"
+			}
+			cs.kept = len(res.Tokens)
+		}
+		res.Tokens = res.Tokens[:min(cs.kept, len(res.Tokens))]
+		res.Telemetry = res.Telemetry[:min(cs.kept, len(res.Telemetry))]
+		recs, sum := j.steering.records(res)
+		s.metrics.tokens(res.PromptTokens, len(res.Tokens))
 		u.PromptTokens = res.PromptTokens
 		u.CompletionTokens += len(res.Tokens)
-		reason := finishReason(res.StopReason)
-		c := choice{Index: ev.index, FinishReason: &reason, Projections: recs, Summary: sum}
-		if j.steering != nil && j.steering.projections && c.Projections == nil {
-			c.Projections = []steer.TelemetryRecord{}
-		}
+		c := choice{Index: ev.index, FinishReason: &reason, Summary: sum}
 		log.Info("generated", "choice", ev.index, "prompt_tokens", res.PromptTokens, "completion_tokens", len(res.Tokens),
-			"stop", res.StopReason, "steering", steeringDescription(j.steering))
+			"finish_reason", reason, "steering", steeringDescription(j.steering))
 		if sse != nil {
-			st := states[ev.index]
-			s.sendDelta(sse, base, j.kind, ev.index, st, st.rest(res.Text), &c)
+			if j.steering != nil && j.steering.projections {
+				c.Projections = recsFrom(recs, cs.recsSent)
+			}
+			s.sendChunk(sse, base, j.kind, cs, rest, c)
 			continue
 		}
-		text := res.Text
+		if j.steering != nil && j.steering.projections {
+			c.Projections = recsFrom(recs, 0)
+		}
+		if j.logprobs {
+			c.Logprobs = cs.logprobs.since(0, j.kind)
+		}
+		text := cs.text.text.String()
 		if j.kind == "chat" {
 			c.Message = &chatMessageOut{Role: "assistant", Content: &text}
 		} else {
@@ -350,12 +459,15 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request, j *job) {
 	}
 	u.TotalTokens = u.PromptTokens + u.CompletionTokens
 	if err := ctx.Err(); err != nil {
-		log.Info("client went away: sequence cancelled", "error", err)
+		log.Info("client went away: its sequences were cancelled", "error", err)
 		return
 	}
 	if failed != nil {
 		log.Error("generation failed", "error", failed)
 		e := &apiError{Status: http.StatusInternalServerError, Type: "server_error", Message: failed.Error()}
+		if errors.Is(failed, engine.ErrBatcherClosed) {
+			e = &apiError{Status: http.StatusServiceUnavailable, Type: "server_error", Code: "shutting_down", Message: "the server shut down before the answer was complete"}
+		}
 		if sse != nil {
 			sse.send(e.body())
 			return
@@ -376,25 +488,31 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request, j *job) {
 	writeJSON(w, http.StatusOK, base)
 }
 
-// sendDelta sends a chunk with text for choice index; end (with the finish reason and
-// projections) closes the choice.
-func (s *Server) sendDelta(sse *sseWriter, base response, kind string, index int, st *textState, text string, end *choice) {
-	c := choice{Index: index}
-	if end != nil {
-		c = *end
+// recsFrom returns the records of tokens from index from on, never nil.
+func recsFrom(recs []steer.TelemetryRecord, from int) []steer.TelemetryRecord {
+	out := []steer.TelemetryRecord{}
+	for _, r := range recs {
+		if r.Token >= from {
+			out = append(out, r)
+		}
 	}
+	return out
+}
+
+// sendChunk sends a chunk of choice c with text.
+func (s *Server) sendChunk(sse *sseWriter, base response, kind string, cs *choiceState, text string, c choice) {
 	if kind == "chat" {
 		c.Delta = &chatMessageOut{}
-		if st.first {
+		if cs.first {
 			c.Delta.Role = "assistant"
 		}
-		if text != "" || st.first {
+		if text != "" || cs.first {
 			c.Delta.Content = &text
 		}
 	} else {
 		c.Text = &text
 	}
-	st.first = false
+	cs.first = false
 	chunk := base
 	chunk.Choices = []choice{c}
 	sse.send(chunk)

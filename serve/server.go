@@ -38,6 +38,9 @@ type Config struct {
 	MaxTokens int
 	// MaxN bounds n.
 	MaxN int
+	// MaxContext is the generator's bound on prompt plus generated tokens (0: the model's
+	// context).
+	MaxContext int
 	// Logger receives the structured logs (nil: slog.Default()).
 	Logger *slog.Logger
 }
@@ -65,8 +68,11 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("serve: limits must be positive: body %d bytes, max_tokens %d, n %d", cfg.MaxBodyBytes, cfg.MaxTokens, cfg.MaxN)
 	}
 	ctxLen := cfg.Model.Config.MaxPositions
-	if cfg.MaxPromptTokens <= 0 || cfg.MaxPromptTokens > ctxLen-1 {
-		cfg.MaxPromptTokens = ctxLen - 1
+	if cfg.MaxContext <= 0 || cfg.MaxContext > ctxLen {
+		cfg.MaxContext = ctxLen
+	}
+	if cfg.MaxPromptTokens <= 0 || cfg.MaxPromptTokens > cfg.MaxContext-1 {
+		cfg.MaxPromptTokens = cfg.MaxContext - 1
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -240,7 +246,7 @@ func (s *Server) steering(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 	st := s.cfg.Generator.Stats()
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "model": s.cfg.ModelName, "queued": st.Queued, "running": st.Running})
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "model": s.cfg.ModelName, "queued": st.Queued, "running": st.Active})
 }
 
 func (s *Server) metricsPage(w http.ResponseWriter, r *http.Request) {

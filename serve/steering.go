@@ -128,34 +128,42 @@ func (r *resolved) hooks() engine.Hooks {
 	return r.setup.Compiled.Hooks
 }
 
-// records are the projections of a result to report, and the summary.
-func (r *resolved) records(res engine.Result) ([]steer.TelemetryRecord, *ProjectionSummary, int) {
-	if r == nil || !r.setup.Active {
-		return nil, nil, 0
+// records are the projections of a result to report (nil unless asked) and the summary.
+func (r *resolved) records(res engine.Result) ([]steer.TelemetryRecord, *ProjectionSummary) {
+	if r == nil || !r.projections {
+		return nil, nil
 	}
 	all := r.setup.Compiled.Telemetry(res)
-	capped := 0
-	for _, rec := range all {
-		if rec.Capped {
-			capped++
-		}
-	}
-	if !r.projections {
-		return nil, nil, capped
-	}
-	var out []steer.TelemetryRecord
-	for _, rec := range all {
-		if r.keep == nil || r.keep[rec.Layer] {
-			out = append(out, rec)
-		}
-	}
 	var sum *ProjectionSummary
 	if r.setup.Reports {
 		s := steer.Summarize(all, r.setup.MeasureLayer)
 		sum = &ProjectionSummary{Layer: s.Layer, MeanProjection: finiteOr0(s.MeanAfter), MeanBefore: finiteOr0(s.MeanBefore),
 			CappedTokens: s.CappedTokens, Tokens: s.Tokens, CappedFraction: s.CappedFraction}
 	}
-	return out, sum, capped
+	return r.filter(all), sum
+}
+
+// tokenRecords are the projections to report of generated token i, whose hooks recorded recs.
+func (r *resolved) tokenRecords(recs map[int]engine.HookRecord, i int) []steer.TelemetryRecord {
+	if r == nil || !r.projections {
+		return nil
+	}
+	out := r.filter(r.setup.Compiled.Telemetry(engine.Result{Telemetry: []map[int]engine.HookRecord{recs}}))
+	for k := range out {
+		out[k].Token = i
+	}
+	return out
+}
+
+// filter keeps the records of the asked layers, never nil.
+func (r *resolved) filter(all []steer.TelemetryRecord) []steer.TelemetryRecord {
+	out := []steer.TelemetryRecord{}
+	for _, rec := range all {
+		if r.keep == nil || r.keep[rec.Layer] {
+			out = append(out, rec)
+		}
+	}
+	return out
 }
 
 func finiteOr0(x float64) float64 {

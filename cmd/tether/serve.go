@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"tether/engine"
 	"tether/model"
 	"tether/serve"
 )
@@ -34,14 +35,18 @@ func runServe(args []string) error {
 	maxPrompt := fs.Int("max-prompt-tokens", 0, "longest prompt accepted in tokens (0: the model's context minus one)")
 	maxTokens := fs.Int("max-tokens", 1024, "largest max_tokens accepted, and the default")
 	maxN := fs.Int("max-n", 8, "largest n (choices per request)")
-	queue := fs.Int("queue", 64, "sequences that may wait for a slot (429 beyond)")
+	maxBatch := fs.Int("max-batch", 8, "sequences decoded together (continuous batching)")
+	queue := fs.Int("queue", 64, "sequences that may wait for a batch row (429 beyond)")
+	maxContext := fs.Int("max-context", 4096, "longest prompt plus answer in tokens (at most the model's context; sizes the KV cache)")
 	grace := fs.Duration("shutdown-timeout", 30*time.Second, "on SIGTERM/SIGINT, how long in-flight requests may finish before they are cancelled")
 	logJSON := fs.Bool("log-json", false, "write the logs as JSON lines instead of text")
 	limit(fs, "max-body-bytes", atLeast(1))
 	limit(fs, "max-prompt-tokens", atLeast(0).with("0 = the model's context"))
 	limit(fs, "max-tokens", atLeast(1))
 	limit(fs, "max-n", atLeast(1))
+	limit(fs, "max-batch", atLeast(1))
 	limit(fs, "queue", atLeast(1))
+	limit(fs, "max-context", atLeast(2))
 	if err := parseFlags(fs, args, "model"); err != nil {
 		return err
 	}
@@ -65,12 +70,13 @@ func runServe(args []string) error {
 	if *name == "" {
 		*name = m.Name
 	}
-	gen, err := serve.NewGenerator(m.Engine, *queue)
+	ctxLen := min(m.Config.MaxPositions, *maxContext)
+	gen, err := m.Engine.NewBatcher(engine.BatcherOptions{MaxBatch: *maxBatch, MaxQueue: *queue, MaxContext: ctxLen})
 	if err != nil {
 		return err
 	}
 	srv, err := serve.New(serve.Config{Model: m, ModelName: *name, Axes: loaded, Generator: gen, APIKey: *apiKey,
-		MaxBodyBytes: *maxBody, MaxPromptTokens: *maxPrompt, MaxTokens: *maxTokens, MaxN: *maxN, Logger: log})
+		MaxBodyBytes: *maxBody, MaxPromptTokens: *maxPrompt, MaxTokens: *maxTokens, MaxN: *maxN, MaxContext: ctxLen, Logger: log})
 	if err != nil {
 		return err
 	}
