@@ -207,7 +207,8 @@ func decode(r *http.Request, v any) *apiError {
 		var se *json.SyntaxError
 		switch {
 		case errors.As(err, &te):
-			return invalid(te.Field, "field %s: expected %s, got JSON %s", te.Field, te.Type.String(), te.Value)
+			field := strings.TrimPrefix(te.Field, "commonParams.")
+			return invalid(field, "field %s: expected %s, got JSON %s", field, te.Type.String(), te.Value)
 		case errors.As(err, &se):
 			return invalid("", "malformed JSON at byte %d: %v", se.Offset, err)
 		default:
