@@ -81,3 +81,28 @@ func TestEndpoints(t *testing.T) {
 		}
 	}
 }
+
+// TestBench: the benchmark measures every setting it is asked for, loses no request, and its
+// token counts stay within what was asked.
+func TestBench(t *testing.T) {
+	m := tinyModel(t)
+	path, _ := writeAxis(t, m)
+	axes, err := LoadAxes([]string{"a=" + path}, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := 50.0
+	rows, err := Bench(t.Context(), m, BenchOptions{Concurrency: []int{1, 3}, Requests: 2, MaxTokens: 4, MaxBatch: 4, Axes: axes, Prompt: "hi",
+		Cap: &Steering{Cap: []CapRequest{{Axis: "a", Layers: "1:3", Percentile: &p}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 6 {
+		t.Fatalf("%d rows, want 2 modes x (sequential + 2 concurrencies)", len(rows))
+	}
+	for _, r := range rows {
+		if r.Tokens <= 0 || r.Tokens > r.Requests*4 || r.TokensPerS <= 0 || r.Requests != r.Clients*2 {
+			t.Errorf("row %+v: want 1..%d tokens over %d requests", r, r.Requests*4, r.Clients*2)
+		}
+	}
+}
