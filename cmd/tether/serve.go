@@ -38,7 +38,7 @@ func runServe(args []string) error {
 	maxBatch := fs.Int("max-batch", 8, "sequences decoded together (continuous batching)")
 	queue := fs.Int("queue", 64, "sequences that may wait for a batch row (429 beyond)")
 	maxContext := fs.Int("max-context", 4096, "longest prompt plus answer in tokens (at most the model's context; sizes the KV cache)")
-	grace := fs.Duration("shutdown-timeout", 30*time.Second, "on SIGTERM/SIGINT, how long in-flight requests may finish before they are cancelled")
+	grace := fs.Float64("shutdown-timeout", 30, "on SIGTERM/SIGINT, seconds in-flight requests may take to finish before they are cancelled")
 	logJSON := fs.Bool("log-json", false, "write the logs as JSON lines instead of text")
 	limit(fs, "max-body-bytes", atLeast(1))
 	limit(fs, "max-prompt-tokens", atLeast(0).with("0 = the model's context"))
@@ -46,6 +46,7 @@ func runServe(args []string) error {
 	limit(fs, "max-n", atLeast(1))
 	limit(fs, "max-batch", atLeast(1))
 	limit(fs, "queue", atLeast(1))
+	limit(fs, "shutdown-timeout", atLeast(0))
 	limit(fs, "max-context", atLeast(2))
 	if err := parseFlags(fs, args, "model"); err != nil {
 		return err
@@ -89,7 +90,7 @@ func runServe(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return srv.Serve(ctx, ln, *grace)
+	return srv.Serve(ctx, ln, time.Duration(*grace*float64(time.Second)))
 }
 
 // isLoopback reports whether host names the loopback interface.

@@ -21,7 +21,7 @@ func TestServeSIGTERMChild(t *testing.T) {
 	if dir == "" {
 		t.Skip("the child process of TestServeSIGTERM")
 	}
-	if err := runServe([]string{"--model", dir, "--addr", "127.0.0.1:0", "--model-name", "tiny", "--shutdown-timeout", "5s", "--backend", testmodels.Backend()}); err != nil {
+	if err := runServe([]string{"--model", dir, "--addr", "127.0.0.1:0", "--model-name", "tiny", "--shutdown-timeout", "5", "--backend", testmodels.Backend()}); err != nil {
 		t.Fatal(err)
 	}
 }
