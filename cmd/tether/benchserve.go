@@ -27,6 +27,8 @@ func runBenchServe(args []string) error {
 	maxBatch := fs.Int("max-batch", 32, "batcher rows")
 	prompt := fs.String("prompt", "Tell me a story.", "the user message of every request")
 	asJSON := fs.Bool("json", false, "print the rows as JSON lines")
+	limit(fs, "cap-percentile", valueRange{min: 0, max: 100})
+	limit(fs, "concurrency", atLeast(1))
 	limit(fs, "requests", atLeast(1))
 	limit(fs, "max-tokens", atLeast(1))
 	limit(fs, "max-batch", atLeast(1))
