@@ -49,7 +49,8 @@ type BenchRow struct {
 }
 
 // Bench measures the server on loopback: for each concurrency, uncapped and (with Cap) capped,
-// every client streams its requests one after the other; throughput is generated tokens over
+// every client streams its requests one after the other (after one untimed warm-up request);
+// throughput is generated tokens over
 // wall time, time to first token the time to the first chunk with text. The baseline runs the
 // same requests one by one with engine.Generate, as tether generate would.
 func Bench(ctx context.Context, m *model.Model, o BenchOptions) ([]BenchRow, error) {
@@ -84,6 +85,10 @@ func benchSequential(ctx context.Context, m *model.Model, o BenchOptions, st *St
 	}
 	r, err := resolveSteering(ctx, st, m, o.Axes)
 	if err != nil {
+		return row, err
+	}
+	// One request first, so that graph compilation is not timed.
+	if _, err := m.Engine.Generate(ctx, []engine.Request{{Prompt: ids, MaxNewTokens: o.MaxTokens}}, engine.GenerateOptions{Hooks: r.hooks()}); err != nil {
 		return row, err
 	}
 	start := time.Now()
@@ -139,6 +144,10 @@ func benchServed(ctx context.Context, m *model.Model, o BenchOptions, st *Steeri
 	url := "http://" + ln.Addr().String() + "/v1/chat/completions"
 	var mu sync.Mutex
 	var ttft time.Duration
+	// One request first, so that graph compilation is not timed.
+	if _, _, err := streamOnce(ctx, url, o, st, 0); err != nil {
+		return row, err
+	}
 	var firstErr error
 	var wg sync.WaitGroup
 	start := time.Now()
