@@ -207,9 +207,17 @@ func streamOnce(ctx context.Context, url string, o BenchOptions, st *Steering, s
 		if !ok || data == "[DONE]" {
 			continue
 		}
-		var chunk response
+		var chunk struct {
+			response
+			Error *struct {
+				Message string `json:"message"`
+			} `json:"error"`
+		}
 		if err := json.Unmarshal([]byte(data), &chunk); err != nil {
 			return 0, 0, fmt.Errorf("serve bench: chunk %q: %w", data, err)
+		}
+		if chunk.Error != nil {
+			return 0, 0, fmt.Errorf("serve bench: the server failed mid-stream: %s", chunk.Error.Message)
 		}
 		if first == 0 && len(chunk.Choices) > 0 && chunk.Choices[0].Delta != nil && chunk.Choices[0].Delta.Content != nil && *chunk.Choices[0].Delta.Content != "" {
 			first = time.Since(t0)
