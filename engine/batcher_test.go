@@ -104,7 +104,7 @@ func slices64Equal(a, b []int) bool {
 // staggered times (so rows join a running batch, the batch grows, shrinks
 // and the cache shifts) and checks that each gives exactly what Generate
 // gives for it alone: tokens, text, stop reason and hook telemetry. It
-// also checks that a second identical round compiles no new step graph.
+// also checks that a second identical round compiles no step shape again.
 func TestBatcherMatchesGenerate(t *testing.T) {
 	cases := []struct {
 		family weights.Family
@@ -163,10 +163,14 @@ func TestBatcherMatchesGenerate(t *testing.T) {
 				wg.Wait()
 			}
 			round()
-			compiled := m.Compilations()
+			seen := m.CompileBuckets()
 			round()
-			if got := m.Compilations(); got != compiled {
-				t.Errorf("a second identical round compiled %d step graphs, expected none", got-compiled)
+			// When rows join depends on timing, so the second round may meet a batch shape the
+			// first did not; a shape already met must never be compiled again.
+			for b, n := range m.CompileBuckets() {
+				if seen[b] > 0 && n != seen[b] {
+					t.Errorf("step shape %+v: compiled %d times in the first round, %d after the second", b, seen[b], n)
+				}
 			}
 			st := bt.Stats()
 			if st.CapActivations != 2*acted {

@@ -153,6 +153,8 @@ func compareRun[T int32 | float32](kind backends.OpType, res []bool, x, y []T, l
 		switch kind {
 		case backends.OpTypeEqual:
 			res[i] = a == b
+		case backends.OpTypeLessThan:
+			res[i] = a < b
 		case backends.OpTypeLessOrEqual:
 			res[i] = a <= b
 		case backends.OpTypeGreaterThan:

@@ -68,7 +68,7 @@ func init() {
 		backends.OpTypeParameter, backends.OpTypeConstant, backends.OpTypeIdentity,
 		backends.OpTypeAdd, backends.OpTypeSub, backends.OpTypeMul, backends.OpTypeDiv, backends.OpTypeRem,
 		backends.OpTypeMax, backends.OpTypeMin,
-		backends.OpTypeEqual, backends.OpTypeLessOrEqual,
+		backends.OpTypeEqual, backends.OpTypeLessThan, backends.OpTypeLessOrEqual,
 		backends.OpTypeGreaterThan, backends.OpTypeGreaterOrEqual,
 		backends.OpTypeLogicalAnd, backends.OpTypeLogicalOr, backends.OpTypeLogicalNot,
 		backends.OpTypeExp, backends.OpTypeRsqrt, backends.OpTypeCos, backends.OpTypeSin, backends.OpTypeTanh, backends.OpTypeLogistic,
@@ -231,6 +231,11 @@ func (b *Builder) Min(lhs, rhs backends.Op) (backends.Op, error) {
 // Equal compares element-wise.
 func (b *Builder) Equal(lhs, rhs backends.Op) (backends.Op, error) {
 	return b.binary(backends.OpTypeEqual, lhs, rhs)
+}
+
+// LessThan compares element-wise.
+func (b *Builder) LessThan(lhs, rhs backends.Op) (backends.Op, error) {
+	return b.binary(backends.OpTypeLessThan, lhs, rhs)
 }
 
 // LessOrEqual compares element-wise.

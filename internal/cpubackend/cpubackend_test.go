@@ -125,6 +125,12 @@ func TestOpsMatchSimplego(t *testing.T) {
 				G.Tanh(v), G.Logistic(v), G.Cos(v), G.Sin(v), G.Max(v, G.Mul(v, G.Const(v.Graph(), float32(-0.5)))), G.Min(v, G.Const(v.Graph(), float32(0.2))),
 				G.ReduceSum(v, 1, 3), G.ReduceMax(v, 0), G.ReduceMean(v, -1),
 				G.Where(G.GreaterThan(v, G.Reshape(G.ReduceMean(v, 2), 2, 3, 1, 7)), v, G.Const(v.Graph(), float32(-1e30))),
+				// Every comparison, each against the same threshold, as 0/1 values.
+				G.ConvertDType(G.LessThan(v, G.Const(v.Graph(), float32(0.1))), dtypes.Float32),
+				G.ConvertDType(G.LessOrEqual(v, G.Const(v.Graph(), float32(0.1))), dtypes.Float32),
+				G.ConvertDType(G.GreaterOrEqual(v, G.Const(v.Graph(), float32(0.1))), dtypes.Float32),
+				G.ConvertDType(G.Equal(v, G.Slice(v, G.AxisRange(), G.AxisRange(), G.AxisRange(), G.AxisRange(0, 1))), dtypes.Float32),
+				G.ConvertDType(G.LessThan(iotaInt(v.Graph(), 9), G.Const(v.Graph(), int32(4))), dtypes.Float32),
 				G.ConvertDType(G.ReduceAllSum(G.ConvertDType(G.LogicalNot(G.IsFinite(G.Div(v, v))), dtypes.Int32)), dtypes.Float32),
 				G.Add(v, G.Reshape(G.Iota(v.Graph(), shapes.Make(dtypes.Float32, 7), 0), 1, 1, 1, 7)),
 				G.Sub(v, G.ReduceAndKeep(v, G.ReduceMean, -1)), G.Div(v, G.Add(G.Square(v), G.Const(v.Graph(), float32(1)))),

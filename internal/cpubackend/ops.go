@@ -25,7 +25,7 @@ func (b *Backend) exec(n *node, ins []any, out any) error {
 	switch n.kind {
 	case backends.OpTypeAdd, backends.OpTypeSub, backends.OpTypeMul, backends.OpTypeDiv, backends.OpTypeRem,
 		backends.OpTypeMax, backends.OpTypeMin, backends.OpTypeEqual,
-		backends.OpTypeLessOrEqual, backends.OpTypeGreaterThan, backends.OpTypeGreaterOrEqual,
+		backends.OpTypeLessThan, backends.OpTypeLessOrEqual, backends.OpTypeGreaterThan, backends.OpTypeGreaterOrEqual,
 		backends.OpTypeLogicalAnd, backends.OpTypeLogicalOr:
 		return binaryOp(n, ins, out)
 	case backends.OpTypeExp, backends.OpTypeRsqrt, backends.OpTypeCos, backends.OpTypeSin, backends.OpTypeTanh, backends.OpTypeLogistic,
