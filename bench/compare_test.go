@@ -40,7 +40,8 @@ func writeJSON(t *testing.T, path string, v any) string {
 	return path
 }
 
-// TestCompareReports: two models' drift reports, a variance report of the second and a report
+// TestCompareReports: two models' drift reports, a variance report of the second, a commitment
+// report of the first (its model an object with a name) and a report
 // of a kind compare does not read give one row per model with the planted numbers in the
 // table, the capped arm's values in compare.json only, the skipped report noted, and the
 // capability-vs-consistency finding computed from the planted values.
@@ -55,8 +56,13 @@ func TestCompareReports(t *testing.T) {
 			map[string]any{"name": "questionnaire", "ratio": map[string]any{"estimate": 0.7, "low": 0.4, "high": 1.1}, "finding": "inconclusive"},
 		},
 	})
+	commitment := writeJSON(t, filepath.Join(dir, "commitment.json"), map[string]any{
+		"format": CommitmentReportFormat, "model": map[string]any{"name": "small-model", "dir": "/m"},
+		"agreement":         map[string]any{"estimate": 0.625, "low": 0.5, "high": 0.75, "n": 12},
+		"joint_consistency": map[string]any{"estimate": 0.25, "low": 0.125, "high": 0.375, "n": 12},
+	})
 	other := writeJSON(t, filepath.Join(dir, "other.json"), map[string]any{"format": "tether-persona-run/1", "model": "x"})
-	c, err := CompareReports([]string{small, big, variance, other}, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	c, err := CompareReports([]string{small, big, variance, commitment, other}, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +75,7 @@ func TestCompareReports(t *testing.T) {
 	md := RenderCompareMarkdown(c)
 	lines := strings.Split(md, "\n")
 	header := lines[2]
-	for _, col := range []string{"exact match", "perplexity", "prompt-to-line, uncapped", "variance ratio (projection, uncapped)", "variance ratio (activation)", "variance ratio (questionnaire)"} {
+	for _, col := range []string{"exact match", "perplexity", "prompt-to-line, uncapped", "variance ratio (projection, uncapped)", "variance ratio (activation)", "variance ratio (questionnaire)", "commitment agreement", "commitment joint consistency"} {
 		if !strings.Contains(header, "| "+col+" |") {
 			t.Errorf("table header %q lacks column %q", header, col)
 		}
@@ -78,7 +84,7 @@ func TestCompareReports(t *testing.T) {
 		t.Errorf("capped arm in the table header: %q", header)
 	}
 	wantRows := map[string][]string{
-		"small-model": {"| 0.5 |", "| 12.5 |", "| 0.8 [0.75, 0.85] (3 unparseable) |", "| — |"},
+		"small-model": {"| 0.5 |", "| 12.5 |", "| 0.8 [0.75, 0.85] (3 unparseable) |", "| — |", "| 0.625 [0.5, 0.75] |", "| 0.25 [0.125, 0.375] |"},
 		"big-model":   {"| 0.9 |", "| 0.82 [0.77, 0.87] (3 unparseable) |", "| 1.5 [1.2, 1.9] supported |", "| 0.7 [0.4, 1.1] inconclusive |"},
 	}
 	for model, cells := range wantRows {
