@@ -78,6 +78,15 @@ func (iv *Interval) UnmarshalJSON(data []byte) error {
 	return nil
 }
 
+// Component is a variance component with its bootstrap interval (always finite).
+type Component struct {
+	Variance float64 `json:"variance"`
+	Low      float64 `json:"low"`
+	High     float64 `json:"high"`
+}
+
+func (iv Interval) component() Component { return Component{iv.Estimate, iv.Low, iv.High} }
+
 // varCell is the replicates of one (persona, anchor, item).
 type varCell struct {
 	key  string // anchor \x00 item
@@ -245,8 +254,8 @@ func estimateVar(groups []personaCells, resampled bool) varEstimate {
 // VarianceComparison is one representation's decomposition (overall or for one anchor form).
 type VarianceComparison struct {
 	// RunToRun and BetweenPersona are the variance components with their intervals.
-	RunToRun       Interval `json:"run_to_run"`
-	BetweenPersona Interval `json:"between_persona"`
+	RunToRun       Component `json:"run_to_run"`
+	BetweenPersona Component `json:"between_persona"`
 	// Ratio is run_to_run / between_persona.
 	Ratio Interval `json:"ratio"`
 	// ICC is between_persona / (between_persona + run_to_run).
@@ -293,8 +302,8 @@ func compareGroups(groups []personaCells, nObs, dim int, bs varBootstrap) Varian
 		return Interval{Estimate: f(e), Low: lo, High: hi}
 	}
 	c := VarianceComparison{
-		RunToRun:       pick(func(v varEstimate) float64 { return v.w }),
-		BetweenPersona: pick(func(v varEstimate) float64 { return v.b }),
+		RunToRun:       pick(func(v varEstimate) float64 { return v.w }).component(),
+		BetweenPersona: pick(func(v varEstimate) float64 { return v.b }).component(),
 		Ratio:          pick(varEstimate.ratio),
 		ICC:            pick(varEstimate.icc),
 		Observations:   nObs, Personas: len(groups), Dimensions: dim,

@@ -57,7 +57,7 @@ func TestVarianceRecoversPlantedComponents(t *testing.T) {
 				t.Fatal(err)
 			}
 			wantW, wantB := c.within*float64(c.dim), c.between*float64(c.dim)
-			if math.Abs(r.RunToRun.Estimate-wantW) > 0.1*wantW || math.Abs(r.BetweenPersona.Estimate-wantB) > 0.3*wantB {
+			if math.Abs(r.RunToRun.Variance-wantW) > 0.1*wantW || math.Abs(r.BetweenPersona.Variance-wantB) > 0.3*wantB {
 				t.Errorf("run-to-run %+v, between %+v; planted %v, %v", r.RunToRun, r.BetweenPersona, wantW, wantB)
 			}
 			if r.Finding != c.finding {
@@ -87,15 +87,15 @@ func TestVarianceIntervalCoverage(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		in := func(iv Interval, v float64) int {
-			if iv.Low <= v && v <= iv.High {
+		in := func(lo, hi, v float64) int {
+			if lo <= v && v <= hi {
 				return 1
 			}
 			return 0
 		}
-		covW += in(r.RunToRun, within)
-		covB += in(r.BetweenPersona, between)
-		covR += in(r.Ratio, within/between)
+		covW += in(r.RunToRun.Low, r.RunToRun.High, within)
+		covB += in(r.BetweenPersona.Low, r.BetweenPersona.High, between)
+		covR += in(r.Ratio.Low, r.Ratio.High, within/between)
 	}
 	sd := math.Sqrt(0.95 * 0.05 / draws)
 	for name, n := range map[string]int{"run_to_run": covW, "between_persona": covB, "ratio": covR} {
@@ -116,7 +116,7 @@ func TestVarianceZeroRunToRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.RunToRun.Estimate != 0 || r.RunToRun.High != 0 || r.Finding != FindingNotSupported || r.Note == "" {
+	if r.RunToRun.Variance != 0 || r.RunToRun.High != 0 || r.Finding != FindingNotSupported || r.Note == "" {
 		t.Errorf("run-to-run %+v finding %q note %q", r.RunToRun, r.Finding, r.Note)
 	}
 	if _, err := json.Marshal(r); err != nil {
