@@ -37,7 +37,7 @@ func renderVariancePlot(r *VarianceReport, dir string) error {
 	half.Color = color.RGBA{A: 0x80}
 	half.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
 	p.Add(plotter.NewGrid(), half)
-	p.Legend.Add("run-to-run = between-persona", half)
+	p.Legend.Add("equal shares", half)
 	groups := []string{"all"}
 	for _, name := range names {
 		for _, f := range sortedForms(r.Representations[name].ByAnchor) {

@@ -256,11 +256,17 @@ func RenderVarianceMarkdown(r *VarianceReport) string {
 		}
 	}
 	b.WriteString("\n## Anchor richness: ICC of rich (journal, document) minus sparse anchors\n\n")
-	b.WriteString("| representation | sparse ICC | rich ICC | difference (95% interval) | finding |\n|---|---|---|---|---|\n")
+	var rows []string
 	for _, name := range varianceRepNames(r) {
 		if c := r.Representations[name].AnchorContrast; c != nil {
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", name, fmtFloat(c.SparseICC), fmtFloat(c.RichICC), fmtIv(c.Difference), c.Finding)
+			rows = append(rows, fmt.Sprintf("| %s | %s | %s | %s | %s |\n", name, fmtFloat(c.SparseICC), fmtFloat(c.RichICC), fmtIv(c.Difference), c.Finding))
 		}
+	}
+	if len(rows) == 0 {
+		b.WriteString("No contrast: the run has no answers under a sparse and a rich anchor (a rich anchor that does not fit the context is skipped).\n")
+	} else {
+		b.WriteString("| representation | sparse ICC | rich ICC | difference (95% interval) | finding |\n|---|---|---|---|---|\n")
+		b.WriteString(strings.Join(rows, ""))
 	}
 	b.WriteString("\n## Representations\n\n")
 	for _, name := range varianceRepNames(r) {
