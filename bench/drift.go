@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"tether/axis"
+	"tether/consistency"
 	"tether/model"
 	"tether/runstore"
 	"tether/steer"
@@ -53,10 +54,20 @@ type DriftOptions struct {
 	// the scenario's persona; SimulatedUserName is recorded.
 	SimulatedUser     *model.Model
 	SimulatedUserName string
-	// Judge, when set, judges consistency (0/1) of every turn; JudgeName is
-	// recorded.
-	Judge     *model.Model
-	JudgeName string
+	// Judge, when set, judges the consistency metrics (package consistency:
+	// prompt-to-line, line-to-line, Q&A) of every conversation against
+	// DriftPersona; JudgeName is recorded. JudgePrompts are its prompt
+	// templates and diagnostic questions (default consistency.DefaultPrompts),
+	// JudgePromptsDir where they came from ("" for the built-in ones).
+	Judge           consistency.Judge
+	JudgeName       string
+	JudgePrompts    *consistency.Prompts
+	JudgePromptsDir string
+	// QATurns are the turns after whose assistant line every diagnostic
+	// question is asked in a side branch (with a judge; default: the first,
+	// middle and last turn of each conversation; turns a conversation does
+	// not reach are skipped).
+	QATurns []int
 	// Capability runs the capped-vs-uncapped capability comparison at the end.
 	Capability bool
 	// Backend is recorded in the settings.
@@ -252,6 +263,16 @@ func newDriftRunner(ctx context.Context, m *model.Model, o DriftOptions) (*drift
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Judge != nil && o.JudgePrompts == nil {
+		if o.JudgePrompts, err = consistency.DefaultPrompts(); err != nil {
+			return nil, fmt.Errorf("bench: drift: %w", err)
+		}
+	}
+	for _, t := range o.QATurns {
+		if t < 0 {
+			return nil, fmt.Errorf("bench: drift: Q&A turn %d: expected a 0-based turn index", t)
+		}
+	}
 	r := &driftRunner{m: m, opts: o, setup: setup, layer: setup.MeasureLayer}
 	if r.unit, err = o.Axis.Unit(r.layer); err != nil {
 		return nil, fmt.Errorf("bench: drift: axis %s: %w", o.AxisPath, err)
@@ -289,7 +310,7 @@ func (r *driftRunner) turnsOf(s driftScript) int {
 // settings are the run's knobs as the report records them.
 func (r *driftRunner) settings() DriftSettings {
 	o := r.opts
-	return DriftSettings{
+	s := DriftSettings{
 		Seeds: o.Seeds, Turns: o.Turns, MaxTokens: o.MaxTokens,
 		Temperature: o.Temperature, TopP: o.TopP,
 		CapLayers: r.setup.CapLayers(), CapPercentile: r.setup.CapPercentile, CapTaus: r.setup.CapTaus(),
@@ -297,4 +318,20 @@ func (r *driftRunner) settings() DriftSettings {
 		SimulatedUser:   o.SimulatedUserName, Judge: o.JudgeName,
 		Backend: o.Backend,
 	}
+	if o.Judge != nil {
+		s.JudgePrompts = orBuiltIn(o.JudgePromptsDir)
+		s.JudgePromptsSHA256 = o.JudgePrompts.SHA256()
+		s.ConsistencyPersona = DriftPersona
+		s.QATurns = o.QATurns
+		s.DiagnosticQuestions = o.JudgePrompts.Questions
+	}
+	return s
+}
+
+// orBuiltIn names a prompt directory, "built-in" for none.
+func orBuiltIn(dir string) string {
+	if dir == "" {
+		return "built-in"
+	}
+	return dir
 }

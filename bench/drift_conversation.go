@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 
 	"tether/engine"
@@ -100,6 +101,7 @@ func (r *driftRunner) runGroup(ctx context.Context, s driftScript, a armSetup, s
 		convs[i] = &conversationState{seed: seed}
 	}
 	turns := r.turnsOf(s)
+	qaTurns := r.qaTurns(turns)
 	u := r.unit
 	for turn := 0; turn < turns; turn++ {
 		compiled, err := r.turnPlan(a, turn)
@@ -140,6 +142,11 @@ func (r *driftRunner) runGroup(ctx context.Context, s driftScript, a armSetup, s
 			}
 			c.messages = append(c.messages, tokenizer.Message{Role: "assistant", Content: rec.Response})
 			c.records = append(c.records, rec)
+		}
+		if r.opts.Judge != nil && slices.Contains(qaTurns, turn) {
+			if err := r.askDiagnostics(ctx, s, a, compiled, convs, turn); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if r.opts.Judge != nil {

@@ -1,8 +1,10 @@
 package bench
 
+import "tether/consistency"
+
 // DriftReportFormat identifies the report.json layout written by the drift
 // benchmark; bump it when a field changes meaning.
-const DriftReportFormat = "tether-drift/1"
+const DriftReportFormat = "tether-drift/2"
 
 // Arm names: the two conditions every scenario and seed runs under.
 const (
@@ -29,6 +31,9 @@ type DriftReport struct {
 	Variance []VarianceResult `json:"variance"`
 	// Capability compares capped with uncapped on held-out text and questions.
 	Capability *CapabilityResult `json:"capability,omitempty"`
+	// Consistency aggregates the judge's consistency metrics per arm, turn and
+	// persona (the scenario's persona), with intervals (with a judge only).
+	Consistency *consistency.Summary `json:"consistency,omitempty"`
 	// CapCheck states whether the capped arm held projection >= tau at the
 	// capped layers on every generated token.
 	CapCheck CapCheck `json:"cap_check"`
@@ -50,7 +55,17 @@ type DriftSettings struct {
 	ProjectionLayer int       `json:"projection_layer"` // the axis layer projections are read at
 	SimulatedUser   string    `json:"simulated_user,omitempty"`
 	Judge           string    `json:"judge,omitempty"`
-	Backend         string    `json:"backend"`
+	// With a judge: where its prompts came from ("built-in" or a directory),
+	// the sha256 of the prompt templates and questions used, the persona
+	// prompt lines are judged against, the turns after which the diagnostic
+	// questions were asked (none: the first, middle and last) and the
+	// questions.
+	JudgePrompts        string   `json:"judge_prompts,omitempty"`
+	JudgePromptsSHA256  string   `json:"judge_prompts_sha256,omitempty"`
+	ConsistencyPersona  string   `json:"consistency_persona,omitempty"`
+	QATurns             []int    `json:"qa_turns,omitempty"`
+	DiagnosticQuestions []string `json:"diagnostic_questions,omitempty"`
+	Backend             string   `json:"backend"`
 }
 
 // ScenarioInfo describes one scripted conversation.
@@ -89,17 +104,16 @@ type TurnRecord struct {
 	// StopString, StopLength or StopContext: the conversation filled the
 	// model's context before MaxTokens); "" in runs made before it was
 	// recorded.
-	StopReason  string       `json:"stop_reason,omitempty"`
-	User        string       `json:"user"`
-	Response    string       `json:"response"`
-	Consistency *Consistency `json:"consistency,omitempty"`
-}
-
-// Consistency holds optional 0/1 judgements of one turn by a local judge model.
-type Consistency struct {
-	PromptToLine int `json:"prompt_to_line"`
-	LineToLine   int `json:"line_to_line"`
-	QA           int `json:"qa"`
+	StopReason string `json:"stop_reason,omitempty"`
+	User       string `json:"user"`
+	Response   string `json:"response"`
+	// Diagnostics are the answers to the diagnostic questions asked in a side
+	// branch after this turn's line (with a judge, at the Q&A turns only).
+	Diagnostics []consistency.Answer `json:"diagnostics,omitempty"`
+	// Consistency holds the judge's verdicts on this turn: its line against
+	// the persona prompt and the earlier lines, and its diagnostic answers
+	// (with a judge only).
+	Consistency []consistency.Judgement `json:"consistency,omitempty"`
 }
 
 // TurnSummary aggregates projections over seeds and scenarios.

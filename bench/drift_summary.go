@@ -6,7 +6,10 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strings"
 	"time"
+
+	"tether/consistency"
 )
 
 // report builds the drift report from the stored turn records (always the
@@ -29,6 +32,9 @@ func (r *driftRunner) report(ctx context.Context, recs []TurnRecord) (*DriftRepo
 	if rep.Variance, err = driftVariance(recs); err != nil {
 		return nil, err
 	}
+	if rep.Consistency, err = DriftConsistency(recs); err != nil {
+		return nil, err
+	}
 	if r.opts.Capability {
 		if rep.Capability, err = r.capability(ctx); err != nil {
 			return nil, err
@@ -36,6 +42,25 @@ func (r *driftRunner) report(ctx context.Context, recs []TurnRecord) (*DriftRepo
 	}
 	rep.Findings = DriftFindings(rep)
 	return rep, nil
+}
+
+// DriftConsistency aggregates the judge's verdicts stored on the turn records
+// (consistency.Aggregate per arm, turn and persona; a conversation is a
+// (scenario, arm, seed)); nil when no record holds any.
+func DriftConsistency(recs []TurnRecord) (*consistency.Summary, error) {
+	var obs []consistency.Observation
+	for _, rec := range recs {
+		conv := fmt.Sprintf("%s\x00%s\x00%d", rec.Scenario, rec.Arm, rec.Seed)
+		obs = append(obs, consistency.Observe(rec.Arm, rec.Persona, conv, rec.Consistency)...)
+	}
+	if len(obs) == 0 {
+		return nil, nil
+	}
+	s, err := consistency.Aggregate(obs, consistency.AggregateOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("bench: drift: consistency: %w", err)
+	}
+	return s, nil
 }
 
 // orderRecords sorts records into run order: scenario (as given), arm
@@ -207,6 +232,7 @@ func DriftFindings(rep *DriftReport) []string {
 		out = append(out, fmt.Sprintf("%s: run-to-run variance %.4g %s the variance between personas %.4g (ratio %.3g); ICC %.3g [%.3g, %.3g].",
 			v.Arm, v.RunToRun, verdict, v.BetweenPersona, v.RatioRunToPersona, v.ICC, v.ICCLow, v.ICCHigh))
 	}
+	out = append(out, consistencyFindings(rep.Consistency)...)
 	if c := rep.Capability; c != nil {
 		out = append(out, fmt.Sprintf("Capability under capping: perplexity %.4g -> %.4g (%+.2f%%), exact match %.3g -> %.3g (%+.2f%%).",
 			c.PerplexityUncapped, c.PerplexityCapped, 100*c.PerplexityRelative, c.ExactUncapped, c.ExactCapped, 100*c.ExactRelative))
@@ -223,4 +249,46 @@ func direction(d float64) string {
 		return "rises"
 	}
 	return "stays"
+}
+
+// consistencyFindings states each arm's overall consistency metrics with
+// their intervals and unparseable counts.
+func consistencyFindings(s *consistency.Summary) []string {
+	if s == nil {
+		return nil
+	}
+	var out []string
+	var arms []string
+	parts := map[string][]string{}
+	for _, c := range s.Overall {
+		if !slices.Contains(arms, c.Arm) {
+			arms = append(arms, c.Arm)
+		}
+		parts[c.Arm] = append(parts[c.Arm], fmt.Sprintf("%s %s (%d judgements, %d unparseable)", metricName(c.Metric), fmtInterval(c), c.N, c.Unparseable))
+	}
+	for _, a := range arms {
+		out = append(out, fmt.Sprintf("%s: consistency with the persona prompt (fraction of judge verdicts YES, %g%% interval): %s.", a, 100*s.Level, strings.Join(parts[a], "; ")))
+	}
+	return out
+}
+
+// metricName words a consistency metric.
+func metricName(m string) string {
+	switch m {
+	case consistency.PromptToLine:
+		return "prompt-to-line"
+	case consistency.LineToLine:
+		return "line-to-line"
+	case consistency.QA:
+		return "Q&A"
+	}
+	return m
+}
+
+// fmtInterval writes a cell's mean and interval, or "no parseable verdict".
+func fmtInterval(c consistency.Cell) string {
+	if c.Mean == nil {
+		return "no parseable verdict"
+	}
+	return fmt.Sprintf("%.3f [%.3f, %.3f]", *c.Mean, *c.Low, *c.High)
 }

@@ -127,17 +127,6 @@ func TestDriftResumeRefusesOtherSettings(t *testing.T) {
 	}
 }
 
-func TestParseBinary(t *testing.T) {
-	for _, c := range []struct {
-		in   string
-		want int
-	}{{"1", 1}, {" 0", 0}, {"Yes.", 1}, {"no", 0}, {"The answer is 1", 1}, {"", 0}, {"0 or 1", 0}} {
-		if got := ParseBinary(c.in); got != c.want {
-			t.Errorf("ParseBinary(%q) = %d, want %d", c.in, got, c.want)
-		}
-	}
-}
-
 // TestDriftArmsShareSeeds: with a cap that never acts (tau far below every
 // projection), the capped arm must reproduce the uncapped arm token for
 // token: both arms replay the same prompts with the same seeds.

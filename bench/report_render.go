@@ -11,7 +11,7 @@ import (
 // RenderMarkdown renders report.md from the report alone: settings,
 // findings, per domain and arm the mean projection per turn with drift,
 // cap fraction and response length, the variance decomposition, the
-// capability deltas, the cap check and the scenarios.
+// consistency metrics, the capability deltas, the cap check and the scenarios.
 func RenderMarkdown(r *DriftReport) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Drift benchmark: %s\n\n", mdCell(r.Model))
@@ -28,6 +28,7 @@ func RenderMarkdown(r *DriftReport) string {
 	}
 	renderProjections(&b, r)
 	renderVariance(&b, r)
+	renderConsistency(&b, r)
 	renderCapability(&b, r)
 	renderCapCheck(&b, r)
 	renderScenarios(&b, r)
@@ -43,7 +44,8 @@ func renderSettings(b *strings.Builder, r *DriftReport) {
 		{"max new tokens", strconv.Itoa(s.MaxTokens)}, {"temperature", fmtFloat(s.Temperature)}, {"top-p", fmtFloat(s.TopP)},
 		{"capped layers", joinNumbers(s.CapLayers)}, {"cap percentile", fmtFloat(s.CapPercentile)},
 		{"cap tau per layer", joinNumbers(s.CapTaus)}, {"projection layer", strconv.Itoa(s.ProjectionLayer)},
-		{"simulated user", orNone(s.SimulatedUser)}, {"judge", orNone(s.Judge)}, {"backend", s.Backend},
+		{"simulated user", orNone(s.SimulatedUser)}, {"judge", orNone(s.Judge)},
+		{"judge prompts", orNone(s.JudgePrompts)}, {"diagnostic questions after turns", qaTurnsText(s)}, {"backend", s.Backend},
 		{"scenarios", strconv.Itoa(len(r.Scenarios))}, {"created", r.Created}, {"format", r.Format},
 	}
 	b.WriteString("| setting | value |\n|---|---|\n")
@@ -292,4 +294,15 @@ func mdCell(s string) string {
 	s = strings.ReplaceAll(s, "|", "\\|")
 	s = strings.ReplaceAll(s, "\r", " ")
 	return strings.ReplaceAll(s, "\n", " ")
+}
+
+// qaTurnsText words the turns after which the diagnostic questions were asked.
+func qaTurnsText(s DriftSettings) string {
+	switch {
+	case s.Judge == "":
+		return "none"
+	case s.QATurns == nil:
+		return "first, middle and last"
+	}
+	return joinNumbers(s.QATurns)
 }

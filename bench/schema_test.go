@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"tether/consistency"
 )
 
 // TestSchemaValidatesReports: a report produced by the types validates (also one with
@@ -21,8 +23,18 @@ func TestSchemaValidatesReports(t *testing.T) {
 	}
 	r2 := syntheticDriftReport(t)
 	r2.Capability = nil
-	r2.Turns[0].Consistency = &Consistency{PromptToLine: 1, LineToLine: 0, QA: 1}
+	one := 1.0
+	r2.Turns[0].Diagnostics = []consistency.Answer{{Turn: 0, Question: "Who are you?", Text: "An assistant."}}
+	r2.Turns[0].Consistency = []consistency.Judgement{
+		{Metric: consistency.PromptToLine, Turn: 0, Against: consistency.AgainstPrompt, Reply: "YES", Score: &one},
+		{Metric: consistency.QA, Turn: 0, Against: consistency.AgainstPrompt, Question: "Who are you?", Reply: "hm", Score: nil},
+	}
+	var err2 error
+	if r2.Consistency, err2 = DriftConsistency(r2.Turns); err2 != nil {
+		t.Fatal(err2)
+	}
 	r2.Settings.SimulatedUser, r2.Settings.Judge = "judge-model", "judge-model"
+	r2.Settings.JudgePrompts, r2.Settings.ConsistencyPersona, r2.Settings.QATurns = "built-in", DriftPersona, []int{0}
 	data2, err := json.Marshal(r2)
 	if err != nil {
 		t.Fatal(err)
@@ -43,7 +55,13 @@ func TestSchemaValidatesReports(t *testing.T) {
 		{"negative seed", func(m map[string]any) { turn(m, 0)["seed"] = -1 }, "/turns/0/seed"},
 		{"cap fraction above 1", func(m map[string]any) { turn(m, 1)["cap_fraction"] = 1.5 }, "/turns/1/cap_fraction"},
 		{"fractional turn", func(m map[string]any) { turn(m, 0)["turn"] = 0.5 }, "/turns/0/turn"},
-		{"consistency 2", func(m map[string]any) { turn(m, 0)["consistency"].(map[string]any)["qa"] = 2 }, "/turns/0/consistency/qa"},
+		{"consistency score 2", func(m map[string]any) { turn(m, 0)["consistency"].([]any)[0].(map[string]any)["score"] = 2 }, "/turns/0/consistency/0/score"},
+		{"consistency mean above 1", func(m map[string]any) {
+			m["consistency"].(map[string]any)["overall"].([]any)[0].(map[string]any)["mean"] = 1.5
+		}, "/consistency/overall/0/mean"},
+		{"unknown metric", func(m map[string]any) {
+			m["consistency"].(map[string]any)["by_turn"].([]any)[0].(map[string]any)["metric"] = "vibes"
+		}, "/consistency/by_turn/0/metric"},
 		{"projection as text", func(m map[string]any) { turn(m, 0)["projection"] = "high" }, "/turns/0/projection"},
 		{"icc above 1", func(m map[string]any) { m["variance"].([]any)[0].(map[string]any)["icc"] = 1.2 }, "/variance/0/icc"},
 		{"negative variance", func(m map[string]any) { m["variance"].([]any)[1].(map[string]any)["run_to_run"] = -0.1 }, "/variance/1/run_to_run"},
@@ -101,7 +119,10 @@ func TestSchemaMatchesTypes(t *testing.T) {
 		{reflect.TypeFor[DriftSettings](), defs["settings"].(map[string]any)},
 		{reflect.TypeFor[ScenarioInfo](), defs["scenario"].(map[string]any)},
 		{reflect.TypeFor[TurnRecord](), defs["turn"].(map[string]any)},
-		{reflect.TypeFor[Consistency](), defs["consistency"].(map[string]any)},
+		{reflect.TypeFor[consistency.Judgement](), defs["judgement"].(map[string]any)},
+		{reflect.TypeFor[consistency.Answer](), defs["diagnostic_answer"].(map[string]any)},
+		{reflect.TypeFor[consistency.Cell](), defs["consistency_cell"].(map[string]any)},
+		{reflect.TypeFor[consistency.Summary](), defs["consistency_summary"].(map[string]any)},
 		{reflect.TypeFor[TurnSummary](), defs["summary"].(map[string]any)},
 		{reflect.TypeFor[VarianceResult](), defs["variance"].(map[string]any)},
 		{reflect.TypeFor[CapabilityResult](), defs["capability"].(map[string]any)},

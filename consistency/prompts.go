@@ -1,7 +1,9 @@
 package consistency
 
 import (
+	"crypto/sha256"
 	"embed"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -151,4 +153,17 @@ func fill(tmpl string, vals map[string]string) string {
 		pairs = append(pairs, "{"+k+"}", v)
 	}
 	return strings.NewReplacer(pairs...).Replace(tmpl)
+}
+
+// SHA256 is the hex sha256 of the four templates and the questions, to tell runs judged with
+// different prompts apart.
+func (p *Prompts) SHA256() string {
+	h := sha256.New()
+	for _, t := range []string{p.PromptToLine, p.LineToLine, p.QAPrompt, p.QAAnswers} {
+		fmt.Fprintf(h, "%d:%s", len(t), t)
+	}
+	for _, q := range p.Questions {
+		fmt.Fprintf(h, "%d:%s", len(q), q)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }

@@ -10,6 +10,7 @@ import (
 
 	"tether/axis"
 	"tether/bench"
+	"tether/consistency"
 )
 
 // writeDriftTestAxis writes an axis for the persona test model (2 layers,
@@ -86,9 +87,23 @@ func TestBenchDrift(t *testing.T) {
 	if s.CapPercentile != 25 || len(s.CapTaus) != 1 || s.CapTaus[0] != 0.25 || s.ProjectionLayer != 1 || s.Judge != "self" {
 		t.Fatalf("settings %+v", s)
 	}
+	// Every turn's line is judged against the prompt; with 2 turns the diagnostic questions
+	// are asked after turns 0 and 1 (first, middle = 0, last). Per arm, 2 scenarios x 2 seeds
+	// = 4 conversations, each with 2 prompt-to-line, 1 line-to-line and, per question, 2
+	// answers against the prompt and 1 against the earlier answer.
+	nq := len(s.DiagnosticQuestions)
 	for _, rec := range rep.Turns {
-		if rec.Consistency == nil {
-			t.Fatalf("turn without consistency judgement: %+v", rec)
+		if len(rec.Consistency) == 0 || len(rec.Diagnostics) != nq {
+			t.Fatalf("turn %d: %d judgements, %d diagnostic answers (want %d)", rec.Turn, len(rec.Consistency), len(rec.Diagnostics), nq)
+		}
+	}
+	if rep.Consistency == nil || len(rep.Consistency.Overall) != 6 {
+		t.Fatalf("consistency summary %+v", rep.Consistency)
+	}
+	want := map[string]int{consistency.PromptToLine: 8, consistency.LineToLine: 4, consistency.QA: 4 * 3 * nq}
+	for _, c := range rep.Consistency.Overall {
+		if c.N+c.Unparseable != want[c.Metric] {
+			t.Errorf("%s %s: %d parseable + %d unparseable judgements, want %d", c.Arm, c.Metric, c.N, c.Unparseable, want[c.Metric])
 		}
 	}
 	if rep.Capability == nil || rep.Capability.PerplexityUncapped <= 0 {
@@ -116,6 +131,9 @@ func TestBenchDrift(t *testing.T) {
 	}{
 		{"steering flag", []string{"--out", filepath.Join(t.TempDir(), "r"), "--ablate", "1"}, "not a drift benchmark option"},
 		{"other settings on resume", []string{"--out", out, "--judge", "self", "--max-tokens", "5"}, "settings"},
+		{"judge prompts without judge", []string{"--out", filepath.Join(t.TempDir(), "r"), "--judge-prompts", t.TempDir()}, "need --judge"},
+		{"missing judge prompts", []string{"--out", filepath.Join(t.TempDir(), "r"), "--judge", "self", "--judge-prompts", "/no/such/prompts"}, "/no/such/prompts"},
+		{"negative Q&A turn", []string{"--out", filepath.Join(t.TempDir(), "r"), "--judge", "self", "--qa-turns", "-1"}, "--qa-turns -1"},
 		{"unknown domain", []string{"--out", filepath.Join(t.TempDir(), "r"), "--domains", "cooking"}, "no scenario"},
 		{"projection layer", []string{"--out", filepath.Join(t.TempDir(), "r"), "--projection-layer", "2"}, "out of range"},
 	} {
