@@ -62,6 +62,7 @@ func runBenchDrift(args []string) error {
 	limit(fs, "top-p", topPRange)
 	limit(fs, "projection-layer", layerRange)
 	limit(fs, "scenarios-limit", countLimitRange)
+	limit(fs, "qa-turns", atLeast(0).with("0-based turn indices"))
 	if err := parseFlags(fs, args, "model", "axis", "cap-layers", "out"); err != nil {
 		return err
 	}
@@ -72,11 +73,6 @@ func runBenchDrift(args []string) error {
 	}
 	if *judge == "" && (fs.Changed("judge-prompts") || fs.Changed("qa-turns")) {
 		return usageErrorf("bench drift: --judge-prompts and --qa-turns need --judge")
-	}
-	for _, t := range *qaTurns {
-		if t < 0 {
-			return usageErrorf("bench drift: --qa-turns %d: expected 0-based turn indices (0 or more)", t)
-		}
 	}
 	scs, err := selectScenarios(*scenarios, *domains, *scenariosLimit)
 	if err != nil {

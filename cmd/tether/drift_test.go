@@ -133,7 +133,7 @@ func TestBenchDrift(t *testing.T) {
 		{"other settings on resume", []string{"--out", out, "--judge", "self", "--max-tokens", "5"}, "settings"},
 		{"judge prompts without judge", []string{"--out", filepath.Join(t.TempDir(), "r"), "--judge-prompts", t.TempDir()}, "need --judge"},
 		{"missing judge prompts", []string{"--out", filepath.Join(t.TempDir(), "r"), "--judge", "self", "--judge-prompts", "/no/such/prompts"}, "/no/such/prompts"},
-		{"negative Q&A turn", []string{"--out", filepath.Join(t.TempDir(), "r"), "--judge", "self", "--qa-turns", "-1"}, "--qa-turns -1"},
+		{"negative Q&A turn", []string{"--out", filepath.Join(t.TempDir(), "r"), "--judge", "self", "--qa-turns", "-1"}, "out of range"},
 		{"unknown domain", []string{"--out", filepath.Join(t.TempDir(), "r"), "--domains", "cooking"}, "no scenario"},
 		{"projection layer", []string{"--out", filepath.Join(t.TempDir(), "r"), "--projection-layer", "2"}, "out of range"},
 	} {
