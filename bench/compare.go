@@ -477,6 +477,9 @@ func compareFindings(rows []CompareRow) []string {
 // fmtValue writes an estimate with its interval when it has one.
 func fmtValue(v CompareValue) string {
 	if v.Estimate == nil {
+		if v.Unparseable > 0 {
+			return fmt.Sprintf("no parseable verdict (%d unparseable)", v.Unparseable)
+		}
 		return "n/a"
 	}
 	s := fmt.Sprintf("%.3g", *v.Estimate)

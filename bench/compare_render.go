@@ -91,7 +91,7 @@ func RenderCompareMarkdown(c *Comparison) string {
 		}
 		b.WriteString("\n")
 	}
-	b.WriteString("\nCapability: exact match and perplexity of the uncapped arm of `bench drift`. Consistency: fraction of judge verdicts YES (1 = always consistent), uncapped arm of drift, with its interval. Variance ratio: run-to-run over between-persona variance. All numbers, arms and intervals are in compare.json.\n\n")
+	b.WriteString("\nCapability: exact match and perplexity of the uncapped arm of `bench drift`. Consistency: fraction of judge verdicts YES (1 = always consistent), uncapped arm of drift, with its interval. Variance ratio: run-to-run over between-persona variance. When a model has several reports with the same measure, the table shows the first one given. All numbers, arms and intervals are in compare.json.\n\n")
 	b.WriteString("## Findings\n\n")
 	for _, f := range c.Findings {
 		fmt.Fprintf(&b, "- %s\n", f)

@@ -99,8 +99,9 @@ type DriftPlan struct {
 	// Conversations in the whole run; Done of them were stored before.
 	Conversations, Done int
 	// MaxNewTokens bounds the assistant tokens still to generate: MaxTokens
-	// for every assistant turn of the conversations left (a simulated user's
-	// and a judge's tokens are not counted).
+	// for every assistant turn and every diagnostic answer (with a judge) of
+	// the conversations left (a simulated user's and a judge's tokens are not
+	// counted).
 	MaxNewTokens int
 }
 
@@ -165,7 +166,7 @@ func RunDrift(ctx context.Context, m *model.Model, opts DriftOptions) (*DriftRep
 		for _, s := range r.scripts {
 			for _, a := range arms {
 				if n := len(r.seeds[s.info.ID+"\x00"+a.arm]); !store.hasGroup(s.info.ID, a.arm, n) {
-					p.MaxNewTokens += n * r.turnsOf(s) * r.opts.MaxTokens
+					p.MaxNewTokens += n * r.answersOf(s) * r.opts.MaxTokens
 				}
 			}
 		}
@@ -305,6 +306,17 @@ func (r *driftRunner) turnsOf(s driftScript) int {
 		return r.opts.Turns
 	}
 	return len(s.users)
+}
+
+// answersOf is the number of answers the model under test writes in one of a
+// scenario's conversations: its assistant turns and, with a judge, the
+// diagnostic answers of the side branches.
+func (r *driftRunner) answersOf(s driftScript) int {
+	n := r.turnsOf(s)
+	if r.opts.Judge != nil {
+		n += len(r.qaTurns(r.turnsOf(s))) * len(r.opts.JudgePrompts.Questions)
+	}
+	return n
 }
 
 // settings are the run's knobs as the report records them.

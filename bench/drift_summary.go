@@ -264,7 +264,7 @@ func consistencyFindings(s *consistency.Summary) []string {
 		if !slices.Contains(arms, c.Arm) {
 			arms = append(arms, c.Arm)
 		}
-		parts[c.Arm] = append(parts[c.Arm], fmt.Sprintf("%s %s (%d judgements, %d unparseable)", metricName(c.Metric), fmtInterval(c), c.N, c.Unparseable))
+		parts[c.Arm] = append(parts[c.Arm], fmt.Sprintf("%s %s (%d parseable, %d unparseable verdicts)", metricName(c.Metric), fmtInterval(c), c.N, c.Unparseable))
 	}
 	for _, a := range arms {
 		out = append(out, fmt.Sprintf("%s: consistency with the persona prompt (fraction of judge verdicts YES, %g%% interval): %s.", a, 100*s.Level, strings.Join(parts[a], "; ")))

@@ -19,7 +19,7 @@ func renderConsistency(b *strings.Builder, r *DriftReport) {
 	}
 	fmt.Fprintf(b, "## Consistency\n\nJudge %s, prompts %s; lines and diagnostic answers judged against the persona prompt %q. Value: fraction of verdicts YES (1 = always consistent, 0 = never) with a %g%% interval (%s, %d resamples); unparseable verdicts are counted, never scored.\n\n",
 		mdCell(orNone(r.Settings.Judge)), mdCell(orNone(r.Settings.JudgePrompts)), r.Settings.ConsistencyPersona, 100*s.Level, s.Method, s.Bootstrap)
-	b.WriteString("| arm | metric | consistency | judgements | unparseable | conversations |\n|---|---|---|---|---|---|\n")
+	b.WriteString("| arm | metric | consistency | parseable verdicts | unparseable | conversations |\n|---|---|---|---|---|---|\n")
 	for _, c := range s.Overall {
 		fmt.Fprintf(b, "| %s | %s | %s | %d | %d | %d |\n", mdCell(c.Arm), metricName(c.Metric), fmtInterval(c), c.N, c.Unparseable, c.Conversations)
 	}

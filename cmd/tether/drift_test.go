@@ -67,10 +67,11 @@ func TestBenchDrift(t *testing.T) {
 		"--seeds", "2", "--turns", "2", "--max-tokens", "4", "--domains", "coding,emotional", "--scenarios-limit", "1"}
 	args := append(append([]string(nil), base...), "--out", out, "--judge", "self")
 	printed := captureJobOut(t, func() error { return dispatch(args) })
-	// 2 scenarios x 2 arms x 2 seeds, each of 2 assistant turns of at most 4 tokens; a group
-	// (one scenario and arm, all seeds) runs first.
+	// 2 scenarios x 2 arms x 2 seeds, each of 2 assistant turns and 2 x 3 diagnostic answers
+	// (after turns 0 and 1) of at most 4 tokens; a group (one scenario and arm, all seeds) runs
+	// first.
 	for _, want := range []string{
-		"bench drift: 8 conversations to run of 8 (0 already done); at most 64 new tokens to generate",
+		"bench drift: 8 conversations to run of 8 (0 already done); at most 256 new tokens to generate",
 		"bench drift: 2 conversations in ",
 		"; at that rate the other 6 take about ",
 	} {
