@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"tether/axis"
+	"tether/consistency"
 	"tether/engine"
 	"tether/model"
 	"tether/personas"
@@ -59,6 +60,10 @@ type PersonaVarianceOptions struct {
 	Bootstrap int
 	// Backend is recorded in the settings.
 	Backend string
+	// Judge, when set, scores the answers' consistency (prompt-to-line, line-to-line, Q&A; see
+	// VarianceConsistencyMethod) after every answer is generated; JudgeName is recorded.
+	Judge     consistency.Judge
+	JudgeName string
 	// Warn, when set, is called once per skipped (persona, form).
 	Warn func(msg string)
 	// Progress, when set, is called after each finished unit with the units done and the total.
@@ -83,6 +88,7 @@ type VarianceSettings struct {
 	AxisSHA256     string   `json:"axis_sha256,omitempty"`
 	Bootstrap      int      `json:"bootstrap"`
 	Backend        string   `json:"backend,omitempty"`
+	Judge          string   `json:"judge,omitempty"`
 }
 
 // VarianceAnswer is one answer (a line of answers.jsonl).
@@ -185,6 +191,15 @@ func RunPersonaVariance(ctx context.Context, m *model.Model, o PersonaVarianceOp
 	rep, err := BuildVarianceReport(m.Name, man, store.answers(), r.skipped, r.o.Now())
 	if err != nil {
 		return nil, err
+	}
+	if r.o.Judge != nil {
+		judged, err := r.judgeRun(ctx, store)
+		if err != nil {
+			return nil, err
+		}
+		if rep.Consistency, err = varianceConsistency(judged, r.o.Bootstrap); err != nil {
+			return nil, err
+		}
 	}
 	if err := WriteVarianceReport(r.o.Out, rep); err != nil {
 		return nil, err

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"tether/consistency"
 	"tether/personas"
 )
 
@@ -55,6 +56,8 @@ type VarianceReport struct {
 	Skipped         []SkippedAnchor                   `json:"skipped"`
 	SkippedCount    int                               `json:"skipped_count"`
 	Findings        []string                          `json:"findings"`
+	// Consistency is the judge's aggregate (with a judge only; see VarianceConsistencyMethod).
+	Consistency *consistency.Summary `json:"consistency,omitempty"`
 }
 
 // BuildVarianceReport computes the report from the stored answers.
@@ -280,6 +283,7 @@ func RenderVarianceMarkdown(r *VarianceReport) string {
 	for _, sk := range r.Skipped {
 		fmt.Fprintf(&b, "- %s / %s: %d prompt tokens, context %d\n", sk.Persona, sk.Anchor, sk.PromptTokens, sk.Context)
 	}
+	renderVarianceConsistency(&b, r.Consistency)
 	fmt.Fprintf(&b, "\n## Method\n\n%s\n\n![ICC by representation and anchor](%s)\n", r.Method, PlotVarianceICC)
 	return b.String()
 }
@@ -314,4 +318,20 @@ func sortedForms(m map[string]VarianceComparison) []string {
 		}
 	}
 	return out
+}
+
+// renderVarianceConsistency writes the judge's overall cells per anchor form and metric.
+func renderVarianceConsistency(b *strings.Builder, s *consistency.Summary) {
+	if s == nil {
+		return
+	}
+	b.WriteString("\n## Consistency (judge; fraction judged consistent, 95% interval)\n\n| anchor | metric | mean | interval | judged | unparseable |\n|---|---|---|---|---|---|\n")
+	for _, c := range s.Overall {
+		mean, lo, hi := "n/a", "n/a", "n/a"
+		if c.Mean != nil {
+			mean, lo, hi = fmtFloat(*c.Mean), fmtFloat(*c.Low), fmtFloat(*c.High)
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | [%s, %s] | %d | %d |\n", c.Arm, c.Metric, mean, lo, hi, c.N, c.Unparseable)
+	}
+	fmt.Fprintf(b, "\n%s\n", s.Method)
 }

@@ -33,7 +33,7 @@ func plantedObservations(rng *rand.Rand, personas, anchors, items, seeds, dim in
 	return obs
 }
 
-func constant(v float64) func(int) float64 { return func(int) float64 { return v } }
+func fixedVar(v float64) func(int) float64 { return func(int) float64 { return v } }
 
 // TestVarianceRecoversPlantedComponents checks the estimates against the planted variances,
 // including the trace of the covariance for vectors (dim times the per-dimension variance).
@@ -51,7 +51,7 @@ func TestVarianceRecoversPlantedComponents(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(7, 1))
-			obs := plantedObservations(rng, 40, 1, 20, 5, c.dim, constant(c.between), constant(c.within))
+			obs := plantedObservations(rng, 40, 1, 20, 5, c.dim, fixedVar(c.between), fixedVar(c.within))
 			r, err := CompareVariance(obs, 300, 0.95, 1)
 			if err != nil {
 				t.Fatal(err)
@@ -82,7 +82,7 @@ func TestVarianceIntervalCoverage(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 3))
 	var covW, covB, covR int
 	for d := range draws {
-		obs := plantedObservations(rng, 40, 1, 4, 4, 1, constant(between), constant(within))
+		obs := plantedObservations(rng, 40, 1, 4, 4, 1, fixedVar(between), fixedVar(within))
 		r, err := CompareVariance(obs, 400, 0.95, uint64(d+1))
 		if err != nil {
 			t.Fatal(err)
@@ -111,7 +111,7 @@ func TestVarianceIntervalCoverage(t *testing.T) {
 // exactly 0 and a trivial "not supported".
 func TestVarianceZeroRunToRun(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 3))
-	obs := plantedObservations(rng, 10, 1, 4, 3, 2, constant(1), constant(0))
+	obs := plantedObservations(rng, 10, 1, 4, 3, 2, fixedVar(1), fixedVar(0))
 	r, err := CompareVariance(obs, 100, 0.95, 1)
 	if err != nil {
 		t.Fatal(err)
@@ -173,7 +173,7 @@ func TestAnchorContrast(t *testing.T) {
 		}
 		return 0.5
 	}
-	obs := plantedObservations(rng, 30, 3, 6, 4, 1, constant(1), within)
+	obs := plantedObservations(rng, 30, 3, 6, 4, 1, fixedVar(1), within)
 	c, ok, err := CompareAnchors(obs, "a0", []string{"a1", "a2"}, 300, 0.95, 1)
 	if err != nil || !ok {
 		t.Fatal(ok, err)
@@ -182,7 +182,7 @@ func TestAnchorContrast(t *testing.T) {
 	if math.Abs(c.SparseICC-0.2) > 0.08 || math.Abs(c.RichICC-2.0/3) > 0.1 || c.Finding != "rich more stable" {
 		t.Errorf("contrast %+v", c)
 	}
-	same := plantedObservations(rng, 30, 3, 6, 4, 1, constant(1), constant(1))
+	same := plantedObservations(rng, 30, 3, 6, 4, 1, fixedVar(1), fixedVar(1))
 	if c, _, _ := CompareAnchors(same, "a0", []string{"a1", "a2"}, 300, 0.95, 1); c.Difference.Low > 0 || c.Difference.High < 0 {
 		t.Errorf("equal anchors: interval %+v excludes 0", c.Difference)
 	}

@@ -30,7 +30,7 @@ func (r *varianceRunner) manifest() (VarianceManifest, error) {
 	o := r.o
 	s := VarianceSettings{
 		Seeds: o.Seeds, Temperature: o.Temperature, TopP: o.TopP, MaxTokens: o.MaxTokens, Layer: o.Layer,
-		Forms: o.Forms, PersonasSource: o.PersonasSource, Bootstrap: o.Bootstrap, Backend: o.Backend, Axis: o.AxisPath,
+		Forms: o.Forms, PersonasSource: o.PersonasSource, Bootstrap: o.Bootstrap, Backend: o.Backend, Axis: o.AxisPath, Judge: o.JudgeName,
 	}
 	// The personas' and items' text: a change of any anchor or question is a different run.
 	h := sha256.New()
@@ -57,6 +57,7 @@ func (r *varianceRunner) manifest() (VarianceManifest, error) {
 
 // varianceStore is answers.jsonl, held open and locked (runstore).
 type varianceStore struct {
+	dir   string
 	st    *runstore.Store
 	log   *runstore.Log
 	recs  []VarianceAnswer
@@ -79,7 +80,7 @@ func openVarianceStore(dir string, want VarianceManifest, seeds int) (*varianceS
 	if err != nil {
 		return nil, fmt.Errorf("bench: variance: %w", err)
 	}
-	vs := &varianceStore{st: st, units: map[string]bool{}, seeds: seeds}
+	vs := &varianceStore{dir: dir, st: st, units: map[string]bool{}, seeds: seeds}
 	var pending []VarianceAnswer
 	var end int64
 	_, err = runstore.ScanRecords(filepath.Join(dir, VarianceAnswersFile), func(a VarianceAnswer, line int, ref runstore.Ref) error {
@@ -134,3 +135,36 @@ func (vs *varianceStore) append(key string, answers []VarianceAnswer) error {
 func (vs *varianceStore) answers() []VarianceAnswer { return vs.recs }
 
 func (vs *varianceStore) close() { vs.st.Close() }
+
+// openJudgements opens judgements.jsonl for appending and reads the groups judged before (a
+// torn last line is cut off).
+func (vs *varianceStore) openJudgements() (*runstore.Log, []VarianceJudged, error) {
+	var done []VarianceJudged
+	var end int64
+	_, err := runstore.ScanRecords(filepath.Join(vs.dir, VarianceJudgementsFile), func(g VarianceJudged, line int, ref runstore.Ref) error {
+		done = append(done, g)
+		end = ref.End()
+		return nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("bench: variance: %w", err)
+	}
+	log, err := vs.st.OpenLog(VarianceJudgementsFile, end)
+	if err != nil {
+		return nil, nil, fmt.Errorf("bench: variance: %w", err)
+	}
+	return log, done, nil
+}
+
+// appendJudged writes one group's judgements and returns them as read back from the file.
+func appendJudged(log *runstore.Log, g VarianceJudged) (VarianceJudged, error) {
+	refs, err := log.Append(g)
+	if err != nil {
+		return VarianceJudged{}, fmt.Errorf("bench: variance: %w", err)
+	}
+	back, err := runstore.ReadRecord[VarianceJudged](log.Path(), refs[0])
+	if err != nil {
+		return VarianceJudged{}, fmt.Errorf("bench: variance: %w", err)
+	}
+	return back, nil
+}

@@ -106,15 +106,37 @@ func TestPersonaVarianceStories(t *testing.T) {
 	}
 }
 
+// replyJudge answers every judge prompt with the same reply.
+type replyJudge string
+
+func (j replyJudge) Answer(_ context.Context, prompts []string) ([]string, error) {
+	out := make([]string, len(prompts))
+	for i := range out {
+		out[i] = string(j)
+	}
+	return out, nil
+}
+
 // TestPersonaVarianceGreedy: at temperature 0 every seed gives the same answer, so run-to-run
 // variance is exactly 0 and the finding is trivially "not supported"; two runs with the same
-// seeds write the same answers.
+// seeds write the same answers. The runs are judged: a judge that always says YES gives every
+// consistency metric 1, one that answers garbage gives only unparseable counts.
 func TestPersonaVarianceGreedy(t *testing.T) {
 	m := testmodels.Open(t, testmodels.Stories260K(t))
 	dir := t.TempDir()
-	rep, err := RunPersonaVariance(t.Context(), m, storiesVarianceOptions(t, filepath.Join(dir, "a"), 0))
+	oa := storiesVarianceOptions(t, filepath.Join(dir, "a"), 0)
+	oa.Judge, oa.JudgeName = replyJudge("YES"), "always-yes"
+	rep, err := RunPersonaVariance(t.Context(), m, oa)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if rep.Consistency == nil || len(rep.Consistency.Overall) != 3 {
+		t.Fatalf("consistency %+v: want the three metrics for the one anchor form that fits", rep.Consistency)
+	}
+	for _, c := range rep.Consistency.Overall {
+		if c.Mean == nil || *c.Mean != 1 || *c.Low != 1 || c.Unparseable != 0 || c.N == 0 {
+			t.Errorf("always-YES judge: %+v", c)
+		}
 	}
 	for _, name := range []string{RepActivation, RepText} {
 		r := rep.Representations[name]
@@ -122,8 +144,16 @@ func TestPersonaVarianceGreedy(t *testing.T) {
 			t.Errorf("%s: run-to-run %+v finding %q note %q", name, r.RunToRun, r.Finding, r.Note)
 		}
 	}
-	if _, err := RunPersonaVariance(t.Context(), m, storiesVarianceOptions(t, filepath.Join(dir, "b"), 0)); err != nil {
+	ob := storiesVarianceOptions(t, filepath.Join(dir, "b"), 0)
+	ob.Judge, ob.JudgeName = replyJudge("#%!banana"), "garbage"
+	repB, err := RunPersonaVariance(t.Context(), m, ob)
+	if err != nil {
 		t.Fatal(err)
+	}
+	for i, c := range repB.Consistency.Overall {
+		if c.Mean != nil || c.N != 0 || c.Unparseable != rep.Consistency.Overall[i].N {
+			t.Errorf("garbage judge: %+v, want no score and %d unparseable", c, rep.Consistency.Overall[i].N)
+		}
 	}
 	a, _ := os.ReadFile(filepath.Join(dir, "a", VarianceAnswersFile))
 	b, _ := os.ReadFile(filepath.Join(dir, "b", VarianceAnswersFile))

@@ -12,6 +12,7 @@ import (
 
 	"tether/axis"
 	"tether/bench"
+	"tether/consistency"
 	"tether/model"
 	"tether/personas"
 )
@@ -21,7 +22,7 @@ func init() {
 }
 
 func runBenchVariance(args []string) error {
-	fs := newFlags("bench variance", "--model M --out DIR [--personas FILE] [--personas-limit N] [--items-limit N] [--forms sparse,journal,document] [--seeds K] [--temperature T] [--top-p P] [--max-tokens N] [--layer L] [--axis A] [--bootstrap N] [--backend B]",
+	fs := newFlags("bench variance", "--model M --out DIR [--personas FILE] [--personas-limit N] [--items-limit N] [--forms sparse,journal,document] [--seeds K] [--temperature T] [--top-p P] [--max-tokens N] [--layer L] [--axis A] [--bootstrap N] [--judge self|MODEL] [--backend B]",
 		"tether bench variance --model Qwen/Qwen3-0.6B --out /tmp/variance --seeds 5\n"+
 			"  tether bench variance --model .tether/stories260K --out /tmp/v --personas-limit 4 --items-limit 3 --seeds 3 --max-tokens 8   # quick run")
 	ref := fs.String("model", "", "model directory or Hugging Face id")
@@ -36,6 +37,7 @@ func runBenchVariance(args []string) error {
 	maxTokens := fs.Int("max-tokens", bench.DefaultVarianceMaxTokens, "max new tokens per answer")
 	layer := fs.Int("layer", -1, "layer of the activation and text representations (default: the axis layer with --axis, else the middle layer)")
 	axisPath := fs.String("axis", "", "axis file: also report the activation's projection on the axis at --layer")
+	judge := fs.String("judge", "", "a local model (or self) judges the answers' consistency: prompt-to-line, line-to-line and Q&A across seeds (consistency/prompts)")
 	bootstrap := fs.Int("bootstrap", bench.DefaultVarianceBootstrap, "bootstrap resamples per interval")
 	backend := addBackendFlag(fs)
 	thinking := addThinkingFlag(fs)
@@ -73,6 +75,14 @@ func runBenchVariance(args []string) error {
 	o.Out, o.Backend, o.Temperature, o.TopP, o.MaxTokens, o.Layer, o.Bootstrap = *out, *backend, *temperature, *topP, *maxTokens, *layer, *bootstrap
 	for s := 1; s <= *seeds; s++ {
 		o.Seeds = append(o.Seeds, uint64(s))
+	}
+	if *judge != "" {
+		j, closeJudge, err := consistency.OpenJudge(*judge, m, *backend)
+		if err != nil {
+			return fmt.Errorf("bench variance: --judge: %w", err)
+		}
+		defer closeJudge()
+		o.Judge, o.JudgeName = j, *judge
 	}
 	o.Warn = func(msg string) { fmt.Fprintln(warnOut, "warning: bench variance: "+msg) }
 	var bar counter
