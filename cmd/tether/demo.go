@@ -126,6 +126,7 @@ func runDemo(args []string) error {
 	fmt.Println("  tether persona run --model ORG/NAME --out RUN && tether axis build --run RUN --out axis.safetensors")
 	fmt.Println("  tether bench drift --model ORG/NAME --axis axis.safetensors --cap-layers A:B --cap-percentile 25 --out DRIFT")
 	fmt.Println("  tether bench commitment --model ORG/NAME --axis axis.safetensors --out COMMIT")
+	fmt.Println("  tether bench variance --model ORG/NAME --axis axis.safetensors --out VARIANCE")
 	if !strings.HasPrefix(greedy, knownStoriesStart) {
 		return fmt.Errorf("demo: greedy output differs from llama2.c's known output")
 	}
@@ -206,7 +207,33 @@ func demoPersonaPipeline(ctx context.Context, m *model.Model, dir, backend strin
 		fmt.Printf("   - %s\n", f)
 	}
 	fmt.Printf("   report: %s (report.md and SVG plots beside it)\n", filepath.Join(driftDir, bench.ReportJSON))
-	return demoCommitment(ctx, m, backend, axisPath, filepath.Join(dir, "commitment"))
+	if err := demoCommitment(ctx, m, backend, axisPath, filepath.Join(dir, "commitment")); err != nil {
+		return err
+	}
+	return demoVariance(ctx, m, axisPath, filepath.Join(dir, "variance"))
+}
+
+// demoVariance runs the small persona variance benchmark (bench.DemoVariance) and says what a
+// story model can and cannot show.
+func demoVariance(ctx context.Context, m *model.Model, axisPath, dir string) error {
+	fmt.Println("11. persona variance: 4 built-in personas x the anchor forms that fit 512 tokens x 3 questionnaire items x 3 seeds")
+	vbar := newBar(1, "   units")
+	rep, err := bench.DemoVariance(ctx, m, axisPath, dir, nil, func(done, total int) {
+		vbar.ChangeMax(total)
+		vbar.Set(done)
+	})
+	vbar.Finish()
+	if err != nil {
+		return err
+	}
+	fmt.Printf("   %d answers; %d persona anchors skipped (too long for the 512-token context), %d of %d questionnaire answers unparseable\n",
+		rep.Answers, rep.SkippedCount, rep.ParseFailures.Failures, rep.ParseFailures.Answers)
+	for _, f := range rep.Findings {
+		fmt.Printf("   - %s\n", f)
+	}
+	fmt.Println("   A story model shows the mechanics of this benchmark, not the science: it cannot read a persona or answer a questionnaire.")
+	fmt.Printf("   report: %s (report.md and %s beside it)\n", filepath.Join(dir, bench.ReportJSON), bench.PlotVarianceICC)
+	return nil
 }
 
 func totalTokens(rs []engine.Result) int {

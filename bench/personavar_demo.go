@@ -1,0 +1,35 @@
+package bench
+
+import (
+	"context"
+
+	"tether/axis"
+	"tether/model"
+	"tether/personas"
+)
+
+// DemoVariance runs a small persona variance benchmark for `tether demo`: the first 4 built-in
+// personas in every anchor form that fits the context, the first 3 questionnaire items, 3
+// seeds, answers of at most 8 tokens, the activation projected on the axis at its default
+// layer, 200 bootstrap resamples. It writes the report into out (resuming a run there).
+func DemoVariance(ctx context.Context, m *model.Model, axisPath, out string, warn func(string), progress func(done, total int)) (*VarianceReport, error) {
+	ax, err := axis.Read(axisPath)
+	if err != nil {
+		return nil, err
+	}
+	set, err := personas.Builtin()
+	if err != nil {
+		return nil, err
+	}
+	q, err := personas.BuiltinQuestionnaire()
+	if err != nil {
+		return nil, err
+	}
+	q.Items = q.Items[:3]
+	return RunPersonaVariance(ctx, m, PersonaVarianceOptions{
+		Out: out, Personas: set.Personas[:4], PersonasSource: personas.BuiltinFile, Questionnaire: q,
+		Seeds: []uint64{1, 2, 3}, Temperature: DefaultVarianceTemperature, MaxTokens: 8, Layer: -1,
+		Axis: ax, AxisPath: axisPath, Bootstrap: 200, Backend: m.Engine.Backend().Name(),
+		Warn: warn, Progress: progress,
+	})
+}
