@@ -22,6 +22,8 @@ build:
 test:
 	$(GO) vet ./...
 	$(GO) test -timeout 14m ./...
+	# The engine-facing packages again on the default CPU backend (the run above uses simplego).
+	TETHER_TEST_BACKEND=cpu $(GO) test -timeout 10m ./engine/ ./steer/ ./probe/ ./serve/
 
 demo: build
 	./$(BIN) demo
