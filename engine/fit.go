@@ -126,20 +126,31 @@ type MemoryPlan struct {
 func PlanMemory(cfg *weights.Config, checkpointBytes int64, backend string, opts LoadOptions, w MemoryWorkload, avail AvailableMemory) (MemoryPlan, error) {
 	xla := strings.HasPrefix(backend, "xla:")
 	dtype := opts.WeightDType
-	if dtype == "" {
+	switch dtype {
+	case "", "auto":
 		dtype = "float32"
-		if xla {
+		switch {
+		case xla:
 			dtype = "bfloat16"
+		case (backend == "" || strings.HasPrefix(backend, "cpu")) && cfg != nil && checkpointBytes < 3*cfg.ParamCount():
+			// The cpu backend keeps a 16-bit checkpoint's dtype.
+			dtype = "16-bit (checkpoint)"
 		}
+	case "f32":
+		dtype = "float32"
+	case "bf16":
+		dtype = "bfloat16"
+	case "f16":
+		dtype = "float16"
 	}
 	var elem int64
 	switch dtype {
 	case "float32":
 		elem = 4
-	case "bfloat16":
+	case "bfloat16", "float16", "16-bit (checkpoint)":
 		elem = 2
 	default:
-		return MemoryPlan{}, fmt.Errorf("engine: memory plan: weight dtype %q: expected float32 or bfloat16", dtype)
+		return MemoryPlan{}, fmt.Errorf("engine: memory plan: weight dtype %q: expected float32, bfloat16 or float16", dtype)
 	}
 	plan := func(w MemoryWorkload) (MemoryPlan, error) {
 		p := MemoryPlan{Backend: backend, Available: avail, Requested: w, Workload: w, WeightDType: dtype}
@@ -148,7 +159,7 @@ func PlanMemory(cfg *weights.Config, checkpointBytes int64, backend string, opts
 			if err != nil {
 				return p, err
 			}
-			p.Weights, p.KVCache, p.Workspace, p.Other = e.Weights, e.KVCache, e.Workspace, e.Mapped+e.GCHeadroom
+			p.Weights, p.KVCache, p.Workspace, p.Other = cfg.ParamCount()*elem, e.KVCache, e.Workspace, e.Mapped+e.GCHeadroom
 			p.CacheSlots = cacheBucket(promptBucket(w.Prompt, true)+w.NewTokens+1, true)
 		} else {
 			if w.Batch < 1 || w.Prompt < 1 || w.NewTokens < 0 {

@@ -1,20 +1,36 @@
 package main
 
 import (
+	"fmt"
+
 	"github.com/spf13/pflag"
 
 	"tether/model"
 )
 
+// weightsDType is the --weights-dtype of the command being run (one
+// command per process), applied by openModel.
+var weightsDType = "auto"
+
 // addBackendFlag defines --backend, the compute backend of a command that
-// loads a model (default "cpu").
+// loads a model (default "cpu"), and beside it --weights-dtype.
 func addBackendFlag(fs *pflag.FlagSet) *string {
+	fs.StringVar(&weightsDType, "weights-dtype", "auto", "dtype the weights are held in: auto (the checkpoint's on cpu, f32 on go, bf16 on xla), f32, bf16 or f16 (cpu only)")
 	return fs.String("backend", "cpu", "compute backend: cpu (tether's CPU backend), go (GoMLX's pure-Go backend) or xla:cuda (GPU)")
 }
 
-// openModel opens the model ref with opts behind a "loading REF" spinner; the
+// openModel opens the model ref with opts (the weight dtype from
+// --weights-dtype unless opts sets one) behind a "loading REF" spinner; the
 // caller closes it.
 func openModel(ref string, opts model.Options) (*model.Model, error) {
+	if opts.WeightDType == "" {
+		opts.WeightDType = weightsDType
+	}
+	switch opts.WeightDType {
+	case "auto", "f32", "bf16", "f16":
+	default:
+		return nil, fmt.Errorf("--weights-dtype %q: expected auto, f32, bf16 or f16", opts.WeightDType)
+	}
 	stop := startSpinner("loading " + ref)
 	defer stop()
 	return model.Open(ref, opts)
