@@ -7,11 +7,14 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"tether/internal/kernels"
 )
 
 // DefaultBandwidthBytes is the buffer size MeasureBandwidth reads when given bytes <= 0: large
@@ -143,4 +146,51 @@ func parseVmHWM(r io.Reader) (int64, error) {
 		return 0, fmt.Errorf("reading: %w", err)
 	}
 	return 0, fmt.Errorf("field VmHWM not found")
+}
+
+// BandwidthSample is the memory read bandwidth of several timed passes, in GB/s.
+type BandwidthSample struct {
+	Median float64 `json:"median_gbps"`
+	Min    float64 `json:"min_gbps"`
+	Max    float64 `json:"max_gbps"`
+	Passes int     `json:"passes"`
+}
+
+// MeasureVectorBandwidth reads a buffer of bytes (<= 0: DefaultBandwidthBytes), written once
+// first so every page is mapped, passes times with kernels.ReadBandwidth (vector loads on a
+// persistent pool of GOMAXPROCS workers, the way the cpu backend's products read weights) and
+// returns the median, slowest and fastest pass. Decoding one token reads every weight once, so
+// weight bytes / the median is the floor on decode time.
+func MeasureVectorBandwidth(bytes int64, passes int) BandwidthSample {
+	if bytes <= 0 {
+		bytes = DefaultBandwidthBytes
+	}
+	passes = max(passes, 1)
+	buf := make([]byte, bytes)
+	for i := range buf {
+		buf[i] = byte(i)
+	}
+	pool := kernels.NewPool(0)
+	defer pool.Close()
+	kernels.ReadBandwidth(pool, buf) // warm-up: workers started, pages touched
+	rates := make([]float64, passes)
+	for i := range rates {
+		rates[i] = kernels.ReadBandwidth(pool, buf) / 1e9
+	}
+	return BandwidthSample{Median: median(rates), Min: slices.Min(rates), Max: slices.Max(rates), Passes: passes}
+}
+
+// median returns the median of xs (the mean of the middle two for an even
+// count; 0 for none) without reordering xs.
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
 }

@@ -368,3 +368,17 @@ func CheckpointDType(src weights.TensorSource) dtypes.DType {
 	}
 	return dtypes.Float32
 }
+
+// HeldWeightBytes is the storage of the model's weights as the backend
+// holds them (in their dtype): what one decode step reads at most.
+func (m *Model) HeldWeightBytes() int64 {
+	var n int64
+	for _, p := range m.params {
+		n += int64(p.Shape().Memory())
+	}
+	return n
+}
+
+// WeightDType is the dtype the model's projection and embedding matrices
+// are held in.
+func (m *Model) WeightDType() dtypes.DType { return m.weightDType }

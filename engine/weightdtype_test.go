@@ -70,7 +70,7 @@ func TestCheckpointDTypeByDefault(t *testing.T) {
 		if c.m.weightDType != c.want {
 			t.Errorf("%s: weights held as %s, want %s", c.name, c.m.weightDType, c.want)
 		}
-		got, full := heldBytes(c.m), heldBytes(f32)
+		got, full := c.m.HeldWeightBytes(), f32.HeldWeightBytes()
 		matrices := 2 * cfg32.ParamCount() // what 16-bit storage saves is the matrices' half
 		if c.bytesX2 && (got >= full || full-got > matrices || full-got < matrices*9/10) {
 			t.Errorf("%s: %d bytes of weights, want about half of float32's %d (all but the norms)", c.name, got, full)
@@ -94,13 +94,4 @@ func TestCheckpointDTypeByDefault(t *testing.T) {
 	if d := maxRelDiff(flatten(got.AllLogits[0]), flatten(want.AllLogits[0])); d > 5e-2 || d == 0 {
 		t.Errorf("bf16 checkpoint as bfloat16 vs as float32: logits differ by %g, want within (0, 5e-2]", d)
 	}
-}
-
-// heldBytes is the storage of m's weight buffers on the backend.
-func heldBytes(m *Model) int64 {
-	var n int64
-	for _, p := range m.params {
-		n += int64(p.Shape().Memory())
-	}
-	return n
 }
