@@ -38,8 +38,15 @@ func runBenchPerf(args []string) error {
 	}
 	// --weights-dtype may list several dtypes here: each is loaded and
 	// measured in turn.
-	for _, dt := range strings.Split(weightsDType, ",") {
-		if err := benchPerfOne(*mf.ref, *mf.backend, strings.TrimSpace(dt), o, *asJSON); err != nil {
+	dts := strings.Split(weightsDType, ",")
+	for i, dt := range dts {
+		dts[i] = strings.TrimSpace(dt)
+		if err := checkWeightsDType(dts[i]); err != nil {
+			return fmt.Errorf("bench perf: %w", err)
+		}
+	}
+	for _, dt := range dts {
+		if err := benchPerfOne(*mf.ref, *mf.backend, dt, o, *asJSON); err != nil {
 			return err
 		}
 	}

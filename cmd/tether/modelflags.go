@@ -1,8 +1,6 @@
 package main
 
 import (
-	"fmt"
-
 	"github.com/spf13/pflag"
 
 	"tether/model"
@@ -26,10 +24,8 @@ func openModel(ref string, opts model.Options) (*model.Model, error) {
 	if opts.WeightDType == "" {
 		opts.WeightDType = weightsDType
 	}
-	switch opts.WeightDType {
-	case "auto", "f32", "bf16", "f16":
-	default:
-		return nil, fmt.Errorf("--weights-dtype %q: expected auto, f32, bf16 or f16", opts.WeightDType)
+	if err := checkWeightsDType(opts.WeightDType); err != nil {
+		return nil, err
 	}
 	stop := startSpinner("loading " + ref)
 	defer stop()
@@ -58,4 +54,14 @@ func (f modelFlags) parseAndOpen(fs *pflag.FlagSet, args []string, opts model.Op
 	}
 	opts.Backend = *f.backend
 	return openModel(*f.ref, opts)
+}
+
+// checkWeightsDType refuses a --weights-dtype value other than auto, f32,
+// bf16 and f16 with a usage error.
+func checkWeightsDType(dtype string) error {
+	switch dtype {
+	case "auto", "f32", "bf16", "f16":
+		return nil
+	}
+	return usageErrorf("--weights-dtype %q: expected auto, f32, bf16 or f16", dtype)
 }
