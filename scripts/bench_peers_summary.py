@@ -45,7 +45,8 @@ def fmt(vals):
     if not vals:
         return "n/a"
     v = sorted(vals)
-    return "%.3g (%.3g-%.3g)" % (statistics.median(v), v[0], v[-1])
+    num = lambda x: "%.0f" % x if abs(x) >= 100 else "%.3g" % x
+    return "%s (%s-%s)" % (num(statistics.median(v)), num(v[0]), num(v[-1]))
 
 
 def ratio(a, b):
@@ -56,7 +57,7 @@ def main():
     d = sys.argv[1]
     t32, t16 = lines(os.path.join(d, "tether-f32.jsonl")), lines(os.path.join(d, "tether-bf16.jsonl"))
     l32, l16 = lines(os.path.join(d, "llama-f32.jsonl")), lines(os.path.join(d, "llama-f16.jsonl"))
-    rounds = len(t32)
+    rounds = len({r["round"] for r in t32 + t16 + l32 + l16})
     bw = [r["bandwidth_gbps"] for r in t32 + t16]
     print("rounds: %d; bandwidth (vector reader, GB/s, every tether run): %s" % (rounds, fmt(bw)))
     print()
