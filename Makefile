@@ -4,13 +4,14 @@ BIN     := bin/tether
 # Fuzz time per target for `make fuzz`.
 FUZZTIME ?= 30s
 
-.PHONY: help build test demo bench lint fuzz clean device-binary device-bundle
+.PHONY: help build test demo bench bench-peers lint fuzz clean device-binary device-bundle
 
 help:
 	@echo "make build   build bin/tether (pure Go, CGO not required)"
 	@echo "make test    vet and run every test (what CI runs)"
 	@echo "make demo    run the demo on the bundled stories260K model"
 	@echo "make bench   Go benchmarks plus 'tether bench perf' on a SmolLM2-135M-shaped random model"
+	@echo "make bench-peers  tether against llama.cpp's llama-bench on the same weights (needs ../shared/peers; ROUNDS=3)"
 	@echo "make lint    gofmt, go vet, and go mod tidy -diff (go.mod/go.sum as tidy leaves them)"
 	@echo "make fuzz    run every fuzz target for FUZZTIME (default 30s) each"
 	@echo "make device-binary  bin/tether-cgo: tether with cgo, for the XLA (GPU) backend (needs gcc)"
@@ -32,6 +33,9 @@ bench: build
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./tokenizer/ ./engine/ ./bench/
 	./$(BIN) testmodel --config weights/testdata/configs/smollm2-135m-instruct.json --out .tether/bench/smollm2-135m --seed 1
 	./$(BIN) bench perf --model .tether/bench/smollm2-135m --json
+
+bench-peers: build
+	bash scripts/bench-peers.sh
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -8,40 +8,48 @@ import (
 	"testing"
 )
 
-func TestSumWords(t *testing.T) {
-	for _, n := range []int{0, 1, 7, 8, 9, 15, 16, 17, 1000, 1 << 16} {
-		words := make([]uint64, n)
-		for i := range words {
-			words[i] = uint64(i)
-		}
-		want := uint64(n) * uint64(max(n-1, 0)) / 2 // 0 + 1 + ... + n-1
-		if got := sumWords(words); got != want {
-			t.Errorf("sumWords(0..%d) = %d, want %d", n-1, got, want)
-		}
+// TestMeasureVectorBandwidthSanity checks only that results are positive, finite, physically
+// plausible and ordered (min <= median <= max); it sets no speed threshold.
+func TestMeasureVectorBandwidthSanity(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		bytes  int64
+		passes int
+	}{
+		{"32 MiB, 3 passes", 32 << 20, 3},
+		{"odd size, 1 pass", 1<<20 + 77, 1},
+		{"passes 0 means 1", 4 << 20, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := MeasureVectorBandwidth(tc.bytes, tc.passes)
+			for _, v := range []float64{s.Min, s.Median, s.Max} {
+				if math.IsNaN(v) || math.IsInf(v, 0) || v <= 0 || v > 1e5 {
+					t.Fatalf("MeasureVectorBandwidth(%d, %d) = %+v GB/s, want positive plausible figures", tc.bytes, tc.passes, s)
+				}
+			}
+			if s.Min > s.Median || s.Median > s.Max || s.Passes != max(tc.passes, 1) {
+				t.Errorf("MeasureVectorBandwidth(%d, %d) = %+v: want min <= median <= max and %d passes", tc.bytes, tc.passes, s, max(tc.passes, 1))
+			}
+		})
 	}
 }
 
-// TestMeasureBandwidthSanity checks only that results are positive, finite and physically
-// plausible; it sets no speed threshold.
-func TestMeasureBandwidthSanity(t *testing.T) {
-	cases := []struct {
-		name    string
-		threads int
-		bytes   int64
+func TestMedian(t *testing.T) {
+	for _, c := range []struct {
+		xs   []float64
+		want float64
 	}{
-		{"one thread", 1, 64 << 20},
-		{"two threads", 2, 64 << 20},
-		{"default threads", 0, 32 << 20},
-		{"tiny buffer", 3, 100},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			gbps := MeasureBandwidth(tc.threads, tc.bytes)
-			if math.IsNaN(gbps) || math.IsInf(gbps, 0) || gbps <= 0 || gbps > 1e5 {
-				t.Fatalf("MeasureBandwidth(%d, %d) = %v GB/s, want a positive plausible figure", tc.threads, tc.bytes, gbps)
+		{nil, 0}, {[]float64{3}, 3}, {[]float64{5, 1, 3}, 3}, {[]float64{4, 1, 3, 2}, 2.5}, {[]float64{2, 2, 9, 2}, 2},
+	} {
+		in := append([]float64(nil), c.xs...)
+		if got := median(c.xs); got != c.want {
+			t.Errorf("median(%v) = %v, want %v", c.xs, got, c.want)
+		}
+		for i := range in {
+			if in[i] != c.xs[i] {
+				t.Errorf("median reordered its input: %v, was %v", c.xs, in)
 			}
-			t.Logf("MeasureBandwidth(%d, %d) = %.1f GB/s", tc.threads, tc.bytes, gbps)
-		})
+		}
 	}
 }
 

@@ -14,38 +14,62 @@ import (
 
 // PerfOptions sets the sizes `tether bench perf` measures.
 type PerfOptions struct {
-	PrefillTokens int // prompt length for the prefill measurement
-	DecodeTokens  int // new tokens per decode measurement
-	PromptTokens  int // prompt length before decoding
-	Repeats       int // each measurement is the best of this many runs
-	// ComputeWeightBytes is what one decode step reads: the weights in the
-	// dtype the backend computes in (float32 on the CPU backend).
+	// PrefillLengths are the prompt lengths of the prefill measurements
+	// (default 128 and 512).
+	PrefillLengths []int
+	DecodeTokens   int // new tokens per decode measurement
+	PromptTokens   int // prompt length before decoding
+	Repeats        int // each measurement is the median of this many runs (after a warm-up)
+	// ComputeWeightBytes is what one decode step reads: the weights as the
+	// backend holds them (engine.Model.HeldWeightBytes).
 	ComputeWeightBytes int64
+	// WeightDType names the dtype the weights are held in, for the report.
+	WeightDType string
 	// DecodeBatches are the batch sizes of the decode measurements
-	// (default 1 and 8).
+	// (default 1, 8 and 32).
 	DecodeBatches []int
 	// BandwidthGBps, when > 0, is the memory bandwidth the decode floor is
 	// computed from (a GPU's, measured outside tether); 0 measures this
-	// machine's CPU memory bandwidth (MeasureBandwidth).
+	// machine's CPU memory bandwidth (MeasureVectorBandwidth).
 	BandwidthGBps float64
+	// Steer also measures capped decoding (8 layers) against uncapped
+	// (SteerOverhead, with DecodeTokens, PromptTokens and Repeats).
+	Steer bool
 }
 
 // DefaultPerfOptions are the sizes used when a field is zero.
-var DefaultPerfOptions = PerfOptions{PrefillTokens: 128, DecodeTokens: 32, PromptTokens: 16, Repeats: 3, DecodeBatches: []int{1, 8}}
+var DefaultPerfOptions = PerfOptions{PrefillLengths: []int{128, 512}, DecodeTokens: 32, PromptTokens: 16, Repeats: 3, DecodeBatches: []int{1, 8, 32}}
+
+// bandwidthPasses is how many passes of the vector reader the bandwidth is
+// the median of.
+const bandwidthPasses = 9
 
 // PerfReport is the result of Perf; its JSON keys are the ones documented
-// for `tether bench perf --json`.
+// for `tether bench perf --json`. Every rate is the median of Repeats runs;
+// the *_samples keys hold the runs themselves. The fractions are of the
+// floor: a rate in tokens/s over FloorDecodeTPS (bandwidth / weight bytes
+// per token), so a batch (which reads the weights once for all its
+// sequences) can exceed 1.
 type PerfReport struct {
-	PrefillTPS      float64 `json:"prefill_tps"`
+	WeightDType     string  `json:"weight_dtype"`
+	PrefillTPS      float64 `json:"prefill_tps"` // at the first prefill length
 	DecodeTPSBatch1 float64 `json:"decode_tps_batch1"`
 	DecodeTPSBatch8 float64 `json:"decode_tps_batch8"` // total new tokens/s over the batch
+	// PrefillTPSByTokens is the prefill rate at every prompt length.
+	PrefillTPSByTokens map[int]float64   `json:"prefill_tps_by_tokens"`
+	PrefillSamples     map[int][]float64 `json:"prefill_tps_samples_by_tokens"`
+	PrefillOverFloor   map[int]float64   `json:"prefill_over_floor_by_tokens"`
 	// DecodeTPS is the total new tokens/s for every batch size measured.
-	DecodeTPS      map[int]float64 `json:"decode_tps_by_batch"`
-	FloorDecodeTPS float64         `json:"floor_decode_tps"` // bandwidth / weight bytes
-	DecodeVsFloor  float64         `json:"decode_batch1_over_floor"`
-	BandwidthGBps  float64         `json:"bandwidth_gbps"`
-	// BandwidthSource is "measured" (this machine's CPU memory, now) or
-	// "given" (PerfOptions.BandwidthGBps).
+	DecodeTPS       map[int]float64   `json:"decode_tps_by_batch"`
+	DecodeSamples   map[int][]float64 `json:"decode_tps_samples_by_batch"`
+	DecodeOverFloor map[int]float64   `json:"decode_over_floor_by_batch"`
+	FloorDecodeTPS  float64           `json:"floor_decode_tps"` // bandwidth / weight bytes
+	DecodeVsFloor   float64           `json:"decode_batch1_over_floor"`
+	BandwidthGBps   float64           `json:"bandwidth_gbps"`
+	// Bandwidth is the spread of the measured passes (absent when given).
+	Bandwidth *BandwidthSample `json:"bandwidth,omitempty"`
+	// BandwidthSource is "measured" (this machine's CPU memory, now, with
+	// the vector reader) or "given" (PerfOptions.BandwidthGBps).
 	BandwidthSource   string `json:"bandwidth_source"`
 	WeightBytes       int64  `json:"weight_bytes"`
 	PeakRSSBytes      int64  `json:"peak_rss_bytes"`
@@ -54,6 +78,10 @@ type PerfReport struct {
 	DecodeTokens      int    `json:"decode_tokens"`
 	Repeats           int    `json:"repeats"`
 	MeasurementMillis int64  `json:"measurement_ms"`
+	// Steer is capped against uncapped decoding (PerfOptions.Steer), and
+	// CappedOverUncapped its median back-to-back ratio.
+	Steer              *SteerReport `json:"steer,omitempty"`
+	CappedOverUncapped float64      `json:"capped_over_uncapped,omitempty"`
 	// Compilations is the number of step graphs the model built during
 	// the measurements (warm-ups included); CompilesAfterWarmup those built
 	// during timed runs, which should be none; CompileBuckets the graphs
@@ -79,14 +107,15 @@ func Perf(ctx context.Context, m *engine.Model, opts PerfOptions) (PerfReport, e
 		}
 		return ids
 	}
-	r := PerfReport{Threads: runtime.GOMAXPROCS(0), PrefillTokens: opts.PrefillTokens,
+	r := PerfReport{WeightDType: opts.WeightDType, Threads: runtime.GOMAXPROCS(0), PrefillTokens: opts.PrefillLengths[0],
 		DecodeTokens: opts.DecodeTokens, Repeats: opts.Repeats, WeightBytes: opts.ComputeWeightBytes,
-		DecodeTPS: map[int]float64{}}
+		PrefillTPSByTokens: map[int]float64{}, PrefillSamples: map[int][]float64{}, PrefillOverFloor: map[int]float64{},
+		DecodeTPS: map[int]float64{}, DecodeSamples: map[int][]float64{}, DecodeOverFloor: map[int]float64{}}
 	compiled := m.Compilations()
-	// timed is bestOf counting the graphs built after the warm-up run.
-	timed := func(f func() (float64, error)) (float64, error) {
+	// timed is medianOf counting the graphs built after the warm-up run.
+	timed := func(f func() (float64, error)) (float64, []float64, error) {
 		calls := 0
-		return bestOf(opts.Repeats, func() (float64, error) {
+		return medianOf(opts.Repeats, func() (float64, error) {
 			before := m.Compilations()
 			v, err := f()
 			if calls > 0 {
@@ -97,20 +126,23 @@ func Perf(ctx context.Context, m *engine.Model, opts PerfOptions) (PerfReport, e
 		})
 	}
 
-	// Prefill: one sequence of PrefillTokens, one new token.
-	best, err := timed(func() (float64, error) {
-		res, err := generate(ctx, m, [][]int{prompt(opts.PrefillTokens)}, 1)
+	// Prefill: one sequence of each length, one new token.
+	for _, n := range opts.PrefillLengths {
+		med, samples, err := timed(func() (float64, error) {
+			res, err := generate(ctx, m, [][]int{prompt(n)}, 1)
+			if err != nil {
+				return 0, err
+			}
+			return perSecond(n, res[0].PrefillDuration), nil
+		})
 		if err != nil {
-			return 0, err
+			return r, fmt.Errorf("bench perf: prefill %d: %w", n, err)
 		}
-		return perSecond(opts.PrefillTokens, res[0].PrefillDuration), nil
-	})
-	if err != nil {
-		return r, fmt.Errorf("bench perf: prefill: %w", err)
+		r.PrefillTPSByTokens[n], r.PrefillSamples[n] = med, samples
 	}
-	r.PrefillTPS = best
+	r.PrefillTPS = r.PrefillTPSByTokens[opts.PrefillLengths[0]]
 
-	decode := func(batch int) (float64, error) {
+	decode := func(batch int) (float64, []float64, error) {
 		return timed(func() (float64, error) {
 			prompts := make([][]int, batch)
 			for i := range prompts {
@@ -130,21 +162,36 @@ func Perf(ctx context.Context, m *engine.Model, opts PerfOptions) (PerfReport, e
 		})
 	}
 	for _, batch := range opts.DecodeBatches {
-		tps, err := decode(batch)
+		tps, samples, err := decode(batch)
 		if err != nil {
 			return r, fmt.Errorf("bench perf: decode batch %d: %w", batch, err)
 		}
-		r.DecodeTPS[batch] = tps
+		r.DecodeTPS[batch], r.DecodeSamples[batch] = tps, samples
 	}
 	r.DecodeTPSBatch1, r.DecodeTPSBatch8 = r.DecodeTPS[1], r.DecodeTPS[8]
 
+	if opts.Steer {
+		s, err := SteerOverhead(ctx, m, SteerOptions{DecodeTokens: opts.DecodeTokens, PromptTokens: opts.PromptTokens, Repeats: opts.Repeats})
+		if err != nil {
+			return r, fmt.Errorf("bench perf: capped decoding: %w", err)
+		}
+		r.Steer, r.CappedOverUncapped = &s, s.MedianPairRatio
+	}
+
 	r.BandwidthGBps, r.BandwidthSource = opts.BandwidthGBps, "given"
 	if r.BandwidthGBps <= 0 {
-		r.BandwidthGBps, r.BandwidthSource = MeasureBandwidth(0, 0), "measured"
+		bw := MeasureVectorBandwidth(0, bandwidthPasses)
+		r.Bandwidth, r.BandwidthGBps, r.BandwidthSource = &bw, bw.Median, "measured"
 	}
 	if opts.ComputeWeightBytes > 0 {
 		r.FloorDecodeTPS = r.BandwidthGBps * 1e9 / float64(opts.ComputeWeightBytes)
 		r.DecodeVsFloor = r.DecodeTPSBatch1 / r.FloorDecodeTPS
+		for b, v := range r.DecodeTPS {
+			r.DecodeOverFloor[b] = v / r.FloorDecodeTPS
+		}
+		for n, v := range r.PrefillTPSByTokens {
+			r.PrefillOverFloor[n] = v / r.FloorDecodeTPS
+		}
 	}
 	if rss, err := PeakRSS(); err == nil {
 		r.PeakRSSBytes = rss
@@ -161,8 +208,8 @@ func Perf(ctx context.Context, m *engine.Model, opts PerfOptions) (PerfReport, e
 
 func withDefaults(o PerfOptions) PerfOptions {
 	d := DefaultPerfOptions
-	if o.PrefillTokens <= 0 {
-		o.PrefillTokens = d.PrefillTokens
+	if len(o.PrefillLengths) == 0 {
+		o.PrefillLengths = d.PrefillLengths
 	}
 	if o.DecodeTokens <= 1 {
 		o.DecodeTokens = d.DecodeTokens
@@ -204,6 +251,23 @@ func bestOf(n int, f func() (float64, error)) (float64, error) {
 		best = max(best, v)
 	}
 	return best, nil
+}
+
+// medianOf runs f once to warm up (compilation) and then n times, returning
+// the median rate and the n rates.
+func medianOf(n int, f func() (float64, error)) (float64, []float64, error) {
+	if _, err := f(); err != nil {
+		return 0, nil, err
+	}
+	rates := make([]float64, n)
+	for i := range rates {
+		v, err := f()
+		if err != nil {
+			return 0, nil, err
+		}
+		rates[i] = v
+	}
+	return median(rates), rates, nil
 }
 
 func perSecond(n int, d time.Duration) float64 {

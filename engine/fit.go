@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 
@@ -126,28 +127,27 @@ type MemoryPlan struct {
 func PlanMemory(cfg *weights.Config, checkpointBytes int64, backend string, opts LoadOptions, w MemoryWorkload, avail AvailableMemory) (MemoryPlan, error) {
 	xla := strings.HasPrefix(backend, "xla:")
 	dtype := opts.WeightDType
-	if dtype == "" {
-		dtype = "float32"
-		if xla {
-			dtype = "bfloat16"
-		}
+	if xla && (dtype == "" || dtype == "auto") {
+		dtype = "bfloat16"
 	}
-	var elem int64
-	switch dtype {
-	case "float32":
-		elem = 4
-	case "bfloat16":
-		elem = 2
-	default:
-		return MemoryPlan{}, fmt.Errorf("engine: memory plan: weight dtype %q: expected float32 or bfloat16", dtype)
+	// On the CPU backends EstimateMemory names the dtype (it depends on
+	// the checkpoint's); this is the XLA one.
+	dtype, elem, err := heldWeightDType(backend, dtype, 4)
+	if err != nil {
+		return MemoryPlan{}, fmt.Errorf("engine: memory plan: %w", err)
 	}
 	plan := func(w MemoryWorkload) (MemoryPlan, error) {
 		p := MemoryPlan{Backend: backend, Available: avail, Requested: w, Workload: w, WeightDType: dtype}
 		if !xla {
-			e, err := EstimateMemory(cfg, checkpointBytes, 0, w)
+			cpu := "cpu"
+			if strings.HasPrefix(backend, "go") {
+				cpu = "go"
+			}
+			e, err := EstimateMemory(cfg, checkpointBytes, 0, cpu, opts, w)
 			if err != nil {
 				return p, err
 			}
+			p.WeightDType = e.WeightDType
 			p.Weights, p.KVCache, p.Workspace, p.Other = e.Weights, e.KVCache, e.Workspace, e.Mapped+e.GCHeadroom
 			p.CacheSlots = cacheBucket(promptBucket(w.Prompt, true)+w.NewTokens+1, true)
 		} else {
@@ -160,7 +160,7 @@ func PlanMemory(cfg *weights.Config, checkpointBytes int64, backend string, opts
 			S := int64(p.CacheSlots)
 			p.Weights = cfg.ParamCount() * elem
 			p.KVCache = kvCacheBytes(cfg, w.Batch, S)
-			p.Workspace = blockStepBytes(cfg, w.Batch, int64(min(T, prefillChunk)), S) + 4*int64(w.Batch)*int64(cfg.VocabSize)*2
+			p.Workspace = blockStepBytes(cfg, w.Batch, int64(min(T, prefillChunk)), S, int64(runtime.GOMAXPROCS(0))) + 4*int64(w.Batch)*int64(cfg.VocabSize)*2
 		}
 		p.Need = p.Weights + p.KVCache + p.Workspace + p.Other
 		return p, nil

@@ -56,7 +56,7 @@ func TestPlanMemoryGoBackendIsTheEstimate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := EstimateMemory(cfg, 12345, 0, w)
+	e, err := EstimateMemory(cfg, 12345, 0, "go", LoadOptions{}, w)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -60,35 +60,23 @@ func (ld *loader) uploadAs(dtype dtypes.DType, name string, fill func(dst []floa
 	be := ld.m.backend
 	shape := shapes.Make(dtype, dims...)
 	var buf backends.Buffer
-	if dtype == dtypes.Float32 && (be.String() == simplego.BackendName || be.String() == cpubackend.BackendName) && be.HasSharedBuffers() {
+	shared := (be.String() == simplego.BackendName || be.String() == cpubackend.BackendName) && be.HasSharedBuffers()
+	if shared && (dtype == dtypes.Float32 || be.String() == cpubackend.BackendName) {
+		// The backend's own storage is filled (16-bit weights through one
+		// float32 scratch copy): the weights are held once, in their dtype.
 		b, flat, err := be.NewSharedBuffer(0, shape)
 		if err != nil {
 			return -1, fmt.Errorf("engine: allocating tensor %q %v: %w", name, dims, err)
 		}
-		if err := fill(flat.([]float32)); err != nil {
+		if err := fillAs(flat, shape.Size(), fill); err != nil {
 			_ = be.BufferFinalize(b)
 			return -1, err
 		}
 		buf = b
 	} else {
-		host := make([]float32, shape.Size())
-		if err := fill(host); err != nil {
+		flat, err := hostAs(dtype, shape.Size(), fill)
+		if err != nil {
 			return -1, err
-		}
-		var flat any = host
-		switch dtype {
-		case dtypes.BFloat16:
-			bf := make([]bfloat16.BFloat16, len(host))
-			for i, v := range host {
-				bf[i] = bfloat16.FromBits(weights.BF16FromFloat32(v))
-			}
-			flat = bf
-		case dtypes.Float16:
-			h := make([]float16.Float16, len(host))
-			for i, v := range host {
-				h[i] = float16.Fromfloat32(v)
-			}
-			flat = h
 		}
 		b, err := be.BufferFromFlatData(0, flat, shape)
 		if err != nil {
@@ -102,6 +90,47 @@ func (ld *loader) uploadAs(dtype dtypes.DType, name string, fill func(dst []floa
 	}
 	ld.m.params = append(ld.m.params, t)
 	return len(ld.m.params) - 1, nil
+}
+
+// fillAs runs fill on float32 values and stores them in flat, a []float32,
+// []bfloat16.BFloat16 or []float16.Float16 of n elements (16-bit values
+// rounded to nearest even).
+func fillAs(flat any, n int, fill func(dst []float32) error) error {
+	if f, ok := flat.([]float32); ok {
+		return fill(f)
+	}
+	host := make([]float32, n)
+	if err := fill(host); err != nil {
+		return err
+	}
+	switch dst := flat.(type) {
+	case []bfloat16.BFloat16:
+		for i, v := range host {
+			dst[i] = bfloat16.FromBits(weights.BF16FromFloat32(v))
+		}
+	case []float16.Float16:
+		for i, v := range host {
+			dst[i] = float16.Fromfloat32(v)
+		}
+	default:
+		return fmt.Errorf("engine: weight storage %T, expected float32, bfloat16 or float16", flat)
+	}
+	return nil
+}
+
+// hostAs returns n values written by fill as a new slice of dtype (Float32,
+// BFloat16 or Float16).
+func hostAs(dtype dtypes.DType, n int, fill func(dst []float32) error) (any, error) {
+	var flat any
+	switch dtype {
+	case dtypes.BFloat16:
+		flat = make([]bfloat16.BFloat16, n)
+	case dtypes.Float16:
+		flat = make([]float16.Float16, n)
+	default:
+		flat = make([]float32, n)
+	}
+	return flat, fillAs(flat, n, fill)
 }
 
 // concat returns a fill function copying the named tensors, checked

@@ -22,30 +22,39 @@ type MemoryWorkload struct {
 }
 
 // MemoryEstimate is the peak resident memory of a process that loads a
-// model on the CPU ("go") backend and runs a workload, by term. See
+// model on a CPU backend ("cpu" or "go") and runs a workload, by term. See
 // EstimateMemory for the model behind each term.
 type MemoryEstimate struct {
 	Workload MemoryWorkload
+	// Backend is the backend estimated for ("cpu" or "go"), and
+	// WeightDType the dtype the weights are held in there.
+	Backend, WeightDType string
 	// Baseline is the process before the model is opened: the binary, the
 	// Go runtime and GoMLX (measured by the caller, see ProcessRSS).
 	Baseline int64
 	// Mapped is the checkpoint: its files are memory-mapped and every byte
 	// is read while loading, so they stay resident while the model is open.
 	Mapped int64
-	// Weights is the weights as the backend holds them (float32 on "go").
+	// Weights is the weights as the backend holds them (float32 on "go";
+	// the checkpoint's dtype on "cpu" unless another is asked for).
 	Weights int64
 	// KVCache is the K and V caches of the batch (float32), over the cache
 	// slots the engine allocates for the context.
 	KVCache int64
-	// Workspace is the buffers of the largest step (the prefill chunk):
-	// attention scores, projections, MLP activations, the new caches and
-	// the logits.
+	// Workspace is the buffers of the largest step: on "go" one block of
+	// the prefill chunk (attention scores, projections, MLP activations,
+	// the new caches) and the logits; on "cpu", which keeps every buffer
+	// in a pool by size, one block of the prefill chunk and one of a decode
+	// step, and the logits of both.
 	Workspace int64
 	// GCHeadroom is the garbage the Go collector lets accumulate before it
 	// runs: GOGC percent (default 100) of the live heap (weights, cache and
 	// workspace; at least the collector's 4 MiB minimum heap goal), or less
-	// when the whole run allocates less (every step's buffers become
-	// garbage).
+	// when the whole run allocates less: on "go" every step's buffers
+	// become garbage; on "cpu" only the float32 copies made while loading
+	// (a 16-bit checkpoint read as float32, float32 values rounded to
+	// 16-bit storage), when only the weights are live, so this term is
+	// what the loading peak exceeds the live heap of the run by.
 	GCHeadroom int64
 	// GOGC is the collector setting used for GCHeadroom.
 	GOGC int
@@ -55,39 +64,103 @@ type MemoryEstimate struct {
 
 // EstimateMemory estimates the peak resident memory of a process (whose
 // resident memory before opening the model is baseline) that opens the
-// model of cfg, stored in checkpointBytes of safetensors, on the CPU ("go")
-// backend and generates w. The terms are described on MemoryEstimate; the
-// Go heap holds the weights, cache and workspace (the live heap) plus up to
-// GOGC percent of it in garbage, and the mapped checkpoint comes on top.
-func EstimateMemory(cfg *weights.Config, checkpointBytes, baseline int64, w MemoryWorkload) (MemoryEstimate, error) {
+// model of cfg, stored in checkpointBytes of safetensors, on backend ("cpu",
+// "" for the default, or "go") with the weight dtype of opts, and generates
+// w. The terms are described on MemoryEstimate; the Go heap holds the
+// weights, cache and workspace (the live heap) plus up to GOGC percent of it
+// in garbage, and the mapped checkpoint comes on top.
+func EstimateMemory(cfg *weights.Config, checkpointBytes, baseline int64, backend string, opts LoadOptions, w MemoryWorkload) (MemoryEstimate, error) {
 	if w.Batch < 1 || w.Prompt < 1 || w.NewTokens < 0 {
 		return MemoryEstimate{}, fmt.Errorf("engine: memory workload batch %d, prompt %d, new tokens %d: expected batch >= 1, prompt >= 1, new tokens >= 0",
 			w.Batch, w.Prompt, w.NewTokens)
 	}
+	if backend == "" {
+		backend = "cpu"
+	}
+	if backend != "cpu" && backend != "go" {
+		return MemoryEstimate{}, fmt.Errorf("engine: memory estimate for backend %q: expected \"cpu\" or \"go\"", backend)
+	}
 	const f32 = 4
+	params := cfg.ParamCount()
+	// Bytes per parameter in the checkpoint (4, or 2 for BF16/F16).
+	stored := int64(4)
+	if checkpointBytes < 3*params {
+		stored = 2
+	}
+	dtype, elem, err := heldWeightDType(backend, opts.WeightDType, stored)
+	if err != nil {
+		return MemoryEstimate{}, err
+	}
 	L, V := int64(cfg.NumLayers), int64(cfg.VocabSize)
-	// The go backend's buckets (see promptLength and cacheLength).
+	// The CPU backends' buckets (see promptLength and cacheLength).
 	T := int64(promptBucket(w.Prompt, true))
 	S := int64(cacheBucket(int(T)+w.NewTokens+1, true))
 	chunk := min(T, int64(prefillChunk))
-	e := MemoryEstimate{Workload: w, Baseline: baseline, Mapped: checkpointBytes, GOGC: gogc()}
-	e.Weights = cfg.ParamCount() * f32
+	e := MemoryEstimate{Workload: w, Backend: backend, WeightDType: dtype, Baseline: baseline, Mapped: checkpointBytes, GOGC: gogc()}
+	e.Weights = params * elem
 	e.KVCache = kvCacheBytes(cfg, w.Batch, S)
 	logits := f32 * int64(w.Batch) * V * 2
-	// Blocks run one after the other and free their buffers, so the live
-	// workspace is one block's buffers and the logits.
-	e.Workspace = blockStepBytes(cfg, w.Batch, chunk, S) + logits
+	var garbage int64
+	if backend == "go" {
+		split := int64(runtime.GOMAXPROCS(0))
+		// Blocks run one after the other and free their buffers, so the live
+		// workspace is one block's buffers and the logits.
+		e.Workspace = blockStepBytes(cfg, w.Batch, chunk, S, split) + logits
+		// Every step leaves all its blocks' buffers as garbage; the collector
+		// runs when the garbage reaches GOGC percent of the live heap.
+		chunks := (T + chunk - 1) / chunk
+		garbage = chunks*(L*blockStepBytes(cfg, w.Batch, chunk, S, split)+logits) + int64(w.NewTokens)*(L*blockStepBytes(cfg, w.Batch, 1, S, split)+logits)
+	} else {
+		// Pooled buffers are reused from block to block and step to step,
+		// one set per size: the prefill chunk's and the decode step's.
+		e.Workspace = blockStepBytes(cfg, w.Batch, chunk, S, 0) + logits
+		if w.NewTokens > 0 {
+			e.Workspace += blockStepBytes(cfg, w.Batch, 1, S, 0) + f32*int64(w.Batch)*V
+		}
+		// Loading: a 16-bit checkpoint is read as float32, and 16-bit
+		// storage is filled through a float32 copy.
+		if stored == 2 {
+			garbage += params * f32
+		}
+		if elem == 2 {
+			garbage += params * f32
+		}
+	}
 	live := e.Weights + e.KVCache + e.Workspace
-	// Every step leaves all its blocks' buffers as garbage; the collector
-	// runs when the garbage reaches GOGC percent of the live heap.
-	chunks := (T + chunk - 1) / chunk
-	garbage := chunks*(L*blockStepBytes(cfg, w.Batch, chunk, S)+logits) + int64(w.NewTokens)*(L*blockStepBytes(cfg, w.Batch, 1, S)+logits)
 	// The collector lets the heap grow to GOGC percent above the live heap,
 	// and never runs below its minimum heap goal (4 MiB at GOGC=100).
-	allowed := max(live*int64(e.GOGC)/100, (4<<20)*int64(e.GOGC)/100-live)
-	e.GCHeadroom = min(allowed, garbage)
+	headroom := func(live int64) int64 {
+		return min(max(live*int64(e.GOGC)/100, (4<<20)*int64(e.GOGC)/100-live), garbage)
+	}
+	if backend == "go" {
+		e.GCHeadroom = headroom(live)
+	} else {
+		// The loading garbage comes while only the weights are live; the
+		// pages it leaves are reused by the cache and workspace after.
+		e.GCHeadroom = max(0, e.Weights+headroom(e.Weights)-live)
+	}
 	e.Total = e.Baseline + e.Mapped + live + e.GCHeadroom
 	return e, nil
+}
+
+// heldWeightDType is the dtype (and its size) the weights of a checkpoint
+// with stored bytes per parameter are held in on backend ("cpu" or "go")
+// when asked for dtype (a LoadOptions.WeightDType).
+func heldWeightDType(backend, dtype string, stored int64) (string, int64, error) {
+	switch dtype {
+	case "", "auto":
+		if backend == "cpu" && stored == 2 {
+			return "16-bit (checkpoint)", 2, nil
+		}
+		return "float32", 4, nil
+	case "float32", "f32":
+		return "float32", 4, nil
+	case "bfloat16", "bf16":
+		return "bfloat16", 2, nil
+	case "float16", "f16":
+		return "float16", 2, nil
+	}
+	return "", 0, fmt.Errorf("engine: memory estimate: weight dtype %q: expected float32, bfloat16 or float16", dtype)
 }
 
 // kvCacheBytes is the K and V caches (float32, on every backend) of batch
@@ -101,14 +174,15 @@ func kvCacheBytes(cfg *weights.Config, batch int, slots int64) int64 {
 // their softmax (6 float copies and a boolean mask), the new K and V caches
 // and the values written, projections, rotary, MLP activations (with the
 // broadcast input of the split down projection, one per GOMAXPROCS),
-// residual and norms.
-func blockStepBytes(cfg *weights.Config, batch int, t, slots int64) int64 {
+// residual and norms. split is the number of blocks simplego's down
+// projection is split into (0 on "cpu").
+func blockStepBytes(cfg *weights.Config, batch int, t, slots, split int64) int64 {
 	const f32 = 4
 	B := int64(batch)
 	H, I := int64(cfg.HiddenSize), int64(cfg.IntermediateSize)
 	nH, kvH, hd := int64(cfg.NumHeads), int64(cfg.NumKVHeads), int64(cfg.HeadDim)
 	qkv := (nH + 2*kvH) * hd
-	p := int64(runtime.GOMAXPROCS(0))
+	p := split
 	cacheLayer := B * kvH * slots * hd * f32
 	n := B * t
 	return 6*B*nH*t*slots*f32 + B*nH*t*slots + 4*cacheLayer + f32*n*(3*qkv+(3+p)*I+10*H)

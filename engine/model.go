@@ -111,8 +111,9 @@ func (m *Model) Close() {
 type LoadOptions struct {
 	// WeightDType is the stored dtype of the projection and embedding
 	// matrices: "float32", "bfloat16", "float16" (only on backends with
-	// float16, such as "cpu"), or "" for the backend's default (float32 on
-	// "cpu" and "go", bfloat16 on XLA, where real models run). With
+	// float16, such as "cpu"), or "" (also "auto") for the backend's
+	// default: the checkpoint's own dtype on "cpu" (see CheckpointDType),
+	// float32 on "go", bfloat16 on XLA, where real models run. With
 	// bfloat16 (or float16), products take bfloat16 inputs and their results are
 	// rounded to bfloat16 (as a bfloat16 PyTorch model does); norms,
 	// attention, softmax, hooks and logits stay float32.
@@ -144,9 +145,12 @@ func LoadWithOptions(b backends.Backend, cfg *weights.Config, src weights.Tensor
 	}
 	m.slowCompile = b.String() != simplego.BackendName && b.String() != cpubackend.BackendName
 	switch opts.WeightDType {
-	case "":
-		if m.slowCompile {
+	case "", "auto":
+		switch {
+		case m.slowCompile:
 			m.weightDType = dtypes.BFloat16
+		case b.String() == cpubackend.BackendName:
+			m.weightDType = CheckpointDType(src)
 		}
 	case "float32", "f32":
 	case "bfloat16", "bf16":
@@ -328,3 +332,53 @@ func sortedCopy(xs []int) []int {
 // Changing hook values never adds one; a new hook structure, batch size or
 // padded length does (once).
 func (m *Model) Compilations() int64 { return m.compiles.Load() }
+
+// dtypedSource is a tensor source that can describe its stored tensors
+// (weights.Checkpoint does).
+type dtypedSource interface {
+	Names() []string
+	Info(name string) (weights.TensorInfo, error)
+}
+
+// CheckpointDType is the dtype the "cpu" backend keeps src's weights in by
+// default: BFloat16 when every stored matrix (rank >= 2) is BF16, Float16
+// when every one is F16, else Float32 (also for a source that cannot
+// describe its tensors, or a mixed one).
+func CheckpointDType(src weights.TensorSource) dtypes.DType {
+	ds, ok := src.(dtypedSource)
+	if !ok {
+		return dtypes.Float32
+	}
+	var seen weights.DType
+	for _, name := range ds.Names() {
+		info, err := ds.Info(name)
+		if err != nil || len(info.Shape) < 2 {
+			continue
+		}
+		if seen != "" && info.DType != seen {
+			return dtypes.Float32
+		}
+		seen = info.DType
+	}
+	switch seen {
+	case weights.BF16:
+		return dtypes.BFloat16
+	case weights.F16:
+		return dtypes.Float16
+	}
+	return dtypes.Float32
+}
+
+// HeldWeightBytes is the storage of the model's weights as the backend
+// holds them (in their dtype): what one decode step reads at most.
+func (m *Model) HeldWeightBytes() int64 {
+	var n int64
+	for _, p := range m.params {
+		n += int64(p.Shape().Memory())
+	}
+	return n
+}
+
+// WeightDType is the dtype the model's projection and embedding matrices
+// are held in.
+func (m *Model) WeightDType() dtypes.DType { return m.weightDType }

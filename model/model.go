@@ -61,6 +61,9 @@ type Model struct {
 type Options struct {
 	// Backend is the compute backend name for engine.NewBackend ("" = "cpu").
 	Backend string
+	// WeightDType is engine.LoadOptions.WeightDType: "" or "auto" (the
+	// backend's default), "f32", "bf16" or "f16".
+	WeightDType string
 	// NoWeights opens config, tokenizer and template only (for info, tokenize, template).
 	NoWeights bool
 	// NoTokenizer skips the tokenizer (for a weights-only directory).
@@ -125,7 +128,7 @@ func Open(ref string, opts Options) (*Model, error) {
 			m.Close()
 			return nil, err
 		}
-		if m.Engine, err = engine.Load(backend, cfg, m.checkpoint); err != nil {
+		if m.Engine, err = engine.LoadWithOptions(backend, cfg, m.checkpoint, engine.LoadOptions{WeightDType: opts.WeightDType}); err != nil {
 			m.Close()
 			return nil, fmt.Errorf("model %s: %w", dir, err)
 		}
@@ -145,7 +148,7 @@ func (m *Model) planMemory(opts Options) error {
 	}
 	w := opts.Workload
 	w.Batch, w.Prompt = max(w.Batch, 1), max(w.Prompt, 1)
-	m.Memory, err = engine.PlanMemory(m.Config, m.WeightBytes, opts.Backend, engine.LoadOptions{}, w, avail)
+	m.Memory, err = engine.PlanMemory(m.Config, m.WeightBytes, opts.Backend, engine.LoadOptions{WeightDType: opts.WeightDType}, w, avail)
 	return err
 }
 

@@ -109,6 +109,15 @@ func openBackendReport(name, plugin string) (backendReport, error) {
 	return r, nil
 }
 
+// estimateBackend is the CPU backend the memory estimate of info is for:
+// "go" for go (and its options), else "cpu".
+func estimateBackend(name string) string {
+	if name == "go" || strings.HasPrefix(name, "go:") {
+		return "go"
+	}
+	return "cpu"
+}
+
 func runInfo(args []string) error {
 	baseline, rssErr := engine.ProcessRSS() // this process before the model: binary, runtime, GoMLX
 	fs := newFlags("info", "--model M [--batch B] [--prompt P] [--context C] [--check] | --backend B [--pjrt-plugin PATH] [--json]",
@@ -119,6 +128,7 @@ func runInfo(args []string) error {
 	batch := fs.Int("batch", 1, "memory estimate: sequences generated together")
 	prompt := fs.Int("prompt", 16, "memory estimate: prompt tokens per sequence")
 	context := fs.Int("context", 0, "memory estimate: prompt plus new tokens per sequence (0 = the model's full context)")
+	fs.StringVar(&weightsDType, "weights-dtype", "auto", "memory estimate: dtype the weights are held in: auto (the checkpoint's on cpu, f32 on go), f32, bf16 or f16")
 	check := fs.Bool("check", false, "read every weight and report the first NaN or Inf (tensor and index)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	limit(fs, "batch", atLeast(1))
@@ -167,19 +177,18 @@ func runInfo(args []string) error {
 	if *prompt < 1 || *prompt > ctxLen || ctxLen > c.MaxPositions {
 		return fmt.Errorf("info: --prompt %d, --context %d: expected 1 <= prompt <= context <= the model's context %d", *prompt, ctxLen, c.MaxPositions)
 	}
-	est, err := engine.EstimateMemory(c, m.WeightBytes, baseline, engine.MemoryWorkload{Batch: *batch, Prompt: *prompt, NewTokens: ctxLen - *prompt})
+	est, err := engine.EstimateMemory(c, m.WeightBytes, baseline, estimateBackend(*backendName), engine.LoadOptions{WeightDType: weightsDType}, engine.MemoryWorkload{Batch: *batch, Prompt: *prompt, NewTokens: ctxLen - *prompt})
 	if err != nil {
 		return fmt.Errorf("info: %w", err)
 	}
 	params := c.ParamCount()
-	// The CPU backend computes in float32: every weight becomes 4 bytes.
 	kvPerToken := int64(2 * c.NumLayers * c.NumKVHeads * c.HeadDim * 4)
 	info := modelInfo{
 		Model: m.Name, Dir: m.Dir, Architecture: c.Architecture, Family: string(c.Family),
 		DType: c.TorchDType, Layers: c.NumLayers, Hidden: c.HiddenSize, Intermediate: c.IntermediateSize,
 		Heads: c.NumHeads, KVHeads: c.NumKVHeads, HeadDim: c.HeadDim, Vocab: c.VocabSize,
 		Context: c.MaxPositions, SlidingWindow: c.SlidingWindow, TiedEmbeddings: c.TieEmbeddings,
-		Parameters: params, WeightBytes: m.WeightBytes, ComputeBytes: params * 4,
+		Parameters: params, WeightBytes: m.WeightBytes, ComputeBytes: est.Weights,
 		KVBytesPerToken: kvPerToken, Backend: backend,
 		Memory: memoryReport{Batch: *batch, Prompt: *prompt, NewTokens: est.Workload.NewTokens, Baseline: est.Baseline,
 			Mapped: est.Mapped, Weights: est.Weights, KVCache: est.KVCache, Workspace: est.Workspace,
@@ -205,7 +214,7 @@ func runInfo(args []string) error {
 	}
 	fmt.Fprintf(&b, "\nvocabulary     %d tokens, context %d, tied embeddings %v\n", info.Vocab, info.Context, info.TiedEmbeddings)
 	fmt.Fprintf(&b, "parameters     %s (%d)\n", humanCount(params), params)
-	fmt.Fprintf(&b, "weights        %s on disk, %s as float32 for the CPU backend\n", humanBytes(info.WeightBytes), humanBytes(info.ComputeBytes))
+	fmt.Fprintf(&b, "weights        %s on disk, %s as held by the CPU backend\n", humanBytes(info.WeightBytes), humanBytes(info.ComputeBytes))
 	fmt.Fprintf(&b, "KV cache       %s per token per sequence (f32)\n", humanBytes(kvPerToken))
 	mem := info.Memory
 	fmt.Fprintf(&b, "peak memory    %s on the CPU backend for batch %d, %d prompt + %d new tokens per sequence:\n",
@@ -216,7 +225,7 @@ func runInfo(args []string) error {
 	}{
 		{mem.Baseline, "process baseline: binary, Go runtime, GoMLX (measured now)"},
 		{mem.Mapped, "checkpoint files, memory-mapped and read while loading"},
-		{mem.Weights, "weights as float32 on the backend"},
+		{mem.Weights, "weights as held on the backend"},
 		{mem.KVCache, "KV cache (float32)"},
 		{mem.Workspace, "largest step's buffers (prefill chunk: attention scores, activations, logits)"},
 		{mem.GCHeadroom, fmt.Sprintf("garbage the Go GC lets accumulate (GOGC=%d%% of the live heap; lower GOGC to shrink it)", mem.GOGC)},

@@ -6,15 +6,27 @@ import (
 	"tether/model"
 )
 
+// weightsDType is the --weights-dtype of the command being run (one
+// command per process), applied by openModel.
+var weightsDType = "auto"
+
 // addBackendFlag defines --backend, the compute backend of a command that
-// loads a model (default "cpu").
+// loads a model (default "cpu"), and beside it --weights-dtype.
 func addBackendFlag(fs *pflag.FlagSet) *string {
+	fs.StringVar(&weightsDType, "weights-dtype", "auto", "dtype the weights are held in: auto (the checkpoint's on cpu, f32 on go, bf16 on xla), f32, bf16 or f16 (cpu only)")
 	return fs.String("backend", "cpu", "compute backend: cpu (tether's CPU backend), go (GoMLX's pure-Go backend) or xla:cuda (GPU)")
 }
 
-// openModel opens the model ref with opts behind a "loading REF" spinner; the
+// openModel opens the model ref with opts (the weight dtype from
+// --weights-dtype unless opts sets one) behind a "loading REF" spinner; the
 // caller closes it.
 func openModel(ref string, opts model.Options) (*model.Model, error) {
+	if opts.WeightDType == "" {
+		opts.WeightDType = weightsDType
+	}
+	if err := checkWeightsDType(opts.WeightDType); err != nil {
+		return nil, err
+	}
 	stop := startSpinner("loading " + ref)
 	defer stop()
 	return model.Open(ref, opts)
@@ -42,4 +54,14 @@ func (f modelFlags) parseAndOpen(fs *pflag.FlagSet, args []string, opts model.Op
 	}
 	opts.Backend = *f.backend
 	return openModel(*f.ref, opts)
+}
+
+// checkWeightsDType refuses a --weights-dtype value other than auto, f32,
+// bf16 and f16 with a usage error.
+func checkWeightsDType(dtype string) error {
+	switch dtype {
+	case "auto", "f32", "bf16", "f16":
+		return nil
+	}
+	return usageErrorf("--weights-dtype %q: expected auto, f32, bf16 or f16", dtype)
 }
