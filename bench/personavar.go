@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"tether/model"
 	"tether/personas"
 	"tether/probe"
+	"tether/runstore"
 	"tether/tokenizer"
 )
 
@@ -70,6 +72,12 @@ type PersonaVarianceOptions struct {
 	Progress func(done, total int)
 	// Now stamps the report (default time.Now).
 	Now func() time.Time
+	// Shard, when set, runs only the shard's share of the units (the (persona, form, item)
+	// units whose index in run order is Shard.Index modulo Shard.Count) in the sub-directory
+	// Shard.DirName of Out, and seals the shard when it is complete instead of writing a
+	// report. RunPersonaVariance without Shard on an Out holding shards writes the report of
+	// them all (see mergeVarianceShards). A judge cannot be used with shards.
+	Shard *runstore.Shard
 }
 
 // VarianceSettings are the knobs of a run, stored in run.json and the report.
@@ -134,6 +142,8 @@ type varianceRunner struct {
 	unit    []float32
 	units   []varianceUnit
 	skipped []SkippedAnchor
+	// mine are the units this process runs: all of them, or the shard's share.
+	mine []varianceUnit
 }
 
 // SkippedAnchor is a (persona, form) left out because its prompt does not fit the context.
@@ -149,6 +159,8 @@ type SkippedAnchor struct {
 // answer: the anchor as system prompt, the item as the user turn, rendered by the model's one
 // chat renderer), storing each unit's answers in OUT/answers.jsonl, then writes the report
 // (BuildVarianceReport, WriteVarianceReport). Cancelling ctx loses at most the unit in flight.
+// A shard (PersonaVarianceOptions.Shard) returns no report: the report is written by
+// RunPersonaVariance without Shard once every shard is done.
 func RunPersonaVariance(ctx context.Context, m *model.Model, o PersonaVarianceOptions) (*VarianceReport, error) {
 	r, err := newVarianceRunner(m, o)
 	if err != nil {
@@ -158,21 +170,35 @@ func RunPersonaVariance(ctx context.Context, m *model.Model, o PersonaVarianceOp
 	if err != nil {
 		return nil, err
 	}
-	store, err := openVarianceStore(r.o.Out, man, len(r.o.Seeds))
+	if r.o.Shard == nil && runstore.IsSharded(r.o.Out) {
+		if _, err := os.Stat(filepath.Join(r.o.Out, VarianceManifestFile)); err != nil {
+			return r.mergeVarianceShards(man)
+		}
+	}
+	dir, settingsHash, err := r.shardDir(man)
+	if err != nil {
+		return nil, err
+	}
+	store, err := openVarianceStore(dir, man, len(r.o.Seeds))
 	if err != nil {
 		return nil, err
 	}
 	defer store.close()
+	if r.o.Shard != nil {
+		if err := runstore.WritePlan(dir, *r.o.Shard, len(r.units), unitKeys(r.mine)); err != nil {
+			return nil, fmt.Errorf("bench: variance: %w", err)
+		}
+	}
 	done := 0
-	for _, u := range r.units {
+	for _, u := range r.mine {
 		if store.has(u.key()) {
 			done++
 		}
 	}
 	if r.o.Progress != nil {
-		r.o.Progress(done, len(r.units))
+		r.o.Progress(done, len(r.mine))
 	}
-	for _, u := range r.units {
+	for _, u := range r.mine {
 		if store.has(u.key()) {
 			continue
 		}
@@ -185,8 +211,14 @@ func RunPersonaVariance(ctx context.Context, m *model.Model, o PersonaVarianceOp
 		}
 		done++
 		if r.o.Progress != nil {
-			r.o.Progress(done, len(r.units))
+			r.o.Progress(done, len(r.mine))
 		}
+	}
+	if r.o.Shard != nil {
+		if err := runstore.SealShard(dir, *r.o.Shard, settingsHash, len(r.units), unitKeys(r.mine)); err != nil {
+			return nil, fmt.Errorf("bench: variance: %w", err)
+		}
+		return nil, nil
 	}
 	rep, err := BuildVarianceReport(m.Name, man, store.answers(), r.skipped, r.o.Now())
 	if err != nil {
@@ -215,6 +247,9 @@ func newVarianceRunner(m *model.Model, o PersonaVarianceOptions) (*varianceRunne
 	}
 	if o.Out == "" {
 		return nil, fmt.Errorf("bench: variance: no output directory")
+	}
+	if o.Judge != nil && (o.Shard != nil || runstore.IsSharded(o.Out)) {
+		return nil, fmt.Errorf("bench: variance: a judge cannot be used with a sharded run (%s): run the judged benchmark unsharded", o.Out)
 	}
 	if len(o.Personas) == 0 || o.Questionnaire == nil || len(o.Questionnaire.Items) == 0 {
 		return nil, fmt.Errorf("bench: variance: no personas or no questionnaire items")
@@ -302,6 +337,18 @@ func newVarianceRunner(m *model.Model, o PersonaVarianceOptions) (*varianceRunne
 	}
 	if len(r.units) == 0 {
 		return nil, fmt.Errorf("bench: variance: no persona anchor fits the model's context of %d tokens with %d new tokens (%d skipped)", m.Config.MaxPositions, o.MaxTokens, len(r.skipped))
+	}
+	r.mine = r.units
+	if o.Shard != nil {
+		r.mine = nil
+		for k, u := range r.units {
+			if o.Shard.Owns(k) {
+				r.mine = append(r.mine, u)
+			}
+		}
+		if len(r.mine) == 0 {
+			return nil, fmt.Errorf("bench: variance: shard %s has no units: the run has only %d (use fewer shards)", o.Shard, len(r.units))
+		}
 	}
 	return r, nil
 }

@@ -22,11 +22,12 @@ func init() {
 }
 
 func runBenchVariance(args []string) error {
-	fs := newFlags("bench variance", "--model M --out DIR [--personas FILE] [--personas-limit N] [--items-limit N] [--forms sparse,journal,document] [--seeds K] [--temperature T] [--top-p P] [--max-tokens N] [--layer L] [--axis A] [--bootstrap N] [--judge self|MODEL] [--backend B]",
+	fs := newFlags("bench variance", "--model M --out DIR [--personas FILE] [--personas-limit N] [--items-limit N] [--forms sparse,journal,document] [--seeds K] [--temperature T] [--top-p P] [--max-tokens N] [--layer L] [--axis A] [--bootstrap N] [--judge self|MODEL] [--backend B] [--shard i/N|auto [--shards N]]",
 		"tether bench variance --model Qwen/Qwen3-0.6B --out /tmp/variance --seeds 5\n"+
-			"  tether bench variance --model .tether/stories260K --out /tmp/v --personas-limit 4 --items-limit 3 --seeds 3 --max-tokens 8   # quick run")
+			"  tether bench variance --model .tether/stories260K --out /tmp/v --personas-limit 4 --items-limit 3 --seeds 3 --max-tokens 8   # quick run\n"+
+			"  tether bench variance ... --out /shared/variance --shard auto   # one shard per array task; the same command without --shard then writes the report (docs/cluster.md)")
 	ref := fs.String("model", "", "model directory or Hugging Face id")
-	out := fs.String("out", "", "run directory (created; an existing run with the same settings is resumed)")
+	out := fs.String("out", "", "run directory (created; an existing run with the same settings is resumed); without --shard on a directory of shards: check them all and write their report")
 	setPath := fs.String("personas", "", "persona set file (JSON, format tether-personas/1; see personas/builtin/personas.json) (default: the 22 built-in personas)")
 	personasLimit := fs.Int("personas-limit", 0, "the first N personas (0: all)")
 	itemsLimit := fs.Int("items-limit", 0, "the first N questionnaire items (0: all)")
@@ -41,6 +42,7 @@ func runBenchVariance(args []string) error {
 	bootstrap := fs.Int("bootstrap", bench.DefaultVarianceBootstrap, "bootstrap resamples per interval")
 	backend := addBackendFlag(fs)
 	thinking := addThinkingFlag(fs)
+	shardFlag, shards := addShardFlags(fs)
 	limit(fs, "seeds", atLeast(1))
 	limit(fs, "max-tokens", atLeast(1))
 	limit(fs, "temperature", temperatureRange)
@@ -54,6 +56,13 @@ func runBenchVariance(args []string) error {
 	}
 	if err := checkOutputDir("out", *out); err != nil {
 		return fmt.Errorf("bench variance: %w", err)
+	}
+	shard, err := parseShardFlags(*shardFlag, *shards)
+	if err != nil {
+		return err
+	}
+	if shard != nil && *judge != "" {
+		return usageErrorf("bench variance: --judge cannot be used with --shard: run the judged benchmark unsharded")
 	}
 	o, err := varianceInputs(*setPath, *personasLimit, *itemsLimit, *forms)
 	if err != nil {
@@ -72,7 +81,7 @@ func runBenchVariance(args []string) error {
 	defer m.Close()
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
-	o.Out, o.Backend, o.Temperature, o.TopP, o.MaxTokens, o.Layer, o.Bootstrap = *out, *backend, *temperature, *topP, *maxTokens, *layer, *bootstrap
+	o.Out, o.Shard, o.Backend, o.Temperature, o.TopP, o.MaxTokens, o.Layer, o.Bootstrap = *out, shard, *backend, *temperature, *topP, *maxTokens, *layer, *bootstrap
 	for s := 1; s <= *seeds; s++ {
 		o.Seeds = append(o.Seeds, uint64(s))
 	}
@@ -105,6 +114,11 @@ func runBenchVariance(args []string) error {
 	}
 	if err != nil {
 		return err
+	}
+	if rep == nil { // a shard: sealed, no report
+		fmt.Printf("shard %s of the variance benchmark is done (%d units) in %s; when every shard is, run the same command without --shard to write the report\n",
+			shard, lastDone, filepath.Join(*out, shard.DirName()))
+		return nil
 	}
 	fmt.Printf("persona variance of %s: %d personas x %d forms x %d items x %d seeds = %d answers (%d persona anchors skipped: too long for the context)\n",
 		m.Name, len(rep.Settings.Personas), len(rep.Settings.Forms), len(rep.Settings.Items), len(rep.Settings.Seeds), rep.Answers, rep.SkippedCount)
