@@ -103,6 +103,27 @@ func TestPersonaVarianceShardRefusals(t *testing.T) {
 	if err := merge(missing); err == nil || !strings.Contains(err.Error(), "shard 1/2 is missing") {
 		t.Errorf("missing shard: %v", err)
 	}
+	// Units done (run status) against the seal's unit list, then with the last answer cut off.
+	states, err := runstore.ShardStates(missing)
+	if err != nil || states[0].Seal == nil {
+		t.Fatalf("shard 0: %v", err)
+	}
+	sealed := len(states[0].Seal.Units)
+	if n, err := VarianceUnitsDone(states[0].Dir); err != nil || n != sealed {
+		t.Errorf("units done %d (error %v), the seal lists %d", n, err, sealed)
+	}
+	answers := filepath.Join(states[0].Dir, VarianceAnswersFile)
+	data, err := os.ReadFile(answers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := bytes.SplitAfter(bytes.TrimSuffix(data, []byte("\n")), []byte("\n"))
+	if err := os.WriteFile(answers, bytes.Join(lines[:len(lines)-1], nil), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := VarianceUnitsDone(states[0].Dir); err != nil || n != sealed-1 {
+		t.Errorf("units done with the last answer cut off: %d (error %v), want %d", n, err, sealed-1)
+	}
 	other := filepath.Join(root, "other")
 	run(other, 0, nil)
 	run(other, 1, func(o *PersonaVarianceOptions) { o.MaxTokens = 3 })
@@ -113,7 +134,7 @@ func TestPersonaVarianceShardRefusals(t *testing.T) {
 	run(corrupt, 0, nil)
 	run(corrupt, 1, nil)
 	path := filepath.Join(corrupt, "shard-0000-of-0002", VarianceAnswersFile)
-	data, err := os.ReadFile(path)
+	data, err = os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 
 	"tether/probe"
@@ -167,4 +169,37 @@ func appendJudged(log *runstore.Log, g VarianceJudged) (VarianceJudged, error) {
 		return VarianceJudged{}, fmt.Errorf("bench: variance: %w", err)
 	}
 	return back, nil
+}
+
+// VarianceUnitsDone is the number of whole units (every seed's answer) in the variance run
+// directory dir (its answers.jsonl; the seed count from its run.json); a directory without a
+// run.json has none.
+func VarianceUnitsDone(dir string) (int, error) {
+	man, err := runstore.ReadSettings[VarianceManifest](dir, VarianceManifestFile)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("bench: variance: %w", err)
+	}
+	seeds := len(man.Settings.Seeds)
+	if seeds == 0 {
+		return 0, fmt.Errorf("bench: variance: %s: settings.seeds is empty (expected the run's seeds)", filepath.Join(dir, VarianceManifestFile))
+	}
+	n, run := 0, 0
+	prev := ""
+	_, err = runstore.ScanRecords(filepath.Join(dir, VarianceAnswersFile), func(a VarianceAnswer, _ int, _ runstore.Ref) error {
+		if k := unitKey(a); k != prev {
+			prev, run = k, 0
+		}
+		if run++; run == seeds {
+			n++
+			prev = ""
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("bench: variance: %w", err)
+	}
+	return n, nil
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"tether/bench"
 	"tether/probe"
 	"tether/runstore"
 )
@@ -50,7 +51,7 @@ func runRunStatus(args []string) error {
 		fmt.Printf("to finish: rerun the same command with --shard set to each of %v (a shard resumes where it stopped)\n", append(incomplete, missing...))
 	}
 	if len(sealed) == len(states) {
-		fmt.Printf("every shard is done: tether axis build --run %s ... merges them\n", dir)
+		fmt.Printf("every shard is done: tether axis build --run %s ... merges a persona run's shards; the benchmark command without --shard merges a benchmark's\n", dir)
 	}
 	return nil
 }
@@ -69,11 +70,17 @@ func shardStatus(st runstore.ShardState) (state, done, note string) {
 	if st.Plan != nil {
 		share = fmt.Sprint(len(st.Plan.Units))
 	}
-	count := "?" // counted for persona runs only
-	if kind, err := runstore.ReadSettings[struct {
+	count := "?" // counted for persona runs and variance benchmarks only
+	kind, err := runstore.ReadSettings[struct {
 		Format string `json:"format"`
-	}](st.Dir, probe.ManifestFileName); err == nil && kind.Format == probe.RunFormat {
+	}](st.Dir, probe.ManifestFileName)
+	if err == nil && kind.Format == probe.RunFormat {
 		n, err := probe.CountRollouts(st.Dir)
+		if count = fmt.Sprint(n); err != nil {
+			count, note = "?", err.Error()
+		}
+	} else if err == nil && kind.Format == bench.VarianceReportFormat {
+		n, err := bench.VarianceUnitsDone(st.Dir)
 		if count = fmt.Sprint(n); err != nil {
 			count, note = "?", err.Error()
 		}
