@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -310,13 +311,22 @@ func TestCompletionsMatchGenerate(t *testing.T) {
 // TestLoad: 32 clients send 64 requests with mixed steering at once. Each capped request
 // caps at its own tau far above every projection, so every capped record's "after" must be
 // that request's tau (another request's steering would show another tau); uncapped requests
-// must show no cap. Nothing is lost, the server stays up, and it shuts down cleanly.
+// must show no cap. Nothing is lost, the server stays up, memory stays bounded (the heap in
+// use after the load returns to within heapBound of the heap after a warm-up round, so a
+// leak of a request's buffers, events or KV cache would fail), and it shuts down cleanly.
 func TestLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("load test")
 	}
 	f := startServer(t, options{maxBatch: 8, maxQueue: 64})
 	const clients, perClient = 32, 2
+	// One request first, so that compiled graphs and pools count in the baseline.
+	warm := openai.ChatCompletionNewParams{Model: "tiny", MaxTokens: openai.Int(6),
+		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("warm up")}}
+	if _, err := f.client.Chat.Completions.New(t.Context(), warm); err != nil {
+		t.Fatal(err)
+	}
+	before := heapInuse()
 	var wg sync.WaitGroup
 	errs := make(chan error, clients*perClient)
 	for cl := range clients {
@@ -383,10 +393,28 @@ func TestLoad(t *testing.T) {
 		t.Fatalf("after the load: /health %d %v", code, body)
 	}
 	st := f.gen.Stats()
-	if st.Submitted != clients*perClient || st.Completed != clients*perClient {
-		t.Errorf("batcher submitted %d completed %d, want %d each", st.Submitted, st.Completed, clients*perClient)
+	if want := int64(clients*perClient + 1); st.Submitted != want || st.Completed != want {
+		t.Errorf("batcher submitted %d completed %d, want %d each", st.Submitted, st.Completed, want)
+	}
+	if after, bound := heapInuse(), heapBound(before); after > bound {
+		t.Errorf("heap in use %d MiB after %d requests, %d MiB before: over the bound of %d MiB (2x + %d MiB)",
+			after>>20, clients*perClient, before>>20, bound>>20, heapSlack>>20)
 	}
 	f.shutdown(t)
+}
+
+// heapSlack is the heap growth TestLoad allows beyond doubling.
+const heapSlack = 8 << 20
+
+// heapBound is the most heap TestLoad accepts after the load, for before bytes in use first.
+func heapBound(before uint64) uint64 { return 2*before + heapSlack }
+
+// heapInuse returns the heap in use after a garbage collection.
+func heapInuse() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapInuse
 }
 
 // get fetches path and decodes its JSON.
