@@ -42,6 +42,11 @@ func steeringCases(axisPath string) []steeringCase {
 			spec: steer.Spec{Cap: &steer.CapSpec{Layers: "1:3", Percentile: pct(50)}}, withAxis: true},
 		{name: "capped-tau", steering: map[string]any{"cap": []any{map[string]any{"axis": "assistant", "layers": []int{2, 3}, "tau": 0.25}}, "projections": proj},
 			spec: steer.Spec{Cap: &steer.CapSpec{Layers: "2,3", Tau: []float64{0.25}}}, withAxis: true},
+		// Two cap entries on different layers: as one cap with a threshold per layer.
+		{name: "capped-list", steering: map[string]any{"cap": []any{
+			map[string]any{"axis": "assistant", "layers": []int{1}, "tau": 0.3},
+			map[string]any{"axis": "assistant", "layers": "2,3", "tau": 0.2}}, "projections": proj},
+			spec: steer.Spec{Cap: &steer.CapSpec{Layers: "1,2,3", Tau: []float64{0.3, 0.2, 0.2}}}, withAxis: true},
 		{name: "steered", steering: map[string]any{"add": []any{map[string]any{"vector": "assistant", "layers": "1", "coef": 3, "units": "unit"}}, "projections": proj},
 			spec: steer.Spec{Add: &steer.AddSpec{Vector: axisPath, Layers: "1", Coef: 3, Units: "unit"}}, withAxis: true},
 		{name: "ablated", steering: map[string]any{"ablate": []any{map[string]any{"vector": "assistant", "layers": "-2"}}, "projections": proj},
