@@ -30,7 +30,8 @@ type BatcherOptions struct {
 	// (default 2): a request's hook may hold at most that many clamps.
 	MaxClamps int
 	// MaxContext bounds a request's prompt plus generated tokens (default
-	// the model's context, MaxPositions, at most 4096); it sizes the cache.
+	// the model's context, MaxPositions, at most 4096). The cache's rows
+	// are only as long as the longest request in the batch needs.
 	MaxContext int
 	// Detokenizer, when set, fills the events' and results' text; stop
 	// strings need it.
