@@ -55,6 +55,33 @@ func (o *cacheOps) insertRow(cache, one *kvCache, r int) error {
 	return nil
 }
 
+// growSlots lengthens every row of the batch cache to slots cache slots,
+// keeping each row's values in their slots; the new slots are zero, as a
+// fresh cache's.
+func (b *Batcher) growSlots(slots int) error {
+	c := b.cache
+	grown := &kvCache{batch: c.batch, slots: slots, kv: make([]*tensors.Tensor, len(c.kv))}
+	lead := c.batch * b.m.cfg.NumKVHeads
+	D := b.m.cfg.HeadDim
+	for i, t := range c.kv {
+		b.m.mu.Lock()
+		data, err := tensors.CopyFlatData[float32](t)
+		b.m.mu.Unlock()
+		if err != nil {
+			grown.free()
+			return fmt.Errorf("engine: reading the batch cache to grow it to %d slots: %w", slots, err)
+		}
+		out := make([]float32, lead*slots*D)
+		for j := range lead {
+			copy(out[j*slots*D:], data[j*c.slots*D:(j+1)*c.slots*D])
+		}
+		grown.kv[i] = tensors.FromFlatDataAndDimensions(out, c.batch, b.m.cfg.NumKVHeads, slots, D)
+	}
+	c.free()
+	b.cache = grown
+	return nil
+}
+
 // close frees the executables.
 func (o *cacheOps) close() {
 	for _, e := range []*G.Exec{o.insertExec} {

@@ -30,7 +30,8 @@ type BatcherOptions struct {
 	// (default 2): a request's hook may hold at most that many clamps.
 	MaxClamps int
 	// MaxContext bounds a request's prompt plus generated tokens (default
-	// the model's context, MaxPositions, at most 4096); it sizes the cache.
+	// the model's context, MaxPositions, at most 4096). The cache's rows
+	// are only as long as the longest request in the batch needs.
 	MaxContext int
 	// Detokenizer, when set, fills the events' and results' text; stop
 	// strings need it.
@@ -120,9 +121,8 @@ var ttftBounds = []time.Duration{5 * time.Millisecond, 10 * time.Millisecond, 25
 // neutral for untouched rows. A row's tokens and telemetry equal what
 // Generate gives for its Request alone with its Hooks.
 type Batcher struct {
-	m     *Model
-	opts  BatcherOptions
-	slots int // cache slots per row
+	m    *Model
+	opts BatcherOptions
 
 	mu      sync.Mutex // guards queue, closing and stats
 	queue   []*bseq
@@ -183,7 +183,6 @@ func (m *Model) NewBatcher(opts BatcherOptions) (*Batcher, error) {
 	b := &Batcher{
 		m:     m,
 		opts:  opts,
-		slots: m.cacheLength(m.promptLength(opts.MaxContext) + opts.MaxContext),
 		wake:  make(chan struct{}, 1),
 		abort: make(chan struct{}),
 		done:  make(chan struct{}),
@@ -385,12 +384,30 @@ func (b *Batcher) admit() {
 	}
 }
 
+// slotsFor returns the cache slots s needs: its padded prompt and its new
+// tokens, in the cache buckets Generate uses.
+func (b *Batcher) slotsFor(s *bseq) int {
+	return b.m.cacheLength(b.m.promptLength(len(s.req.Prompt)) + s.st.maxNew)
+}
+
 // place returns a free cache row for s, growing the cache when none is
-// free.
+// free or its rows are shorter than s needs. The cache's rows are as long
+// as the longest need of the rows in it, not the whole context, so that
+// each step attends over no more slots than the requests use.
 func (b *Batcher) place(s *bseq) (int, error) {
+	if b.cache != nil && b.active() == 0 {
+		b.cache.free()
+		b.cache, b.rows = nil, nil
+		b.rowsDirty = true
+	}
 	if b.cache == nil {
-		b.cache = b.m.newKVCache(b.bucket(1), b.slots)
+		b.cache = b.m.newKVCache(b.bucket(1), b.slotsFor(s))
 		b.rows = make([]*bseq, b.cache.batch)
+	}
+	if need := b.slotsFor(s); need > b.cache.slots {
+		if err := b.growSlots(need); err != nil {
+			return -1, err
+		}
 	}
 	if r := slices.Index(b.rows, nil); r >= 0 {
 		return r, nil
@@ -454,7 +471,7 @@ func (b *Batcher) join(s *bseq, r int) {
 		defer freeRowHookTensors(rt)
 	}
 	start := time.Now()
-	one := m.newKVCache(1, b.slots)
+	one := m.newKVCache(1, b.cache.slots)
 	defer one.free()
 	m.mu.Lock()
 	out, err := m.prefillAt(s.ctx, stepRequest{tokens: tokens, pad: pad, cache: one, plan: plan, rows: rt})

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -41,6 +42,11 @@ func steeringCases(axisPath string) []steeringCase {
 			spec: steer.Spec{Cap: &steer.CapSpec{Layers: "1:3", Percentile: pct(50)}}, withAxis: true},
 		{name: "capped-tau", steering: map[string]any{"cap": []any{map[string]any{"axis": "assistant", "layers": []int{2, 3}, "tau": 0.25}}, "projections": proj},
 			spec: steer.Spec{Cap: &steer.CapSpec{Layers: "2,3", Tau: []float64{0.25}}}, withAxis: true},
+		// Two cap entries on different layers: as one cap with a threshold per layer.
+		{name: "capped-list", steering: map[string]any{"cap": []any{
+			map[string]any{"axis": "assistant", "layers": []int{1}, "tau": 0.3},
+			map[string]any{"axis": "assistant", "layers": "2,3", "tau": 0.2}}, "projections": proj},
+			spec: steer.Spec{Cap: &steer.CapSpec{Layers: "1,2,3", Tau: []float64{0.3, 0.2, 0.2}}}, withAxis: true},
 		{name: "steered", steering: map[string]any{"add": []any{map[string]any{"vector": "assistant", "layers": "1", "coef": 3, "units": "unit"}}, "projections": proj},
 			spec: steer.Spec{Add: &steer.AddSpec{Vector: axisPath, Layers: "1", Coef: 3, Units: "unit"}}, withAxis: true},
 		{name: "ablated", steering: map[string]any{"ablate": []any{map[string]any{"vector": "assistant", "layers": "-2"}}, "projections": proj},
@@ -310,13 +316,22 @@ func TestCompletionsMatchGenerate(t *testing.T) {
 // TestLoad: 32 clients send 64 requests with mixed steering at once. Each capped request
 // caps at its own tau far above every projection, so every capped record's "after" must be
 // that request's tau (another request's steering would show another tau); uncapped requests
-// must show no cap. Nothing is lost, the server stays up, and it shuts down cleanly.
+// must show no cap. Nothing is lost, the server stays up, memory stays bounded (the heap in
+// use after the load returns to within heapBound of the heap after a warm-up round, so a
+// leak of a request's buffers, events or KV cache would fail), and it shuts down cleanly.
 func TestLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("load test")
 	}
 	f := startServer(t, options{maxBatch: 8, maxQueue: 64})
 	const clients, perClient = 32, 2
+	// One request first, so that compiled graphs and pools count in the baseline.
+	warm := openai.ChatCompletionNewParams{Model: "tiny", MaxTokens: openai.Int(6),
+		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("warm up")}}
+	if _, err := f.client.Chat.Completions.New(t.Context(), warm); err != nil {
+		t.Fatal(err)
+	}
+	before := heapInuse()
 	var wg sync.WaitGroup
 	errs := make(chan error, clients*perClient)
 	for cl := range clients {
@@ -383,10 +398,28 @@ func TestLoad(t *testing.T) {
 		t.Fatalf("after the load: /health %d %v", code, body)
 	}
 	st := f.gen.Stats()
-	if st.Submitted != clients*perClient || st.Completed != clients*perClient {
-		t.Errorf("batcher submitted %d completed %d, want %d each", st.Submitted, st.Completed, clients*perClient)
+	if want := int64(clients*perClient + 1); st.Submitted != want || st.Completed != want {
+		t.Errorf("batcher submitted %d completed %d, want %d each", st.Submitted, st.Completed, want)
+	}
+	if after, bound := heapInuse(), heapBound(before); after > bound {
+		t.Errorf("heap in use %d MiB after %d requests, %d MiB before: over the bound of %d MiB (2x + %d MiB)",
+			after>>20, clients*perClient, before>>20, bound>>20, heapSlack>>20)
 	}
 	f.shutdown(t)
+}
+
+// heapSlack is the heap growth TestLoad allows beyond doubling.
+const heapSlack = 8 << 20
+
+// heapBound is the most heap TestLoad accepts after the load, for before bytes in use first.
+func heapBound(before uint64) uint64 { return 2*before + heapSlack }
+
+// heapInuse returns the heap in use after a garbage collection.
+func heapInuse() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapInuse
 }
 
 // get fetches path and decodes its JSON.

@@ -182,7 +182,7 @@ func resolveSteering(ctx context.Context, st *Steering, m *model.Model, axes map
 	for _, c := range []struct {
 		name string
 		n    int
-	}{{"cap", len(st.Cap)}, {"add", len(st.Add)}, {"ablate", len(st.Ablate)}} {
+	}{{"add", len(st.Add)}, {"ablate", len(st.Ablate)}} {
 		if c.n > 1 {
 			return nil, invalid("steering."+c.name, "%d entries: at most one %s per request is supported", c.n, c.name)
 		}
@@ -199,12 +199,13 @@ func resolveSteering(ctx context.Context, st *Steering, m *model.Model, axes map
 		axisName, axisParam = name, param
 		return nil, true
 	}
-	if len(st.Cap) == 1 {
-		c := st.Cap[0]
-		if e, ok := useAxis(c.Axis, "steering.cap[0].axis"); !ok {
+	for i, c := range st.Cap {
+		if e, ok := useAxis(c.Axis, fmt.Sprintf("steering.cap[%d].axis", i)); !ok {
 			return nil, e
 		}
-		spec.Cap = &steer.CapSpec{Layers: string(c.Layers), Percentile: c.Percentile, Tau: c.Tau}
+	}
+	if len(st.Cap) > 0 {
+		spec.Cap = capSpec(st.Cap[0])
 	}
 	if len(st.Ablate) == 1 {
 		a := st.Ablate[0]
@@ -232,7 +233,12 @@ func resolveSteering(ctx context.Context, st *Steering, m *model.Model, axes map
 	}
 	setup, err := steer.Resolve(ctx, spec, ax, steer.ForModel(m))
 	if err != nil {
-		return nil, steerError(err)
+		return nil, steerError(err, 0)
+	}
+	if len(st.Cap) > 1 {
+		if err := addCaps(ctx, setup, st.Cap[1:], ax, m); err != nil {
+			return nil, err
+		}
 	}
 	r := &resolved{setup: setup, projections: st.Projections != nil}
 	if p := st.Projections; p != nil && p.Layers != "" {
@@ -253,8 +259,48 @@ func resolveSteering(ctx context.Context, st *Steering, m *model.Model, axes map
 	return r, nil
 }
 
-// steerError maps a steer error to a 400 naming the request field.
-func steerError(err error) *apiError {
+// capSpec is the steer.CapSpec of one cap entry.
+func capSpec(c CapRequest) *steer.CapSpec {
+	return &steer.CapSpec{Layers: string(c.Layers), Percentile: c.Percentile, Tau: c.Tau}
+}
+
+// addCaps resolves the cap entries after the first (steering.cap[1:]) on ax and adds their
+// caps to setup after the first entry's, in the order given, as one steer.CapSpec listing
+// every entry's layers and thresholds would: each capped layer is recorded, and a layer capped
+// by several entries gets one clamp per entry (at most the batcher's clamps per layer).
+func addCaps(ctx context.Context, setup *steer.Setup, caps []CapRequest, ax *axis.Axis, m *model.Model) *apiError {
+	var extra []steer.Intervention
+	for i, c := range caps {
+		one, err := steer.Resolve(ctx, steer.Spec{Cap: capSpec(c)}, ax, steer.ForModel(m))
+		if err != nil {
+			return steerError(err, i+1)
+		}
+		for _, iv := range one.Plan.Interventions {
+			if iv.Kind == steer.KindCap {
+				extra = append(extra, iv)
+				setup.Caps = append(setup.Caps, steer.LayerTau{Layer: iv.Layer, Tau: iv.Tau})
+				setup.Plan.Monitor[iv.Layer] = ax.Axis[iv.Layer]
+			}
+		}
+	}
+	ivs := setup.Plan.Interventions
+	at := 0
+	for at < len(ivs) && ivs[at].Kind == steer.KindCap {
+		at++
+	}
+	setup.Plan.Interventions = slices.Insert(slices.Clone(ivs), at, extra...)
+	setup.Plan.Record = true
+	compiled, err := steer.Compile(setup.Plan, m.Config.HiddenSize, m.Config.NumLayers)
+	if err != nil {
+		return invalid("steering.cap", "%s", strings.TrimPrefix(err.Error(), "steer: "))
+	}
+	setup.Compiled = compiled
+	return nil
+}
+
+// steerError maps a steer error to a 400 naming the request field; a cap's field names the
+// cap entry capIndex.
+func steerError(err error, capIndex int) *apiError {
 	var fe *steer.FieldError
 	if !errors.As(err, &fe) {
 		return invalid("steering", "%s", strings.TrimPrefix(err.Error(), "steer: "))
@@ -262,7 +308,11 @@ func steerError(err error) *apiError {
 	field := fe.Field
 	for _, part := range []string{"cap", "add", "ablate"} {
 		if field == part || strings.HasPrefix(field, part+".") {
-			field = part + "[0]" + strings.TrimPrefix(field, part)
+			idx := 0
+			if part == "cap" {
+				idx = capIndex
+			}
+			field = fmt.Sprintf("%s[%d]%s", part, idx, strings.TrimPrefix(field, part))
 		}
 	}
 	return invalid("steering."+field, "%s", fe.Problem)
