@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"image/color"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -138,13 +139,20 @@ var comparePlotColors = []color.RGBA{
 }
 
 // comparePlot draws, per model (x, labelled with its exact-match capability when known), the
-// table's consistency values with their intervals; without any consistency value, the variance
-// ratios, and without those the commitment values.
+// table's consistency values with their intervals; without any consistency estimate (none
+// judged, or every verdict unparseable), the variance ratios, and without those the commitment
+// values.
 func comparePlot(c *Comparison) (*plot.Plot, error) {
 	cols := compareColumns(c)
+	estimated := func(col compareColumn) bool {
+		return slices.ContainsFunc(c.Rows, func(row CompareRow) bool {
+			v, ok := cellValue(row, col)
+			return ok && v.Estimate != nil
+		})
+	}
 	measure := ""
 	for _, m := range []string{CompareConsistency, CompareVarianceRatio, CompareCommitment} {
-		if slices.ContainsFunc(cols, func(col compareColumn) bool { return col.measure == m }) {
+		if slices.ContainsFunc(cols, func(col compareColumn) bool { return col.measure == m && estimated(col) }) {
 			measure = m
 			break
 		}
@@ -172,7 +180,7 @@ func comparePlot(c *Comparison) (*plot.Plot, error) {
 	case CompareCommitment:
 		p.Y.Label.Text = "commitment"
 	default:
-		p.Y.Label.Text = "no consistency, variance or commitment value"
+		p.Y.Label.Text = "no consistency, variance or commitment estimate"
 		return p, nil
 	}
 	var series []compareColumn
@@ -182,6 +190,7 @@ func comparePlot(c *Comparison) (*plot.Plot, error) {
 		}
 	}
 	p.Add(plotter.NewGrid())
+	loY, hiY := math.Inf(1), math.Inf(-1)
 	for si, col := range series {
 		pts := errPoints{}
 		for ri, row := range c.Rows {
@@ -194,6 +203,7 @@ func comparePlot(c *Comparison) (*plot.Plot, error) {
 			if v.Low != nil && v.High != nil {
 				lo, hi = *v.Low, *v.High
 			}
+			loY, hiY = min(loY, lo), max(hiY, hi)
 			pts.xys = append(pts.xys, plotter.XY{X: x, Y: *v.Estimate})
 			pts.errs = append(pts.errs, struct{ Low, High float64 }{*v.Estimate - lo, hi - *v.Estimate})
 		}
@@ -214,7 +224,12 @@ func comparePlot(c *Comparison) (*plot.Plot, error) {
 		p.Add(eb, sc)
 		p.Legend.Add(col.title(), sc)
 	}
-	p.Legend.Top = true
+	if measure != CompareConsistency && hiY > 0 {
+		// Room below the lowest point and above the highest for the legend.
+		p.Y.Min, p.Y.Max = min(0, loY), 1.35*hiY
+	}
+	// Text to the right of its thumbnail: a wider fallback font cannot run into the thumbnail.
+	p.Legend.Top, p.Legend.Left = true, true
 	return p, nil
 }
 

@@ -232,6 +232,9 @@ func RunPersonaVariance(ctx context.Context, m *model.Model, o PersonaVarianceOp
 		if rep.Consistency, err = varianceConsistency(judged, r.o.Bootstrap); err != nil {
 			return nil, err
 		}
+		for _, f := range consistencyFindings(rep.Consistency) {
+			rep.Findings = append(rep.Findings, "anchor form "+f)
+		}
 	}
 	if err := WriteVarianceReport(r.o.Out, rep); err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"tether/axis"
+	"tether/consistency"
 	"tether/model"
 	"tether/personas"
 )
@@ -31,5 +32,28 @@ func DemoVariance(ctx context.Context, m *model.Model, axisPath, out string, war
 		Seeds: []uint64{1, 2, 3}, Temperature: DefaultVarianceTemperature, MaxTokens: 8, Layer: -1,
 		Axis: ax, AxisPath: axisPath, Bootstrap: 200, Backend: m.Engine.Backend().Name(),
 		Warn: warn, Progress: progress,
+	})
+}
+
+// DemoConsistency runs the smallest persona variance benchmark that yields every consistency
+// metric, for `tether demo`: the first 2 built-in personas in their sparse anchor form, the first
+// 2 questionnaire items, 2 seeds, answers of at most 8 tokens, 200 bootstrap resamples, judged by
+// the model itself (greedy, at most consistency.DefaultJudgeMaxTokens tokens per verdict). It
+// writes the report into out (resuming a run there).
+func DemoConsistency(ctx context.Context, m *model.Model, out string, progress func(done, total int)) (*VarianceReport, error) {
+	set, err := personas.Builtin()
+	if err != nil {
+		return nil, err
+	}
+	q, err := personas.BuiltinQuestionnaire()
+	if err != nil {
+		return nil, err
+	}
+	q.Items = q.Items[:2]
+	return RunPersonaVariance(ctx, m, PersonaVarianceOptions{
+		Out: out, Personas: set.Personas[:2], PersonasSource: personas.BuiltinFile, Questionnaire: q,
+		Forms: []string{personas.Sparse}, Seeds: []uint64{1, 2}, Temperature: DefaultVarianceTemperature,
+		MaxTokens: 8, Layer: -1, Bootstrap: 200, Backend: m.Engine.Backend().Name(),
+		Judge: consistency.NewModelJudge(m, 0), JudgeName: consistency.JudgeSelf, Progress: progress,
 	})
 }

@@ -7,10 +7,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"tether/axis"
 	"tether/bench"
 	"tether/bundled"
+	"tether/consistency"
 	"tether/engine"
 	"tether/model"
 	"tether/probe"
@@ -19,7 +21,7 @@ import (
 )
 
 func init() {
-	register("demo", "the whole pipeline on the bundled stories260K model: convert, generate, residual stream, persona run, axis, capped generation, drift benchmark, commitment game", runDemo)
+	register("demo", "the whole pipeline on the bundled stories260K model: convert, generate, residual stream, persona run, axis, capped generation, drift benchmark, commitment game, persona variance, consistency metrics, model comparison", runDemo)
 }
 
 // knownStoriesStart is how greedy decoding of stories260K from BOS begins,
@@ -28,7 +30,7 @@ const knownStoriesStart = "Once upon a time, there was a little girl named Lily.
 
 func runDemo(args []string) error {
 	fs := newFlags("demo", "[--dir DIR] [--backend B]", "tether demo --dir .tether")
-	dir := fs.String("dir", ".tether", "working directory: the converted model, the persona run, the axis and the drift report go here (a rerun resumes)")
+	dir := fs.String("dir", ".tether", "working directory: the converted model, the persona run, the axis and the drift, commitment, variance, consistency and comparison reports go here (a rerun resumes)")
 	backend := addBackendFlag(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -126,7 +128,8 @@ func runDemo(args []string) error {
 	fmt.Println("  tether persona run --model ORG/NAME --out RUN && tether axis build --run RUN --out axis.safetensors")
 	fmt.Println("  tether bench drift --model ORG/NAME --axis axis.safetensors --cap-layers A:B --cap-percentile 25 --out DRIFT")
 	fmt.Println("  tether bench commitment --model ORG/NAME --axis axis.safetensors --out COMMIT")
-	fmt.Println("  tether bench variance --model ORG/NAME --axis axis.safetensors --out VARIANCE")
+	fmt.Println("  tether bench variance --model ORG/NAME --axis axis.safetensors --judge self --out VARIANCE")
+	fmt.Println("  tether bench compare DRIFT/report.json VARIANCE/report.json OTHER-MODEL/report.json... --out COMPARE")
 	if !strings.HasPrefix(greedy, knownStoriesStart) {
 		return fmt.Errorf("demo: greedy output differs from llama2.c's known output")
 	}
@@ -210,7 +213,65 @@ func demoPersonaPipeline(ctx context.Context, m *model.Model, dir, backend strin
 	if err := demoCommitment(ctx, m, backend, axisPath, filepath.Join(dir, "commitment")); err != nil {
 		return err
 	}
-	return demoVariance(ctx, m, axisPath, filepath.Join(dir, "variance"))
+	if err := demoVariance(ctx, m, axisPath, filepath.Join(dir, "variance")); err != nil {
+		return err
+	}
+	if _, err := demoConsistency(ctx, m, filepath.Join(dir, "consistency")); err != nil {
+		return err
+	}
+	reports := []string{filepath.Join(driftDir, bench.ReportJSON), filepath.Join(dir, "commitment", bench.ReportJSON),
+		filepath.Join(dir, "variance", bench.ReportJSON), filepath.Join(dir, "consistency", bench.ReportJSON)}
+	return demoCompare(reports, filepath.Join(dir, "compare"))
+}
+
+// demoConsistency runs the judged small variance benchmark (bench.DemoConsistency), prints each
+// consistency metric's parseable and unparseable verdicts and the consistency findings, and says
+// what a story model can and cannot show.
+func demoConsistency(ctx context.Context, m *model.Model, dir string) (*bench.VarianceReport, error) {
+	fmt.Println("12. consistency metrics (--judge self): 2 personas (sparse anchors) x 2 questionnaire items x 2 seeds, each answer judged by the model itself (greedy, at most 8 tokens per verdict)")
+	bar := newBar(1, "   units")
+	rep, err := bench.DemoConsistency(ctx, m, dir, func(done, total int) {
+		bar.ChangeMax(total)
+		bar.Set(done)
+	})
+	bar.Finish()
+	if err != nil {
+		return nil, err
+	}
+	if rep.Consistency == nil {
+		return nil, fmt.Errorf("demo: consistency run %s: the report has no consistency summary", dir)
+	}
+	names := map[string]string{consistency.PromptToLine: "prompt-to-line", consistency.LineToLine: "line-to-line", consistency.QA: "Q&A"}
+	for _, c := range rep.Consistency.Overall {
+		fmt.Printf("   %-16s %3d parseable, %3d unparseable verdicts (anchor form %s)\n", names[c.Metric]+":", c.N, c.Unparseable, c.Arm)
+	}
+	for _, f := range rep.Findings {
+		if strings.HasPrefix(f, "anchor form ") {
+			fmt.Printf("   - %s\n", f)
+		}
+	}
+	fmt.Println("   A story model cannot judge consistency: it does not answer YES or NO, so its verdicts are unparseable (counted, never scored).")
+	fmt.Println("   This shows the mechanics of the three metrics, not the science.")
+	fmt.Printf("   report: %s (report.md and %s beside it)\n", filepath.Join(dir, bench.ReportJSON), bench.VarianceJudgementsFile)
+	return rep, nil
+}
+
+// demoCompare puts the demo's reports side by side (what `bench compare` does), prints the table
+// and writes compare.json, compare.md and compare.svg into dir.
+func demoCompare(reports []string, dir string) error {
+	fmt.Println("13. bench compare over the demo's drift, commitment, variance and consistency reports (one row per model):")
+	c, err := bench.CompareReports(reports, time.Now())
+	if err != nil {
+		return err
+	}
+	if err := bench.WriteComparison(dir, c); err != nil {
+		return err
+	}
+	for _, line := range strings.Split(strings.TrimRight(bench.RenderCompareMarkdown(c), "\n"), "\n") {
+		fmt.Println("   " + line)
+	}
+	fmt.Printf("   wrote %s/{%s,%s,%s}\n", dir, bench.CompareJSONFile, bench.CompareMDFile, bench.ComparePlotFile)
+	return nil
 }
 
 // demoVariance runs the small persona variance benchmark (bench.DemoVariance) and says what a
