@@ -393,7 +393,12 @@ func (r *jsonReader) commitmentValues() ([]CompareValue, error) {
 	var out []CompareValue
 	for _, k := range []string{"agreement", "joint_consistency"} {
 		if o := r.obj(r.m, k, k); o != nil {
-			out = append(out, r.interval(o, k, CompareValue{Measure: CompareCommitment, Name: strings.ReplaceAll(k, "_", " "), Table: true}))
+			v := r.interval(o, k, CompareValue{Measure: CompareCommitment, Name: strings.ReplaceAll(k, "_", " "), Table: true})
+			if n, ok := r.num(o, "n", k+".n"); ok && n == 0 {
+				// No question could be scored: the stored 0 is no measurement.
+				v.Estimate, v.Low, v.High = nil, nil, nil
+			}
+			out = append(out, v)
 		}
 	}
 	return out, r.err

@@ -183,3 +183,27 @@ func readString(t *testing.T, path string) string {
 	}
 	return string(b)
 }
+
+// TestCompareUnscoredCommitment: a commitment report in which no question could be scored
+// (n 0, as a story model gives) shows no number in the table, not a measured 0.
+func TestCompareUnscoredCommitment(t *testing.T) {
+	dir := t.TempDir()
+	path := writeJSON(t, filepath.Join(dir, "commitment.json"), map[string]any{
+		"format": CommitmentReportFormat, "model": map[string]any{"name": "story-model"},
+		"agreement":         map[string]any{"estimate": 0, "low": 0, "high": 0, "n": 0},
+		"joint_consistency": map[string]any{"estimate": 0, "low": 0, "high": 0, "n": 0},
+	})
+	c, err := CompareReports([]string{path}, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := RenderCompareMarkdown(c)
+	if strings.Contains(md, "0 [0, 0]") {
+		t.Fatalf("an unscored commitment report shows a measured 0:\n%s", md)
+	}
+	for _, v := range c.Rows[0].Values {
+		if v.Measure == CompareCommitment && v.Estimate != nil {
+			t.Errorf("%s: estimate %v from no scored question", v.Name, *v.Estimate)
+		}
+	}
+}
