@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"os"
 	"path/filepath"
 	"slices"
 
@@ -46,13 +45,11 @@ func (r *driftRunner) shardDir(man DriftManifest) (string, string, error) {
 	if err != nil {
 		return "", "", fmt.Errorf("bench: drift: %w", err)
 	}
-	if r.opts.Shard == nil {
-		return r.opts.Out, hash, nil
+	dir, err := runstore.ShardRunDir(r.opts.Out, DriftManifestFile, r.opts.Shard)
+	if err != nil {
+		return "", "", fmt.Errorf("bench: drift: %w", err)
 	}
-	if _, err := os.Stat(filepath.Join(r.opts.Out, DriftManifestFile)); err == nil {
-		return "", "", fmt.Errorf("bench: drift: %s holds an unsharded run (%s); a sharded run needs its own --out", r.opts.Out, DriftManifestFile)
-	}
-	return filepath.Join(r.opts.Out, r.opts.Shard.DirName()), hash, nil
+	return dir, hash, nil
 }
 
 // mergeDriftShards is the report step of a sharded drift run in Out: every shard must be

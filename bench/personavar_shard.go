@@ -3,7 +3,6 @@ package bench
 import (
 	"fmt"
 	"maps"
-	"os"
 	"path/filepath"
 	"slices"
 
@@ -28,13 +27,11 @@ func (r *varianceRunner) shardDir(man VarianceManifest) (string, string, error) 
 	if err != nil {
 		return "", "", fmt.Errorf("bench: variance: %w", err)
 	}
-	if r.o.Shard == nil {
-		return r.o.Out, hash, nil
+	dir, err := runstore.ShardRunDir(r.o.Out, VarianceManifestFile, r.o.Shard)
+	if err != nil {
+		return "", "", fmt.Errorf("bench: variance: %w", err)
 	}
-	if _, err := os.Stat(filepath.Join(r.o.Out, VarianceManifestFile)); err == nil {
-		return "", "", fmt.Errorf("bench: variance: %s holds an unsharded run (%s); a sharded run needs its own --out", r.o.Out, VarianceManifestFile)
-	}
-	return filepath.Join(r.o.Out, r.o.Shard.DirName()), hash, nil
+	return dir, hash, nil
 }
 
 // mergeVarianceShards is the report step of a sharded variance run in Out: every shard must be

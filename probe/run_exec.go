@@ -301,8 +301,9 @@ func ExecuteRun(ctx context.Context, m *model.Model, opts RunOptions) (*RunSumma
 // shardPlan keeps the shard's share of plan and points opts.Dir at the shard's sub-directory.
 // The shared directory must not be a run directory itself.
 func shardPlan(opts *RunOptions, plan []RolloutSpec) ([]RolloutSpec, error) {
-	if _, err := os.Stat(filepath.Join(opts.Dir, ManifestFileName)); err == nil {
-		return nil, fmt.Errorf("probe: run: %s holds an unsharded run (%s); a sharded run needs its own --out", opts.Dir, ManifestFileName)
+	dir, err := runstore.ShardRunDir(opts.Dir, ManifestFileName, opts.Shard)
+	if err != nil {
+		return nil, fmt.Errorf("probe: run: %w", err)
 	}
 	var mine []RolloutSpec
 	for i, s := range plan {
@@ -313,7 +314,7 @@ func shardPlan(opts *RunOptions, plan []RolloutSpec) ([]RolloutSpec, error) {
 	if len(mine) == 0 {
 		return nil, fmt.Errorf("probe: run: shard %s has no rollouts: the run has only %d (use fewer shards)", opts.Shard, len(plan))
 	}
-	opts.Dir = filepath.Join(opts.Dir, opts.Shard.DirName())
+	opts.Dir = dir
 	return mine, nil
 }
 

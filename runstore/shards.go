@@ -111,6 +111,19 @@ func (s Shard) String() string { return fmt.Sprintf("%d/%d", s.Index, s.Count) }
 // DirName is the shard's sub-directory of the shared output directory: "shard-0003-of-0064".
 func (s Shard) DirName() string { return fmt.Sprintf("shard-%04d-of-%04d", s.Index, s.Count) }
 
+// ShardRunDir is the run directory a process writes under the shared output directory out: out
+// itself for an unsharded run (s nil), else shard s's sub-directory. A sharded run refuses an
+// out that already holds an unsharded run (its settings file, settingsFile).
+func ShardRunDir(out, settingsFile string, s *Shard) (string, error) {
+	if s == nil {
+		return out, nil
+	}
+	if _, err := os.Stat(filepath.Join(out, settingsFile)); err == nil {
+		return "", fmt.Errorf("%s holds an unsharded run (%s); a sharded run needs its own --out", out, settingsFile)
+	}
+	return filepath.Join(out, s.DirName()), nil
+}
+
 // Owns reports whether the unit at index of the canonical order is the shard's.
 func (s Shard) Owns(index int) bool { return index%s.Count == s.Index }
 

@@ -190,3 +190,22 @@ func TestShardStates(t *testing.T) {
 		t.Fatalf("merge with a running shard: %v", err)
 	}
 }
+
+// TestShardRunDir: an unsharded run writes out itself; shard i of N writes its sub-directory;
+// a sharded run refuses an out that already holds an unsharded run's settings file.
+func TestShardRunDir(t *testing.T) {
+	out := t.TempDir()
+	if dir, err := ShardRunDir(out, "run.json", nil); err != nil || dir != out {
+		t.Fatalf("unsharded: %q, %v; want %q", dir, err, out)
+	}
+	s := &Shard{Index: 1, Count: 3}
+	if dir, err := ShardRunDir(out, "run.json", s); err != nil || dir != filepath.Join(out, "shard-0001-of-0003") {
+		t.Fatalf("shard 1/3: %q, %v", dir, err)
+	}
+	if err := os.WriteFile(filepath.Join(out, "run.json"), []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ShardRunDir(out, "run.json", s); err == nil || !strings.Contains(err.Error(), "holds an unsharded run (run.json)") {
+		t.Fatalf("out with an unsharded run: %v", err)
+	}
+}
