@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -75,31 +74,20 @@ func runBenchCommitment(args []string) error {
 	}
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
-	var bar counter
-	lastDone := 0
-	eta := etaMeter{job: "bench commitment", unit: "openings"}
+	jp := newJobProgress("bench commitment", "openings", "commitment openings")
 	ans := &bench.ModelAnswerer{M: m, Layer: set.Layer, MaxTokens: set.MaxTokens, Temperature: set.Temperature, TopP: set.TopP}
 	rep, err := bench.RunCommitment(ctx, ans, bench.CommitmentOptions{
 		Out:      *out,
 		Model:    bench.CommitmentModel{Name: m.Name, Dir: m.Dir, ConfigSHA256: cfgSum, Backend: *mf.backend},
 		Settings: set,
 		Progress: func(done, total int) {
-			if bar == nil {
+			if jp.bar == nil {
 				printJobPlan("bench commitment", "openings", total, done, (total-done)*bench.CommitmentMaxNewTokens(set))
-				bar = newBar(total, "commitment openings")
 			}
-			eta.update(done, total)
-			bar.Set(done)
-			lastDone = done
+			jp.update(done, total)
 		},
 	})
-	if bar != nil {
-		bar.Finish()
-	}
-	if errors.Is(err, context.Canceled) {
-		return fmt.Errorf("bench commitment: interrupted; %d openings are saved in %s; run the same command again to continue", lastDone, *out)
-	}
-	if err != nil {
+	if err := jp.finish(err, *out); err != nil {
 		return err
 	}
 	fmt.Printf("commitment benchmark of %s: %s, %d questions, %d openings, branch points %v, %d branches each, layer %d (%s)\n",

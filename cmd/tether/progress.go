@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -223,4 +225,44 @@ func (e *etaMeter) update(done, total int) {
 	left := time.Duration(float64(took) / float64(ran) * float64(total-done))
 	fmt.Fprintf(jobOut, "%s: %d %s in %s; at that rate the other %d take about %s\n",
 		e.job, ran, e.unit, took.Round(time.Millisecond), total-done, left.Round(time.Second))
+}
+
+// jobProgress follows the units of a resumable job (persona variance, drift, commitment): a
+// bar (plain lines when stderr is a log) made at the first report, the one-time time estimate,
+// and the counts and times of the first and last reports of this invocation.
+type jobProgress struct {
+	job, unit, description string
+	bar                    counter
+	eta                    etaMeter
+	firstDone, done        int
+	first, last            time.Time
+}
+
+// newJobProgress follows job's units ("conversations"); description labels the bar.
+func newJobProgress(job, unit, description string) *jobProgress {
+	return &jobProgress{job: job, unit: unit, description: description, eta: etaMeter{job: job, unit: unit}}
+}
+
+// update records that done of total units are complete.
+func (p *jobProgress) update(done, total int) {
+	now := time.Now()
+	if p.bar == nil {
+		p.bar = newBar(total, p.description)
+		p.first, p.firstDone = now, done
+	}
+	p.eta.update(done, total)
+	p.bar.Set(done)
+	p.done, p.last = done, now
+}
+
+// finish ends the bar and returns err, except that an interruption (context.Canceled) becomes
+// a message saying how many units are saved in out and that the same command continues.
+func (p *jobProgress) finish(err error, out string) error {
+	if p.bar != nil {
+		p.bar.Finish()
+	}
+	if errors.Is(err, context.Canceled) {
+		return fmt.Errorf("%s: interrupted; %d %s are saved in %s; run the same command again to continue", p.job, p.done, p.unit, out)
+	}
+	return err
 }

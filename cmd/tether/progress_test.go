@@ -2,6 +2,9 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
@@ -64,5 +67,27 @@ func TestLineCounter(t *testing.T) {
 	newLineCounter(&quiet, "x", 10, time.Hour).Finish()
 	if quiet.String() != "" {
 		t.Errorf("a job that never started printed %q", quiet.String())
+	}
+}
+
+// TestJobProgressFinish: an interruption becomes the message that says how many units of this
+// job are saved where and how to continue; other errors and success pass through unchanged.
+func TestJobProgressFinish(t *testing.T) {
+	jp := newJobProgress("bench drift", "conversations", "drift conversations")
+	jp.update(3, 8)
+	jp.update(5, 8)
+	want := "bench drift: interrupted; 5 conversations are saved in /tmp/d; run the same command again to continue"
+	if err := jp.finish(fmt.Errorf("run: %w", context.Canceled), "/tmp/d"); err == nil || err.Error() != want {
+		t.Fatalf("interrupted: %v, want %q", err, want)
+	}
+	other := errors.New("disk full")
+	if err := jp.finish(other, "/tmp/d"); err != other {
+		t.Fatalf("other error: %v, want it unchanged", err)
+	}
+	if err := jp.finish(nil, "/tmp/d"); err != nil {
+		t.Fatalf("success: %v", err)
+	}
+	if jp.firstDone != 3 || jp.done != 5 || jp.last.Before(jp.first) {
+		t.Fatalf("counts: first %d, last %d", jp.firstDone, jp.done)
 	}
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -94,30 +93,15 @@ func runBenchVariance(args []string) error {
 		o.Judge, o.JudgeName = j, *judge
 	}
 	o.Warn = func(msg string) { fmt.Fprintln(warnOut, "warning: bench variance: "+msg) }
-	var bar counter
-	lastDone := 0
-	eta := etaMeter{job: "bench variance", unit: "units"}
-	o.Progress = func(done, total int) {
-		if bar == nil {
-			bar = newBar(total, "variance units (persona x form x item, all seeds)")
-		}
-		eta.update(done, total)
-		bar.Set(done)
-		lastDone = done
-	}
+	jp := newJobProgress("bench variance", "units", "variance units (persona x form x item, all seeds)")
+	o.Progress = jp.update
 	rep, err := bench.RunPersonaVariance(ctx, m, o)
-	if bar != nil {
-		bar.Finish()
-	}
-	if errors.Is(err, context.Canceled) {
-		return fmt.Errorf("bench variance: interrupted; %d units are saved in %s; run the same command again to continue", lastDone, *out)
-	}
-	if err != nil {
+	if err := jp.finish(err, *out); err != nil {
 		return err
 	}
 	if rep == nil { // a shard: sealed, no report
 		fmt.Printf("shard %s of the variance benchmark is done (%d units) in %s; when every shard is, run the same command without --shard to write the report\n",
-			shard, lastDone, filepath.Join(*out, shard.DirName()))
+			shard, jp.done, filepath.Join(*out, shard.DirName()))
 		return nil
 	}
 	fmt.Printf("persona variance of %s: %d personas x %d forms x %d items x %d seeds = %d answers (%d persona anchors skipped: too long for the context)\n",
