@@ -308,9 +308,10 @@ func (m *Model) AssistantTurn(prompt, generated []int) ([]int, string, error) {
 	if err != nil || m.HasChatTemplate() {
 		return generated, text, err
 	}
+	cont := tokenizer.NewContinuation(m.Tokenizer, prompt) // decodes the prompt once
 	k := len(generated)
 	for k > 0 {
-		shorter, err := m.Continuation(prompt, generated[:k-1])
+		shorter, err := cont.Decode(generated[:k-1], false)
 		if err != nil {
 			return nil, "", err
 		}

@@ -2,6 +2,8 @@ package model
 
 import (
 	"fmt"
+
+	"tether/tokenizer"
 )
 
 // PlainPrompt encodes text the way Hugging Face does for a plain prompt: with
@@ -52,17 +54,5 @@ func (m *Model) StopTokens() []int {
 // decode(prompt)). Decoding the generated ids alone can differ at the seam:
 // SentencePiece-style decoders strip the leading space of a decode.
 func (m *Model) Continuation(prompt, generated []int) (string, error) {
-	whole, err := m.Tokenizer.Decode(append(append([]int(nil), prompt...), generated...), false)
-	if err != nil {
-		return "", err
-	}
-	head, err := m.Tokenizer.Decode(prompt, false)
-	if err != nil {
-		return "", err
-	}
-	if len(head) > len(whole) || whole[:len(head)] != head {
-		// The seam changed earlier text (rare); fall back to the generated ids alone.
-		return m.Tokenizer.Decode(generated, false)
-	}
-	return whole[len(head):], nil
+	return tokenizer.NewContinuation(m.Tokenizer, prompt).Decode(generated, false)
 }
