@@ -235,10 +235,14 @@ func resolveSteering(ctx context.Context, st *Steering, m *model.Model, axes map
 	if err != nil {
 		return nil, steerError(err, 0)
 	}
+	// Further cap entries and projection layers change the resolved plan; it is compiled again
+	// once, after both.
+	replan := false
 	if len(st.Cap) > 1 {
 		if err := addCaps(ctx, setup, st.Cap[1:], ax, m); err != nil {
 			return nil, err
 		}
+		replan = true
 	}
 	r := &resolved{setup: setup, projections: st.Projections != nil}
 	if p := st.Projections; p != nil && p.Layers != "" {
@@ -252,8 +256,15 @@ func resolveSteering(ctx context.Context, st *Steering, m *model.Model, axes map
 			setup.Plan.Monitor[l] = ax.Axis[l]
 		}
 		setup.Plan.Record = true
+		replan = true
+	}
+	if replan {
 		if setup.Compiled, err = steer.Compile(setup.Plan, m.Config.HiddenSize, m.Config.NumLayers); err != nil {
-			return nil, invalid("steering.projections", "%s", strings.TrimPrefix(err.Error(), "steer: "))
+			param := "steering.projections"
+			if len(st.Cap) > 1 {
+				param = "steering.cap"
+			}
+			return nil, invalid(param, "%s", strings.TrimPrefix(err.Error(), "steer: "))
 		}
 	}
 	return r, nil
@@ -265,7 +276,7 @@ func capSpec(c CapRequest) *steer.CapSpec {
 }
 
 // addCaps resolves the cap entries after the first (steering.cap[1:]) on ax and adds their
-// caps to setup after the first entry's, in the order given, as one steer.CapSpec listing
+// caps to setup's plan (the caller compiles it) after the first entry's, in the order given, as one steer.CapSpec listing
 // every entry's layers and thresholds would: each capped layer is recorded, and a layer capped
 // by several entries gets one clamp per entry (at most the batcher's clamps per layer).
 func addCaps(ctx context.Context, setup *steer.Setup, caps []CapRequest, ax *axis.Axis, m *model.Model) *apiError {
@@ -290,11 +301,6 @@ func addCaps(ctx context.Context, setup *steer.Setup, caps []CapRequest, ax *axi
 	}
 	setup.Plan.Interventions = slices.Insert(slices.Clone(ivs), at, extra...)
 	setup.Plan.Record = true
-	compiled, err := steer.Compile(setup.Plan, m.Config.HiddenSize, m.Config.NumLayers)
-	if err != nil {
-		return invalid("steering.cap", "%s", strings.TrimPrefix(err.Error(), "steer: "))
-	}
-	setup.Compiled = compiled
 	return nil
 }
 
