@@ -6,7 +6,6 @@ import (
 
 	"tether/axis"
 	"tether/model"
-	"tether/probe"
 )
 
 // DemoCommitment runs a small commitment game for `tether demo`: the first 3 built-in object
@@ -28,7 +27,7 @@ func DemoCommitment(ctx context.Context, m *model.Model, backend, axisPath, out 
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := probe.ConfigSHA256(m.Dir)
+	cfg, err := axis.ConfigSHA256(m.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("bench: demo commitment: %w", err)
 	}

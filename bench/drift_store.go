@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 
-	"tether/probe"
+	"tether/axis"
 	"tether/runstore"
 )
 
@@ -34,7 +34,7 @@ type DriftManifest struct {
 
 // manifest describes the run.
 func (r *driftRunner) manifest() (DriftManifest, error) {
-	cfgSum, err := probe.ConfigSHA256(r.m.Dir)
+	cfgSum, err := axis.ConfigSHA256(r.m.Dir)
 	if err != nil {
 		return DriftManifest{}, fmt.Errorf("bench: drift: %w", err)
 	}

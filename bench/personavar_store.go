@@ -9,7 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"tether/probe"
+	"tether/axis"
 	"tether/runstore"
 )
 
@@ -25,7 +25,7 @@ type VarianceManifest struct {
 
 // manifest describes the run.
 func (r *varianceRunner) manifest() (VarianceManifest, error) {
-	cfgSum, err := probe.ConfigSHA256(r.m.Dir)
+	cfgSum, err := axis.ConfigSHA256(r.m.Dir)
 	if err != nil {
 		return VarianceManifest{}, fmt.Errorf("bench: variance: %w", err)
 	}

@@ -136,7 +136,7 @@ func openRunModel(m Manifest, ref, backend string) (*model.Model, error) {
 
 // checkRunModel refuses a model other than the run's (another config.json).
 func checkRunModel(m Manifest, mdl *model.Model) error {
-	sum, err := ConfigSHA256(mdl.Dir)
+	sum, err := axis.ConfigSHA256(mdl.Dir)
 	if err != nil {
 		return err
 	}

@@ -191,14 +191,9 @@ func scanRollouts(path string, fn func(r Rollout, ref runstore.Ref) error) (int6
 	})
 }
 
-// ConfigSHA256 is the hex sha256 of a model directory's config.json (axis.ConfigSHA256).
-func ConfigSHA256(modelDir string) (string, error) {
-	return axis.ConfigSHA256(modelDir)
-}
-
 // modelManifest fills the model fields of a manifest.
 func modelManifest(m *model.Model) (Manifest, error) {
-	sum, err := ConfigSHA256(m.Dir)
+	sum, err := axis.ConfigSHA256(m.Dir)
 	if err != nil {
 		return Manifest{}, err
 	}

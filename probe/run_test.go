@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"testing"
 
+	"tether/axis"
 	"tether/internal/testmodels"
 	"tether/weights"
 )
@@ -46,7 +47,7 @@ func TestRunEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	man := run.Manifest()
-	sha, _ := ConfigSHA256(m.Dir)
+	sha, _ := axis.ConfigSHA256(m.Dir)
 	if man.Format != RunFormat || man.Layers != 3 || man.HiddenSize != 32 || man.ConfigSHA256 != sha ||
 		man.Settings.Temperature != 0.7 || man.Settings.TopP != 0.9 || man.Settings.Judge != JudgeNone ||
 		man.Dataset != (DatasetInfo{Roles: 2, PromptsPerRole: 2, Questions: 2, Source: "builtin"}) {

@@ -11,7 +11,6 @@ import (
 	"tether/axis"
 	"tether/bench"
 	"tether/model"
-	"tether/probe"
 )
 
 func init() {
@@ -68,7 +67,7 @@ func runBenchCommitment(args []string) error {
 	if err != nil {
 		return err
 	}
-	cfgSum, err := probe.ConfigSHA256(m.Dir)
+	cfgSum, err := axis.ConfigSHA256(m.Dir)
 	if err != nil {
 		return fmt.Errorf("bench commitment: %w", err)
 	}
