@@ -10,6 +10,11 @@ import (
 // across them: the weights are read from memory once per block of mBlock rows.
 const mBlock = 64
 
+// streamMinK is the row length from which a single x row reads the weights one row at a time
+// (one memory stream) rather than four interleaved rows: below it (attention over a head of 64
+// or 128 values) the rows are short and the four-row tile's fewer calls win.
+const streamMinK = 256
+
 // inlineWork is the multiply-add count below which a product runs on the calling goroutine: waking
 // the pool costs more than the work.
 const inlineWork = 1 << 15
@@ -122,11 +127,15 @@ func ntBlock[W float32 | uint16](ks *kernelSet, t *tiles[W], widen func(W) float
 			addTails(out, x, w, widen, n, k, kv, i, i+R, j, j+4)
 		}
 		for ; i < i1; i++ {
-			// One x row: four single-stream dot products read the weights faster than
-			// one tile interleaving four weight rows (the hardware prefetcher follows
-			// one stream better than four).
-			for c := range 4 {
-				t.one(&x[i*k], k, &w[(j+c)*k], k, kv, &out[i*n+j+c], n)
+			if k >= streamMinK {
+				// Long weight rows: four single-stream dot products read them faster
+				// than one tile interleaving four rows (the hardware prefetcher follows
+				// one stream better than four; BenchmarkWeightStreams).
+				for c := range 4 {
+					t.one(&x[i*k], k, &w[(j+c)*k], k, kv, &out[i*n+j+c], n)
+				}
+			} else {
+				t.row(&x[i*k], k, &w[j*k], k, kv, &out[i*n+j], n)
 			}
 			addTails(out, x, w, widen, n, k, kv, i, i+1, j, j+4)
 		}
