@@ -1,11 +1,11 @@
 package bench
 
 import (
-	"fmt"
 	"slices"
 	"testing"
 
 	"tether/internal/testmodels"
+	"tether/model"
 )
 
 // TestBenchPathsMatchReference: bench drift's conversation prompt and the capability check's
@@ -14,31 +14,22 @@ import (
 // format.
 func TestBenchPathsMatchReference(t *testing.T) {
 	f := testmodels.LoadChatFixtures(t)
-	for name := range f.Models {
-		for _, thinking := range f.ThinkingSettings(name) {
-			label := name
-			if thinking != nil {
-				label += fmt.Sprintf("/enable_thinking=%t", *thinking)
-			}
-			t.Run(label, func(t *testing.T) {
-				m := f.Model(t, name, thinking)
-				drift := f.Case(t, name, "multi_prompt_no_system", thinking)
-				ids, err := chatPromptIDs(m, drift.Messages, 16)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if want := testmodels.ReferenceIDs(t, m, drift); !slices.Equal(ids, want) {
-					t.Errorf("drift prompt %v\nwant %v", ids, want)
-				}
-				user := f.Case(t, name, "user_prompt", thinking)
-				ids, err = questionPrompt(m, user.Messages[0].Content)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if want := testmodels.ReferenceIDs(t, m, user); !slices.Equal(ids, want) {
-					t.Errorf("capability prompt %v\nwant %v", ids, want)
-				}
-			})
+	f.EachModel(t, func(t *testing.T, name string, thinking *bool, m *model.Model) {
+		drift := f.Case(t, name, "multi_prompt_no_system", thinking)
+		ids, err := chatPromptIDs(m, drift.Messages, 16)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
+		if want := testmodels.ReferenceIDs(t, m, drift); !slices.Equal(ids, want) {
+			t.Errorf("drift prompt %v\nwant %v", ids, want)
+		}
+		user := f.Case(t, name, "user_prompt", thinking)
+		ids, err = questionPrompt(m, user.Messages[0].Content)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := testmodels.ReferenceIDs(t, m, user); !slices.Equal(ids, want) {
+			t.Errorf("capability prompt %v\nwant %v", ids, want)
+		}
+	})
 }

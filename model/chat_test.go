@@ -1,8 +1,6 @@
 package model_test
 
 import (
-	"encoding/json"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -143,20 +141,7 @@ func TestPlainChatStop(t *testing.T) {
 func writeBrokenTemplateModel(t *testing.T) string {
 	t.Helper()
 	dir := testmodels.Write(t, t.TempDir(), testmodels.TinyChat, 1)
-	path := filepath.Join(dir, "tokenizer_config.json")
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cfg map[string]any
-	if err := json.Unmarshal(data, &cfg); err != nil {
-		t.Fatal(err)
-	}
-	cfg["chat_template"] = "{% for m in messages %}{{ m.content }"
-	out, _ := json.Marshal(cfg)
-	if err := os.WriteFile(path, out, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	testmodels.SetChatTemplate(t, dir, "{% for m in messages %}{{ m.content }")
 	return dir
 }
 

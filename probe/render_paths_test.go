@@ -1,7 +1,6 @@
 package probe
 
 import (
-	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -12,29 +11,13 @@ import (
 	"tether/tokenizer"
 )
 
-// forEachFixtureModel runs fn for every model and enable_thinking setting of the chat fixtures
-// (model/testdata/chat: rendered by the Python reference).
-func forEachFixtureModel(t *testing.T, fn func(t *testing.T, f *testmodels.ChatFixtures, name string, thinking *bool, m *model.Model)) {
-	f := testmodels.LoadChatFixtures(t)
-	for name := range f.Models {
-		for _, thinking := range f.ThinkingSettings(name) {
-			label := name
-			if thinking != nil {
-				label += fmt.Sprintf("/enable_thinking=%t", *thinking)
-			}
-			t.Run(label, func(t *testing.T) {
-				fn(t, f, name, thinking, f.Model(t, name, thinking))
-			})
-		}
-	}
-}
-
 // TestProbePathsMatchReference: the persona rollout prompt (Prompter.Prompt, also the judge's
 // path), the capture span (Prompter.Span) and project (ConversationSpans) turn the fixture
 // conversations into exactly the reference's token ids, and their spans hold the assistant
 // turns' text.
 func TestProbePathsMatchReference(t *testing.T) {
-	forEachFixtureModel(t, func(t *testing.T, f *testmodels.ChatFixtures, name string, thinking *bool, m *model.Model) {
+	f := testmodels.LoadChatFixtures(t)
+	f.EachModel(t, func(t *testing.T, name string, thinking *bool, m *model.Model) {
 		p := NewPrompter(m)
 		ref := func(c string) (testmodels.ChatFixtureCase, []int) {
 			fc := f.Case(t, name, c, thinking)

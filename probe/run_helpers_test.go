@@ -1,9 +1,6 @@
 package probe
 
 import (
-	"encoding/json"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"tether/engine"
@@ -22,20 +19,7 @@ func writeTinyModel(t testing.TB, dir string, seed uint64, template string) stri
 	t.Helper()
 	testmodels.Write(t, dir, testmodels.TinyChat, seed)
 	if template != "" {
-		path := filepath.Join(dir, "tokenizer_config.json")
-		data, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var cfg map[string]any
-		if err := json.Unmarshal(data, &cfg); err != nil {
-			t.Fatal(err)
-		}
-		cfg["chat_template"] = template
-		out, _ := json.Marshal(cfg)
-		if err := os.WriteFile(path, out, 0o644); err != nil {
-			t.Fatal(err)
-		}
+		testmodels.SetChatTemplate(t, dir, template)
 	}
 	return dir
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -22,40 +21,31 @@ import (
 // own tests), hence all of them give byte-identical ids.
 func TestCommandPathsMatchReference(t *testing.T) {
 	f := testmodels.LoadChatFixtures(t)
-	for name := range f.Models {
-		for _, thinking := range f.ThinkingSettings(name) {
-			label := name
-			if thinking != nil {
-				label += fmt.Sprintf("/enable_thinking=%t", *thinking)
+	f.EachModel(t, func(t *testing.T, name string, thinking *bool, m *model.Model) {
+		for _, c := range []string{"system_prompt", "user_prompt"} {
+			fc := f.Case(t, name, c, thinking)
+			system := ""
+			if len(fc.Messages) == 2 {
+				system = fc.Messages[0].Content
 			}
-			t.Run(label, func(t *testing.T) {
-				m := f.Model(t, name, thinking)
-				for _, c := range []string{"system_prompt", "user_prompt"} {
-					fc := f.Case(t, name, c, thinking)
-					system := ""
-					if len(fc.Messages) == 2 {
-						system = fc.Messages[0].Content
-					}
-					text, ids, err := chatGeneratePrompt(m, system, fc.Messages[len(fc.Messages)-1].Content)
-					if err != nil {
-						t.Fatal(err)
-					}
-					if want := testmodels.ReferenceIDs(t, m, fc); text != fc.Text || !slices.Equal(ids, want) {
-						t.Errorf("generate --chat %s: %q %v\nwant %q %v", c, text, ids, fc.Text, want)
-					}
-				}
-				multi := f.Case(t, name, "multi_prompt", thinking)
-				cs := &chatSession{m: m, messages: slices.Clone(multi.Messages[:3])}
-				ids, err := cs.nextPrompt(multi.Messages[3].Content)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if want := testmodels.ReferenceIDs(t, m, multi); !slices.Equal(ids, want) {
-					t.Errorf("chat prompt %v\nwant %v", ids, want)
-				}
-			})
+			text, ids, err := chatGeneratePrompt(m, system, fc.Messages[len(fc.Messages)-1].Content)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := testmodels.ReferenceIDs(t, m, fc); text != fc.Text || !slices.Equal(ids, want) {
+				t.Errorf("generate --chat %s: %q %v\nwant %q %v", c, text, ids, fc.Text, want)
+			}
 		}
-	}
+		multi := f.Case(t, name, "multi_prompt", thinking)
+		cs := &chatSession{m: m, messages: slices.Clone(multi.Messages[:3])}
+		ids, err := cs.nextPrompt(multi.Messages[3].Content)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := testmodels.ReferenceIDs(t, m, multi); !slices.Equal(ids, want) {
+			t.Errorf("chat prompt %v\nwant %v", ids, want)
+		}
+	})
 }
 
 // TestChatPlainModel: chat and generate --chat run on a model without a chat template (the
@@ -97,20 +87,7 @@ func TestChatPlainModel(t *testing.T) {
 func writeTemplateModel(t *testing.T, template string) string {
 	t.Helper()
 	dir := writePersonaTestModel(t)
-	path := filepath.Join(dir, "tokenizer_config.json")
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cfg map[string]any
-	if err := json.Unmarshal(data, &cfg); err != nil {
-		t.Fatal(err)
-	}
-	cfg["chat_template"] = template
-	out, _ := json.Marshal(cfg)
-	if err := os.WriteFile(path, out, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	testmodels.SetChatTemplate(t, dir, template)
 	return dir
 }
 

@@ -103,6 +103,22 @@ func (f *ChatFixtures) ThinkingSettings(modelName string) []*bool {
 	return out
 }
 
+// EachModel runs fn in a subtest for every model and enable_thinking setting of the fixtures,
+// with the model opened for rendering (Model).
+func (f *ChatFixtures) EachModel(t *testing.T, fn func(t *testing.T, name string, thinking *bool, m *model.Model)) {
+	for name := range f.Models {
+		for _, thinking := range f.ThinkingSettings(name) {
+			label := name
+			if thinking != nil {
+				label += fmt.Sprintf("/enable_thinking=%t", *thinking)
+			}
+			t.Run(label, func(t *testing.T) {
+				fn(t, name, thinking, f.Model(t, name, thinking))
+			})
+		}
+	}
+}
+
 // Model opens a fixture model for rendering: a weightless model with the
 // fixture's tokenizer, template and variables, or the bundled stories260K
 // (no chat template) without weights. It skips the test when a tokenizer in

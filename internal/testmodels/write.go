@@ -1,7 +1,9 @@
 package testmodels
 
 import (
+	"encoding/json"
 	"os"
+	"path/filepath"
 	"testing"
 
 	"tether/model"
@@ -55,4 +57,26 @@ func OpenWith(t testing.TB, dir string, opts model.Options) *model.Model {
 	}
 	t.Cleanup(m.Close)
 	return m
+}
+
+// SetChatTemplate replaces the chat template in dir's tokenizer_config.json with template.
+func SetChatTemplate(t testing.TB, dir, template string) {
+	t.Helper()
+	path := filepath.Join(dir, "tokenizer_config.json")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(data, &cfg); err != nil {
+		t.Fatalf("testmodels: %s: %v", path, err)
+	}
+	cfg["chat_template"] = template
+	out, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, out, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
