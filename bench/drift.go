@@ -223,8 +223,8 @@ func newDriftRunner(ctx context.Context, m *model.Model, o DriftOptions) (*drift
 		return nil, fmt.Errorf("bench: drift: no axis")
 	}
 	sp := o.Steering
-	if sp.Cap == nil || sp.Experiment != nil || sp.Add != nil || sp.Ablate != nil || sp.NewestOnly {
-		return nil, fmt.Errorf("bench: drift: the capped arm is a cap on the axis and nothing else (no experiment, add, ablation or newest-only)")
+	if len(sp.Cap) != 1 || sp.Experiment != nil || len(sp.Add) > 0 || len(sp.Ablate) > 0 || sp.Projections != nil || sp.NewestOnly {
+		return nil, fmt.Errorf("bench: drift: the capped arm is one cap on the axis and nothing else (no experiment, add, ablation, projection axis or newest-only)")
 	}
 	setup, err := steer.Resolve(ctx, sp, o.Axis, steer.ForModel(m))
 	if err != nil {

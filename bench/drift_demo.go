@@ -52,7 +52,7 @@ func DemoDrift(ctx context.Context, m *model.Model, axisPath, out string, progre
 	return RunDrift(ctx, m, DriftOptions{
 		Out: out, Axis: ax, AxisPath: axisPath, Scenarios: scs,
 		Seeds: []uint64{1, 2}, Turns: 3, MaxTokens: 24,
-		Steering: steer.Spec{Cap: &steer.CapSpec{Layers: strconv.Itoa(layer), Percentile: &p}},
+		Steering: steer.Spec{Cap: []steer.CapSpec{{Layers: strconv.Itoa(layer), Percentile: &p}}},
 		Backend:  m.Engine.Backend().Name(), Progress: progress,
 	})
 }

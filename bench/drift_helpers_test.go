@@ -93,5 +93,5 @@ func driftTestOptions(t testing.TB, out, axisPath string, u []float32) DriftOpti
 
 // capSpec caps one layer at tau and measures the projection there.
 func capSpec(layer int, tau float64) steer.Spec {
-	return steer.Spec{Cap: &steer.CapSpec{Layers: strconv.Itoa(layer), Tau: []float64{tau}}, MeasureLayer: &layer}
+	return steer.Spec{Cap: []steer.CapSpec{{Layers: strconv.Itoa(layer), Tau: []float64{tau}}}, MeasureLayer: &layer}
 }

@@ -78,7 +78,7 @@ func SteerOverhead(ctx context.Context, m *engine.Model, o SteerOptions) (SteerR
 		}
 		ax.Axis = append(ax.Axis, v)
 	}
-	spec := steer.Spec{Cap: &steer.CapSpec{Layers: steer.FormatLayers(o.Layers), Tau: []float64{0}}}
+	spec := steer.Spec{Cap: []steer.CapSpec{{Layers: steer.FormatLayers(o.Layers), Tau: []float64{0}}}}
 	setup, err := steer.Resolve(ctx, spec, ax, steer.Model{Name: "bench steer", Layers: cfg.NumLayers, Hidden: cfg.HiddenSize})
 	if err != nil {
 		return SteerReport{}, fmt.Errorf("bench steer: %w", err)

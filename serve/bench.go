@@ -83,7 +83,7 @@ func benchSequential(ctx context.Context, m *model.Model, o BenchOptions, st *St
 	if err != nil {
 		return row, err
 	}
-	r, err := resolveSteering(ctx, st, m, o.Axes)
+	r, err := resolveSteering(ctx, st, m, o.Axes, DefaultMaxClamps)
 	if err != nil {
 		return row, err
 	}
@@ -121,7 +121,7 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 // benchServed runs clients concurrent streaming clients against a fresh server.
 func benchServed(ctx context.Context, m *model.Model, o BenchOptions, st *Steering, clients int) (BenchRow, error) {
 	row := BenchRow{Mode: "served", Capped: st != nil, Clients: clients, Requests: clients * o.Requests}
-	gen, err := m.Engine.NewBatcher(engine.BatcherOptions{MaxBatch: o.MaxBatch, MaxQueue: clients * o.Requests})
+	gen, err := m.Engine.NewBatcher(engine.BatcherOptions{MaxBatch: o.MaxBatch, MaxQueue: clients * o.Requests, MaxClamps: DefaultMaxClamps})
 	if err != nil {
 		return row, err
 	}

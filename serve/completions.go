@@ -190,7 +190,7 @@ func (s *Server) prepare(ctx context.Context, kind string, ids []int, p *commonP
 		}
 		j.withUsage = p.StreamOptions.IncludeUsage
 	}
-	st, e := resolveSteering(ctx, p.Steering, s.cfg.Model, s.cfg.Axes)
+	st, e := resolveSteering(ctx, p.Steering, s.cfg.Model, s.cfg.Axes, s.cfg.MaxClamps)
 	if e != nil {
 		var ae *apiError
 		if errors.As(e, &ae) {

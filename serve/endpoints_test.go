@@ -86,7 +86,7 @@ func TestEndpoints(t *testing.T) {
 // token counts stay within what was asked.
 func TestBench(t *testing.T) {
 	m := tinyModel(t)
-	path, _ := writeAxis(t, m)
+	path, _ := writeAxis(t, m, 3)
 	axes, err := LoadAxes([]string{"a=" + path}, m)
 	if err != nil {
 		t.Fatal(err)

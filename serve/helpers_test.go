@@ -44,6 +44,9 @@ type fixture struct {
 	stop     context.CancelFunc
 	served   chan error
 	logs     *bytes.Buffer
+	// second is the axis loaded as "second" (options.second), another random direction per
+	// layer calibrated as ax is.
+	second *axis.Axis
 }
 
 // options adjust a fixture.
@@ -52,18 +55,22 @@ type options struct {
 	maxBatch, maxQueue int
 	maxBody            int64
 	model              *model.Model
+	// second loads a second axis as "second"; maxClamps is the clamps per layer of the
+	// batcher and the server (0: DefaultMaxClamps).
+	second    bool
+	maxClamps int
 }
 
 // calibrationPrompt is the chat the test axis's taus are calibrated on.
 var calibrationPrompt = []tokenizer.Message{{Role: "user", Content: "tell me a story about a robot"}}
 
-// writeAxis writes an axis of random directions for m whose percentiles 25 and 50 are the
-// quartile and the median of the uncapped projections of a generation, so that caps at them
-// act on some tokens and not on others.
-func writeAxis(t *testing.T, m *model.Model) (string, *axis.Axis) {
+// writeAxis writes an axis of random directions (drawn from seed) for m whose percentiles 25
+// and 50 are the quartile and the median of the uncapped projections of a generation, so that
+// caps at them act on some tokens and not on others.
+func writeAxis(t *testing.T, m *model.Model, seed uint64) (string, *axis.Axis) {
 	t.Helper()
 	L, H := m.Config.NumLayers, m.Config.HiddenSize
-	rng := rand.New(rand.NewPCG(3, 4))
+	rng := rand.New(rand.NewPCG(seed, 4))
 	a := &axis.Axis{Model: m.Name, Layers: L, Hidden: H, Percentiles: []float64{25, 50}}
 	for range L {
 		v := make([]float32, H)
@@ -124,8 +131,14 @@ func startServer(t *testing.T, o options) *fixture {
 		m = tinyModel(t)
 	}
 	f := &fixture{m: m, logs: &bytes.Buffer{}, served: make(chan error, 1)}
-	f.axisPath, f.ax = writeAxis(t, m)
-	axes, err := LoadAxes([]string{"assistant=" + f.axisPath}, m)
+	f.axisPath, f.ax = writeAxis(t, m, 3)
+	files := []string{"assistant=" + f.axisPath}
+	if o.second {
+		var path string
+		path, f.second = writeAxis(t, m, 5)
+		files = append(files, "second="+path)
+	}
+	axes, err := LoadAxes(files, m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,12 +151,15 @@ func startServer(t *testing.T, o options) *fixture {
 	if o.maxBody == 0 {
 		o.maxBody = 1 << 20
 	}
-	f.gen, err = m.Engine.NewBatcher(engine.BatcherOptions{MaxBatch: o.maxBatch, MaxQueue: o.maxQueue})
+	if o.maxClamps == 0 {
+		o.maxClamps = DefaultMaxClamps
+	}
+	f.gen, err = m.Engine.NewBatcher(engine.BatcherOptions{MaxBatch: o.maxBatch, MaxQueue: o.maxQueue, MaxClamps: o.maxClamps})
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv, err := New(Config{Model: m, ModelName: "tiny", Axes: axes, Generator: f.gen, APIKey: o.apiKey,
-		MaxBodyBytes: o.maxBody, MaxTokens: 200, MaxN: 4, Logger: slog.New(slog.NewJSONHandler(&syncWriter{buf: f.logs}, nil))})
+		MaxBodyBytes: o.maxBody, MaxTokens: 200, MaxN: 4, MaxClamps: o.maxClamps, Logger: slog.New(slog.NewJSONHandler(&syncWriter{buf: f.logs}, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,9 +41,18 @@ type Config struct {
 	// MaxContext is the generator's bound on prompt plus generated tokens (0: the model's
 	// context).
 	MaxContext int
+	// MaxClamps is the generator's bound on the clamps of a sequence's hooks on one layer
+	// (engine.BatcherOptions.MaxClamps; 0: DefaultMaxClamps): a request needing more gets 400.
+	MaxClamps int
 	// Logger receives the structured logs (nil: slog.Default()).
 	Logger *slog.Logger
 }
+
+// DefaultMaxClamps is the default bound on the clamps per layer of a request (caps and
+// ablations on one layer, and one to record the projection axis when it is not the first
+// one's): enough for caps along two axes and an ablation. Every row of a batch pays for the
+// bound at every step, steered or not.
+const DefaultMaxClamps = 4
 
 // Server answers the OpenAI-compatible API with tether's steering.
 type Server struct {
@@ -73,6 +82,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.MaxPromptTokens <= 0 || cfg.MaxPromptTokens > cfg.MaxContext-1 {
 		cfg.MaxPromptTokens = cfg.MaxContext - 1
+	}
+	if cfg.MaxClamps <= 0 {
+		cfg.MaxClamps = DefaultMaxClamps
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

@@ -39,18 +39,19 @@ func steeringCases(axisPath string) []steeringCase {
 		{name: "plain"},
 		{name: "uncapped", steering: map[string]any{"projections": proj}, withAxis: true},
 		{name: "capped", steering: map[string]any{"cap": []any{map[string]any{"axis": "assistant", "layers": "1:3", "percentile": 50}}, "projections": proj},
-			spec: steer.Spec{Cap: &steer.CapSpec{Layers: "1:3", Percentile: pct(50)}}, withAxis: true},
+			spec: steer.Spec{Cap: []steer.CapSpec{{Layers: "1:3", Percentile: pct(50)}}}, withAxis: true},
 		{name: "capped-tau", steering: map[string]any{"cap": []any{map[string]any{"axis": "assistant", "layers": []int{2, 3}, "tau": 0.25}}, "projections": proj},
-			spec: steer.Spec{Cap: &steer.CapSpec{Layers: "2,3", Tau: []float64{0.25}}}, withAxis: true},
-		// Two cap entries on different layers: as one cap with a threshold per layer.
+			spec: steer.Spec{Cap: []steer.CapSpec{{Layers: "2,3", Tau: []float64{0.25}}}}, withAxis: true},
+		// Two cap entries on different layers: as tether generate's one cap with a threshold per
+		// layer.
 		{name: "capped-list", steering: map[string]any{"cap": []any{
 			map[string]any{"axis": "assistant", "layers": []int{1}, "tau": 0.3},
 			map[string]any{"axis": "assistant", "layers": "2,3", "tau": 0.2}}, "projections": proj},
-			spec: steer.Spec{Cap: &steer.CapSpec{Layers: "1,2,3", Tau: []float64{0.3, 0.2, 0.2}}}, withAxis: true},
+			spec: steer.Spec{Cap: []steer.CapSpec{{Layers: "1,2,3", Tau: []float64{0.3, 0.2, 0.2}}}}, withAxis: true},
 		{name: "steered", steering: map[string]any{"add": []any{map[string]any{"vector": "assistant", "layers": "1", "coef": 3, "units": "unit"}}, "projections": proj},
-			spec: steer.Spec{Add: &steer.AddSpec{Vector: axisPath, Layers: "1", Coef: 3, Units: "unit"}}, withAxis: true},
+			spec: steer.Spec{Add: []steer.AddSpec{{Vector: axisPath, Layers: "1", Coef: 3, Units: "unit"}}}, withAxis: true},
 		{name: "ablated", steering: map[string]any{"ablate": []any{map[string]any{"vector": "assistant", "layers": "-2"}}, "projections": proj},
-			spec: steer.Spec{Ablate: &steer.AblateSpec{Layers: "-2"}}, withAxis: true},
+			spec: steer.Spec{Ablate: []steer.AblateSpec{{Layers: "-2"}}}, withAxis: true},
 	}
 }
 
@@ -58,11 +59,8 @@ func steeringCases(axisPath string) []steeringCase {
 // case's spec resolved by steer.Resolve: its text and telemetry.
 func (f *fixture) direct(t *testing.T, c steeringCase, msgs []tokenizer.Message, maxNew int, temp float64, seed uint64) (string, []steer.TelemetryRecord) {
 	t.Helper()
-	ids, err := f.m.ChatPrompt(msgs, true)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var setup *steer.Setup
+	var err error
 	if c.steering != nil {
 		ax := f.ax
 		if !c.withAxis {
@@ -72,20 +70,33 @@ func (f *fixture) direct(t *testing.T, c steeringCase, msgs []tokenizer.Message,
 			t.Fatal(err)
 		}
 	}
-	opts := engine.GenerateOptions{Detokenizer: tokenizer.NewContinuation(f.m.Tokenizer, ids)}
+	var hooks engine.Hooks
 	if setup != nil {
-		opts.Hooks = setup.Compiled.Hooks
+		hooks = setup.Compiled.Hooks
 	}
+	res := f.generateWith(t, hooks, msgs, maxNew, temp, seed)
+	if setup == nil {
+		return res.Text, nil
+	}
+	return res.Text, setup.Compiled.Telemetry(res)
+}
+
+// generateWith generates a chat answer with engine.Generate alone, as tether generate --chat
+// does, with the given hooks.
+func (f *fixture) generateWith(t *testing.T, hooks engine.Hooks, msgs []tokenizer.Message, maxNew int, temp float64, seed uint64) engine.Result {
+	t.Helper()
+	ids, err := f.m.ChatPrompt(msgs, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := engine.GenerateOptions{Detokenizer: tokenizer.NewContinuation(f.m.Tokenizer, ids), Hooks: hooks}
 	req := engine.Request{Prompt: ids, MaxNewTokens: maxNew, StopTokens: f.m.StopTokens(), StopStrings: f.m.ChatStopStrings(),
 		Sampling: engine.SamplingParams{Temperature: temp, TopP: 1, RepetitionPenalty: 1, Seed: seed}}
 	res, err := f.m.Engine.Generate(t.Context(), []engine.Request{req}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if setup == nil {
-		return res[0].Text, nil
-	}
-	return res[0].Text, setup.Compiled.Telemetry(res[0])
+	return res[0]
 }
 
 func projectionsOf(t *testing.T, ch openai.ChatCompletionChoice) []steer.TelemetryRecord {

@@ -18,11 +18,10 @@ import (
 	"tether/steer"
 )
 
-// Steering is the request body's "steering" object (the Contract of docs/server.md): caps on a
-// named axis, additive steering with a named vector, ablation, and the projections to report.
-// Names are those of the server's --axis NAME=FILE. One request resolves to one steer.Spec, so
-// it holds at most one cap, one add and one ablation, and caps, ablation and projections act
-// along one axis.
+// Steering is the request body's "steering" object (the Contract of docs/server.md): caps on
+// named axes, additive steering with named vectors, ablations, and the projections to report.
+// Names are those of the server's --axis NAME=FILE. A request maps onto one steer.Spec entry
+// for entry (steer.ResolveAxes with the loaded axes).
 type Steering struct {
 	Cap         []CapRequest       `json:"cap"`
 	Add         []AddRequest       `json:"add"`
@@ -173,155 +172,82 @@ func finiteOr0(x float64) float64 {
 	return x
 }
 
-// resolveSteering turns a request's steering into a steer.Spec and resolves it for m with the
-// named axis. A nil st resolves to nil (no hooks).
-func resolveSteering(ctx context.Context, st *Steering, m *model.Model, axes map[string]AxisFile) (*resolved, error) {
+// resolveSteering turns a request's steering into a steer.Spec, entry for entry, and resolves
+// it for m with the loaded axes; maxClamps is the generator's bound on clamps per layer. A nil
+// st resolves to nil (no hooks).
+func resolveSteering(ctx context.Context, st *Steering, m *model.Model, axes map[string]AxisFile, maxClamps int) (*resolved, error) {
 	if st == nil {
 		return nil, nil
 	}
-	for _, c := range []struct {
-		name string
-		n    int
-	}{{"add", len(st.Add)}, {"ablate", len(st.Ablate)}} {
-		if c.n > 1 {
-			return nil, invalid("steering."+c.name, "%d entries: at most one %s per request is supported", c.n, c.name)
-		}
+	spec, e := st.spec(axes)
+	if e != nil {
+		return nil, e
 	}
-	var spec steer.Spec
-	axisName, axisParam := "", ""
-	useAxis := func(name, param string) (*apiError, bool) {
-		if _, ok := axes[name]; !ok {
-			return invalid(param, "unknown axis %q: %s", name, loadedNames(axes)), false
-		}
-		if axisName != "" && axisName != name {
-			return invalid(param, "axis %q differs from %q of %s: caps, ablation and projections act along one axis per request", name, axisName, axisParam), false
-		}
-		axisName, axisParam = name, param
-		return nil, true
+	named := steer.Axes{}
+	for name, f := range axes {
+		named[name] = f.Axis
 	}
-	for i, c := range st.Cap {
-		if e, ok := useAxis(c.Axis, fmt.Sprintf("steering.cap[%d].axis", i)); !ok {
-			return nil, e
-		}
-	}
-	if len(st.Cap) > 0 {
-		spec.Cap = capSpec(st.Cap[0])
-	}
-	if len(st.Ablate) == 1 {
-		a := st.Ablate[0]
-		if e, ok := useAxis(a.Vector, "steering.ablate[0].vector"); !ok {
-			return nil, e
-		}
-		spec.Ablate = &steer.AblateSpec{Layers: string(a.Layers), Value: a.Value}
-	}
-	if p := st.Projections; p != nil {
-		if e, ok := useAxis(p.Axis, "steering.projections.axis"); !ok {
-			return nil, e
-		}
-	}
-	if len(st.Add) == 1 {
-		a := st.Add[0]
-		f, ok := axes[a.Vector]
-		if !ok {
-			return nil, invalid("steering.add[0].vector", "unknown vector %q: %s", a.Vector, loadedNames(axes))
-		}
-		spec.Add = &steer.AddSpec{Vector: f.Path, Layers: string(a.Layers), Coef: a.Coef, Units: a.Units}
-	}
-	var ax *axis.Axis
-	if axisName != "" {
-		ax = axes[axisName].Axis
-	}
-	setup, err := steer.Resolve(ctx, spec, ax, steer.ForModel(m))
+	sm := steer.ForModel(m)
+	sm.MaxClamps = maxClamps
+	setup, err := steer.ResolveAxes(ctx, spec, named, sm)
 	if err != nil {
-		return nil, steerError(err, 0)
-	}
-	// Further cap entries and projection layers change the resolved plan; it is compiled again
-	// once, after both.
-	replan := false
-	if len(st.Cap) > 1 {
-		if err := addCaps(ctx, setup, st.Cap[1:], ax, m); err != nil {
-			return nil, err
-		}
-		replan = true
+		return nil, steerError(err)
 	}
 	r := &resolved{setup: setup, projections: st.Projections != nil}
-	if p := st.Projections; p != nil && p.Layers != "" {
-		layers, err := steer.ParseLayers(string(p.Layers), m.Config.NumLayers)
-		if err != nil {
-			return nil, invalid("steering.projections.layers", "%s", strings.TrimPrefix(err.Error(), "steer: "))
-		}
+	if setup.ProjectionLayers != nil {
 		r.keep = map[int]bool{}
-		for _, l := range layers {
+		for _, l := range setup.ProjectionLayers {
 			r.keep[l] = true
-			setup.Plan.Monitor[l] = ax.Axis[l]
-		}
-		setup.Plan.Record = true
-		replan = true
-	}
-	if replan {
-		if setup.Compiled, err = steer.Compile(setup.Plan, m.Config.HiddenSize, m.Config.NumLayers); err != nil {
-			param := "steering.projections"
-			if len(st.Cap) > 1 {
-				param = "steering.cap"
-			}
-			return nil, invalid(param, "%s", strings.TrimPrefix(err.Error(), "steer: "))
 		}
 	}
 	return r, nil
 }
 
-// capSpec is the steer.CapSpec of one cap entry.
-func capSpec(c CapRequest) *steer.CapSpec {
-	return &steer.CapSpec{Layers: string(c.Layers), Percentile: c.Percentile, Tau: c.Tau}
+// spec is the steer.Spec of the request, after checking that every name is a loaded axis (a
+// vector is never read from a path a client gives).
+func (st *Steering) spec(axes map[string]AxisFile) (steer.Spec, *apiError) {
+	var spec steer.Spec
+	known := func(name, param, what string) *apiError {
+		if _, ok := axes[name]; !ok {
+			return invalid(param, "unknown %s %q: %s", what, name, loadedNames(axes))
+		}
+		return nil
+	}
+	for i, c := range st.Cap {
+		if e := known(c.Axis, fmt.Sprintf("steering.cap[%d].axis", i), "axis"); e != nil {
+			return spec, e
+		}
+		spec.Cap = append(spec.Cap, steer.CapSpec{Axis: c.Axis, Layers: string(c.Layers), Percentile: c.Percentile, Tau: c.Tau})
+	}
+	for i, a := range st.Add {
+		if e := known(a.Vector, fmt.Sprintf("steering.add[%d].vector", i), "vector"); e != nil {
+			return spec, e
+		}
+		spec.Add = append(spec.Add, steer.AddSpec{Vector: a.Vector, Layers: string(a.Layers), Coef: a.Coef, Units: a.Units})
+	}
+	for i, a := range st.Ablate {
+		if e := known(a.Vector, fmt.Sprintf("steering.ablate[%d].vector", i), "axis"); e != nil {
+			return spec, e
+		}
+		spec.Ablate = append(spec.Ablate, steer.AblateSpec{Vector: a.Vector, Layers: string(a.Layers), Value: a.Value})
+	}
+	if p := st.Projections; p != nil {
+		if e := known(p.Axis, "steering.projections.axis", "axis"); e != nil {
+			return spec, e
+		}
+		spec.Projections = &steer.ProjectionSpec{Axis: p.Axis, Layers: string(p.Layers)}
+	}
+	return spec, nil
 }
 
-// addCaps resolves the cap entries after the first (steering.cap[1:]) on ax and adds their
-// caps to setup's plan (the caller compiles it) after the first entry's, in the order given, as one steer.CapSpec listing
-// every entry's layers and thresholds would: each capped layer is recorded, and a layer capped
-// by several entries gets one clamp per entry (at most the batcher's clamps per layer).
-func addCaps(ctx context.Context, setup *steer.Setup, caps []CapRequest, ax *axis.Axis, m *model.Model) *apiError {
-	var extra []steer.Intervention
-	for i, c := range caps {
-		one, err := steer.Resolve(ctx, steer.Spec{Cap: capSpec(c)}, ax, steer.ForModel(m))
-		if err != nil {
-			return steerError(err, i+1)
-		}
-		for _, iv := range one.Plan.Interventions {
-			if iv.Kind == steer.KindCap {
-				extra = append(extra, iv)
-				setup.Caps = append(setup.Caps, steer.LayerTau{Layer: iv.Layer, Tau: iv.Tau})
-				setup.Plan.Monitor[iv.Layer] = ax.Axis[iv.Layer]
-			}
-		}
-	}
-	ivs := setup.Plan.Interventions
-	at := 0
-	for at < len(ivs) && ivs[at].Kind == steer.KindCap {
-		at++
-	}
-	setup.Plan.Interventions = slices.Insert(slices.Clone(ivs), at, extra...)
-	setup.Plan.Record = true
-	return nil
-}
-
-// steerError maps a steer error to a 400 naming the request field; a cap's field names the
-// cap entry capIndex.
-func steerError(err error, capIndex int) *apiError {
+// steerError maps a steer error to a 400 naming the request field (a steer.FieldError's field
+// is the request's, under "steering.").
+func steerError(err error) *apiError {
 	var fe *steer.FieldError
 	if !errors.As(err, &fe) {
 		return invalid("steering", "%s", strings.TrimPrefix(err.Error(), "steer: "))
 	}
-	field := fe.Field
-	for _, part := range []string{"cap", "add", "ablate"} {
-		if field == part || strings.HasPrefix(field, part+".") {
-			idx := 0
-			if part == "cap" {
-				idx = capIndex
-			}
-			field = fmt.Sprintf("%s[%d]%s", part, idx, strings.TrimPrefix(field, part))
-		}
-	}
-	return invalid("steering."+field, "%s", fe.Problem)
+	return invalid("steering."+fe.Field, "%s", fe.Problem)
 }
 
 // loadedNames lists the loaded axes for messages.

@@ -5,23 +5,51 @@
 // # Spec and Resolve
 //
 // Every command steers the same way. A Spec is the request as plain data
-// (JSON tags; layers in ParseLayers syntax, files by path): a cap at a
-// percentile of the axis calibration or at given taus, or a reference
-// capping experiment; an add; an ablation; newest-only; the measure layer;
-// telemetry. Spec.Validate checks it alone, with *FieldError errors naming
-// the field ("cap.percentile"). Resolve(ctx, spec, axis, model) checks the
-// axis against the model (axis.Axis.CheckModel), takes the thresholds,
-// reads the vector files, chooses the measure layer and compiles the engine
-// hooks into a Setup: Setup.Compiled.Hooks go to engine.Generate, Setup.Caps
-// are the taus applied per layer, Setup.MeasureLayer is where the projection
-// is reported, Setup.Description says it all in one line. The command line
-// only turns its flags into a Spec; bench drift takes the Spec and resolves
-// it; project resolves an empty Spec for its layer.
+// (JSON tags; layers in ParseLayers syntax, axes by name, files by path):
+// lists of caps (each at a percentile of its axis's calibration or at
+// given taus), or a reference capping experiment; of adds; of ablations;
+// the projection axis; newest-only; the measure layer; telemetry. Each cap
+// or ablation names its axis and each add its vector among the axes given
+// to ResolveAxes; "" is the default axis, the command line's --axis, so a
+// command's flags make one entry of each kind along it. Spec.Validate
+// checks it alone, with *FieldError errors naming the field with its
+// entry's index ("cap[1].percentile"). ResolveAxes(ctx, spec, axes, model)
+// (Resolve for one default axis) checks the axes against the model
+// (axis.Axis.CheckModel), takes the thresholds, reads the vector files,
+// chooses the projection axis and the measure layer and compiles the
+// engine hooks into a Setup: Setup.Compiled.Hooks go to engine.Generate,
+// Setup.Caps are the taus applied per layer, Setup.MeasureLayer is where
+// the projection is reported, Setup.Description says it all in one line.
+// The command line only turns its flags into a Spec; bench drift takes the
+// Spec and resolves it; project resolves an empty Spec for its layer; the
+// server maps a request's steering field onto a Spec entry for entry.
 //
-//	var spec steer.Spec // e.g. from {"cap": {"layers": "46:54", "percentile": 25}}
+//	var spec steer.Spec // e.g. from {"cap": [{"layers": "46:54", "percentile": 25}]}
 //	setup, err := steer.Resolve(ctx, spec, ax, steer.ForModel(m))
 //	res, err := m.Engine.Generate(ctx, reqs, engine.GenerateOptions{Hooks: setup.Compiled.Hooks})
 //	recs := setup.Compiled.Telemetry(res[0])
+//
+// A Spec's lists (List) decode from a JSON list or from one entry's object,
+// and a one-entry list encodes as that object: the form a Spec had when it
+// held one cap, one add and one ablation, which therefore reads and writes
+// back unchanged.
+//
+// # Several axes on a layer
+//
+// On each layer the engine applies the sum of every add of the layer, then
+// the caps of every cap entry in order, then the ablations of every ablate
+// entry in order; caps and ablations along different axes on one layer are
+// separate clamps, each acting on the stream the previous one left.
+// Projections are reported along one axis, the projection axis
+// (Spec.Projections; default: the default axis, else the first cap's axis,
+// else the first ablation's, else the first add's vector when it is an
+// axis): each recorded layer reports the projection on it after the layer's
+// adds and before any cap or ablation (Before), after the whole hook
+// (After), and whether a cap along it acted (Capped); see TelemetryRecord.
+// Summarize and the measure layer use the same axis. Recording the
+// projection axis on a layer whose first clamp is along another axis takes
+// one more clamp (an open one, which never changes the stream); a batcher
+// bounds the clamps per layer (Model.MaxClamps).
 //
 // # Measure layer
 //
@@ -45,7 +73,7 @@
 // forms give identical activations.
 //
 // Within one layer the engine applies, in order: the sum of every Add of the
-// layer (alpha * vector), then every ablation and cap in the order given.
+// layer (alpha * vector), then every cap and ablation in the order given.
 //
 // # Steering magnitudes
 //

@@ -50,7 +50,7 @@ func Example() {
 	}
 
 	var spec steer.Spec
-	if err := json.Unmarshal([]byte(`{"cap": {"layers": "2:4", "percentile": 25}}`), &spec); err != nil {
+	if err := json.Unmarshal([]byte(`{"cap": [{"layers": "2:4", "percentile": 25}]}`), &spec); err != nil {
 		log.Fatal(err)
 	}
 	setup, err := steer.Resolve(ctx, spec, ax, steer.ForModel(m))

@@ -58,15 +58,6 @@ func randomUnit(rng *rand.Rand, n int) []float32 {
 	return u
 }
 
-// dot computes <a,b> in float64.
-func dot(a, b []float32) float64 {
-	var s float64
-	for i := range a {
-		s += float64(a[i]) * float64(b[i])
-	}
-	return s
-}
-
 func flat(rows [][]float32) []float32 {
 	var out []float32
 	for _, r := range rows {

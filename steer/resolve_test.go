@@ -49,7 +49,7 @@ func TestResolveCapTaus(t *testing.T) {
 		{"a tau per layer", CapSpec{Layers: "1:3", Tau: []float64{7, -7}}, []LayerTau{{1, 7}, {2, -7}}, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := Resolve(t.Context(), Spec{Cap: &tc.cap}, ax, handModel)
+			s, err := Resolve(t.Context(), Spec{Cap: []CapSpec{tc.cap}}, ax, handModel)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -82,7 +82,7 @@ func TestResolveCapTaus(t *testing.T) {
 func TestResolveMeasureLayer(t *testing.T) {
 	withLayer := handAxis(map[string]string{axis.LayerKey: "1"})
 	plain := handAxis(nil)
-	capped := &CapSpec{Layers: "3:5", Tau: []float64{0}}
+	capped := []CapSpec{{Layers: "3:5", Tau: []float64{0}}}
 	for _, tc := range []struct {
 		name     string
 		spec     Spec
@@ -130,16 +130,16 @@ func TestResolveErrors(t *testing.T) {
 		field string
 		want  string
 	}{
-		{"invalid spec", Spec{Cap: &CapSpec{Layers: "1"}}, ax, "cap", "needs a threshold"},
-		{"cap without axis", Spec{Cap: &CapSpec{Layers: "1", Tau: []float64{1}}}, nil, "cap", "no axis file"},
-		{"ablate without axis", Spec{Ablate: &AblateSpec{Layers: "1"}}, nil, "ablate", "no axis file"},
-		{"layers beyond the model", Spec{Cap: &CapSpec{Layers: "4:9", Tau: []float64{1}}}, ax, "cap.layers", "out of range"},
-		{"uncalibrated percentile", Spec{Cap: &CapSpec{Layers: "1", Percentile: ptr(50.0)}}, ax, "cap.percentile", "percentile 50 is not calibrated"},
-		{"tau count", Spec{Cap: &CapSpec{Layers: "1:4", Tau: []float64{1, 2}}}, ax, "cap.tau", "2 cap thresholds for 3 capped layers"},
+		{"invalid spec", Spec{Cap: []CapSpec{{Layers: "1"}}}, ax, "cap[0]", "needs a threshold"},
+		{"cap without axis", Spec{Cap: []CapSpec{{Layers: "1", Tau: []float64{1}}}}, nil, "cap[0]", "no axis file"},
+		{"ablate without axis", Spec{Ablate: []AblateSpec{{Layers: "1"}}}, nil, "ablate[0]", "no axis file"},
+		{"layers beyond the model", Spec{Cap: []CapSpec{{Layers: "4:9", Tau: []float64{1}}}}, ax, "cap[0].layers", "out of range"},
+		{"uncalibrated percentile", Spec{Cap: []CapSpec{{Layers: "1", Percentile: ptr(50.0)}}}, ax, "cap[0].percentile", "percentile 50 is not calibrated"},
+		{"tau count", Spec{Cap: []CapSpec{{Layers: "1:4", Tau: []float64{1, 2}}}}, ax, "cap[0].tau", "2 cap thresholds for 3 capped layers"},
 		{"measure layer beyond the model", Spec{MeasureLayer: ptr(6)}, ax, "measure_layer", "out of range"},
 		{"measure layer without axis", Spec{MeasureLayer: ptr(2)}, nil, "measure_layer", "needs an axis"},
 		{"axis of another shape", Spec{}, &axis.Axis{Model: "other", Layers: 6, Hidden: 9, Axis: make([][]float32, 6)}, "axis", "hidden size 9 but the model has 8"},
-		{"missing vector file", Spec{Add: &AddSpec{Vector: "/nonexistent/v.gguf", Coef: 1}}, ax, "add.vector", "no such file"},
+		{"missing vector file", Spec{Add: []AddSpec{{Vector: "/nonexistent/v.gguf", Coef: 1}}}, ax, "add[0].vector", "no such file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Resolve(t.Context(), tc.spec, tc.ax, handModel)
@@ -176,7 +176,7 @@ func TestResolveAddFromAxisFile(t *testing.T) {
 		{"norm", AddSpec{Vector: path, Layers: "2", Coef: 0.5, NormUnits: true}, "norm", [2]float32{1.5, 2}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := Resolve(t.Context(), Spec{Add: &tc.add}, nil, handModel)
+			s, err := Resolve(t.Context(), Spec{Add: []AddSpec{tc.add}}, nil, handModel)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -190,7 +190,7 @@ func TestResolveAddFromAxisFile(t *testing.T) {
 			}
 		})
 	}
-	if _, err := Resolve(t.Context(), Spec{Add: &AddSpec{Vector: path, Coef: 1}}, nil, handModel); err == nil || !strings.Contains(err.Error(), "add.layers") {
+	if _, err := Resolve(t.Context(), Spec{Add: []AddSpec{{Vector: path, Coef: 1}}}, nil, handModel); err == nil || !strings.Contains(err.Error(), "add[0].layers") {
 		t.Fatalf("an axis file without add layers: %v", err)
 	}
 }
@@ -217,7 +217,7 @@ func TestResolveDefaultCap(t *testing.T) {
 		{"reference layers, tau given", CapSpec{Layers: DefaultCapLayers, Tau: []float64{-1}}, []LayerTau{{2, -1}, {3, -1}}, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := Resolve(t.Context(), Spec{Cap: &tc.cap}, known, handModel)
+			s, err := Resolve(t.Context(), Spec{Cap: []CapSpec{tc.cap}}, known, handModel)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -229,9 +229,9 @@ func TestResolveDefaultCap(t *testing.T) {
 			}
 		})
 	}
-	_, err := Resolve(t.Context(), Spec{Cap: &CapSpec{Layers: DefaultCapLayers}}, handAxis(nil), handModel)
+	_, err := Resolve(t.Context(), Spec{Cap: []CapSpec{{Layers: DefaultCapLayers}}}, handAxis(nil), handModel)
 	var fe *FieldError
-	if !errors.As(err, &fe) || fe.Field != "cap.layers" || !strings.Contains(err.Error(), "no capping setting") {
+	if !errors.As(err, &fe) || fe.Field != "cap[0].layers" || !strings.Contains(err.Error(), "no capping setting") {
 		t.Fatalf("unknown model: got %v, want a cap.layers error saying the reference has no setting", err)
 	}
 }

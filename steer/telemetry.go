@@ -13,16 +13,25 @@ import (
 
 // TelemetryRecord is what happened at one generated token on one recorded
 // layer; its JSON form is one line of a --telemetry file.
+//
+// A layer's record is along its reported direction: the projection axis
+// (Setup.Axis: the --axis file, or a server request's projections.axis) at
+// that layer, or without one (Plan.Monitor unset) the direction of the
+// layer's first cap, else of its first ablation. On a layer with caps or
+// ablations along other axes only, the projection on the reported direction
+// is still recorded (the interventions there may move it), never as capped.
 type TelemetryRecord struct {
 	Token int `json:"token"` // index of the generated token (0 = first new token)
 	Layer int `json:"layer"`
-	// Before is the projection on the layer's direction (unit axis) before
-	// the cap or ablation acted (after any add on the same layer); After is
-	// the projection after the whole intervention on that layer.
+	// Before is the projection on the layer's reported direction (unit)
+	// after the layer's adds, before any of its caps and ablations acted;
+	// After is the projection after the whole hook (every add, cap and
+	// ablation of the layer).
 	Before float32 `json:"before"`
 	After  float32 `json:"after"`
-	// Capped reports whether a cap acted (the projection was below tau).
-	// It is false for ablations and monitors.
+	// Capped reports whether a cap along the reported direction acted on the
+	// layer (the projection it met was below its tau). It is false for
+	// ablations, monitors and caps along other axes.
 	Capped bool `json:"capped"`
 }
 
@@ -36,12 +45,14 @@ func (c *Compiled) Telemetry(r engine.Result) []TelemetryRecord {
 	for i, perLayer := range r.Telemetry {
 		for _, layer := range layers {
 			rec, ok := perLayer[layer]
-			s := c.slots[layer]
-			if !ok || s.clamp >= len(rec.Before) {
+			if !ok || len(rec.Before) == 0 {
 				continue
 			}
-			out = append(out, TelemetryRecord{Token: i, Layer: layer, Before: rec.Before[s.clamp],
-				After: rec.After[s.clamp], Capped: s.isCap && rec.Acted[s.clamp]})
+			capped := false
+			for _, k := range c.slots[layer].caps {
+				capped = capped || (k < len(rec.Acted) && rec.Acted[k])
+			}
+			out = append(out, TelemetryRecord{Token: i, Layer: layer, Before: rec.Before[0], After: rec.After[0], Capped: capped})
 		}
 	}
 	return out
@@ -50,7 +61,8 @@ func (c *Compiled) Telemetry(r engine.Result) []TelemetryRecord {
 // Summary condenses telemetry for one answer.
 type Summary struct {
 	Tokens int // generated tokens with telemetry
-	// CappedTokens counts tokens where a cap acted on at least one layer.
+	// CappedTokens counts tokens where a cap acted on at least one layer
+	// (Capped: a cap along the layer's reported direction).
 	CappedTokens int
 	// CappedFraction is CappedTokens / Tokens (0 without tokens).
 	CappedFraction float64

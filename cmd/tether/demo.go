@@ -176,7 +176,7 @@ func demoPersonaPipeline(ctx context.Context, m *model.Model, dir, backend strin
 		return err
 	}
 	p25 := 25.0
-	setup, err := steer.Resolve(ctx, steer.Spec{Cap: &steer.CapSpec{Layers: strconv.Itoa(layer), Percentile: &p25}}, a, steer.ForModel(m))
+	setup, err := steer.Resolve(ctx, steer.Spec{Cap: []steer.CapSpec{{Layers: strconv.Itoa(layer), Percentile: &p25}}}, a, steer.ForModel(m))
 	if err != nil {
 		return err
 	}

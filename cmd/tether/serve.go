@@ -37,6 +37,7 @@ func runServe(args []string) error {
 	maxN := fs.Int("max-n", 8, "largest n (choices per request)")
 	maxBatch := fs.Int("max-batch", 8, "sequences decoded together (continuous batching)")
 	queue := fs.Int("queue", 64, "sequences that may wait for a batch row (429 beyond)")
+	maxClamps := fs.Int("max-clamps", serve.DefaultMaxClamps, "most caps and ablations a request may put on one layer, counting one more that records the projection axis when the layer's first is along another axis (400 beyond; every row of a batch pays for them at every step)")
 	maxContext := fs.Int("max-context", 4096, "longest prompt plus answer in tokens (at most the model's context; sizes the KV cache)")
 	grace := fs.Float64("shutdown-timeout", 30, "on SIGTERM/SIGINT, seconds in-flight requests may take to finish before they are cancelled")
 	logJSON := fs.Bool("log-json", false, "write the logs as JSON lines instead of text")
@@ -48,6 +49,7 @@ func runServe(args []string) error {
 	limit(fs, "queue", atLeast(1))
 	limit(fs, "shutdown-timeout", atLeast(0))
 	limit(fs, "max-context", atLeast(2))
+	limit(fs, "max-clamps", atLeast(1))
 	if err := parseFlags(fs, args, "model"); err != nil {
 		return err
 	}
@@ -72,12 +74,12 @@ func runServe(args []string) error {
 		*name = m.Name
 	}
 	ctxLen := min(m.Config.MaxPositions, *maxContext)
-	gen, err := m.Engine.NewBatcher(engine.BatcherOptions{MaxBatch: *maxBatch, MaxQueue: *queue, MaxContext: ctxLen})
+	gen, err := m.Engine.NewBatcher(engine.BatcherOptions{MaxBatch: *maxBatch, MaxQueue: *queue, MaxContext: ctxLen, MaxClamps: *maxClamps})
 	if err != nil {
 		return err
 	}
 	srv, err := serve.New(serve.Config{Model: m, ModelName: *name, Axes: loaded, Generator: gen, APIKey: *apiKey,
-		MaxBodyBytes: *maxBody, MaxPromptTokens: *maxPrompt, MaxTokens: *maxTokens, MaxN: *maxN, MaxContext: ctxLen, Logger: log})
+		MaxBodyBytes: *maxBody, MaxPromptTokens: *maxPrompt, MaxTokens: *maxTokens, MaxN: *maxN, MaxContext: ctxLen, MaxClamps: *maxClamps, Logger: log})
 	if err != nil {
 		return err
 	}

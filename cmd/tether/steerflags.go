@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -97,30 +98,32 @@ func (s *steerFlags) spec(fs *pflag.FlagSet) (steer.Spec, error) {
 		return spec, usageErrorf("--cap-layers and --ablate act along the axis: give --axis")
 	}
 	if s.capLayers != "" {
-		spec.Cap = &steer.CapSpec{Layers: s.capLayers}
+		c := steer.CapSpec{Layers: s.capLayers}
 		if changed("cap-percentile") {
 			p := s.capPercentile
-			spec.Cap.Percentile = &p
+			c.Percentile = &p
 		}
 		if changed("cap-tau") {
 			taus, err := parseFloatList(s.capTau)
 			if err != nil {
 				return spec, fmt.Errorf("--cap-tau: %w", err)
 			}
-			spec.Cap.Tau = taus
+			c.Tau = taus
 		}
+		spec.Cap = []steer.CapSpec{c}
 	}
 	if s.capExperiment != "" {
 		spec.Experiment = &steer.ExperimentSpec{ID: s.capExperiment, CappingConfig: s.cappingConfig}
 	}
 	if s.steerPath != "" {
-		spec.Add = &steer.AddSpec{Vector: s.steerPath, Layers: s.steerLayers, Coef: s.steerCoef, NormUnits: s.steerNorm}
+		a := steer.AddSpec{Vector: s.steerPath, Layers: s.steerLayers, Coef: s.steerCoef, NormUnits: s.steerNorm}
 		if changed("steer-units") {
-			spec.Add.Units = s.steerUnits
+			a.Units = s.steerUnits
 		}
+		spec.Add = []steer.AddSpec{a}
 	}
 	if s.ablate != "" {
-		spec.Ablate = &steer.AblateSpec{Layers: s.ablate, Value: s.ablateValue}
+		spec.Ablate = []steer.AblateSpec{{Layers: s.ablate, Value: s.ablateValue}}
 	}
 	if s.measureLayer >= 0 {
 		l := s.measureLayer
@@ -200,19 +203,22 @@ func (s *steerFlags) flagNames() map[string]string {
 	}
 }
 
-// flagError names the flag behind a steer.FieldError (names maps spec fields to flags; an
-// index such as "cap.tau[1]" maps as its field); other errors are returned as they are.
+// flagError names the flag behind a steer.FieldError (names maps spec fields to flags; a field
+// with indices such as "cap[0].tau[1]" maps as the field without them, "cap.tau"); other errors
+// are returned as they are.
 func flagError(err error, names map[string]string) error {
 	var fe *steer.FieldError
 	if !errors.As(err, &fe) {
 		return err
 	}
-	field, _, _ := strings.Cut(fe.Field, "[")
-	if flag, ok := names[field]; ok {
+	if flag, ok := names[fieldIndex.ReplaceAllString(fe.Field, "")]; ok {
 		return fmt.Errorf("%s: %s", flag, fe.Problem)
 	}
 	return err
 }
+
+// fieldIndex is an index in a steer.FieldError's field ("[1]").
+var fieldIndex = regexp.MustCompile(`\[[0-9]+\]`)
 
 // parseFloatList parses "1.5" or "1,2,3"; "-inf" is accepted.
 func parseFloatList(s string) ([]float64, error) {
