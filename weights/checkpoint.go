@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 )
 
 // Checkpoint is the set of safetensors files of one model directory. It
@@ -18,6 +20,7 @@ type Checkpoint struct {
 	files  []*File
 	where  map[string]*File // full stored name -> file
 	prefix string
+	closed bool
 }
 
 // OpenCheckpoint opens the weights of a model directory: model.safetensors,
@@ -245,8 +248,73 @@ func (c *Checkpoint) TotalBytes() int64 {
 	return n
 }
 
-// Close unmaps every file; views returned earlier become invalid.
+// Span returns a zero-copy view of the stored bytes of the tensors with
+// these standard names when they lie back to back in one file, in this
+// order (so the view is their concatenation), and false otherwise (a
+// missing tensor, different files, a gap, another order, or a closed
+// checkpoint). Like Raw, the view is valid until Close, or until the
+// release of a Retain, and must not be written to.
+func (c *Checkpoint) Span(names ...string) ([]byte, bool) {
+	if c.closed || len(names) == 0 {
+		return nil, false
+	}
+	var file *File
+	var first, end int64
+	for i, name := range names {
+		full, f, ok := c.resolve(name)
+		if !ok || (file != nil && f != file) {
+			return nil, false
+		}
+		info, _ := f.Info(full)
+		if i == 0 {
+			file, first = f, info.Offset
+		} else if info.Offset != end {
+			return nil, false
+		}
+		end = info.Offset + info.Length
+	}
+	start, stop := file.parsed.dataStart+first, file.parsed.dataStart+end
+	return file.data[start:stop:stop], true
+}
+
+// Retain keeps every file of the checkpoint mapped until release is called,
+// even after Close, so that views of it (Raw, Span, aligned Float32) stay
+// valid for a holder that outlives the checkpoint: an engine model that
+// reads its weights where they lie. Close still closes the checkpoint for
+// every other use. release may be called more than once; only the first
+// call counts. Retain fails on a closed checkpoint.
+func (c *Checkpoint) Retain() (release func() error, err error) {
+	if c.closed {
+		return nil, fmt.Errorf("weights: %s: checkpoint is closed", c.dir)
+	}
+	files := slices.Clone(c.files)
+	for i, f := range files {
+		if err := f.retain(); err != nil {
+			for _, g := range files[:i] {
+				_ = g.release()
+			}
+			return nil, err
+		}
+	}
+	var once sync.Once
+	return func() error {
+		var first error
+		once.Do(func() {
+			for _, f := range files {
+				if err := f.release(); err != nil && first == nil {
+					first = err
+				}
+			}
+		})
+		return first
+	}, nil
+}
+
+// Close closes every file; their mappings are unmapped unless retained (see
+// Retain). Views returned earlier become invalid when their file is
+// unmapped.
 func (c *Checkpoint) Close() error {
+	c.closed = true
 	var first error
 	for _, f := range c.files {
 		if err := f.Close(); err != nil && first == nil {

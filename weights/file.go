@@ -3,20 +3,25 @@ package weights
 import (
 	"fmt"
 	"os"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
 
 // File is a safetensors file mapped read-only into memory. Slices returned by
-// Bytes and Float32 alias the mapping: they stay valid until Close and must
-// not be written to.
+// Bytes and Float32 alias the mapping: they stay valid until Close (or, for
+// a holder of Checkpoint.Retain, until its release) and must not be written
+// to.
 type File struct {
 	path     string
 	data     []byte // the whole mapped file; nil for an empty mapping
 	parsed   *parsedFile
 	byName   map[string]int
-	readOnly bool // data is a mapping to unmap on Close
+	readOnly bool // data is a mapping to unmap once no one holds it
 	closed   bool
+
+	mu   sync.Mutex // guards refs and the unmapping
+	refs int        // holders of the mapping: the File until Close, plus each retain
 }
 
 // OpenFile maps a safetensors file and validates its header and the extent of
@@ -50,7 +55,7 @@ func OpenFile(path string) (*File, error) {
 		_ = unix.Munmap(data)
 		return nil, err
 	}
-	f.readOnly = true
+	f.readOnly, f.refs = true, 1
 	return f, nil
 }
 
@@ -132,20 +137,52 @@ func (f *File) Has(name string) bool {
 	return ok
 }
 
-// Close unmaps the file. Views returned earlier become invalid.
+// Close closes the file: its tensors can no longer be looked up, and the
+// mapping is unmapped unless retained (see retain), in which case the last
+// release unmaps it. Views returned earlier become invalid then.
 func (f *File) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if f.closed {
 		return nil
 	}
 	f.closed = true
-	var err error
-	if f.readOnly {
-		err = unix.Munmap(f.data)
-	}
-	f.data = nil
 	f.parsed = &parsedFile{}
 	f.byName = nil
-	if err != nil {
+	return f.dropLocked()
+}
+
+// retain keeps the mapping alive after Close until a matching release.
+func (f *File) retain() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return fmt.Errorf("weights: %s: file is closed", f.path)
+	}
+	f.refs++
+	return nil
+}
+
+// release ends one retain; the last holder unmaps the file.
+func (f *File) release() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.dropLocked()
+}
+
+// dropLocked ends one hold of the mapping and unmaps it after the last.
+// Callers hold f.mu.
+func (f *File) dropLocked() error {
+	f.refs--
+	if f.refs > 0 || f.data == nil {
+		return nil
+	}
+	data := f.data
+	f.data = nil
+	if !f.readOnly {
+		return nil
+	}
+	if err := unix.Munmap(data); err != nil {
 		return fmt.Errorf("weights: %s: munmap: %w", f.path, err)
 	}
 	return nil

@@ -40,17 +40,17 @@ func (c *Checkpoint) FirstNonFinite() (*NonFiniteValue, error) {
 		if err != nil {
 			return nil, err
 		}
-		if i, v := firstNonFiniteRaw(info.DType, b); i >= 0 {
+		if i, v := FirstNonFiniteRaw(info.DType, b); i >= 0 {
 			return &NonFiniteValue{Tensor: name, Index: i, Shape: info.Shape, Value: v}, nil
 		}
 	}
 	return nil, nil
 }
 
-// firstNonFiniteRaw returns the index and value of the first non-finite
+// FirstNonFiniteRaw returns the flat index and value of the first non-finite
 // element of little-endian data of dtype d (-1 when none, or d is not a
 // floating-point type this package converts).
-func firstNonFiniteRaw(d DType, b []byte) (int64, float64) {
+func FirstNonFiniteRaw(d DType, b []byte) (int64, float64) {
 	switch d {
 	case F32:
 		for i := 0; i+4 <= len(b); i += 4 {
