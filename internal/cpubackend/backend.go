@@ -8,15 +8,19 @@
 package cpubackend
 
 import (
+	"encoding/binary"
 	"fmt"
 	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"unsafe"
 
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	"github.com/gomlx/gomlx/pkg/core/dtypes/bfloat16"
 	"github.com/gomlx/gomlx/pkg/core/shapes"
+	"github.com/x448/float16"
 
 	"tether/internal/kernels"
 )
@@ -140,7 +144,47 @@ func (b *Backend) IsFinalized() bool {
 type Buffer struct {
 	shape shapes.Shape
 	flat  any
+	// readOnly marks storage the backend does not own (NewReadOnlyBuffer):
+	// it is only ever read.
+	readOnly bool
 }
+
+// NewReadOnlyBuffer returns a buffer of shape (float32, bfloat16 or
+// float16) over data, its little-endian bytes, without copying them:
+// typically a weight where it lies in a memory-mapped checkpoint, which may
+// be mapped read-only. The backend only reads such a buffer: an execution
+// never owns it (donating it is the same as passing it), so no result is
+// written over it and it is never released to the pool; BufferFinalize
+// drops it without pooling it. data must be aligned to the dtype's size and
+// stay mapped and unchanged until the buffer is finalized.
+func (b *Backend) NewReadOnlyBuffer(shape shapes.Shape, data []byte) (backends.Buffer, error) {
+	n := shape.Size()
+	if len(data) != n*shape.DType.Size() || n == 0 {
+		return nil, fmt.Errorf("cpubackend: read-only buffer %s: %d bytes, expected %d (and at least one value)", shape, len(data), n*shape.DType.Size())
+	}
+	if !littleEndian {
+		return nil, fmt.Errorf("cpubackend: read-only buffer %s: little-endian data on a big-endian host", shape)
+	}
+	if uintptr(unsafe.Pointer(&data[0]))%uintptr(shape.DType.Size()) != 0 {
+		return nil, fmt.Errorf("cpubackend: read-only buffer %s: data is not aligned to %d bytes", shape, shape.DType.Size())
+	}
+	p := unsafe.Pointer(&data[0])
+	var flat any
+	switch shape.DType {
+	case dtypes.Float32:
+		flat = unsafe.Slice((*float32)(p), n)
+	case dtypes.BFloat16:
+		flat = unsafe.Slice((*bfloat16.BFloat16)(p), n)
+	case dtypes.Float16:
+		flat = unsafe.Slice((*float16.Float16)(p), n)
+	default:
+		return nil, fmt.Errorf("cpubackend: read-only buffer %s: dtype %s, expected float32, bfloat16 or float16", shape, shape.DType)
+	}
+	return &Buffer{shape: shape, flat: flat, readOnly: true}, nil
+}
+
+// littleEndian reports whether the host stores values little-endian.
+var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 
 // alloc returns a flat slice of n values of dtype, reusing a released one
 // when available. Its contents are arbitrary.
@@ -181,13 +225,16 @@ func (b *Backend) buffer(x backends.Buffer) (*Buffer, error) {
 	return buf, nil
 }
 
-// BufferFinalize releases the buffer's storage for reuse.
+// BufferFinalize releases the buffer's storage for reuse (a read-only
+// buffer's is only dropped: it is not the backend's).
 func (b *Backend) BufferFinalize(x backends.Buffer) error {
 	buf, err := b.buffer(x)
 	if err != nil {
 		return err
 	}
-	b.release(buf.shape.DType, buf.flat)
+	if !buf.readOnly {
+		b.release(buf.shape.DType, buf.flat)
+	}
 	buf.flat = nil
 	return nil
 }
@@ -248,7 +295,9 @@ func (b *Backend) NewSharedBuffer(deviceNum backends.DeviceNum, shape shapes.Sha
 	return buf, buf.flat, nil
 }
 
-// BufferData returns the buffer's flat storage.
+// BufferData returns the buffer's flat storage (for a read-only buffer,
+// storage that must not be written: GoMLX reads it as a tensor's constant
+// data and copies it before any mutable access).
 func (b *Backend) BufferData(x backends.Buffer) (any, error) {
 	buf, err := b.buffer(x)
 	if err != nil {

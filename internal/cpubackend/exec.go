@@ -93,7 +93,8 @@ type storage struct {
 }
 
 // Execute runs the computation. Donated inputs may be reused for results
-// (a donated KV cache is updated in place by DynamicUpdateSlice).
+// (a donated KV cache is updated in place by DynamicUpdateSlice), except
+// read-only buffers (NewReadOnlyBuffer), which are only read and stay valid.
 func (e *Executable) Execute(inputs []backends.Buffer, donate []bool, _ backends.DeviceNum) ([]backends.Buffer, error) {
 	if e.done {
 		return nil, fmt.Errorf("cpubackend: executable %q is finalized", e.name)
@@ -111,7 +112,9 @@ func (e *Executable) Execute(inputs []backends.Buffer, donate []bool, _ backends
 		if !buf.shape.Equal(p.shape) {
 			return nil, fmt.Errorf("cpubackend: input %d (%s) has shape %s, expected %s", i, p.name, buf.shape, p.shape)
 		}
-		owned := i < len(donate) && donate[i]
+		// Only owned storage is ever written, reused or pooled; a read-only
+		// buffer is never owned, donated or not.
+		owned := i < len(donate) && donate[i] && !buf.readOnly
 		st[p.id] = &storage{flat: buf.flat, owned: owned, refs: e.uses[p.id], dtype: p.shape.DType}
 		if owned {
 			buf.flat = nil // the buffer is consumed
