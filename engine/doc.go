@@ -72,7 +72,8 @@
 // # Non-finite values
 //
 // Load refuses a weight holding NaN or Inf, naming the tensor and the flat
-// index (the scan runs on each block of values right after it is copied).
+// index (the scan runs on each block of values right after it is copied,
+// and over the stored bytes of a weight read where it lies).
 // Every step graph also returns, per block, how many values of its output
 // (after its hook; padding excluded) are NaN, Inf or beyond ±1.8e19, where
 // the next RMS norm's square overflows float32, and how many logits are not
@@ -81,10 +82,21 @@
 //
 // # Memory
 //
-// EstimateMemory gives the peak resident memory of a run on the "go"
-// backend, by term: process baseline, the mapped checkpoint, float32
-// weights, KV cache, the largest step's buffers and the garbage the Go
-// collector lets accumulate (GOGC percent of the live heap).
+// On the "cpu" backend the weights used exactly as stored (the checkpoint's
+// dtype, no transform, parts back to back in the file: embeddings, o,
+// down, gate then up as Hugging Face sorts them, a fused q|k|v) are
+// read-only views of the memory-mapped checkpoint, not copies: their pages
+// are the page cache's, shared by every process mapping the same file. The
+// model keeps the checkpoint mapped until Close, even when the caller closes
+// it first (weights.Checkpoint.Retain). The rest (q, k and v stored apart,
+// Gemma's norms, another dtype) is copied; so is everything on "go" and XLA,
+// and with LoadOptions.CopyWeights. Model.WeightStorage says which is which.
+//
+// EstimateMemory gives the peak resident memory of a run on the "cpu" and
+// "go" backends, by term: process baseline, the mapped checkpoint, the
+// weights copied into the backend's memory, KV cache, the largest step's
+// buffers and the garbage the Go collector lets accumulate (GOGC percent of
+// the live heap).
 //
 // # Backends
 //

@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"slices"
+	"unsafe"
 
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/backends/simplego"
@@ -21,6 +22,19 @@ import (
 type loader struct {
 	m   *Model
 	src weights.TensorSource
+	// views is the "cpu" backend when weights may be read where they lie in
+	// the mapped checkpoint (see mapView), mapped that checkpoint; both nil
+	// otherwise.
+	views  *cpubackend.Backend
+	mapped mappedSource
+}
+
+// mappedSource is a tensor source whose tensors lie in memory-mapped files
+// (weights.Checkpoint).
+type mappedSource interface {
+	Info(name string) (weights.TensorInfo, error)
+	Span(names ...string) ([]byte, bool)
+	Retain() (release func() error, err error)
 }
 
 // read returns the tensor called name after checking its shape.
@@ -41,21 +55,11 @@ func (ld *loader) read(name string, shape ...int) ([]float32, error) {
 	return data, nil
 }
 
-// upload allocates a float32 buffer of the given dimensions on the backend,
-// lets fill write its values and returns its index in the model's params.
-// On simplego and cpu fill writes the backend's (shared) memory directly,
-// so each weight is copied once.
-func (ld *loader) upload(name string, fill func(dst []float32) error, dims ...int) (int, error) {
-	return ld.uploadAs(dtypes.Float32, name, fill, dims...)
-}
-
-// uploadMatrix uploads a large weight in the model's weight dtype.
-func (ld *loader) uploadMatrix(name string, fill func(dst []float32) error, dims ...int) (int, error) {
-	return ld.uploadAs(ld.m.weightDType, name, fill, dims...)
-}
-
-// uploadAs is upload with the stored dtype: Float32, BFloat16 or Float16
-// (values rounded to nearest even).
+// uploadAs allocates a buffer of dtype (Float32, BFloat16 or Float16) and
+// the given dimensions on the backend, lets fill write its values (16-bit
+// values rounded to nearest even) and returns its index in the model's
+// params. On simplego and cpu fill writes the backend's (shared) memory
+// directly, so each weight is copied once.
 func (ld *loader) uploadAs(dtype dtypes.DType, name string, fill func(dst []float32) error, dims ...int) (int, error) {
 	be := ld.m.backend
 	shape := shapes.Make(dtype, dims...)
@@ -84,12 +88,96 @@ func (ld *loader) uploadAs(dtype dtypes.DType, name string, fill func(dst []floa
 		}
 		buf = b
 	}
-	t, err := tensors.FromBuffer(be, buf)
+	return ld.add(name, buf)
+}
+
+// add appends buf, the weight called name, to the model's params and
+// returns its index.
+func (ld *loader) add(name string, buf backends.Buffer) (int, error) {
+	t, err := tensors.FromBuffer(ld.m.backend, buf)
 	if err != nil {
+		_ = ld.m.backend.BufferFinalize(buf)
 		return -1, fmt.Errorf("engine: tensor %q: %w", name, err)
 	}
 	ld.m.params = append(ld.m.params, t)
 	return len(ld.m.params) - 1, nil
+}
+
+// uploadParts uploads the concatenation of the named tensors (of shapes
+// dims), each changed by transform unless it is nil, as a weight of dtype
+// and dimensions outDims: a read-only view of the mapped checkpoint when
+// its stored bytes are that weight already (see mapView), else a copy.
+func (ld *loader) uploadParts(dtype dtypes.DType, names []string, dims [][]int, transform func([]float32), outDims ...int) (int, error) {
+	if transform == nil {
+		buf, err := ld.mapView(dtype, names, dims, outDims)
+		if err != nil {
+			return -1, err
+		}
+		if buf != nil {
+			i, err := ld.add(names[0], buf)
+			if err == nil {
+				ld.m.storage.note(true, names, int64(ld.m.params[i].Shape().Memory()))
+			}
+			return i, err
+		}
+	}
+	i, err := ld.uploadAs(dtype, names[0], ld.concat(names, dims, transform), outDims...)
+	if err == nil {
+		ld.m.storage.note(false, names, int64(ld.m.params[i].Shape().Memory()))
+	}
+	return i, err
+}
+
+// mapView returns a read-only buffer of the "cpu" backend over the stored
+// bytes of the named tensors when the engine uses them exactly as stored:
+// every part has the expected shape and is stored in dtype (the dtype the
+// weight is held in), and the parts lie back to back in one file in the
+// engine's order, aligned to the dtype. Its values are checked for NaN and
+// Inf, as copies are. A nil buffer (and nil error) means the weight is to
+// be copied: the backend is not "cpu", mapping is off, or the stored bytes
+// are not the weight.
+func (ld *loader) mapView(dtype dtypes.DType, names []string, dims [][]int, outDims []int) (backends.Buffer, error) {
+	if ld.views == nil {
+		return nil, nil
+	}
+	stored := make([]weights.TensorInfo, len(names))
+	for i, name := range names {
+		info, err := ld.mapped.Info(name)
+		if err != nil || storedDType(info.DType) != dtype || !slices.Equal(info.Shape, dims[i]) {
+			return nil, nil
+		}
+		stored[i] = info
+	}
+	data, ok := ld.mapped.Span(names...)
+	if !ok || len(data) == 0 || uintptr(unsafe.Pointer(&data[0]))%uintptr(dtype.Size()) != 0 {
+		return nil, nil
+	}
+	off := int64(0)
+	for i, info := range stored {
+		if j, v := weights.FirstNonFiniteRaw(info.DType, data[off:off+info.Length]); j >= 0 {
+			return nil, fmt.Errorf("engine: tensor %q %v: value %v at flat index %d is not finite (corrupt weights)", names[i], dims[i], v, j)
+		}
+		off += info.Length
+	}
+	buf, err := ld.views.NewReadOnlyBuffer(shapes.Make(dtype, outDims...), data)
+	if err != nil {
+		return nil, fmt.Errorf("engine: tensor %q %v: %w", names[0], outDims, err)
+	}
+	return buf, nil
+}
+
+// storedDType is the backend dtype of a stored dtype (InvalidDType for
+// those the engine does not hold).
+func storedDType(d weights.DType) dtypes.DType {
+	switch d {
+	case weights.F32:
+		return dtypes.Float32
+	case weights.BF16:
+		return dtypes.BFloat16
+	case weights.F16:
+		return dtypes.Float16
+	}
+	return dtypes.InvalidDType
 }
 
 // fillAs runs fill on float32 values and stores them in flat, a []float32,
@@ -207,7 +295,7 @@ func (ld *loader) vector(what string, w weights.Weight, n int, plusOne bool) (in
 			}
 		}
 	}
-	return ld.upload(names[0], ld.concat(names, dims, addOne), n)
+	return ld.uploadParts(dtypes.Float32, names, dims, addOne, n)
 }
 
 // projection loads a matrix weight of `in` columns (its parts' rows stacked)
@@ -225,7 +313,8 @@ func (ld *loader) projection(what string, w weights.Weight, rows, in, blocks int
 	if p == 0 {
 		p = ld.m.splitFor(rows)
 	}
-	return ld.uploadMatrix(names[0], ld.concat(names, dims, nil), p, rows/p, in)
+	// The parts' rows stacked, row-major, are the bytes of [p, rows/p, in].
+	return ld.uploadParts(ld.m.weightDType, names, dims, nil, p, rows/p, in)
 }
 
 // loadAll loads every weight of the configuration's layout.

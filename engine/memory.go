@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -36,7 +37,9 @@ type MemoryEstimate struct {
 	// is read while loading, so they stay resident while the model is open.
 	Mapped int64
 	// Weights is the weights as the backend holds them (float32 on "go";
-	// the checkpoint's dtype on "cpu" unless another is asked for).
+	// the checkpoint's dtype on "cpu" unless another is asked for), less
+	// those "cpu" reads where they lie in the mapped checkpoint (counted in
+	// Mapped; see LoadOptions.CopyWeights and mappedWeights).
 	Weights int64
 	// KVCache is the K and V caches of the batch (float32), over the cache
 	// slots the engine allocates for the context.
@@ -98,6 +101,12 @@ func EstimateMemory(cfg *weights.Config, checkpointBytes, baseline int64, backen
 	chunk := min(T, int64(prefillChunk))
 	e := MemoryEstimate{Workload: w, Backend: backend, WeightDType: dtype, Baseline: baseline, Mapped: checkpointBytes, GOGC: gogc()}
 	e.Weights = params * elem
+	copied := params // parameters copied into the backend's memory
+	if backend == "cpu" && !opts.CopyWeights {
+		values, bytes := mappedWeights(cfg, stored, elem)
+		e.Weights = max(0, e.Weights-bytes)
+		copied -= values
+	}
 	e.KVCache = kvCacheBytes(cfg, w.Batch, S)
 	logits := f32 * int64(w.Batch) * V * 2
 	var garbage int64
@@ -117,13 +126,13 @@ func EstimateMemory(cfg *weights.Config, checkpointBytes, baseline int64, backen
 		if w.NewTokens > 0 {
 			e.Workspace += blockStepBytes(cfg, w.Batch, 1, S, 0) + f32*int64(w.Batch)*V
 		}
-		// Loading: a 16-bit checkpoint is read as float32, and 16-bit
-		// storage is filled through a float32 copy.
+		// Loading: a copied weight of a 16-bit checkpoint is read as
+		// float32, and 16-bit storage is filled through a float32 copy.
 		if stored == 2 {
-			garbage += params * f32
+			garbage += copied * f32
 		}
 		if elem == 2 {
-			garbage += params * f32
+			garbage += copied * f32
 		}
 	}
 	live := e.Weights + e.KVCache + e.Workspace
@@ -141,6 +150,59 @@ func EstimateMemory(cfg *weights.Config, checkpointBytes, baseline int64, backen
 	}
 	e.Total = e.Baseline + e.Mapped + live + e.GCHeadroom
 	return e, nil
+}
+
+// mappedWeights is how many parameters, and bytes as held, of a checkpoint
+// of cfg the "cpu" backend reads where they lie in the mapped file (see
+// loader.mapView) when the checkpoint stores stored bytes per value (4, or
+// 2 for BF16/F16, throughout) and matrices are held in elem bytes per
+// value: the weights held in the stored dtype (norms and biases are held
+// in float32), not transformed (Gemma's norms are), whose parts lie back
+// to back in the order tether and Hugging Face write them, sorted by name
+// (gate then up does, q, k and v does not).
+func mappedWeights(cfg *weights.Config, stored, elem int64) (values, bytes int64) {
+	var names []string
+	for _, spec := range cfg.ExpectedTensors() {
+		names = append(names, spec.Name)
+	}
+	slices.Sort(names)
+	pos := make(map[string]int, len(names))
+	for i, n := range names {
+		pos[n] = i
+	}
+	// add counts w, held in size bytes per value, when it is mapped.
+	add := func(w weights.Weight, size int64, transformed bool) {
+		if !w.Present() || transformed || size != stored {
+			return
+		}
+		var n int64
+		for i, p := range w.Parts {
+			if i > 0 && pos[p.Name] != pos[w.Parts[i-1].Name]+1 {
+				return
+			}
+			n += int64(product(p.Shape))
+		}
+		values += n
+		bytes += n * size
+	}
+	lay := cfg.Layout()
+	plus := cfg.NormPlusOne
+	add(lay.Embed, elem, false)
+	add(lay.LMHead, elem, false)
+	add(lay.Norm, 4, plus)
+	for i := range lay.Layers {
+		l := &lay.Layers[i]
+		for _, w := range []weights.Weight{l.QKV, l.O, l.GateUp, l.Down} {
+			add(w, elem, false)
+		}
+		for _, w := range []weights.Weight{l.AttnNorm, l.PostAttnNorm, l.PreFFNorm, l.PostFFNorm, l.QNorm, l.KNorm} {
+			add(w, 4, plus)
+		}
+		for _, w := range []weights.Weight{l.QKVBias, l.OBias, l.GateUpBias, l.DownBias} {
+			add(w, 4, false)
+		}
+	}
+	return values, bytes
 }
 
 // heldWeightDType is the dtype (and its size) the weights of a checkpoint

@@ -43,6 +43,12 @@ type Model struct {
 	norm   int               // index in params: final norm [H]
 	layers []layerParams
 
+	// storage records which weights are views of the mapped checkpoint.
+	storage WeightStorage
+	// release ends the model's hold on the mapped checkpoint (nil when no
+	// weight is a view of it); Close calls it after freeing the weights.
+	release func() error
+
 	ropeGlobal []float32 // inverse frequencies of global layers [HeadDim/2]
 	ropeLocal  []float32 // inverse frequencies of sliding layers [HeadDim/2]
 	attnScale  float64
@@ -105,6 +111,16 @@ func (m *Model) Close() {
 		_ = t.FinalizeAll()
 	}
 	m.params = nil
+	m.releaseMapping()
+}
+
+// releaseMapping ends the model's hold on the mapped checkpoint, once no
+// buffer refers to it any more.
+func (m *Model) releaseMapping() {
+	if m.release != nil {
+		_ = m.release() // munmap of a valid mapping does not fail
+		m.release = nil
+	}
 }
 
 // LoadOptions tunes how Load stores the weights.
@@ -118,6 +134,17 @@ type LoadOptions struct {
 	// rounded to bfloat16 (as a bfloat16 PyTorch model does); norms,
 	// attention, softmax, hooks and logits stay float32.
 	WeightDType string
+	// CopyWeights copies every weight into the backend's memory. By default
+	// the "cpu" backend reads the weights it uses exactly as stored (same
+	// dtype, no transform, parts back to back in the file) where they lie
+	// in the memory-mapped checkpoint, so their pages are the page cache's,
+	// shared by every process that maps the same file, and need no second
+	// copy. Copying is for a checkpoint whose pages are dear to read again
+	// after the kernel drops them under memory pressure (a network
+	// filesystem), or that may be rewritten in place while the model runs
+	// (a mapped page then changes, or faults when the file is truncated).
+	// Other backends always copy.
+	CopyWeights bool
 }
 
 // Load checks that src holds every tensor cfg expects, with the expected
@@ -178,11 +205,26 @@ func LoadWithOptions(b backends.Backend, cfg *weights.Config, src weights.Tensor
 		m.ropeLocal = m.ropeGlobal
 	}
 	ld := &loader{m: m, src: src}
+	if cb, ok := b.(*cpubackend.Backend); ok && !opts.CopyWeights {
+		if ms, ok := src.(mappedSource); ok {
+			// The mapping must outlive the views of it: the model holds it
+			// until Close, even when the caller closes the checkpoint first.
+			release, err := ms.Retain()
+			if err != nil {
+				return nil, fmt.Errorf("engine: %w", err)
+			}
+			ld.views, ld.mapped, m.release = cb, ms, release
+		}
+	}
 	if err := ld.loadAll(); err != nil {
 		for _, t := range m.params {
 			_ = t.FinalizeAll()
 		}
+		m.releaseMapping()
 		return nil, err
+	}
+	if len(m.storage.Mapped) == 0 {
+		m.releaseMapping()
 	}
 	return m, nil
 }
@@ -367,6 +409,40 @@ func CheckpointDType(src weights.TensorSource) dtypes.DType {
 		return dtypes.Float16
 	}
 	return dtypes.Float32
+}
+
+// WeightStorage says how a model's weights are held on its backend.
+type WeightStorage struct {
+	// Mapped names the stored tensors the backend reads where they lie in
+	// the memory-mapped checkpoint (read-only views, no copy); Copied
+	// names those copied into the backend's memory: held in another dtype,
+	// transformed (Gemma's norms hold 1 + the stored weight), parts of one
+	// weight not back to back in the file (q, k and v in the usual Hugging
+	// Face order), on a backend other than "cpu", with
+	// LoadOptions.CopyWeights, or from a source that is not a checkpoint.
+	Mapped, Copied []string
+	// MappedBytes and CopiedBytes are the sizes of the weights of each
+	// kind as held (their sum is HeldWeightBytes).
+	MappedBytes, CopiedBytes int64
+}
+
+// note records one weight of the stored tensors names, of bytes as held.
+func (s *WeightStorage) note(mapped bool, names []string, bytes int64) {
+	if mapped {
+		s.Mapped = append(s.Mapped, names...)
+		s.MappedBytes += bytes
+	} else {
+		s.Copied = append(s.Copied, names...)
+		s.CopiedBytes += bytes
+	}
+}
+
+// WeightStorage reports which weights are views of the mapped checkpoint
+// and which are copies.
+func (m *Model) WeightStorage() WeightStorage {
+	s := m.storage
+	s.Mapped, s.Copied = slices.Clone(s.Mapped), slices.Clone(s.Copied)
+	return s
 }
 
 // HeldWeightBytes is the storage of the model's weights as the backend

@@ -64,6 +64,10 @@ type Options struct {
 	// WeightDType is engine.LoadOptions.WeightDType: "" or "auto" (the
 	// backend's default), "f32", "bf16" or "f16".
 	WeightDType string
+	// CopyWeights is engine.LoadOptions.CopyWeights: copy every weight
+	// instead of reading those used as stored where they lie in the
+	// memory-mapped checkpoint.
+	CopyWeights bool
 	// NoWeights opens config, tokenizer and template only (for info, tokenize, template).
 	NoWeights bool
 	// NoTokenizer skips the tokenizer (for a weights-only directory).
@@ -79,6 +83,11 @@ type Options struct {
 	// load (engine.PlanMemory); zero fields mean batch 1, a 1-token prompt
 	// and no new tokens: the weights alone must fit.
 	Workload engine.MemoryWorkload
+}
+
+// loadOptions are the engine's options for loading the weights.
+func (o Options) loadOptions() engine.LoadOptions {
+	return engine.LoadOptions{WeightDType: o.WeightDType, CopyWeights: o.CopyWeights}
 }
 
 // Open resolves ref and opens it.
@@ -128,7 +137,7 @@ func Open(ref string, opts Options) (*Model, error) {
 			m.Close()
 			return nil, err
 		}
-		if m.Engine, err = engine.LoadWithOptions(backend, cfg, m.checkpoint, engine.LoadOptions{WeightDType: opts.WeightDType}); err != nil {
+		if m.Engine, err = engine.LoadWithOptions(backend, cfg, m.checkpoint, opts.loadOptions()); err != nil {
 			m.Close()
 			return nil, fmt.Errorf("model %s: %w", dir, err)
 		}
@@ -148,7 +157,7 @@ func (m *Model) planMemory(opts Options) error {
 	}
 	w := opts.Workload
 	w.Batch, w.Prompt = max(w.Batch, 1), max(w.Prompt, 1)
-	m.Memory, err = engine.PlanMemory(m.Config, m.WeightBytes, opts.Backend, engine.LoadOptions{WeightDType: opts.WeightDType}, w, avail)
+	m.Memory, err = engine.PlanMemory(m.Config, m.WeightBytes, opts.Backend, opts.loadOptions(), w, avail)
 	return err
 }
 
@@ -199,7 +208,9 @@ func displayName(ref, dir string) string {
 	return ref
 }
 
-// Close releases the weights (the mmapped checkpoint and the backend buffers).
+// Close releases the weights (the backend buffers, then the mmapped
+// checkpoint, which the engine keeps mapped while its buffers are views of
+// it).
 func (m *Model) Close() {
 	if m.Engine != nil {
 		m.Engine.Close()

@@ -52,7 +52,7 @@ func runDemo(args []string) error {
 	}
 	fmt.Printf("1. converted the llama2.c checkpoint to %s (config.json, model.safetensors, tokenizer.json)\n", hfDir)
 
-	m, err := model.Open(hfDir, model.Options{Backend: *backend, WeightDType: weightsDType})
+	m, err := model.Open(hfDir, model.Options{Backend: *backend, WeightDType: weightsDType, CopyWeights: copyWeights})
 	if err != nil {
 		return err
 	}

@@ -265,7 +265,7 @@ func openHelperModel(ref string, self *model.Model, backend string) (*model.Mode
 	if ref == "self" {
 		return self, func() {}, nil
 	}
-	m, err := model.Open(ref, model.Options{Backend: backend})
+	m, err := model.Open(ref, model.Options{Backend: backend, CopyWeights: copyWeights})
 	if err != nil {
 		return nil, nil, err
 	}

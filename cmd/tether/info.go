@@ -129,6 +129,7 @@ func runInfo(args []string) error {
 	prompt := fs.Int("prompt", 16, "memory estimate: prompt tokens per sequence")
 	context := fs.Int("context", 0, "memory estimate: prompt plus new tokens per sequence (0 = the model's full context)")
 	fs.StringVar(&weightsDType, "weights-dtype", "auto", "memory estimate: dtype the weights are held in: auto (the checkpoint's on cpu, f32 on go), f32, bf16 or f16")
+	fs.BoolVar(&copyWeights, "copy-weights", false, "memory estimate: "+copyWeightsUsage)
 	check := fs.Bool("check", false, "read every weight and report the first NaN or Inf (tensor and index)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	limit(fs, "batch", atLeast(1))
@@ -177,7 +178,7 @@ func runInfo(args []string) error {
 	if *prompt < 1 || *prompt > ctxLen || ctxLen > c.MaxPositions {
 		return fmt.Errorf("info: --prompt %d, --context %d: expected 1 <= prompt <= context <= the model's context %d", *prompt, ctxLen, c.MaxPositions)
 	}
-	est, err := engine.EstimateMemory(c, m.WeightBytes, baseline, estimateBackend(*backendName), engine.LoadOptions{WeightDType: weightsDType}, engine.MemoryWorkload{Batch: *batch, Prompt: *prompt, NewTokens: ctxLen - *prompt})
+	est, err := engine.EstimateMemory(c, m.WeightBytes, baseline, estimateBackend(*backendName), engine.LoadOptions{WeightDType: weightsDType, CopyWeights: copyWeights}, engine.MemoryWorkload{Batch: *batch, Prompt: *prompt, NewTokens: ctxLen - *prompt})
 	if err != nil {
 		return fmt.Errorf("info: %w", err)
 	}
@@ -225,7 +226,7 @@ func runInfo(args []string) error {
 	}{
 		{mem.Baseline, "process baseline: binary, Go runtime, GoMLX (measured now)"},
 		{mem.Mapped, "checkpoint files, memory-mapped and read while loading"},
-		{mem.Weights, "weights as held on the backend"},
+		{mem.Weights, "weights copied into the backend's memory (those used as stored are read in the mapped checkpoint)"},
 		{mem.KVCache, "KV cache (float32)"},
 		{mem.Workspace, "largest step's buffers (prefill chunk: attention scores, activations, logits)"},
 		{mem.GCHeadroom, fmt.Sprintf("garbage the Go GC lets accumulate (GOGC=%d%% of the live heap; lower GOGC to shrink it)", mem.GOGC)},

@@ -10,20 +10,31 @@ import (
 // command per process), applied by openModel.
 var weightsDType = "auto"
 
+// copyWeights is the --copy-weights of the command being run, applied by
+// openModel.
+var copyWeights bool
+
+// copyWeightsUsage is the help of --copy-weights.
+const copyWeightsUsage = "copy every weight into memory instead of reading those used as stored where they lie in the memory-mapped checkpoint (cpu backend; for a checkpoint on a network filesystem or one rewritten in place)"
+
 // addBackendFlag defines --backend, the compute backend of a command that
-// loads a model (default "cpu"), and beside it --weights-dtype.
+// loads a model (default "cpu"), and beside it --weights-dtype and
+// --copy-weights.
 func addBackendFlag(fs *pflag.FlagSet) *string {
 	fs.StringVar(&weightsDType, "weights-dtype", "auto", "dtype the weights are held in: auto (the checkpoint's on cpu, f32 on go, bf16 on xla), f32, bf16 or f16 (cpu only)")
+	fs.BoolVar(&copyWeights, "copy-weights", false, copyWeightsUsage)
 	return fs.String("backend", "cpu", "compute backend: cpu (tether's CPU backend), go (GoMLX's pure-Go backend) or xla:cuda (GPU)")
 }
 
 // openModel opens the model ref with opts (the weight dtype from
-// --weights-dtype unless opts sets one) behind a "loading REF" spinner; the
+// --weights-dtype unless opts sets one, copying the weights with
+// --copy-weights) behind a "loading REF" spinner; the
 // caller closes it.
 func openModel(ref string, opts model.Options) (*model.Model, error) {
 	if opts.WeightDType == "" {
 		opts.WeightDType = weightsDType
 	}
+	opts.CopyWeights = opts.CopyWeights || copyWeights
 	if err := checkWeightsDType(opts.WeightDType); err != nil {
 		return nil, err
 	}
