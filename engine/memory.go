@@ -41,6 +41,9 @@ type MemoryEstimate struct {
 	// those "cpu" reads where they lie in the mapped checkpoint (counted in
 	// Mapped; see LoadOptions.CopyWeights and mappedWeights).
 	Weights int64
+	// HeldWeights is the weights as the backend holds them, copied or
+	// mapped: what a decode step reads (not a term of Total).
+	HeldWeights int64
 	// KVCache is the K and V caches of the batch (float32), over the cache
 	// slots the engine allocates for the context.
 	KVCache int64
@@ -101,6 +104,7 @@ func EstimateMemory(cfg *weights.Config, checkpointBytes, baseline int64, backen
 	chunk := min(T, int64(prefillChunk))
 	e := MemoryEstimate{Workload: w, Backend: backend, WeightDType: dtype, Baseline: baseline, Mapped: checkpointBytes, GOGC: gogc()}
 	e.Weights = params * elem
+	e.HeldWeights = e.Weights
 	copied := params // parameters copied into the backend's memory
 	if backend == "cpu" && !opts.CopyWeights {
 		values, bytes := mappedWeights(cfg, stored, elem)

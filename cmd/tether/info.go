@@ -189,7 +189,7 @@ func runInfo(args []string) error {
 		DType: c.TorchDType, Layers: c.NumLayers, Hidden: c.HiddenSize, Intermediate: c.IntermediateSize,
 		Heads: c.NumHeads, KVHeads: c.NumKVHeads, HeadDim: c.HeadDim, Vocab: c.VocabSize,
 		Context: c.MaxPositions, SlidingWindow: c.SlidingWindow, TiedEmbeddings: c.TieEmbeddings,
-		Parameters: params, WeightBytes: m.WeightBytes, ComputeBytes: est.Weights,
+		Parameters: params, WeightBytes: m.WeightBytes, ComputeBytes: est.HeldWeights,
 		KVBytesPerToken: kvPerToken, Backend: backend,
 		Memory: memoryReport{Batch: *batch, Prompt: *prompt, NewTokens: est.Workload.NewTokens, Baseline: est.Baseline,
 			Mapped: est.Mapped, Weights: est.Weights, KVCache: est.KVCache, Workspace: est.Workspace,
@@ -215,7 +215,8 @@ func runInfo(args []string) error {
 	}
 	fmt.Fprintf(&b, "\nvocabulary     %d tokens, context %d, tied embeddings %v\n", info.Vocab, info.Context, info.TiedEmbeddings)
 	fmt.Fprintf(&b, "parameters     %s (%d)\n", humanCount(params), params)
-	fmt.Fprintf(&b, "weights        %s on disk, %s as held by the CPU backend\n", humanBytes(info.WeightBytes), humanBytes(info.ComputeBytes))
+	fmt.Fprintf(&b, "weights        %s on disk, %s as held by the CPU backend (%s of it copied, the rest read in the mapped checkpoint)\n",
+		humanBytes(info.WeightBytes), humanBytes(info.ComputeBytes), humanBytes(info.Memory.Weights))
 	fmt.Fprintf(&b, "KV cache       %s per token per sequence (f32)\n", humanBytes(kvPerToken))
 	mem := info.Memory
 	fmt.Fprintf(&b, "peak memory    %s on the CPU backend for batch %d, %d prompt + %d new tokens per sequence:\n",

@@ -166,8 +166,27 @@ func TestInfoMemory(t *testing.T) {
 	if sum := mem.Baseline + mem.Mapped + mem.Weights + mem.KVCache + mem.Workspace + mem.GCHeadroom; sum != mem.Total {
 		t.Errorf("terms add up to %d, total %d", sum, mem.Total)
 	}
-	if mem.Batch != 4 || mem.Prompt != 100 || mem.NewTokens != 200 || mem.Mapped != got.WeightBytes || mem.Weights != 4*got.Parameters {
-		t.Errorf("memory %+v for batch 4, prompt 100, context 300 of a model of %d parameters", mem, got.Parameters)
+	// Weights is what is copied: of this float32 Llama only q, k and v
+	// (stored apart); the rest is read in the mapped checkpoint.
+	qkv := int64(4 * got.Layers * (got.Heads + 2*got.KVHeads) * got.HeadDim * got.Hidden)
+	if mem.Batch != 4 || mem.Prompt != 100 || mem.NewTokens != 200 || mem.Mapped != got.WeightBytes || mem.Weights != qkv {
+		t.Errorf("memory %+v for batch 4, prompt 100, context 300 of a model of %d parameters: want weights %d (q, k, v)", mem, got.Parameters, qkv)
+	}
+	if got.ComputeBytes != 4*got.Parameters {
+		t.Errorf("weights held %d bytes, want all %d parameters in float32, mapped or copied", got.ComputeBytes, got.Parameters)
+	}
+	out, err = captureStdout(t, func() error {
+		return dispatch([]string{"info", "--model", dir, "--copy-weights", "--json"})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var copied modelInfo
+	if err := json.Unmarshal([]byte(out), &copied); err != nil {
+		t.Fatal(err)
+	}
+	if copied.Memory.Weights != 4*got.Parameters {
+		t.Errorf("--copy-weights: weights %d bytes, want all %d parameters in float32", copied.Memory.Weights, got.Parameters)
 	}
 	// K and V, every layer, batch 4, 100+200+1 slots rounded up to 320.
 	if want := int64(2*2*2*8*4) * 4 * 320; mem.KVCache != want {
