@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"unsafe"
@@ -134,10 +135,10 @@ func (ld *loader) uploadParts(dtype dtypes.DType, names []string, dims [][]int, 
 // weight is held in), and the parts lie back to back in one file in the
 // engine's order, aligned to the dtype. Its values are checked for NaN and
 // Inf, as copies are. A nil buffer (and nil error) means the weight is to
-// be copied: the backend is not "cpu", mapping is off, or the stored bytes
-// are not the weight.
+// be copied: the backend is not "cpu", mapping is off, the host is
+// big-endian, or the stored bytes are not the weight.
 func (ld *loader) mapView(dtype dtypes.DType, names []string, dims [][]int, outDims []int) (backends.Buffer, error) {
-	if ld.views == nil {
+	if ld.views == nil || !littleEndian {
 		return nil, nil
 	}
 	stored := make([]weights.TensorInfo, len(names))
@@ -165,6 +166,10 @@ func (ld *loader) mapView(dtype dtypes.DType, names []string, dims [][]int, outD
 	}
 	return buf, nil
 }
+
+// littleEndian reports whether the host's values have the byte order of
+// safetensors data (a big-endian host copies every weight).
+var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 
 // storedDType is the backend dtype of a stored dtype (InvalidDType for
 // those the engine does not hold).
