@@ -34,7 +34,9 @@ type MemoryEstimate struct {
 	// Go runtime and GoMLX (measured by the caller, see ProcessRSS).
 	Baseline int64
 	// Mapped is the checkpoint: its files are memory-mapped and every byte
-	// is read while loading, so they stay resident while the model is open.
+	// is read while loading, so they stay resident while the model is open
+	// (on "cpu" the weights used as stored are read in these pages; they
+	// are the page cache's, shared with other processes mapping the file).
 	Mapped int64
 	// Weights is the weights as the backend holds them (float32 on "go";
 	// the checkpoint's dtype on "cpu" unless another is asked for), less
