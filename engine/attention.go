@@ -66,6 +66,17 @@ func (sb *stepBuilder) writeCache(cache, kv *G.Node) *G.Node {
 		zero := G.Const(g, int32(0))
 		return G.DynamicUpdateSlice(cache, kv, []*G.Node{zero, zero, sb.slot, zero})
 	}
+	if sb.m.dynamicUpdate && T == 1 {
+		// The Batcher's decode step: each row writes its one slot in place,
+		// instead of a masked select over the whole cache.
+		zero := G.Const(g, int32(0))
+		for b := range B {
+			row := G.Slice(kv, G.AxisRange(b, b+1))                  // [1, kvH, 1, hd]
+			slot := G.Reshape(G.Slice(sb.slot, G.AxisRange(b, b+1))) // scalar
+			cache = G.DynamicUpdateSlice(cache, row, []*G.Node{G.Const(g, int32(b)), zero, slot, zero})
+		}
+		return cache
+	}
 	var written *G.Node
 	if T == 1 {
 		written = G.BroadcastToDims(kv, B, kvH, S, hd)

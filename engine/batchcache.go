@@ -24,6 +24,12 @@ func (o *cacheOps) insertRow(cache, one *kvCache, r int) error {
 			out := make([]*G.Node, n)
 			for i := range n {
 				c, row := in[1+i], in[1+n+i]
+				if o.m.dynamicUpdate {
+					// The donated cache is written in place: only the row is copied.
+					zero := G.Const(c.Graph(), int32(0))
+					out[i] = G.DynamicUpdateSlice(c, row, []*G.Node{r, zero, zero, zero})
+					continue
+				}
 				dims := c.Shape().Dimensions
 				iota := G.Iota(c.Graph(), shapeInt32(dims[0]), 0)
 				cond := G.BroadcastToDims(G.Reshape(G.Equal(iota, r), dims[0], 1, 1, 1), dims...)
@@ -38,8 +44,16 @@ func (o *cacheOps) insertRow(cache, one *kvCache, r int) error {
 		o.insertExec = e
 	}
 	args := []any{tensors.FromScalar(int32(r))}
-	for _, t := range cache.kv {
-		args = append(args, t)
+	for i, t := range cache.kv {
+		if !o.m.dynamicUpdate {
+			args = append(args, t)
+			continue
+		}
+		d, err := G.DonateTensorBuffer(t, o.m.backend, 0)
+		if err != nil {
+			return fmt.Errorf("engine: batch cache tensor %d: %w", i, err)
+		}
+		args = append(args, d)
 	}
 	for _, t := range one.kv {
 		args = append(args, t)
@@ -55,30 +69,32 @@ func (o *cacheOps) insertRow(cache, one *kvCache, r int) error {
 	return nil
 }
 
-// growSlots lengthens every row of the batch cache to slots cache slots,
-// keeping each row's values in their slots; the new slots are zero, as a
-// fresh cache's.
-func (b *Batcher) growSlots(slots int) error {
+// resizeSlots makes every row of the batch cache slots cache slots long,
+// keeping each row's values in their slots (a shorter cache drops only
+// slots beyond every live row's need); new slots are zero, as a fresh
+// cache's.
+func (b *Batcher) resizeSlots(slots int) error {
 	c := b.cache
-	grown := &kvCache{batch: c.batch, slots: slots, kv: make([]*tensors.Tensor, len(c.kv))}
+	resized := &kvCache{batch: c.batch, slots: slots, kv: make([]*tensors.Tensor, len(c.kv))}
 	lead := c.batch * b.m.cfg.NumKVHeads
 	D := b.m.cfg.HeadDim
+	kept := min(slots, c.slots) * D
 	for i, t := range c.kv {
 		b.m.mu.Lock()
 		data, err := tensors.CopyFlatData[float32](t)
 		b.m.mu.Unlock()
 		if err != nil {
-			grown.free()
-			return fmt.Errorf("engine: reading the batch cache to grow it to %d slots: %w", slots, err)
+			resized.free()
+			return fmt.Errorf("engine: reading the batch cache to resize it from %d to %d slots: %w", c.slots, slots, err)
 		}
 		out := make([]float32, lead*slots*D)
 		for j := range lead {
-			copy(out[j*slots*D:], data[j*c.slots*D:(j+1)*c.slots*D])
+			copy(out[j*slots*D:j*slots*D+kept], data[j*c.slots*D:j*c.slots*D+kept])
 		}
-		grown.kv[i] = tensors.FromFlatDataAndDimensions(out, c.batch, b.m.cfg.NumKVHeads, slots, D)
+		resized.kv[i] = tensors.FromFlatDataAndDimensions(out, c.batch, b.m.cfg.NumKVHeads, slots, D)
 	}
 	c.free()
-	b.cache = grown
+	b.setCache(resized)
 	return nil
 }
 
