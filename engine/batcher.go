@@ -91,6 +91,9 @@ type BatcherStats struct {
 	Prefills       int64 // prompts prefilled
 	Tokens         int64 // tokens generated
 	CapActivations int64 // recorded clamps that acted, over all tokens
+	// CacheRows and CacheSlots are the batch KV cache's rows and slots per
+	// row (0 when the batcher holds no cache).
+	CacheRows, CacheSlots int
 	// TTFTCount and TTFTSum sum the time from Submit to the first token;
 	// TTFTBuckets[i] counts those at most TTFTBounds[i] (cumulative, as
 	// Prometheus histograms).
@@ -116,7 +119,10 @@ var ttftBounds = []time.Duration{5 * time.Millisecond, 10 * time.Millisecond, 25
 // slots they occupy in Generate alone (which keeps the attention sums
 // bit-identical). The batch grows and shrinks in power-of-two buckets up to
 // MaxBatch, so joining and leaving compile nothing beyond one graph per
-// bucket. Steps where no row has hooks
+// bucket. The cache's rows are as long as the longest need of the rows in
+// it; it grows when a row joins that needs more, shrinks (rows, slots or
+// both) once the live rows have needed much less for shrinkAfter steps in
+// a row, and is freed when the batcher is idle. Steps where no row has hooks
 // run the plain graph; otherwise every row gets row hooks (rowhooks.go),
 // neutral for untouched rows. A row's tokens and telemetry equal what
 // Generate gives for its Request alone with its Hooks.
@@ -140,7 +146,19 @@ type Batcher struct {
 	rowTensors []rowHookInputs[*tensors.Tensor]
 	rowsDirty  bool // rows changed since rowTensors were built
 	ops        *cacheOps
+	// roomy counts the steps in a row whose live rows would fit in a
+	// smaller cache (see fit).
+	roomy int
+	// afterStep, when set (tests), is called by the loop after each decode
+	// step.
+	afterStep func()
 }
+
+// shrinkAfter is how many steps in a row the live rows must fit in fewer
+// cache rows, or in at most half the cache slots, before the batcher
+// compacts the cache: a row that leaves and a request that joins soon after
+// do not rebuild the cache twice.
+const shrinkAfter = 8
 
 // bseq is one request in a Batcher.
 type bseq struct {
@@ -305,6 +323,9 @@ func (b *Batcher) loop() {
 		b.admit()
 		if b.active() > 0 {
 			b.step()
+			if b.afterStep != nil {
+				b.afterStep()
+			}
 			continue
 		}
 		b.mu.Lock()
@@ -314,6 +335,7 @@ func (b *Batcher) loop() {
 			return
 		}
 		if idle {
+			b.dropCache()
 			select {
 			case <-b.wake:
 			case <-b.abort:
@@ -396,16 +418,14 @@ func (b *Batcher) slotsFor(s *bseq) int {
 // each step attends over no more slots than the requests use.
 func (b *Batcher) place(s *bseq) (int, error) {
 	if b.cache != nil && b.active() == 0 {
-		b.cache.free()
-		b.cache, b.rows = nil, nil
-		b.rowsDirty = true
+		b.dropCache()
 	}
 	if b.cache == nil {
-		b.cache = b.m.newKVCache(b.bucket(1), b.slotsFor(s))
+		b.setCache(b.m.newKVCache(b.bucket(1), b.slotsFor(s)))
 		b.rows = make([]*bseq, b.cache.batch)
 	}
 	if need := b.slotsFor(s); need > b.cache.slots {
-		if err := b.growSlots(need); err != nil {
+		if err := b.resizeSlots(need); err != nil {
 			return -1, err
 		}
 	}
@@ -436,10 +456,10 @@ func (b *Batcher) relayout(keep []int) error {
 	cache, _, err := b.m.compactCache(b.cache, make([]int32, len(b.rows)), old, keep)
 	b.m.mu.Unlock()
 	if err != nil {
-		b.cache = nil
+		b.setCache(nil)
 		return err
 	}
-	b.cache = cache
+	b.setCache(cache)
 	rows := make([]*bseq, len(keep))
 	for i, r := range keep {
 		if r >= 0 {
@@ -500,9 +520,27 @@ func (b *Batcher) join(s *bseq, r int) {
 	b.accept(r, s, out, 0, Tb-1, Tb)
 }
 
-// step runs one decode step of every row.
-func (b *Batcher) step() {
-	if size := b.bucket(b.active()); size < len(b.rows) {
+// fit compacts the cache once its live rows have fitted in fewer rows (a
+// smaller batch bucket), or in at most half its slots, for shrinkAfter
+// steps in a row. Each kept row keeps its values in the same slots, so its
+// tokens stay those of Generate alone.
+func (b *Batcher) fit() error {
+	size, need := b.bucket(b.active()), 0
+	for _, s := range b.rows {
+		if s != nil {
+			need = max(need, b.slotsFor(s))
+		}
+	}
+	fewerSlots := need*2 <= b.cache.slots
+	if size >= len(b.rows) && !fewerSlots {
+		b.roomy = 0
+		return nil
+	}
+	if b.roomy++; b.roomy < shrinkAfter {
+		return nil
+	}
+	b.roomy = 0
+	if size < len(b.rows) {
 		var keep []int
 		for r, s := range b.rows {
 			if s != nil {
@@ -513,9 +551,20 @@ func (b *Batcher) step() {
 			keep = append(keep, -1)
 		}
 		if err := b.relayout(keep); err != nil {
-			b.failAll(err)
-			return
+			return err
 		}
+	}
+	if fewerSlots {
+		return b.resizeSlots(need)
+	}
+	return nil
+}
+
+// step runs one decode step of every row.
+func (b *Batcher) step() {
+	if err := b.fit(); err != nil {
+		b.failAll(err)
+		return
 	}
 	B := len(b.rows)
 	feed := make([][]int32, B)
@@ -574,11 +623,7 @@ func (b *Batcher) failAll(err error) {
 			b.finish(s, StopCancelled, err)
 		}
 	}
-	if b.cache != nil {
-		b.cache.free()
-		b.cache = nil
-	}
-	b.rows = nil
+	b.dropCache()
 }
 
 // accept samples row r's next token from row logitsRow of out's logits and
@@ -649,6 +694,30 @@ func (b *Batcher) leave(r int) {
 	b.mu.Unlock()
 }
 
+// setCache makes c (nil: none) the batch cache and records its size in the
+// stats.
+func (b *Batcher) setCache(c *kvCache) {
+	b.cache = c
+	rows, slots := 0, 0
+	if c != nil {
+		rows, slots = c.batch, c.slots
+	}
+	b.mu.Lock()
+	b.stats.CacheRows, b.stats.CacheSlots = rows, slots
+	b.mu.Unlock()
+}
+
+// dropCache frees the batch cache and its rows (none may be live).
+func (b *Batcher) dropCache() {
+	if b.cache != nil {
+		b.cache.free()
+	}
+	b.setCache(nil)
+	b.rows = nil
+	b.rowsDirty = true
+	b.roomy = 0
+}
+
 // finish sends s's final event and closes its channel.
 func (b *Batcher) finish(s *bseq, reason string, err error) {
 	st := s.st
@@ -673,10 +742,7 @@ func (b *Batcher) finish(s *bseq, reason string, err error) {
 // release frees the loop's buffers when it exits.
 func (b *Batcher) release() {
 	b.cancelAll(ErrBatcherClosed)
-	if b.cache != nil {
-		b.cache.free()
-		b.cache = nil
-	}
+	b.dropCache()
 	freeRowHookTensors(b.rowTensors)
 	b.rowTensors = nil
 	b.m.mu.Lock()

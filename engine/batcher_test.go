@@ -411,3 +411,97 @@ func TestBatcherSubmitErrors(t *testing.T) {
 		t.Error("NewBatcher with MaxContext beyond the model's context: no error")
 	}
 }
+
+// TestBatcherCacheShrinks runs a long request beside two short ones and
+// cancels it once all three share the batch: the cache (4 rows of 128
+// slots for the long request) stays as it is for shrinkAfter-1 steps, then
+// shrinks to the 2 rows and 64 slots the short ones need, while they go
+// on; each short one still equals Generate alone, and the cache is freed
+// once the batcher is idle.
+func TestBatcherCacheShrinks(t *testing.T) {
+	m, _ := loadTiny(t, "llama")
+	if !m.fineBuckets() {
+		t.Skip("the slot counts below are those of the fine cache buckets (multiples of 64)")
+	}
+	rng := rand.New(rand.NewPCG(12, 13))
+	V := m.cfg.VocabSize
+	u := unitVector(rng, m.cfg.HiddenSize)
+	// Padded prompts of 8 slots: 8+118 needs 128 slots, 8+56 needs 64.
+	long := BatchRequest{Request: Request{Prompt: randomTokens(rng, 4, V), MaxNewTokens: 118, IgnoreEOS: true}}
+	short := []BatchRequest{
+		{Request: Request{Prompt: randomTokens(rng, 5, V), MaxNewTokens: 56, IgnoreEOS: true}},
+		{Request: Request{Prompt: randomTokens(rng, 7, V), MaxNewTokens: 56, IgnoreEOS: true},
+			Hooks: Hooks{1: {Clamps: []Clamp{floorClamp(u, 0.2)}, Record: true}}},
+	}
+	bt, err := m.NewBatcher(BatcherOptions{MaxBatch: 4, Detokenizer: letterDetok{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bt.Close(context.Background())
+	type shape struct{ active, rows, slots int }
+	var steps []shape
+	cancelAt := -1
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// Runs on the batcher's loop after each step: it cancels the long
+	// request at the first step all three rows ran together.
+	bt.afterStep = func() {
+		if bt.cache == nil {
+			t.Error("no batch cache after a step")
+			return
+		}
+		steps = append(steps, shape{bt.active(), bt.cache.batch, bt.cache.slots})
+		if cancelAt < 0 && bt.active() == 3 {
+			cancelAt = len(steps) - 1
+			cancel()
+		}
+	}
+	longCh, err := bt.Submit(ctx, long)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var chans []<-chan Event
+	for _, r := range short {
+		ch, err := bt.Submit(context.Background(), r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		chans = append(chans, ch)
+	}
+	res, err := collect(t, "long", longCh)
+	if !errors.Is(err, context.Canceled) || res.StopReason != StopCancelled {
+		t.Errorf("long request ended with %q, %v; expected it cancelled", res.StopReason, err)
+	}
+	if want := alone(t, m, long); !slices64Equal(res.Tokens, want.Tokens[:len(res.Tokens)]) {
+		t.Errorf("long request's tokens %v are not a prefix of its run alone %v", res.Tokens, want.Tokens)
+	}
+	for i, ch := range chans {
+		got, err := collect(t, fmt.Sprintf("short %d", i), ch)
+		if err != nil {
+			t.Errorf("short %d: %v", i, err)
+		}
+		sameGeneration(t, fmt.Sprintf("short %d", i), got, alone(t, m, short[i]))
+	}
+	waitFor(t, func() bool { st := bt.Stats(); return st.CacheRows == 0 && st.CacheSlots == 0 })
+	if err := bt.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if cancelAt < 0 {
+		t.Fatalf("the three requests never ran in one step: %v", steps)
+	}
+	if got, want := steps[cancelAt], (shape{3, 4, 128}); got != want {
+		t.Fatalf("step with all three rows: %+v, expected %+v", got, want)
+	}
+	if len(steps) <= cancelAt+shrinkAfter {
+		t.Fatalf("only %d steps after the cancel: %v", len(steps)-cancelAt-1, steps)
+	}
+	for i := cancelAt + 1; i <= cancelAt+shrinkAfter; i++ {
+		want := shape{2, 4, 128} // kept for shrinkAfter-1 steps
+		if i == cancelAt+shrinkAfter {
+			want = shape{2, 2, 64}
+		}
+		if steps[i] != want {
+			t.Errorf("step %d after the cancel: %+v, expected %+v", i-cancelAt, steps[i], want)
+		}
+	}
+}

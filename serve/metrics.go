@@ -59,6 +59,8 @@ func (m *metrics) write(w io.Writer, st engine.BatcherStats) {
 	metric("counter", "tether_cap_activations_total", "Recorded caps that acted, over all generated tokens and layers.", st.CapActivations)
 	metric("gauge", "tether_queue_depth", "Sequences waiting for a batch row.", int64(st.Queued))
 	metric("gauge", "tether_batch_size", "Sequences being decoded together.", int64(st.Active))
+	metric("gauge", "tether_batch_cache_rows", "Rows of the batch's KV cache (0: none held).", int64(st.CacheRows))
+	metric("gauge", "tether_batch_cache_slots", "Slots per row of the batch's KV cache (0: none held).", int64(st.CacheSlots))
 	fmt.Fprintln(w, "# HELP tether_time_to_first_token_seconds Time from a sequence's submission to its first token.")
 	fmt.Fprintln(w, "# TYPE tether_time_to_first_token_seconds histogram")
 	for i, b := range st.TTFTBounds {
