@@ -3,6 +3,7 @@ package serve
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -49,7 +50,8 @@ type BenchRow struct {
 }
 
 // Bench measures the server on loopback: for each concurrency, uncapped and (with Cap) capped,
-// every client streams its requests one after the other (after one untimed warm-up request);
+// every client streams its requests one after the other (after one untimed warm-up request per
+// client, sent together);
 // throughput is generated tokens over
 // wall time, time to first token the time to the first chunk with text. The baseline runs the
 // same requests one by one with engine.Generate, as tether generate would.
@@ -144,12 +146,23 @@ func benchServed(ctx context.Context, m *model.Model, o BenchOptions, st *Steeri
 	url := "http://" + ln.Addr().String() + "/v1/chat/completions"
 	var mu sync.Mutex
 	var ttft time.Duration
-	// One request first, so that graph compilation is not timed.
-	if _, _, err := streamOnce(ctx, url, o, st, 0); err != nil {
-		return row, err
-	}
 	var firstErr error
 	var wg sync.WaitGroup
+	// One untimed request per client first, all at once, so that compiling the graphs of the
+	// batch sizes this concurrency reaches is not timed.
+	for range clients {
+		wg.Go(func() {
+			if _, _, err := streamOnce(ctx, url, o, st, 0); err != nil {
+				mu.Lock()
+				firstErr = cmp.Or(firstErr, err)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return row, firstErr
+	}
 	start := time.Now()
 	for c := range clients {
 		wg.Go(func() {
