@@ -298,15 +298,33 @@ func TestBatcherQueueFull(t *testing.T) {
 	}
 }
 
+// gatedDetok is letterDetok whose first Decode (on the batcher's loop, at
+// the first token) closes started and waits for release: the test holds the
+// loop at a known point.
+type gatedDetok struct {
+	once             sync.Once
+	started, release chan struct{}
+}
+
+func (d *gatedDetok) Decode(ids []int, skipSpecial bool) (string, error) {
+	d.once.Do(func() {
+		close(d.started)
+		<-d.release
+	})
+	return letterDetok{}.Decode(ids, skipSpecial)
+}
+
 // TestBatcherCloseDeadline closes a batcher whose requests cannot finish
-// before the deadline: Close returns the deadline error once the loop has
+// before the deadline (its loop is held at the first token until Close has
+// given up waiting): Close returns the deadline error once the loop has
 // exited, and the requests end with ErrBatcherClosed.
 func TestBatcherCloseDeadline(t *testing.T) {
 	m, _ := loadTiny(t, "llama")
 	goroutines := runtime.NumGoroutine()
 	rng := rand.New(rand.NewPCG(12, 13))
 	req := BatchRequest{Request: Request{Prompt: randomTokens(rng, 4, m.cfg.VocabSize), MaxNewTokens: 120, IgnoreEOS: true}}
-	bt, err := m.NewBatcher(BatcherOptions{MaxBatch: 1})
+	det := &gatedDetok{started: make(chan struct{}), release: make(chan struct{})}
+	bt, err := m.NewBatcher(BatcherOptions{MaxBatch: 1, Detokenizer: det})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -318,10 +336,14 @@ func TestBatcherCloseDeadline(t *testing.T) {
 		}
 		chans = append(chans, ch)
 	}
-	waitFor(t, func() bool { return bt.Stats().Tokens > 0 })
+	<-det.started
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
-	if err := bt.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
+	closed := make(chan error, 1)
+	go func() { closed <- bt.Close(ctx) }()
+	<-bt.abort // Close's deadline passed: it has told the loop to cancel everything
+	close(det.release)
+	if err := <-closed; !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Close past its deadline: %v, expected context.DeadlineExceeded", err)
 	}
 	for i, ch := range chans {
