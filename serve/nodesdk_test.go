@@ -44,7 +44,7 @@ func nodeSDK(t *testing.T) (node, modules, version string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	install := "cp " + nodeSDKDir + "/package*.json to .tether/npm and run `npm ci --no-audit --no-fund --prefix .tether/npm` (.ci/run does)"
+	install := "from the repository root, copy serve/" + nodeSDKDir + "/package.json and package-lock.json into .tether/npm and run `npm ci --no-audit --no-fund --prefix .tether/npm` (.ci/run does)"
 	var got struct {
 		Version string `json:"version"`
 	}
