@@ -7,6 +7,8 @@ import (
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/dtypes/bfloat16"
 	"github.com/x448/float16"
+
+	"tether/internal/kernels"
 )
 
 // inPlace lists the operations whose result may overwrite their first
@@ -229,9 +231,7 @@ func unaryOp(kind backends.OpType, in, out any) error {
 		o := out.([]float32)
 		switch kind {
 		case backends.OpTypeExp:
-			for i, v := range x {
-				o[i] = float32(math.Exp(float64(v)))
-			}
+			kernels.Exp(o, x)
 		case backends.OpTypeRsqrt:
 			for i, v := range x {
 				o[i] = float32(1 / math.Sqrt(float64(v)))
@@ -249,9 +249,7 @@ func unaryOp(kind backends.OpType, in, out any) error {
 				o[i] = float32(math.Tanh(float64(v)))
 			}
 		case backends.OpTypeLogistic:
-			for i, v := range x {
-				o[i] = float32(1 / (1 + math.Exp(-float64(v))))
-			}
+			kernels.Logistic(o, x)
 		default:
 			return fmt.Errorf("%s of float32", kind)
 		}
