@@ -132,6 +132,9 @@ func TestOpsMatchSimplego(t *testing.T) {
 				G.ConvertDType(G.Equal(v, G.Slice(v, G.AxisRange(), G.AxisRange(), G.AxisRange(), G.AxisRange(0, 1))), dtypes.Float32),
 				G.ConvertDType(G.LessThan(iotaInt(v.Graph(), 9), G.Const(v.Graph(), int32(4))), dtypes.Float32),
 				G.ConvertDType(G.ReduceAllSum(G.ConvertDType(G.LogicalNot(G.IsFinite(G.Div(v, v))), dtypes.Int32)), dtypes.Float32),
+				// IsFinite of 1 (v > 0) and -Inf (v < 0), then of 0 and NaN (-Inf - -Inf).
+				G.ConvertDType(G.IsFinite(G.Div(v, G.Max(v, G.Const(v.Graph(), float32(0))))), dtypes.Float32),
+				G.ConvertDType(G.IsFinite(G.Sub(G.Div(v, G.Max(v, G.Const(v.Graph(), float32(0)))), G.Div(v, G.Max(v, G.Const(v.Graph(), float32(0)))))), dtypes.Float32),
 				G.Add(v, G.Reshape(G.Iota(v.Graph(), shapes.Make(dtypes.Float32, 7), 0), 1, 1, 1, 7)),
 				G.Sub(v, G.ReduceAndKeep(v, G.ReduceMean, -1)), G.Div(v, G.Add(G.Square(v), G.Const(v.Graph(), float32(1)))),
 				// A single value on the left; both operands whole; trailing

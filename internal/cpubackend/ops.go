@@ -222,9 +222,10 @@ func unaryOp(kind backends.OpType, in, out any) error {
 	switch x := in.(type) {
 	case []float32:
 		if kind == backends.OpTypeIsFinite {
-			o := out.([]bool)
+			o := out.([]bool)[:len(x)]
 			for i, v := range x {
-				o[i] = !math.IsNaN(float64(v)) && !math.IsInf(float64(v), 0)
+				// Finite: the exponent is not all ones (infinities and NaN).
+				o[i] = math.Float32bits(v)&0x7f800000 != 0x7f800000
 			}
 			return nil
 		}
