@@ -103,7 +103,7 @@ func gemmNT[W float32 | uint16](p *Pool, ks *kernelSet, t *tiles[W], widen func(
 			end := min(hi, task-ju+nUnits) // tasks sharing (b, ib)
 			i0 := ib * mBlock
 			ntBlock(ks, t, widen, out[b*m*n:(b+1)*m*n], x[b*m*k:(b+1)*m*k], w[b*n*k:(b+1)*n*k],
-				n, k, kv, i0, min(m, i0+mBlock), ju*4, min(n, (ju+end-task)*4), m == 1)
+				n, k, kv, i0, min(m, i0+mBlock), ju*4, min(n, (ju+end-task)*4))
 			task = end
 		}
 	}
@@ -115,20 +115,11 @@ func gemmNT[W float32 | uint16](p *Pool, ks *kernelSet, t *tiles[W], widen func(
 	p.Parallel(tasks, body)
 }
 
-// ntBlock computes rows [i0,i1) × columns [j0,j1) of one batch's output; one says that the
-// product has a single x row.
+// ntBlock computes rows [i0,i1) × columns [j0,j1) of one batch's output.
 func ntBlock[W float32 | uint16](ks *kernelSet, t *tiles[W], widen func(W) float32,
-	out, x []float32, w []W, n, k, kv, i0, i1, j0, j1 int, one bool) {
+	out, x []float32, w []W, n, k, kv, i0, i1, j0, j1 int) {
 	R := ks.rows
 	j := j0
-	if one && t.gemv != nil {
-		// A single x row (decode): each weight row in turn, read in order.
-		if j4 := j0 + (j1-j0)&^3; j4 > j0 {
-			t.gemv(&x[i0*k], &w[j0*k], k, kv, &out[i0*n+j0], j4-j0)
-			addTails(out, x, w, widen, n, k, kv, i0, i0+1, j0, j4)
-			j = j4
-		}
-	}
 	for ; j+4 <= j1; j += 4 {
 		i := i0
 		for ; i+R <= i1; i += R {
@@ -136,13 +127,12 @@ func ntBlock[W float32 | uint16](ks *kernelSet, t *tiles[W], widen func(W) float
 			addTails(out, x, w, widen, n, k, kv, i, i+R, j, j+4)
 		}
 		for ; i < i1; i++ {
-			if k >= streamMinK {
-				// Long weight rows: four single-stream dot products read them faster
-				// than one tile interleaving four rows (the hardware prefetcher follows
-				// one stream better than four; BenchmarkWeightStreams).
-				for c := range 4 {
-					t.one(&x[i*k], k, &w[(j+c)*k], k, kv, &out[i*n+j+c], n)
-				}
+			if k >= streamMinK && t.gemv != nil {
+				// Long weight rows: read one after the other (one memory stream),
+				// faster than one tile interleaving four rows (the hardware prefetcher
+				// follows one stream better than four; BenchmarkWeightStreams), each
+				// with one accumulator, so with the bits the tiles give it.
+				t.gemv(&x[i*k], &w[j*k], k, kv, &out[i*n+j], 4)
 			} else {
 				t.row(&x[i*k], k, &w[j*k], k, kv, &out[i*n+j], n)
 			}
