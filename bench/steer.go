@@ -47,8 +47,8 @@ type SteerReport struct {
 
 // SteerOverhead measures decode speed at batch 1 with and without capping
 // on Layers, in the same run: after one warm-up of each variant (graph
-// compilation), the variants alternate Repeats times and the best rate of
-// each is kept. The caps are those steer.Resolve makes of a cap spec on
+// compilation), the variants alternate Repeats times (in reverse order
+// every other time) and the best rate of each is kept. The caps are those steer.Resolve makes of a cap spec on
 // Layers at tau 0 along a random axis: the cost of a cap does not depend on
 // its values or on whether it acts.
 func SteerOverhead(ctx context.Context, m *engine.Model, o SteerOptions) (SteerReport, error) {
@@ -113,9 +113,16 @@ func SteerOverhead(ctx context.Context, m *engine.Model, o SteerOptions) (SteerR
 			return SteerReport{}, fmt.Errorf("bench steer: %w", err)
 		}
 	}
-	for range o.Repeats {
+	for rep := range o.Repeats {
 		rates := make([]float64, len(variants))
-		for i, h := range variants {
+		for j := range variants {
+			// Every other repeat runs the variants in reverse order, so that a
+			// load rising or falling during a pair does not favour one side.
+			i := j
+			if rep%2 == 1 {
+				i = len(variants) - 1 - j
+			}
+			h := variants[i]
 			tps, err := run(h)
 			if err != nil {
 				return SteerReport{}, fmt.Errorf("bench steer: %w", err)

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -124,4 +125,103 @@ func BenchmarkPrefillSmolLM2Shape(b *testing.B) {
 		cache.free()
 	}
 	b.ReportMetric(float64(T*b.N)/time.Since(start).Seconds(), "prompt-tokens/s")
+}
+
+// BenchmarkDecodeCappedSmolLM2Shape measures what capping 8 layers (one
+// floor clamp each, as `tether bench perf --steer` does) costs a batch-1
+// decoding step on the SmolLM2-135M-shaped random model. Capped and
+// uncapped steps alternate (each on its own cache, the order swapped every
+// pair), so that both see the same load on a shared machine; it reports
+// the median over pairs of uncapped/capped step time (the speed ratio,
+// "capped/uncapped") and of their difference. Run:
+// TETHER_BENCH_BACKEND=cpu go test ./engine/ -run '^$' -bench DecodeCapped -benchtime 200x
+func BenchmarkDecodeCappedSmolLM2Shape(b *testing.B) {
+	if testing.Short() {
+		b.Skip("skipping the 540 MB model benchmark in -short mode")
+	}
+	backendName := "go"
+	if name := os.Getenv("TETHER_BENCH_BACKEND"); name != "" {
+		backendName = name
+	}
+	cfg := smolLM2Config()
+	be, err := NewBackend(backendName)
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, err := LoadWithOptions(be, cfg, randomSource(cfg, 9), LoadOptions{WeightDType: os.Getenv("TETHER_BENCH_DTYPE")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	rng := rand.New(rand.NewPCG(1, 1))
+	hooks := Hooks{}
+	for l := 11; l < 19; l++ {
+		hooks[l] = &LayerHook{Clamps: []Clamp{floorClamp(unitVector(rng, cfg.HiddenSize), 0)}}
+	}
+	const T, S = 16, 256
+	rows, pad := m.leftPad([][]int{randomTokens(rng, T, cfg.VocabSize)}, T)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	plain, err := m.makePlan(nil, nil, false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	capped, err := m.makePlan(hooks, nil, false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	type variant struct {
+		plan  stepPlan
+		hooks Hooks
+		cache *kvCache
+	}
+	vs := []*variant{{plan: plain}, {plan: capped, hooks: hooks}}
+	for _, v := range vs {
+		v.cache = m.newKVCache(1, S)
+		defer v.cache.free()
+		if _, err := m.runStep(stepRequest{tokens: rows, pad: pad, cache: v.cache, plan: v.plan, hooks: v.hooks}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	feed := [][]int32{{int32(rng.IntN(cfg.VocabSize))}}
+	slot := T
+	step := func(v *variant) time.Duration {
+		start := time.Now()
+		if _, err := m.runStep(stepRequest{tokens: feed, pad: pad, slot: int32(slot), cache: v.cache, plan: v.plan, hooks: v.hooks}); err != nil {
+			b.Fatal(err)
+		}
+		return time.Since(start)
+	}
+	var ratios, extra []float64
+	b.ResetTimer()
+	for i := range b.N {
+		if slot == S {
+			slot = T
+		}
+		var d [2]time.Duration
+		if i%2 == 0 {
+			d[0] = step(vs[0])
+			d[1] = step(vs[1])
+		} else {
+			d[1] = step(vs[1])
+			d[0] = step(vs[0])
+		}
+		slot++
+		ratios = append(ratios, d[0].Seconds()/d[1].Seconds())
+		extra = append(extra, float64(d[1]-d[0])/1e3)
+	}
+	b.ReportMetric(medianF(ratios), "capped/uncapped")
+	b.ReportMetric(medianF(extra), "extra-µs/step")
+}
+
+// medianF returns the median of xs (sorted in place).
+func medianF(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	slices.Sort(xs)
+	if n := len(xs); n%2 == 0 {
+		return (xs[n/2-1] + xs[n/2]) / 2
+	}
+	return xs[len(xs)/2]
 }

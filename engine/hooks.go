@@ -241,16 +241,24 @@ func (sb *stepBuilder) hook(h *G.Node, hk hookInputs[*G.Node]) (*G.Node, *G.Node
 	if hk.spec.hasAdd {
 		h = G.Add(h, G.Reshape(hk.add, 1, 1, H))
 	}
+	C := hk.spec.clamps
+	dirs := make([]*G.Node, C)
 	var before []*G.Node
-	for c := range hk.spec.clamps {
-		u := G.Reshape(G.Slice(hk.dirs, G.AxisRange(c, c+1)), H)
-		lo := G.Reshape(G.Slice(hk.lo, G.AxisRange(c, c+1)))
-		hi := G.Reshape(G.Slice(hk.hi, G.AxisRange(c, c+1)))
-		proj := project(h, G.Reshape(u, 1, 1, H)) // [B, T]
+	for c := range C {
+		// One clamp (the common case) takes its inputs whole, without Slice.
+		dir, lo, hi := hk.dirs, hk.lo, hk.hi
+		if C > 1 {
+			dir = G.Slice(hk.dirs, G.AxisRange(c, c+1))
+			lo = G.Slice(hk.lo, G.AxisRange(c, c+1))
+			hi = G.Slice(hk.hi, G.AxisRange(c, c+1))
+		}
+		u := G.Reshape(dir, 1, 1, H)
+		dirs[c] = u
+		proj := project(h, u) // [B, T]
 		before = append(before, proj)
-		clamped := G.Min(G.Max(proj, lo), hi)
+		clamped := G.Min(G.Max(proj, G.Reshape(lo)), G.Reshape(hi))
 		delta := G.Sub(clamped, proj) // exactly 0 for an open clamp
-		h = G.Add(h, G.Mul(G.Reshape(delta, B, T, 1), G.Reshape(u, 1, 1, H)))
+		h = G.Add(h, G.Mul(G.Reshape(delta, B, T, 1), u))
 	}
 	if hk.spec.newestOnly && T > 1 {
 		h = G.Concatenate([]*G.Node{
@@ -261,17 +269,17 @@ func (sb *stepBuilder) hook(h *G.Node, hk hookInputs[*G.Node]) (*G.Node, *G.Node
 	if !hk.spec.record {
 		return h, nil, nil
 	}
-	var after []*G.Node
-	for c := range hk.spec.clamps {
-		u := G.Reshape(G.Slice(hk.dirs, G.AxisRange(c, c+1)), H)
-		after = append(after, project(h, G.Reshape(u, 1, 1, H)))
+	after := make([]*G.Node, C)
+	for c, u := range dirs {
+		after[c] = project(h, u)
 	}
 	return h, G.Stack(before, -1), G.Stack(after, -1)
 }
 
-// project returns the projections [B, T] of h [B, T, H] on u [1 or B, 1, H].
+// project returns the projections [B, T] of h [B, T, H] on u [1 or B, 1, H]
+// (broadcast over the positions by the product itself, not materialised).
 // Hooks and row hooks share it, so that a row gets the same projection
 // bits from either.
 func project(h, u *G.Node) *G.Node {
-	return G.ReduceSum(G.Mul(h, G.BroadcastToDims(u, h.Shape().Dimensions...)), -1)
+	return G.ReduceSum(G.Mul(h, u), -1)
 }

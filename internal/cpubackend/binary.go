@@ -3,6 +3,7 @@ package cpubackend
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/gomlx/gomlx/backends"
 )
@@ -10,6 +11,28 @@ import (
 // binaryOp applies an element-wise binary operation with broadcasting of
 // size-1 axes and scalars.
 func binaryOp(n *node, ins []any, out any) error {
+	size := n.shape.Size()
+	lsize, rsize := n.inputs[0].shape.Size(), n.inputs[1].shape.Size()
+	if (lsize == size || lsize == 1) && (rsize == size || rsize == 1) {
+		// Each operand is laid out as the output (same dimensions: its
+		// dimensions are the output's or 1, and it has as many values) or
+		// is one value: a single run, without walking the axes.
+		ld, rd := 1, 1
+		if lsize != size {
+			ld = 0
+		}
+		if rsize != size {
+			rd = 0
+		}
+		if x, ok := ins[0].([]float32); ok {
+			if res, ok := out.([]float32); ok && size > 0 {
+				if ok, err := floatRun(n.kind, res, x, ins[1].([]float32), ld, rd); ok {
+					return err
+				}
+			}
+		}
+		return binaryRun(n.kind, out, ins[0], ins[1], 0, 0, 0, size, ld, rd)
+	}
 	dims := n.shape.Dimensions
 	r := len(dims)
 	ls := broadcastStrides(n.inputs[0].shape.Dimensions, r)
@@ -131,6 +154,101 @@ func binaryRun(kind backends.OpType, out, lhs, rhs any, o, l, r, cnt, ld, rd int
 	return nil
 }
 
+// floatRun computes a float32 arithmetic operation over whole operands
+// (step 1, or 0 for a single value) with loops the compiler keeps free of
+// bounds checks; the results are those of binaryRun. It reports false for
+// an operation it does not handle.
+func floatRun(kind backends.OpType, res, x, y []float32, ld, rd int) (bool, error) {
+	n := len(res)
+	switch {
+	case ld == 1 && rd == 1:
+		x, y = x[:n], y[:n]
+		switch kind {
+		case backends.OpTypeAdd:
+			for i := range res {
+				res[i] = x[i] + y[i]
+			}
+		case backends.OpTypeSub:
+			for i := range res {
+				res[i] = x[i] - y[i]
+			}
+		case backends.OpTypeMul:
+			for i := range res {
+				res[i] = x[i] * y[i]
+			}
+		case backends.OpTypeDiv:
+			for i := range res {
+				res[i] = x[i] / y[i]
+			}
+		case backends.OpTypeMax:
+			for i := range res {
+				res[i] = maxF(x[i], y[i])
+			}
+		case backends.OpTypeMin:
+			for i := range res {
+				res[i] = minF(x[i], y[i])
+			}
+		default:
+			return false, nil
+		}
+	case ld == 1 && rd == 0:
+		x, b := x[:n], y[0]
+		switch kind {
+		case backends.OpTypeAdd:
+			for i := range res {
+				res[i] = x[i] + b
+			}
+		case backends.OpTypeSub:
+			for i := range res {
+				res[i] = x[i] - b
+			}
+		case backends.OpTypeMul:
+			for i := range res {
+				res[i] = x[i] * b
+			}
+		case backends.OpTypeDiv:
+			for i := range res {
+				res[i] = x[i] / b
+			}
+		case backends.OpTypeMax:
+			for i := range res {
+				res[i] = maxF(x[i], b)
+			}
+		case backends.OpTypeMin:
+			for i := range res {
+				res[i] = minF(x[i], b)
+			}
+		default:
+			return false, nil
+		}
+	case ld == 0 && rd == 1:
+		a, y := x[0], y[:n]
+		switch kind {
+		case backends.OpTypeAdd:
+			for i := range res {
+				res[i] = a + y[i]
+			}
+		case backends.OpTypeSub:
+			for i := range res {
+				res[i] = a - y[i]
+			}
+		case backends.OpTypeMul:
+			for i := range res {
+				res[i] = a * y[i]
+			}
+		case backends.OpTypeDiv:
+			for i := range res {
+				res[i] = a / y[i]
+			}
+		default:
+			return false, nil
+		}
+	default:
+		return false, nil
+	}
+	return true, nil
+}
+
 // maxF and minF propagate NaN, as XLA does.
 func maxF(a, b float32) float32 {
 	if a != a || a > b {
@@ -171,6 +289,18 @@ func compareRun[T int32 | float32](kind backends.OpType, res []bool, x, y []T, l
 // reduce folds the input over n.axes with sum or max.
 func reduce(n *node, in, out any) error {
 	inDims := n.inputs[0].shape.Dimensions
+	if inner := trailingReduced(inDims, n.axes); inner > 0 {
+		// The reduced axes are the last ones: each output value folds one
+		// contiguous run, in the order the general walk below takes.
+		switch o := out.(type) {
+		case []float32:
+			reduceRuns(n.kind, o, in.([]float32), inner, float32(math.Inf(-1)))
+			return nil
+		case []int32:
+			reduceRuns(n.kind, o, in.([]int32), inner, math.MinInt32)
+			return nil
+		}
+	}
 	// The output read in the input's index space: stride 0 on reduced axes.
 	os := make([]int, len(inDims))
 	ost := stridesOf(n.shape.Dimensions)
@@ -239,4 +369,40 @@ func reduceT[T int32 | float32](kind backends.OpType, out, in []T, dims []int, s
 		}
 	})
 	return nil
+}
+
+// trailingReduced returns the number of input values each output value
+// folds when axes are exactly the last len(axes) axes of dims, else 0.
+func trailingReduced(dims, axes []int) int {
+	r := len(dims)
+	inner := 1
+	for a := r - len(axes); a < r; a++ {
+		if a < 0 || !slices.Contains(axes, a) {
+			return 0
+		}
+		inner *= dims[a]
+	}
+	return inner
+}
+
+// reduceRuns folds each run of inner values of in into one value of out
+// (sum, or max from lowest propagating NaN), in order.
+func reduceRuns[T int32 | float32](kind backends.OpType, out, in []T, inner int, lowest T) {
+	for i := range out {
+		x := in[i*inner : (i+1)*inner]
+		var acc T
+		if kind == backends.OpTypeReduceSum {
+			for _, v := range x {
+				acc += v
+			}
+		} else {
+			acc = lowest
+			for _, v := range x {
+				if v > acc || v != v {
+					acc = v
+				}
+			}
+		}
+		out[i] = acc
+	}
 }

@@ -316,6 +316,10 @@ func (b *Builder) Transpose(x backends.Op, perm ...int) (backends.Op, error) {
 	if err != nil {
 		return nil, err
 	}
+	if inOrder(ns[0].shape.Dimensions, perm) {
+		// Only axes of size 1 move: the values stay in order.
+		return b.Reshape(x, shape.Dimensions...)
+	}
 	return b.add(&node{kind: backends.OpTypeTranspose, shape: shape, inputs: ns, axes: slices.Clone(perm)})
 }
 
@@ -331,6 +335,11 @@ func (b *Builder) BroadcastInDim(x backends.Op, outputShape shapes.Shape, broadc
 	}
 	shape := outputShape.Clone()
 	shape.DType = ns[0].shape.DType
+	if shape.Size() == ns[0].shape.Size() && inOrder(ns[0].shape.Dimensions, readOrder(broadcastAxes, shape.Rank())) {
+		// Nothing is repeated and the values stay in order (a [1, n] to
+		// [1, 1, n] "broadcast"): a view.
+		return b.Reshape(x, shape.Dimensions...)
+	}
 	return b.add(&node{kind: backends.OpTypeBroadcastInDim, shape: shape, inputs: ns, axes: slices.Clone(broadcastAxes)})
 }
 
@@ -350,6 +359,9 @@ func (b *Builder) Slice(x backends.Op, starts, limits, strides []int) (backends.
 		for i := range st {
 			st[i] = 1
 		}
+	}
+	if shape.Equal(ns[0].shape) && !slices.ContainsFunc(starts, func(s int) bool { return s != 0 }) {
+		return ns[0], nil // the whole operand
 	}
 	return b.add(&node{kind: backends.OpTypeSlice, shape: shape, inputs: ns, starts: slices.Clone(starts), strides: st})
 }
@@ -512,6 +524,19 @@ func (b *Builder) DotGeneral(lhs backends.Op, lhsContract, lhsBatch []int, rhs b
 		lhsContract: slices.Clone(lhsContract), lhsBatch: slices.Clone(lhsBatch),
 		rhsContract: slices.Clone(rhsContract), rhsBatch: slices.Clone(rhsBatch),
 	}})
+}
+
+// readOrder returns, for broadcast axes (operand axis i becomes output
+// axis to[i]), the operand axes in the order the output reads them.
+func readOrder(to []int, outRank int) []int {
+	from := make([]int, outRank)
+	for i := range from {
+		from[i] = -1
+	}
+	for i, a := range to {
+		from[a] = i
+	}
+	return slices.DeleteFunc(from, func(a int) bool { return a < 0 })
 }
 
 // freeAxes returns the axes of a rank-r operand that are neither contracted

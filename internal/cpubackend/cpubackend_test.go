@@ -132,8 +132,18 @@ func TestOpsMatchSimplego(t *testing.T) {
 				G.ConvertDType(G.Equal(v, G.Slice(v, G.AxisRange(), G.AxisRange(), G.AxisRange(), G.AxisRange(0, 1))), dtypes.Float32),
 				G.ConvertDType(G.LessThan(iotaInt(v.Graph(), 9), G.Const(v.Graph(), int32(4))), dtypes.Float32),
 				G.ConvertDType(G.ReduceAllSum(G.ConvertDType(G.LogicalNot(G.IsFinite(G.Div(v, v))), dtypes.Int32)), dtypes.Float32),
+				// IsFinite of 1 (v > 0) and -Inf (v < 0), then of 0 and NaN (-Inf - -Inf).
+				G.ConvertDType(G.IsFinite(G.Div(v, G.Max(v, G.Const(v.Graph(), float32(0))))), dtypes.Float32),
+				G.ConvertDType(G.IsFinite(G.Sub(G.Div(v, G.Max(v, G.Const(v.Graph(), float32(0)))), G.Div(v, G.Max(v, G.Const(v.Graph(), float32(0)))))), dtypes.Float32),
 				G.Add(v, G.Reshape(G.Iota(v.Graph(), shapes.Make(dtypes.Float32, 7), 0), 1, 1, 1, 7)),
 				G.Sub(v, G.ReduceAndKeep(v, G.ReduceMean, -1)), G.Div(v, G.Add(G.Square(v), G.Const(v.Graph(), float32(1)))),
+				// A single value on the left; both operands whole; trailing
+				// and leading reductions of several axes.
+				G.Sub(G.Const(v.Graph(), float32(0.5)), v), G.Div(G.Const(v.Graph(), float32(2)), G.Add(G.Square(v), G.Const(v.Graph(), float32(1)))),
+				G.Mul(G.Const(v.Graph(), float32(3)), v), G.Add(G.Const(v.Graph(), float32(3)), v),
+				G.Max(v, G.Mul(v, G.Const(v.Graph(), float32(-1)))), G.Min(v, G.Mul(v, v)), G.Sub(v, G.Mul(v, v)),
+				G.ReduceSum(v, 2, 3), G.ReduceMax(v, -1), G.ReduceMax(v, 1, 2, 3), G.ReduceSum(v, 0, 1),
+				G.ConvertDType(G.ReduceSum(G.ConvertDType(G.GreaterThan(v, G.Const(v.Graph(), float32(0))), dtypes.Int32), -1), dtypes.Float32),
 				G.ConvertDType(G.Add(G.Div(iotaInt(v.Graph(), 40), G.Const(v.Graph(), int32(7))), G.Mul(G.Rem(iotaInt(v.Graph(), 40), G.Const(v.Graph(), int32(7))), G.Const(v.Graph(), int32(100)))), dtypes.Float32),
 			}
 		}, []any{a}, 1e-5},
@@ -146,6 +156,12 @@ func TestOpsMatchSimplego(t *testing.T) {
 				G.BroadcastToDims(G.Reshape(G.Slice(v, G.AxisRange(0, 1)), 1, 3, 5, 7), 4, 3, 5, 7),
 				G.Stack([]*G.Node{v, v}, -1),
 				G.Gather(in[1], in[2]),
+				// Views: a transpose moving only axes of size 1, a broadcast
+				// repeating nothing, a slice of everything.
+				G.TransposeAllDims(G.Reshape(v, 2, 1, 3, 1, 35), 1, 0, 3, 2, 4),
+				G.BroadcastToDims(G.Reshape(v, 1, 210), 1, 210),
+				G.Slice(v, G.AxisRange(), G.AxisRange(0, 3)),
+				G.Add(G.TransposeAllDims(G.Reshape(v, 2, 1, 105), 1, 0, 2), G.Const(v.Graph(), float32(1))),
 				G.Gather(G.ConvertDType(in[1], dtypes.BFloat16), in[2]),
 			}
 		}, []any{a, tensors.FromFlatDataAndDimensions(randFloats(rng, 5*10*3), 5, 10, 3), idx}, 0},
@@ -221,6 +237,47 @@ func TestFloat16Weights(t *testing.T) {
 	// The float16 output rounds to 11 significant bits.
 	if d := maxRel(got, want); d > 1e-3 {
 		t.Errorf("float16 product differs from the float64 loop by %g", d)
+	}
+}
+
+// TestDataMovementViews checks that a transpose moving only axes of size
+// 1, a broadcast repeating nothing and a slice of the whole operand copy
+// nothing (their values are checked against simplego in
+// TestOpsMatchSimplego), while real ones stay operations.
+func TestDataMovementViews(t *testing.T) {
+	be, err := New("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := be.Builder("views").(*Builder)
+	x, err := b.Parameter("x", shapes.Make(dtypes.Float32, 2, 1, 3), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kind := func(op backends.Op, err error) backends.OpType {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return op.(*node).kind
+	}
+	cases := []struct {
+		name string
+		got  backends.OpType
+		want backends.OpType
+	}{
+		{"transpose of a size-1 axis", kind(b.Transpose(x, 1, 0, 2)), backends.OpTypeReshape},
+		{"transpose", kind(b.Transpose(x, 2, 1, 0)), backends.OpTypeTranspose},
+		{"broadcast adding an axis of 1", kind(b.BroadcastInDim(x, shapes.Make(dtypes.Float32, 2, 1, 1, 3), []int{0, 1, 3})), backends.OpTypeReshape},
+		{"broadcast", kind(b.BroadcastInDim(x, shapes.Make(dtypes.Float32, 2, 4, 3), []int{0, 1, 2})), backends.OpTypeBroadcastInDim},
+		{"broadcast reordering", kind(b.BroadcastInDim(x, shapes.Make(dtypes.Float32, 3, 1, 2), []int{2, 1, 0})), backends.OpTypeBroadcastInDim},
+		{"slice of everything", kind(b.Slice(x, []int{0, 0, 0}, []int{2, 1, 3}, []int{1, 1, 1})), backends.OpTypeParameter},
+		{"slice", kind(b.Slice(x, []int{1, 0, 0}, []int{2, 1, 3}, []int{1, 1, 1})), backends.OpTypeSlice},
+	}
+	for _, c := range cases {
+		if c.got != c.want {
+			t.Errorf("%s: built %s, want %s", c.name, c.got, c.want)
+		}
 	}
 }
 

@@ -45,7 +45,7 @@ func (b *Backend) dotGeneral(n *node, ins []any, out any) error {
 
 	// Left operand as float32 [batch, M, K].
 	lhs := ins[0]
-	if perm := concat(d.lhsBatch, lFree, d.lhsContract); !isIdentity(perm) {
+	if perm := concat(d.lhsBatch, lFree, d.lhsContract); !inOrder(l.Dimensions, perm) {
 		t := temp(l.DType, l.Size())
 		if err := transposeTo(t, lhs, l.Dimensions, perm); err != nil {
 			return err
@@ -63,18 +63,18 @@ func (b *Backend) dotGeneral(n *node, ins []any, out any) error {
 		res = temp(dtypes.Float32, batch*M*N).([]float32)
 	}
 	rhs := ins[1]
-	nk := concat(d.rhsBatch, rFree, d.rhsContract)
-	kn := concat(d.rhsBatch, d.rhsContract, rFree)
+	nk := inOrder(r.Dimensions, concat(d.rhsBatch, rFree, d.rhsContract))
+	kn := inOrder(r.Dimensions, concat(d.rhsBatch, d.rhsContract, rFree))
 	switch w := rhs.(type) {
 	case []bfloat16.BFloat16:
-		if isIdentity(nk) {
+		if nk {
 			for bi := range batch {
 				kernels.LinearBF16(b.pool, res[bi*M*N:(bi+1)*M*N], a[bi*M*K:(bi+1)*M*K], M, K, bits16(w[bi*N*K:(bi+1)*N*K]), N)
 			}
 			return finishDot(out, res)
 		}
 	case []float16.Float16:
-		if isIdentity(nk) {
+		if nk {
 			for bi := range batch {
 				kernels.LinearF16(b.pool, res[bi*M*N:(bi+1)*M*N], a[bi*M*K:(bi+1)*M*K], M, K, bits16(w[bi*N*K:(bi+1)*N*K]), N)
 			}
@@ -82,12 +82,12 @@ func (b *Backend) dotGeneral(n *node, ins []any, out any) error {
 		}
 	}
 	transB := true
-	if !isIdentity(nk) {
-		if isIdentity(kn) {
+	if !nk {
+		if kn {
 			transB = false
 		} else {
 			t := temp(r.DType, r.Size())
-			if err := transposeTo(t, rhs, r.Dimensions, nk); err != nil {
+			if err := transposeTo(t, rhs, r.Dimensions, concat(d.rhsBatch, rFree, d.rhsContract)); err != nil {
 				return err
 			}
 			rhs = t
@@ -144,11 +144,19 @@ func concat(parts ...[]int) []int {
 	return out
 }
 
-func isIdentity(perm []int) bool {
-	for i, p := range perm {
-		if i != p {
+// inOrder reports whether an operand of dims, its axes read in the order
+// perm, is already laid out that way: the axes of size above 1 come in
+// increasing order (axes of size 1 may move freely), so it needs no copy.
+func inOrder(dims, perm []int) bool {
+	last := -1
+	for _, a := range perm {
+		if dims[a] == 1 {
+			continue
+		}
+		if a <= last {
 			return false
 		}
+		last = a
 	}
 	return true
 }

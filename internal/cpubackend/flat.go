@@ -82,7 +82,10 @@ func convertFlat(dst, src any) {
 			copy(d, s)
 		case []bool:
 			for i, v := range s {
-				d[i] = int32(b2f(v))
+				d[i] = 0
+				if v {
+					d[i] = 1
+				}
 			}
 		default:
 			tmp := make([]float32, len(d))

@@ -7,6 +7,8 @@ import (
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/dtypes/bfloat16"
 	"github.com/x448/float16"
+
+	"tether/internal/kernels"
 )
 
 // inPlace lists the operations whose result may overwrite their first
@@ -220,18 +222,17 @@ func unaryOp(kind backends.OpType, in, out any) error {
 	switch x := in.(type) {
 	case []float32:
 		if kind == backends.OpTypeIsFinite {
-			o := out.([]bool)
+			o := out.([]bool)[:len(x)]
 			for i, v := range x {
-				o[i] = !math.IsNaN(float64(v)) && !math.IsInf(float64(v), 0)
+				// Finite: the exponent is not all ones (infinities and NaN).
+				o[i] = math.Float32bits(v)&0x7f800000 != 0x7f800000
 			}
 			return nil
 		}
 		o := out.([]float32)
 		switch kind {
 		case backends.OpTypeExp:
-			for i, v := range x {
-				o[i] = float32(math.Exp(float64(v)))
-			}
+			kernels.Exp(o, x)
 		case backends.OpTypeRsqrt:
 			for i, v := range x {
 				o[i] = float32(1 / math.Sqrt(float64(v)))
@@ -249,9 +250,7 @@ func unaryOp(kind backends.OpType, in, out any) error {
 				o[i] = float32(math.Tanh(float64(v)))
 			}
 		case backends.OpTypeLogistic:
-			for i, v := range x {
-				o[i] = float32(1 / (1 + math.Exp(-float64(v))))
-			}
+			kernels.Logistic(o, x)
 		default:
 			return fmt.Errorf("%s of float32", kind)
 		}

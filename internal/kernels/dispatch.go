@@ -7,9 +7,16 @@ import "sync/atomic"
 // and rows j of w. Pointers must address at least the rows the tile reads.
 type tile[W float32 | uint16] func(x *float32, ldx int, w *W, ldw int, k int, out *float32, ldo int)
 
-// tiles holds one weight dtype's kernels: 1x1, 1x4 and R x 4 (R = kernelSet.rows).
+// gemvRows computes out[r] = sum_{t<k} x[t] * widen(w[r*ldw+t]) for r < rows, k a multiple of
+// the vector width, row after row (the weights read strictly in order), each row with the bits
+// the tiles give it.
+type gemvRows[W float32 | uint16] func(x *float32, w *W, ldw, k int, out *float32, rows int)
+
+// tiles holds one weight dtype's kernels: 1x1, 1x4 and R x 4 (R = kernelSet.rows), and the
+// one-row product (nil where the tiles serve one row as well).
 type tiles[W float32 | uint16] struct {
 	one, row, block tile[W]
+	gemv            gemvRows[W]
 }
 
 // kernelSet is one implementation level of every kernel.
@@ -24,6 +31,8 @@ type kernelSet struct {
 	cols4, cols1 func(out, a, b *float32, ldb, k int)
 	// read xors the 64-bit words of p[:n&^255] (a bandwidth probe).
 	read func(p *byte, n int) uint64
+	// exp and logistic are Exp and Logistic over whole slices of equal length.
+	exp, logistic func(dst, src []float32)
 }
 
 var (

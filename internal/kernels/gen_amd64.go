@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"math"
 	"os"
 	"strings"
 )
@@ -176,6 +177,54 @@ func tile(w *writer, is isa, dt dtype, R, C int) {
 	w.p("")
 }
 
+// gemv writes func gemv<dt><isa>(x *float32, w *W, ldw, k int, out *float32, rows int): for
+// r < rows, out[r] = sum over t < k (a multiple of the vector width) of x[t]*w[r*ldw+t], rows
+// one after the other, so that the weights are read strictly in order (one x row: decode). Each
+// row has one accumulator taking its vectors in order, reduced as the tiles reduce theirs: a row
+// gets the same bits as from the tiles.
+func gemv(w *writer, is isa, dt dtype) {
+	name := fmt.Sprintf("gemv%s%s", dt.name, is.name)
+	w.p("// func %s(x *float32, w *%s, ldw, k int, out *float32, rows int)", name, map[bool]string{true: "float32", false: "uint16"}[dt.name == "F32"])
+	w.p("TEXT ·%s(SB), NOSPLIT, $0-48", name)
+	w.p("\tMOVQ x+0(FP), SI")
+	w.p("\tMOVQ w+8(FP), DI")
+	w.p("\tMOVQ ldw+16(FP), R11")
+	w.p("\tSHLQ $%d, R11", dt.shift)
+	w.p("\tMOVQ k+24(FP), R8")
+	w.p("\tSHRQ $%d, R8", is.log2)
+	w.p("\tMOVQ out+32(FP), DX")
+	w.p("\tMOVQ rows+40(FP), BX")
+	w.p("\tTESTQ BX, BX")
+	w.p("\tJZ %s_done", name)
+	wb := is.vw << dt.shift
+	xb := is.vw * 4
+	w.p("%s_row:", name)
+	w.p("\t%s %s, %s, %s", is.zero, r(is, 0), r(is, 0), r(is, 0))
+	w.p("\tMOVQ SI, AX")
+	w.p("\tMOVQ DI, R9")
+	w.p("\tMOVQ R8, CX")
+	w.p("\tTESTQ CX, CX")
+	w.p("\tJZ %s_reduce", name)
+	w.p("%s_loop:", name)
+	loadW(w, is, dt, "(R9)", r(is, 1))
+	w.p("\tVFMADD231PS (AX), %s, %s", r(is, 1), r(is, 0))
+	w.p("\tADDQ $%d, AX", xb)
+	w.p("\tADDQ $%d, R9", wb)
+	w.p("\tDECQ CX")
+	w.p("\tJNZ %s_loop", name)
+	w.p("%s_reduce:", name)
+	reduce(w, is, 0)
+	w.p("\tVMOVSS X0, (DX)")
+	w.p("\tADDQ $4, DX")
+	w.p("\tADDQ R11, DI")
+	w.p("\tDECQ BX")
+	w.p("\tJNZ %s_row", name)
+	w.p("%s_done:", name)
+	w.p("\tVZEROUPPER")
+	w.p("\tRET")
+	w.p("")
+}
+
 // cols writes func cols<V>(out, a, b *float32, ldb, k int):
 // out[j] = sum over t < k of a[t]*b[t*ldb+j] for j < V vectors' worth of lanes (overwrites out).
 func cols(w *writer, is isa, V int) {
@@ -269,6 +318,109 @@ func read(w *writer, is isa) {
 	w.p("")
 }
 
+// expConsts are the constants of the exponential kernels, each stored as 8 float32 (or int32)
+// lanes; the portable exp32 (elementwise.go) uses the same values.
+var expConsts = []struct {
+	name  string
+	value float64
+	int   bool
+}{
+	{"lo", -104, false}, {"hi", 88.8, false}, {"log2e", 1.44269504088896341, false},
+	{"c1", 0.693359375, false}, {"c2", -2.12194440e-4, false}, {"one", 1, false}, {"bias", 127, true},
+	{"p0", 1.9875691500e-4, false}, {"p1", 1.3981999507e-3, false}, {"p2", 8.3334519073e-3, false},
+	{"p3", 4.1665795894e-2, false}, {"p4", 1.6666665459e-1, false}, {"p5", 5.0000001201e-1, false},
+}
+
+// expConst returns the memory operand of constant name.
+func expConst(name string) string {
+	for i, c := range expConsts {
+		if c.name == name {
+			return fmt.Sprintf("expconst<>+%d(SB)", 32*i)
+		}
+	}
+	panic("no constant " + name)
+}
+
+// expData writes the constant table.
+func expData(w *writer) {
+	for i, c := range expConsts {
+		bits := math.Float32bits(float32(c.value))
+		if c.int {
+			bits = uint32(int32(c.value))
+		}
+		for lane := 0; lane < 8; lane++ {
+			w.p("DATA expconst<>+%d(SB)/4, $0x%08x", 32*i+4*lane, bits)
+		}
+	}
+	w.p("GLOBL expconst<>(SB), RODATA|NOPTR, $%d", 32*len(expConsts))
+	w.p("")
+}
+
+// exp writes func <name>(dst, src *float32, n int) with AVX2 (both sets use it; n is a multiple
+// of 8): dst[i] = e^src[i], or with logistic 1/(1+e^-src[i]). The steps (and their float32
+// rounding) are exp32's: x clamped to [lo, hi] (NaN kept), n = round(x*log2e), r = x - n*c1 -
+// n*c2, Cephes' expf polynomial in r, times 2^(n>>1) and 2^(n-n>>1) (two normal factors, so
+// that overflow gives +Inf and underflow rounds gradually to 0). No FMA: every product and sum
+// rounds as in Go.
+func exp(w *writer, name string, logistic bool) {
+	w.p("// func %s(dst, src *float32, n int)", name)
+	w.p("TEXT ·%s(SB), NOSPLIT, $0-24", name)
+	w.p("\tMOVQ dst+0(FP), DI")
+	w.p("\tMOVQ src+8(FP), SI")
+	w.p("\tMOVQ n+16(FP), CX")
+	w.p("\tSHRQ $3, CX")
+	w.p("\tJZ %s_done", name)
+	for i, c := range []string{"lo", "hi", "log2e", "c1", "c2", "one", "bias"} {
+		w.p("\tVMOVUPS %s, Y%d", expConst(c), 8+i)
+	}
+	w.p("%s_loop:", name)
+	w.p("\tVMOVUPS (SI), Y0")
+	if logistic {
+		w.p("\tVXORPS Y1, Y1, Y1")
+		w.p("\tVSUBPS Y0, Y1, Y0")
+	}
+	// With a NaN operand MAXPS and MINPS return their second source: x.
+	w.p("\tVMAXPS Y0, Y8, Y0")
+	w.p("\tVMINPS Y0, Y9, Y0")
+	w.p("\tVMULPS Y10, Y0, Y1")
+	w.p("\tVROUNDPS $0, Y1, Y1")
+	w.p("\tVMULPS Y11, Y1, Y2")
+	w.p("\tVSUBPS Y2, Y0, Y0")
+	w.p("\tVMULPS Y12, Y1, Y2")
+	w.p("\tVSUBPS Y2, Y0, Y0")
+	w.p("\tVMULPS Y0, Y0, Y3")
+	w.p("\tVMOVUPS %s, Y2", expConst("p0"))
+	for _, c := range []string{"p1", "p2", "p3", "p4", "p5"} {
+		w.p("\tVMULPS Y0, Y2, Y2")
+		w.p("\tVADDPS %s, Y2, Y2", expConst(c))
+	}
+	w.p("\tVMULPS Y3, Y2, Y2")
+	w.p("\tVADDPS Y0, Y2, Y2")
+	w.p("\tVADDPS Y13, Y2, Y2")
+	w.p("\tVCVTTPS2DQ Y1, Y1")
+	w.p("\tVPSRAD $1, Y1, Y4")
+	w.p("\tVPSUBD Y4, Y1, Y1")
+	w.p("\tVPADDD Y14, Y4, Y4")
+	w.p("\tVPADDD Y14, Y1, Y1")
+	w.p("\tVPSLLD $23, Y4, Y4")
+	w.p("\tVPSLLD $23, Y1, Y1")
+	w.p("\tVMULPS Y4, Y2, Y2")
+	w.p("\tVMULPS Y1, Y2, Y2")
+	if logistic {
+		w.p("\tVADDPS Y13, Y2, Y2")
+		w.p("\tVDIVPS Y2, Y13, Y2")
+	}
+	w.p("\tVMOVUPS Y2, (DI)")
+	w.p("\tADDQ $32, SI")
+	w.p("\tADDQ $32, DI")
+	w.p("\tDECQ CX")
+	w.p("\tJNZ %s_loop", name)
+	w.p("%s_done:", name)
+	w.p("\tVZEROUPPER")
+	w.p("\tRET")
+	w.p("")
+}
+
 func main() {
 	out := flag.String("o", "kernels_amd64.s", "file to write")
 	flag.Parse()
@@ -284,11 +436,15 @@ func main() {
 			tile(&w, is, dt, 1, 1)
 			tile(&w, is, dt, 1, 4)
 			tile(&w, is, dt, is.bigR, 4)
+			gemv(&w, is, dt)
 		}
 		cols(&w, is, 4)
 		cols(&w, is, 1)
 		read(&w, is)
 	}
+	expData(&w)
+	exp(&w, "expAVX2", false)
+	exp(&w, "logisticAVX2", true)
 	if err := os.WriteFile(*out, []byte(w.String()), 0o644); err != nil {
 		log.Fatal(err)
 	}

@@ -23,11 +23,13 @@ var genericSet = &kernelSet{
 			genericBlock(genericRowF32, x, ldx, w, ldw, k, out, ldo)
 		},
 	},
-	bf16:  tiles16(widenBF16Slice),
-	f16:   tiles16(widenF16Slice),
-	cols4: func(out, a, b *float32, ldb, k int) { genericCols(out, a, b, ldb, k, 4) },
-	cols1: func(out, a, b *float32, ldb, k int) { genericCols(out, a, b, ldb, k, 1) },
-	read:  genericRead,
+	bf16:     tiles16(widenBF16Slice),
+	f16:      tiles16(widenF16Slice),
+	cols4:    func(out, a, b *float32, ldb, k int) { genericCols(out, a, b, ldb, k, 4) },
+	cols1:    func(out, a, b *float32, ldb, k int) { genericCols(out, a, b, ldb, k, 1) },
+	read:     genericRead,
+	exp:      genericExp,
+	logistic: genericLogistic,
 }
 
 func widenF32(v float32) float32 { return v }

@@ -127,13 +127,12 @@ func ntBlock[W float32 | uint16](ks *kernelSet, t *tiles[W], widen func(W) float
 			addTails(out, x, w, widen, n, k, kv, i, i+R, j, j+4)
 		}
 		for ; i < i1; i++ {
-			if k >= streamMinK {
-				// Long weight rows: four single-stream dot products read them faster
-				// than one tile interleaving four rows (the hardware prefetcher follows
-				// one stream better than four; BenchmarkWeightStreams).
-				for c := range 4 {
-					t.one(&x[i*k], k, &w[(j+c)*k], k, kv, &out[i*n+j+c], n)
-				}
+			if k >= streamMinK && t.gemv != nil {
+				// Long weight rows: read one after the other (one memory stream),
+				// faster than one tile interleaving four rows (the hardware prefetcher
+				// follows one stream better than four; BenchmarkWeightStreams), each
+				// with one accumulator, so with the bits the tiles give it.
+				t.gemv(&x[i*k], &w[j*k], k, kv, &out[i*n+j], 4)
 			} else {
 				t.row(&x[i*k], k, &w[j*k], k, kv, &out[i*n+j], n)
 			}

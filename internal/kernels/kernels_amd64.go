@@ -17,6 +17,12 @@ func tileBF16_3x4AVX2(x *float32, ldx int, w *uint16, ldw int, k int, out *float
 func tileF16_1x1AVX2(x *float32, ldx int, w *uint16, ldw int, k int, out *float32, ldo int)
 func tileF16_1x4AVX2(x *float32, ldx int, w *uint16, ldw int, k int, out *float32, ldo int)
 func tileF16_3x4AVX2(x *float32, ldx int, w *uint16, ldw int, k int, out *float32, ldo int)
+func gemvF32AVX2(x *float32, w *float32, ldw, k int, out *float32, rows int)
+func gemvBF16AVX2(x *float32, w *uint16, ldw, k int, out *float32, rows int)
+func gemvF16AVX2(x *float32, w *uint16, ldw, k int, out *float32, rows int)
+func gemvF32AVX512(x *float32, w *float32, ldw, k int, out *float32, rows int)
+func gemvBF16AVX512(x *float32, w *uint16, ldw, k int, out *float32, rows int)
+func gemvF16AVX512(x *float32, w *uint16, ldw, k int, out *float32, rows int)
 func cols4AVX2(out *float32, a *float32, b *float32, ldb int, k int)
 func cols1AVX2(out *float32, a *float32, b *float32, ldb int, k int)
 func readAVX2(p *byte, n int) uint64
@@ -38,24 +44,29 @@ var avx2Set = &kernelSet{
 	name:  "avx2",
 	vw:    8,
 	rows:  3,
-	f32:   tiles[float32]{one: tileF32_1x1AVX2, row: tileF32_1x4AVX2, block: tileF32_3x4AVX2},
-	bf16:  tiles[uint16]{one: tileBF16_1x1AVX2, row: tileBF16_1x4AVX2, block: tileBF16_3x4AVX2},
-	f16:   tiles[uint16]{one: tileF16_1x1AVX2, row: tileF16_1x4AVX2, block: tileF16_3x4AVX2},
+	f32:   tiles[float32]{one: tileF32_1x1AVX2, row: tileF32_1x4AVX2, block: tileF32_3x4AVX2, gemv: gemvF32AVX2},
+	bf16:  tiles[uint16]{one: tileBF16_1x1AVX2, row: tileBF16_1x4AVX2, block: tileBF16_3x4AVX2, gemv: gemvBF16AVX2},
+	f16:   tiles[uint16]{one: tileF16_1x1AVX2, row: tileF16_1x4AVX2, block: tileF16_3x4AVX2, gemv: gemvF16AVX2},
 	cols4: cols4AVX2,
 	cols1: cols1AVX2,
 	read:  readAVX2,
+	// The element-wise kernels are AVX2 on both levels.
+	exp:      vectorEW(expAVX2, exp32),
+	logistic: vectorEW(logisticAVX2, logistic32),
 }
 
 var avx512Set = &kernelSet{
-	name:  "avx512",
-	vw:    16,
-	rows:  4,
-	f32:   tiles[float32]{one: tileF32_1x1AVX512, row: tileF32_1x4AVX512, block: tileF32_4x4AVX512},
-	bf16:  tiles[uint16]{one: tileBF16_1x1AVX512, row: tileBF16_1x4AVX512, block: tileBF16_4x4AVX512},
-	f16:   tiles[uint16]{one: tileF16_1x1AVX512, row: tileF16_1x4AVX512, block: tileF16_4x4AVX512},
-	cols4: cols4AVX512,
-	cols1: cols1AVX512,
-	read:  readAVX512,
+	name:     "avx512",
+	vw:       16,
+	rows:     4,
+	f32:      tiles[float32]{one: tileF32_1x1AVX512, row: tileF32_1x4AVX512, block: tileF32_4x4AVX512, gemv: gemvF32AVX512},
+	bf16:     tiles[uint16]{one: tileBF16_1x1AVX512, row: tileBF16_1x4AVX512, block: tileBF16_4x4AVX512, gemv: gemvBF16AVX512},
+	f16:      tiles[uint16]{one: tileF16_1x1AVX512, row: tileF16_1x4AVX512, block: tileF16_4x4AVX512, gemv: gemvF16AVX512},
+	cols4:    cols4AVX512,
+	cols1:    cols1AVX512,
+	read:     readAVX512,
+	exp:      vectorEW(expAVX2, exp32),
+	logistic: vectorEW(logisticAVX2, logistic32),
 }
 
 // hasAVX2 reports whether the AVX2 kernels can run: AVX2, FMA and F16C (OS support for the
@@ -77,5 +88,22 @@ func detect() *kernelSet {
 		return avx2Set
 	default:
 		return genericSet
+	}
+}
+
+func expAVX2(dst, src *float32, n int)
+func logisticAVX2(dst, src *float32, n int)
+
+// vectorEW runs an element-wise kernel over the multiple of 8 values at the front and the
+// portable function over the rest.
+func vectorEW(kernel func(dst, src *float32, n int), scalar func(float32) float32) func(dst, src []float32) {
+	return func(dst, src []float32) {
+		n := len(dst) &^ 7
+		if n > 0 {
+			kernel(&dst[0], &src[0], n)
+		}
+		for i := n; i < len(dst); i++ {
+			dst[i] = scalar(src[i])
+		}
 	}
 }

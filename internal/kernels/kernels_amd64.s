@@ -249,6 +249,46 @@ tileF32_3x4AVX2_reduce:
 	VZEROUPPER
 	RET
 
+// func gemvF32AVX2(x *float32, w *float32, ldw, k int, out *float32, rows int)
+TEXT ·gemvF32AVX2(SB), NOSPLIT, $0-48
+	MOVQ x+0(FP), SI
+	MOVQ w+8(FP), DI
+	MOVQ ldw+16(FP), R11
+	SHLQ $2, R11
+	MOVQ k+24(FP), R8
+	SHRQ $3, R8
+	MOVQ out+32(FP), DX
+	MOVQ rows+40(FP), BX
+	TESTQ BX, BX
+	JZ gemvF32AVX2_done
+gemvF32AVX2_row:
+	VXORPS Y0, Y0, Y0
+	MOVQ SI, AX
+	MOVQ DI, R9
+	MOVQ R8, CX
+	TESTQ CX, CX
+	JZ gemvF32AVX2_reduce
+gemvF32AVX2_loop:
+	VMOVUPS (R9), Y1
+	VFMADD231PS (AX), Y1, Y0
+	ADDQ $32, AX
+	ADDQ $32, R9
+	DECQ CX
+	JNZ gemvF32AVX2_loop
+gemvF32AVX2_reduce:
+	VEXTRACTF128 $1, Y0, X15
+	VADDPS X15, X0, X0
+	VHADDPS X0, X0, X0
+	VHADDPS X0, X0, X0
+	VMOVSS X0, (DX)
+	ADDQ $4, DX
+	ADDQ R11, DI
+	DECQ BX
+	JNZ gemvF32AVX2_row
+gemvF32AVX2_done:
+	VZEROUPPER
+	RET
+
 // func tileBF16_1x1AVX2(x *float32, ldx int, w *uint16, ldw int, k int, out *float32, ldo int)
 TEXT ·tileBF16_1x1AVX2(SB), NOSPLIT, $0-56
 	MOVQ x+0(FP), SI
@@ -507,6 +547,47 @@ tileBF16_3x4AVX2_reduce:
 	VZEROUPPER
 	RET
 
+// func gemvBF16AVX2(x *float32, w *uint16, ldw, k int, out *float32, rows int)
+TEXT ·gemvBF16AVX2(SB), NOSPLIT, $0-48
+	MOVQ x+0(FP), SI
+	MOVQ w+8(FP), DI
+	MOVQ ldw+16(FP), R11
+	SHLQ $1, R11
+	MOVQ k+24(FP), R8
+	SHRQ $3, R8
+	MOVQ out+32(FP), DX
+	MOVQ rows+40(FP), BX
+	TESTQ BX, BX
+	JZ gemvBF16AVX2_done
+gemvBF16AVX2_row:
+	VXORPS Y0, Y0, Y0
+	MOVQ SI, AX
+	MOVQ DI, R9
+	MOVQ R8, CX
+	TESTQ CX, CX
+	JZ gemvBF16AVX2_reduce
+gemvBF16AVX2_loop:
+	VPMOVZXWD (R9), Y1
+	VPSLLD $16, Y1, Y1
+	VFMADD231PS (AX), Y1, Y0
+	ADDQ $32, AX
+	ADDQ $16, R9
+	DECQ CX
+	JNZ gemvBF16AVX2_loop
+gemvBF16AVX2_reduce:
+	VEXTRACTF128 $1, Y0, X15
+	VADDPS X15, X0, X0
+	VHADDPS X0, X0, X0
+	VHADDPS X0, X0, X0
+	VMOVSS X0, (DX)
+	ADDQ $4, DX
+	ADDQ R11, DI
+	DECQ BX
+	JNZ gemvBF16AVX2_row
+gemvBF16AVX2_done:
+	VZEROUPPER
+	RET
+
 // func tileF16_1x1AVX2(x *float32, ldx int, w *uint16, ldw int, k int, out *float32, ldo int)
 TEXT ·tileF16_1x1AVX2(SB), NOSPLIT, $0-56
 	MOVQ x+0(FP), SI
@@ -749,6 +830,46 @@ tileF16_3x4AVX2_reduce:
 	VHADDPS X11, X11, X11
 	VHADDPS X11, X11, X11
 	VMOVSS X11, 12(AX)
+	VZEROUPPER
+	RET
+
+// func gemvF16AVX2(x *float32, w *uint16, ldw, k int, out *float32, rows int)
+TEXT ·gemvF16AVX2(SB), NOSPLIT, $0-48
+	MOVQ x+0(FP), SI
+	MOVQ w+8(FP), DI
+	MOVQ ldw+16(FP), R11
+	SHLQ $1, R11
+	MOVQ k+24(FP), R8
+	SHRQ $3, R8
+	MOVQ out+32(FP), DX
+	MOVQ rows+40(FP), BX
+	TESTQ BX, BX
+	JZ gemvF16AVX2_done
+gemvF16AVX2_row:
+	VXORPS Y0, Y0, Y0
+	MOVQ SI, AX
+	MOVQ DI, R9
+	MOVQ R8, CX
+	TESTQ CX, CX
+	JZ gemvF16AVX2_reduce
+gemvF16AVX2_loop:
+	VCVTPH2PS (R9), Y1
+	VFMADD231PS (AX), Y1, Y0
+	ADDQ $32, AX
+	ADDQ $16, R9
+	DECQ CX
+	JNZ gemvF16AVX2_loop
+gemvF16AVX2_reduce:
+	VEXTRACTF128 $1, Y0, X15
+	VADDPS X15, X0, X0
+	VHADDPS X0, X0, X0
+	VHADDPS X0, X0, X0
+	VMOVSS X0, (DX)
+	ADDQ $4, DX
+	ADDQ R11, DI
+	DECQ BX
+	JNZ gemvF16AVX2_row
+gemvF16AVX2_done:
 	VZEROUPPER
 	RET
 
@@ -1197,6 +1318,48 @@ tileF32_4x4AVX512_reduce:
 	VZEROUPPER
 	RET
 
+// func gemvF32AVX512(x *float32, w *float32, ldw, k int, out *float32, rows int)
+TEXT ·gemvF32AVX512(SB), NOSPLIT, $0-48
+	MOVQ x+0(FP), SI
+	MOVQ w+8(FP), DI
+	MOVQ ldw+16(FP), R11
+	SHLQ $2, R11
+	MOVQ k+24(FP), R8
+	SHRQ $4, R8
+	MOVQ out+32(FP), DX
+	MOVQ rows+40(FP), BX
+	TESTQ BX, BX
+	JZ gemvF32AVX512_done
+gemvF32AVX512_row:
+	VPXORD Z0, Z0, Z0
+	MOVQ SI, AX
+	MOVQ DI, R9
+	MOVQ R8, CX
+	TESTQ CX, CX
+	JZ gemvF32AVX512_reduce
+gemvF32AVX512_loop:
+	VMOVUPS (R9), Z1
+	VFMADD231PS (AX), Z1, Z0
+	ADDQ $64, AX
+	ADDQ $64, R9
+	DECQ CX
+	JNZ gemvF32AVX512_loop
+gemvF32AVX512_reduce:
+	VEXTRACTF64X4 $1, Z0, Y31
+	VADDPS Y31, Y0, Y0
+	VEXTRACTF32X4 $1, Y0, X31
+	VADDPS X31, X0, X0
+	VHADDPS X0, X0, X0
+	VHADDPS X0, X0, X0
+	VMOVSS X0, (DX)
+	ADDQ $4, DX
+	ADDQ R11, DI
+	DECQ BX
+	JNZ gemvF32AVX512_row
+gemvF32AVX512_done:
+	VZEROUPPER
+	RET
+
 // func tileBF16_1x1AVX512(x *float32, ldx int, w *uint16, ldw int, k int, out *float32, ldo int)
 TEXT ·tileBF16_1x1AVX512(SB), NOSPLIT, $0-56
 	MOVQ x+0(FP), SI
@@ -1527,6 +1690,49 @@ tileBF16_4x4AVX512_reduce:
 	VZEROUPPER
 	RET
 
+// func gemvBF16AVX512(x *float32, w *uint16, ldw, k int, out *float32, rows int)
+TEXT ·gemvBF16AVX512(SB), NOSPLIT, $0-48
+	MOVQ x+0(FP), SI
+	MOVQ w+8(FP), DI
+	MOVQ ldw+16(FP), R11
+	SHLQ $1, R11
+	MOVQ k+24(FP), R8
+	SHRQ $4, R8
+	MOVQ out+32(FP), DX
+	MOVQ rows+40(FP), BX
+	TESTQ BX, BX
+	JZ gemvBF16AVX512_done
+gemvBF16AVX512_row:
+	VPXORD Z0, Z0, Z0
+	MOVQ SI, AX
+	MOVQ DI, R9
+	MOVQ R8, CX
+	TESTQ CX, CX
+	JZ gemvBF16AVX512_reduce
+gemvBF16AVX512_loop:
+	VPMOVZXWD (R9), Z1
+	VPSLLD $16, Z1, Z1
+	VFMADD231PS (AX), Z1, Z0
+	ADDQ $64, AX
+	ADDQ $32, R9
+	DECQ CX
+	JNZ gemvBF16AVX512_loop
+gemvBF16AVX512_reduce:
+	VEXTRACTF64X4 $1, Z0, Y31
+	VADDPS Y31, Y0, Y0
+	VEXTRACTF32X4 $1, Y0, X31
+	VADDPS X31, X0, X0
+	VHADDPS X0, X0, X0
+	VHADDPS X0, X0, X0
+	VMOVSS X0, (DX)
+	ADDQ $4, DX
+	ADDQ R11, DI
+	DECQ BX
+	JNZ gemvBF16AVX512_row
+gemvBF16AVX512_done:
+	VZEROUPPER
+	RET
+
 // func tileF16_1x1AVX512(x *float32, ldx int, w *uint16, ldw int, k int, out *float32, ldo int)
 TEXT ·tileF16_1x1AVX512(SB), NOSPLIT, $0-56
 	MOVQ x+0(FP), SI
@@ -1844,6 +2050,48 @@ tileF16_4x4AVX512_reduce:
 	VZEROUPPER
 	RET
 
+// func gemvF16AVX512(x *float32, w *uint16, ldw, k int, out *float32, rows int)
+TEXT ·gemvF16AVX512(SB), NOSPLIT, $0-48
+	MOVQ x+0(FP), SI
+	MOVQ w+8(FP), DI
+	MOVQ ldw+16(FP), R11
+	SHLQ $1, R11
+	MOVQ k+24(FP), R8
+	SHRQ $4, R8
+	MOVQ out+32(FP), DX
+	MOVQ rows+40(FP), BX
+	TESTQ BX, BX
+	JZ gemvF16AVX512_done
+gemvF16AVX512_row:
+	VPXORD Z0, Z0, Z0
+	MOVQ SI, AX
+	MOVQ DI, R9
+	MOVQ R8, CX
+	TESTQ CX, CX
+	JZ gemvF16AVX512_reduce
+gemvF16AVX512_loop:
+	VCVTPH2PS (R9), Z1
+	VFMADD231PS (AX), Z1, Z0
+	ADDQ $64, AX
+	ADDQ $32, R9
+	DECQ CX
+	JNZ gemvF16AVX512_loop
+gemvF16AVX512_reduce:
+	VEXTRACTF64X4 $1, Z0, Y31
+	VADDPS Y31, Y0, Y0
+	VEXTRACTF32X4 $1, Y0, X31
+	VADDPS X31, X0, X0
+	VHADDPS X0, X0, X0
+	VHADDPS X0, X0, X0
+	VMOVSS X0, (DX)
+	ADDQ $4, DX
+	ADDQ R11, DI
+	DECQ BX
+	JNZ gemvF16AVX512_row
+gemvF16AVX512_done:
+	VZEROUPPER
+	RET
+
 // func cols4AVX512(out *float32, a *float32, b *float32, ldb int, k int)
 TEXT ·cols4AVX512(SB), NOSPLIT, $0-40
 	MOVQ out+0(FP), DX
@@ -1967,6 +2215,230 @@ readAVX512_fold:
 	VPSHUFD $0x4e, X0, X1
 	VPXOR X1, X0, X0
 	VMOVQ X0, ret+16(FP)
+	VZEROUPPER
+	RET
+
+DATA expconst<>+0(SB)/4, $0xc2d00000
+DATA expconst<>+4(SB)/4, $0xc2d00000
+DATA expconst<>+8(SB)/4, $0xc2d00000
+DATA expconst<>+12(SB)/4, $0xc2d00000
+DATA expconst<>+16(SB)/4, $0xc2d00000
+DATA expconst<>+20(SB)/4, $0xc2d00000
+DATA expconst<>+24(SB)/4, $0xc2d00000
+DATA expconst<>+28(SB)/4, $0xc2d00000
+DATA expconst<>+32(SB)/4, $0x42b1999a
+DATA expconst<>+36(SB)/4, $0x42b1999a
+DATA expconst<>+40(SB)/4, $0x42b1999a
+DATA expconst<>+44(SB)/4, $0x42b1999a
+DATA expconst<>+48(SB)/4, $0x42b1999a
+DATA expconst<>+52(SB)/4, $0x42b1999a
+DATA expconst<>+56(SB)/4, $0x42b1999a
+DATA expconst<>+60(SB)/4, $0x42b1999a
+DATA expconst<>+64(SB)/4, $0x3fb8aa3b
+DATA expconst<>+68(SB)/4, $0x3fb8aa3b
+DATA expconst<>+72(SB)/4, $0x3fb8aa3b
+DATA expconst<>+76(SB)/4, $0x3fb8aa3b
+DATA expconst<>+80(SB)/4, $0x3fb8aa3b
+DATA expconst<>+84(SB)/4, $0x3fb8aa3b
+DATA expconst<>+88(SB)/4, $0x3fb8aa3b
+DATA expconst<>+92(SB)/4, $0x3fb8aa3b
+DATA expconst<>+96(SB)/4, $0x3f318000
+DATA expconst<>+100(SB)/4, $0x3f318000
+DATA expconst<>+104(SB)/4, $0x3f318000
+DATA expconst<>+108(SB)/4, $0x3f318000
+DATA expconst<>+112(SB)/4, $0x3f318000
+DATA expconst<>+116(SB)/4, $0x3f318000
+DATA expconst<>+120(SB)/4, $0x3f318000
+DATA expconst<>+124(SB)/4, $0x3f318000
+DATA expconst<>+128(SB)/4, $0xb95e8083
+DATA expconst<>+132(SB)/4, $0xb95e8083
+DATA expconst<>+136(SB)/4, $0xb95e8083
+DATA expconst<>+140(SB)/4, $0xb95e8083
+DATA expconst<>+144(SB)/4, $0xb95e8083
+DATA expconst<>+148(SB)/4, $0xb95e8083
+DATA expconst<>+152(SB)/4, $0xb95e8083
+DATA expconst<>+156(SB)/4, $0xb95e8083
+DATA expconst<>+160(SB)/4, $0x3f800000
+DATA expconst<>+164(SB)/4, $0x3f800000
+DATA expconst<>+168(SB)/4, $0x3f800000
+DATA expconst<>+172(SB)/4, $0x3f800000
+DATA expconst<>+176(SB)/4, $0x3f800000
+DATA expconst<>+180(SB)/4, $0x3f800000
+DATA expconst<>+184(SB)/4, $0x3f800000
+DATA expconst<>+188(SB)/4, $0x3f800000
+DATA expconst<>+192(SB)/4, $0x0000007f
+DATA expconst<>+196(SB)/4, $0x0000007f
+DATA expconst<>+200(SB)/4, $0x0000007f
+DATA expconst<>+204(SB)/4, $0x0000007f
+DATA expconst<>+208(SB)/4, $0x0000007f
+DATA expconst<>+212(SB)/4, $0x0000007f
+DATA expconst<>+216(SB)/4, $0x0000007f
+DATA expconst<>+220(SB)/4, $0x0000007f
+DATA expconst<>+224(SB)/4, $0x39506967
+DATA expconst<>+228(SB)/4, $0x39506967
+DATA expconst<>+232(SB)/4, $0x39506967
+DATA expconst<>+236(SB)/4, $0x39506967
+DATA expconst<>+240(SB)/4, $0x39506967
+DATA expconst<>+244(SB)/4, $0x39506967
+DATA expconst<>+248(SB)/4, $0x39506967
+DATA expconst<>+252(SB)/4, $0x39506967
+DATA expconst<>+256(SB)/4, $0x3ab743ce
+DATA expconst<>+260(SB)/4, $0x3ab743ce
+DATA expconst<>+264(SB)/4, $0x3ab743ce
+DATA expconst<>+268(SB)/4, $0x3ab743ce
+DATA expconst<>+272(SB)/4, $0x3ab743ce
+DATA expconst<>+276(SB)/4, $0x3ab743ce
+DATA expconst<>+280(SB)/4, $0x3ab743ce
+DATA expconst<>+284(SB)/4, $0x3ab743ce
+DATA expconst<>+288(SB)/4, $0x3c088908
+DATA expconst<>+292(SB)/4, $0x3c088908
+DATA expconst<>+296(SB)/4, $0x3c088908
+DATA expconst<>+300(SB)/4, $0x3c088908
+DATA expconst<>+304(SB)/4, $0x3c088908
+DATA expconst<>+308(SB)/4, $0x3c088908
+DATA expconst<>+312(SB)/4, $0x3c088908
+DATA expconst<>+316(SB)/4, $0x3c088908
+DATA expconst<>+320(SB)/4, $0x3d2aa9c1
+DATA expconst<>+324(SB)/4, $0x3d2aa9c1
+DATA expconst<>+328(SB)/4, $0x3d2aa9c1
+DATA expconst<>+332(SB)/4, $0x3d2aa9c1
+DATA expconst<>+336(SB)/4, $0x3d2aa9c1
+DATA expconst<>+340(SB)/4, $0x3d2aa9c1
+DATA expconst<>+344(SB)/4, $0x3d2aa9c1
+DATA expconst<>+348(SB)/4, $0x3d2aa9c1
+DATA expconst<>+352(SB)/4, $0x3e2aaaaa
+DATA expconst<>+356(SB)/4, $0x3e2aaaaa
+DATA expconst<>+360(SB)/4, $0x3e2aaaaa
+DATA expconst<>+364(SB)/4, $0x3e2aaaaa
+DATA expconst<>+368(SB)/4, $0x3e2aaaaa
+DATA expconst<>+372(SB)/4, $0x3e2aaaaa
+DATA expconst<>+376(SB)/4, $0x3e2aaaaa
+DATA expconst<>+380(SB)/4, $0x3e2aaaaa
+DATA expconst<>+384(SB)/4, $0x3f000000
+DATA expconst<>+388(SB)/4, $0x3f000000
+DATA expconst<>+392(SB)/4, $0x3f000000
+DATA expconst<>+396(SB)/4, $0x3f000000
+DATA expconst<>+400(SB)/4, $0x3f000000
+DATA expconst<>+404(SB)/4, $0x3f000000
+DATA expconst<>+408(SB)/4, $0x3f000000
+DATA expconst<>+412(SB)/4, $0x3f000000
+GLOBL expconst<>(SB), RODATA|NOPTR, $416
+
+// func expAVX2(dst, src *float32, n int)
+TEXT ·expAVX2(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	SHRQ $3, CX
+	JZ expAVX2_done
+	VMOVUPS expconst<>+0(SB), Y8
+	VMOVUPS expconst<>+32(SB), Y9
+	VMOVUPS expconst<>+64(SB), Y10
+	VMOVUPS expconst<>+96(SB), Y11
+	VMOVUPS expconst<>+128(SB), Y12
+	VMOVUPS expconst<>+160(SB), Y13
+	VMOVUPS expconst<>+192(SB), Y14
+expAVX2_loop:
+	VMOVUPS (SI), Y0
+	VMAXPS Y0, Y8, Y0
+	VMINPS Y0, Y9, Y0
+	VMULPS Y10, Y0, Y1
+	VROUNDPS $0, Y1, Y1
+	VMULPS Y11, Y1, Y2
+	VSUBPS Y2, Y0, Y0
+	VMULPS Y12, Y1, Y2
+	VSUBPS Y2, Y0, Y0
+	VMULPS Y0, Y0, Y3
+	VMOVUPS expconst<>+224(SB), Y2
+	VMULPS Y0, Y2, Y2
+	VADDPS expconst<>+256(SB), Y2, Y2
+	VMULPS Y0, Y2, Y2
+	VADDPS expconst<>+288(SB), Y2, Y2
+	VMULPS Y0, Y2, Y2
+	VADDPS expconst<>+320(SB), Y2, Y2
+	VMULPS Y0, Y2, Y2
+	VADDPS expconst<>+352(SB), Y2, Y2
+	VMULPS Y0, Y2, Y2
+	VADDPS expconst<>+384(SB), Y2, Y2
+	VMULPS Y3, Y2, Y2
+	VADDPS Y0, Y2, Y2
+	VADDPS Y13, Y2, Y2
+	VCVTTPS2DQ Y1, Y1
+	VPSRAD $1, Y1, Y4
+	VPSUBD Y4, Y1, Y1
+	VPADDD Y14, Y4, Y4
+	VPADDD Y14, Y1, Y1
+	VPSLLD $23, Y4, Y4
+	VPSLLD $23, Y1, Y1
+	VMULPS Y4, Y2, Y2
+	VMULPS Y1, Y2, Y2
+	VMOVUPS Y2, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	DECQ CX
+	JNZ expAVX2_loop
+expAVX2_done:
+	VZEROUPPER
+	RET
+
+// func logisticAVX2(dst, src *float32, n int)
+TEXT ·logisticAVX2(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	SHRQ $3, CX
+	JZ logisticAVX2_done
+	VMOVUPS expconst<>+0(SB), Y8
+	VMOVUPS expconst<>+32(SB), Y9
+	VMOVUPS expconst<>+64(SB), Y10
+	VMOVUPS expconst<>+96(SB), Y11
+	VMOVUPS expconst<>+128(SB), Y12
+	VMOVUPS expconst<>+160(SB), Y13
+	VMOVUPS expconst<>+192(SB), Y14
+logisticAVX2_loop:
+	VMOVUPS (SI), Y0
+	VXORPS Y1, Y1, Y1
+	VSUBPS Y0, Y1, Y0
+	VMAXPS Y0, Y8, Y0
+	VMINPS Y0, Y9, Y0
+	VMULPS Y10, Y0, Y1
+	VROUNDPS $0, Y1, Y1
+	VMULPS Y11, Y1, Y2
+	VSUBPS Y2, Y0, Y0
+	VMULPS Y12, Y1, Y2
+	VSUBPS Y2, Y0, Y0
+	VMULPS Y0, Y0, Y3
+	VMOVUPS expconst<>+224(SB), Y2
+	VMULPS Y0, Y2, Y2
+	VADDPS expconst<>+256(SB), Y2, Y2
+	VMULPS Y0, Y2, Y2
+	VADDPS expconst<>+288(SB), Y2, Y2
+	VMULPS Y0, Y2, Y2
+	VADDPS expconst<>+320(SB), Y2, Y2
+	VMULPS Y0, Y2, Y2
+	VADDPS expconst<>+352(SB), Y2, Y2
+	VMULPS Y0, Y2, Y2
+	VADDPS expconst<>+384(SB), Y2, Y2
+	VMULPS Y3, Y2, Y2
+	VADDPS Y0, Y2, Y2
+	VADDPS Y13, Y2, Y2
+	VCVTTPS2DQ Y1, Y1
+	VPSRAD $1, Y1, Y4
+	VPSUBD Y4, Y1, Y1
+	VPADDD Y14, Y4, Y4
+	VPADDD Y14, Y1, Y1
+	VPSLLD $23, Y4, Y4
+	VPSLLD $23, Y1, Y1
+	VMULPS Y4, Y2, Y2
+	VMULPS Y1, Y2, Y2
+	VADDPS Y13, Y2, Y2
+	VDIVPS Y2, Y13, Y2
+	VMOVUPS Y2, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	DECQ CX
+	JNZ logisticAVX2_loop
+logisticAVX2_done:
 	VZEROUPPER
 	RET
 

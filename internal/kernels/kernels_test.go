@@ -157,6 +157,47 @@ func TestLinear(t *testing.T) {
 	})
 }
 
+// TestLinearOneRowSameBits checks that a product of one x row (decode, which reads each weight
+// row in turn) gives every output the same bits as the same row inside a product of five rows
+// (the tiles): a sequence's numbers do not depend on the batch it is decoded in.
+func TestLinearOneRowSameBits(t *testing.T) {
+	p := NewPool(2)
+	defer p.Close()
+	const m = 5
+	forEachLevel(t, func(t *testing.T) {
+		for _, dtype := range []string{"f32", "bf16", "f16"} {
+			for _, k := range testKs {
+				for _, n := range []int{1, 4, 13, 67} {
+					r := rand.New(rand.NewPCG(uint64(k), uint64(n)))
+					x := randF32(r, m*k)
+					wf, wb, _ := weights(r, dtype, n, k)
+					linear := func(out, x []float32, m int) {
+						switch dtype {
+						case "f32":
+							LinearF32(p, out, x, m, k, wf, n)
+						case "bf16":
+							LinearBF16(p, out, x, m, k, wb, n)
+						case "f16":
+							LinearF16(p, out, x, m, k, wb, n)
+						}
+					}
+					all := make([]float32, m*n)
+					linear(all, x, m)
+					one := make([]float32, n)
+					for i := range m {
+						linear(one, x[i*k:(i+1)*k], 1)
+						for j := range n {
+							if math.Float32bits(one[j]) != math.Float32bits(all[i*n+j]) {
+								t.Fatalf("%s k=%d n=%d: row %d alone gives out[%d] = %v, among %d rows %v", dtype, k, n, i, j, one[j], m, all[i*n+j])
+							}
+						}
+					}
+				}
+			}
+		}
+	})
+}
+
 // TestLinearConcurrentCallers runs products from several goroutines on one pool at once.
 func TestLinearConcurrentCallers(t *testing.T) {
 	p := NewPool(2)
