@@ -1,15 +1,8 @@
 package serve
 
 import (
-	"context"
-	"encoding/json"
-	"fmt"
 	"math"
-	"sync"
 	"testing"
-
-	"github.com/openai/openai-go/v3"
-	"github.com/openai/openai-go/v3/option"
 
 	"tether/axis"
 	"tether/engine"
@@ -112,51 +105,13 @@ func TestSeveralAxesExact(t *testing.T) {
 	}
 	msgs := []tokenizer.Message{{Role: "system", Content: "You are a pirate."}, {Role: "user", Content: "hello there, who are you?"}}
 	const maxNew, temp, seed = 14, 0.9, 42
-	type got struct {
-		text string
-		recs []steer.TelemetryRecord
-		sum  *ProjectionSummary
-		has  bool
-	}
-	results := make([]got, len(cases))
-	var wg sync.WaitGroup
-	errs := make(chan error, len(cases))
+	steerings := make([]any, len(cases))
 	for i, c := range cases {
-		wg.Go(func() {
-			params := openai.ChatCompletionNewParams{Model: "tiny", MaxTokens: openai.Int(maxNew), Temperature: openai.Float(temp), Seed: openai.Int(seed),
-				Messages: []openai.ChatCompletionMessageParamUnion{openai.SystemMessage(msgs[0].Content), openai.UserMessage(msgs[1].Content)}}
-			var opts []option.RequestOption
-			if c.steering != nil {
-				opts = append(opts, option.WithJSONSet("steering", c.steering))
-			}
-			resp, err := f.client.Chat.Completions.New(context.Background(), params, opts...)
-			if err != nil {
-				errs <- fmt.Errorf("%s: %w", c.name, err)
-				return
-			}
-			g := got{text: resp.Choices[0].Message.Content}
-			if p, ok := resp.Choices[0].JSON.ExtraFields["projections"]; ok {
-				g.has = true
-				if err := json.Unmarshal([]byte(p.Raw()), &g.recs); err != nil {
-					errs <- err
-					return
-				}
-			}
-			if p, ok := resp.Choices[0].JSON.ExtraFields["projection_summary"]; ok {
-				g.sum = &ProjectionSummary{}
-				if err := json.Unmarshal([]byte(p.Raw()), g.sum); err != nil {
-					errs <- err
-					return
-				}
-			}
-			results[i] = g
-		})
+		if c.steering != nil {
+			steerings[i] = c.steering
+		}
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+	results := f.chatConcurrently(t, steerings, msgs, maxNew, temp, seed)
 	for i, c := range cases {
 		res := f.generateWith(t, c.hooks, msgs, maxNew, temp, seed)
 		g := results[i]
@@ -164,7 +119,7 @@ func TestSeveralAxesExact(t *testing.T) {
 			t.Errorf("%s: served text %q, engine.Generate alone with the hand-written hooks %q", c.name, g.text, res.Text)
 		}
 		if c.steering == nil {
-			if g.has || g.sum != nil {
+			if g.recs != nil || g.sum != nil {
 				t.Errorf("%s: projections without asking", c.name)
 			}
 			continue

@@ -124,47 +124,46 @@ func sameRecords(a, b []steer.TelemetryRecord) bool {
 	return true
 }
 
-// TestSteeringExact sends plain, uncapped, capped, steered and ablated chat requests at once
-// (so that they share batches) through the official OpenAI SDK; each answer's text and
-// projections must equal what engine.Generate gives for the same steering resolved by
-// steer.Resolve, alone, with the same seed.
-func TestSteeringExact(t *testing.T) {
-	f := startServer(t, options{})
-	cases := steeringCases(f.axisPath)
-	msgs := []tokenizer.Message{{Role: "system", Content: "You are a pirate."}, {Role: "user", Content: "hello there, who are you?"}}
-	const maxNew, temp, seed = 14, 0.9, 42
-	type got struct {
-		text string
-		recs []steer.TelemetryRecord
-		sum  *ProjectionSummary
-	}
-	results := make([]got, len(cases))
+// servedChat is one answer of chatConcurrently: its text, its projections (nil when the response
+// carries none) and its projection summary (nil likewise).
+type servedChat struct {
+	text string
+	recs []steer.TelemetryRecord
+	sum  *ProjectionSummary
+}
+
+// chatConcurrently sends one chat request of msgs (a system and a user message) per entry of
+// steerings (its "steering" body field; nil: none) at once, so that they share batches, through
+// the official OpenAI SDK, and returns the answers in order.
+func (f *fixture) chatConcurrently(t *testing.T, steerings []any, msgs []tokenizer.Message, maxNew int64, temp float64, seed int64) []servedChat {
+	t.Helper()
+	results := make([]servedChat, len(steerings))
+	errs := make(chan error, len(steerings))
 	var wg sync.WaitGroup
-	errs := make(chan error, len(cases))
-	for i, c := range cases {
+	for i, st := range steerings {
 		wg.Go(func() {
 			params := openai.ChatCompletionNewParams{Model: "tiny", MaxTokens: openai.Int(maxNew), Temperature: openai.Float(temp), Seed: openai.Int(seed),
 				Messages: []openai.ChatCompletionMessageParamUnion{openai.SystemMessage(msgs[0].Content), openai.UserMessage(msgs[1].Content)}}
 			var opts []option.RequestOption
-			if c.steering != nil {
-				opts = append(opts, option.WithJSONSet("steering", c.steering))
+			if st != nil {
+				opts = append(opts, option.WithJSONSet("steering", st))
 			}
 			resp, err := f.client.Chat.Completions.New(context.Background(), params, opts...)
 			if err != nil {
-				errs <- fmt.Errorf("%s: %w", c.name, err)
+				errs <- fmt.Errorf("request %d: %w", i, err)
 				return
 			}
-			g := got{text: resp.Choices[0].Message.Content}
+			g := servedChat{text: resp.Choices[0].Message.Content}
 			if p, ok := resp.Choices[0].JSON.ExtraFields["projections"]; ok {
 				if err := json.Unmarshal([]byte(p.Raw()), &g.recs); err != nil {
-					errs <- err
+					errs <- fmt.Errorf("request %d: projections: %w", i, err)
 					return
 				}
 			}
 			if p, ok := resp.Choices[0].JSON.ExtraFields["projection_summary"]; ok {
 				g.sum = &ProjectionSummary{}
 				if err := json.Unmarshal([]byte(p.Raw()), g.sum); err != nil {
-					errs <- err
+					errs <- fmt.Errorf("request %d: projection_summary: %w", i, err)
 					return
 				}
 			}
@@ -176,6 +175,25 @@ func TestSteeringExact(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
+	return results
+}
+
+// TestSteeringExact sends plain, uncapped, capped, steered and ablated chat requests at once
+// (so that they share batches) through the official OpenAI SDK; each answer's text and
+// projections must equal what engine.Generate gives for the same steering resolved by
+// steer.Resolve, alone, with the same seed.
+func TestSteeringExact(t *testing.T) {
+	f := startServer(t, options{})
+	cases := steeringCases(f.axisPath)
+	msgs := []tokenizer.Message{{Role: "system", Content: "You are a pirate."}, {Role: "user", Content: "hello there, who are you?"}}
+	const maxNew, temp, seed = 14, 0.9, 42
+	steerings := make([]any, len(cases))
+	for i, c := range cases {
+		if c.steering != nil {
+			steerings[i] = c.steering
+		}
+	}
+	results := f.chatConcurrently(t, steerings, msgs, maxNew, temp, seed)
 	for i, c := range cases {
 		text, recs := f.direct(t, c, msgs, maxNew, temp, seed)
 		g := results[i]
