@@ -103,9 +103,11 @@ func (s *stopField) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// promptField is a completion's prompt: a string, or a list holding one string.
+// promptField is a completion's prompt: a string, a list holding one string, or token ids (a
+// list of integers, or a list holding one such list), which are used as given (no BOS added).
 type promptField struct {
 	Text string
+	IDs  []int // token ids, when the prompt was given as ids
 	Set  bool
 }
 
@@ -116,11 +118,21 @@ func (p *promptField) UnmarshalJSON(b []byte) error {
 		return nil
 	}
 	var list []string
-	if err := json.Unmarshal(b, &list); err != nil || len(list) != 1 {
-		return fmt.Errorf("expected a string (or a list of one string)")
+	if err := json.Unmarshal(b, &list); err == nil && len(list) == 1 {
+		*p = promptField{Text: list[0], Set: true}
+		return nil
 	}
-	*p = promptField{Text: list[0], Set: true}
-	return nil
+	var ids []int
+	if err := json.Unmarshal(b, &ids); err == nil && len(ids) > 0 {
+		*p = promptField{IDs: ids, Set: true}
+		return nil
+	}
+	var nested [][]int
+	if err := json.Unmarshal(b, &nested); err == nil && len(nested) == 1 && len(nested[0]) > 0 {
+		*p = promptField{IDs: nested[0], Set: true}
+		return nil
+	}
+	return fmt.Errorf("expected a string, a list of one string, or token ids (a non-empty list of integers, or a list of one such list)")
 }
 
 // usage counts the tokens of a response.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -105,18 +106,26 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !req.Prompt.Set {
-		writeError(w, invalid("prompt", "expected a prompt (a string)"))
+		writeError(w, invalid("prompt", "expected a prompt (a string or token ids)"))
 		return
 	}
 	if req.Logprobs != nil && (*req.Logprobs < 0 || *req.Logprobs > maxCompletionLogprobs) {
 		writeError(w, invalid("logprobs", "%d: expected 0 to %d", *req.Logprobs, maxCompletionLogprobs))
 		return
 	}
-	// The same tokenization as tether generate: the tokenizer's special tokens (BOS) added.
-	ids, err := s.cfg.Model.PlainPrompt(req.Prompt.Text)
-	if err != nil {
-		writeError(w, invalid("prompt", "%v", err))
-		return
+	ids := req.Prompt.IDs
+	if ids != nil {
+		if vocab := s.cfg.Model.Config.VocabSize; slices.ContainsFunc(ids, func(id int) bool { return id < 0 || id >= vocab }) {
+			writeError(w, invalid("prompt", "token ids: expected ids from 0 to %d (the model's vocabulary)", vocab-1))
+			return
+		}
+	} else {
+		// The same tokenization as tether generate: the tokenizer's special tokens (BOS) added.
+		var err error
+		if ids, err = s.cfg.Model.PlainPrompt(req.Prompt.Text); err != nil {
+			writeError(w, invalid("prompt", "%v", err))
+			return
+		}
 	}
 	j, e := s.prepare(r.Context(), "text", ids, &req.commonParams)
 	if e != nil {
@@ -138,7 +147,11 @@ func (s *Server) prepare(ctx context.Context, kind string, ids []int, p *commonP
 	j := &job{kind: kind, prompt: ids, stops: append([]string(nil), p.Stop...), n: 1, stream: p.Stream,
 		maxNew: s.cfg.MaxTokens}
 	if len(ids) > s.cfg.MaxPromptTokens || len(ids) >= s.cfg.MaxContext {
-		return nil, &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Param: "messages", Code: "context_length_exceeded",
+		param := "messages"
+		if kind == "text" {
+			param = "prompt"
+		}
+		return nil, &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Param: param, Code: "context_length_exceeded",
 			Message: fmt.Sprintf("the prompt has %d tokens, over the limit of %d (the model's context is %d tokens)",
 				len(ids), s.cfg.MaxPromptTokens, s.cfg.Model.Config.MaxPositions)}
 	}

@@ -67,7 +67,7 @@ var calibrationPrompt = []tokenizer.Message{{Role: "user", Content: "tell me a s
 // writeAxis writes an axis of random directions (drawn from seed) for m whose percentiles 25
 // and 50 are the quartile and the median of the uncapped projections of a generation, so that
 // caps at them act on some tokens and not on others.
-func writeAxis(t *testing.T, m *model.Model, seed uint64) (string, *axis.Axis) {
+func writeAxis(t testing.TB, m *model.Model, seed uint64) (string, *axis.Axis) {
 	t.Helper()
 	L, H := m.Config.NumLayers, m.Config.HiddenSize
 	rng := rand.New(rand.NewPCG(seed, 4))
@@ -118,7 +118,7 @@ func writeAxis(t *testing.T, m *model.Model, seed uint64) (string, *axis.Axis) {
 }
 
 // tinyModel writes and opens the random chat model.
-func tinyModel(t *testing.T) *model.Model {
+func tinyModel(t testing.TB) *model.Model {
 	t.Helper()
 	return testmodels.Open(t, testmodels.Write(t, t.TempDir(), tinyServe, 11))
 }

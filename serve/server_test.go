@@ -338,6 +338,19 @@ func TestCompletionsMatchGenerate(t *testing.T) {
 			if text.String() != want.Text {
 				t.Errorf("streamed %q, generate %q", text.String(), want.Text)
 			}
+			// The same prompt as token ids (used as given: these already hold the BOS).
+			ids64 := make([]int64, len(ids))
+			for i, id := range ids {
+				ids64[i] = int64(id)
+			}
+			params.Prompt = openai.CompletionNewParamsPromptUnion{OfArrayOfTokens: ids64}
+			resp, err = f.client.Completions.New(t.Context(), params)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.Choices[0].Text != want.Text || resp.Usage.PromptTokens != int64(len(ids)) {
+				t.Errorf("token-id prompt: served %q (%d prompt tokens), generate %q (%d)", resp.Choices[0].Text, resp.Usage.PromptTokens, want.Text, len(ids))
+			}
 		})
 	}
 }
