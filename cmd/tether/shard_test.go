@@ -245,8 +245,11 @@ func TestRunOneWriter(t *testing.T) {
 	serial := 0
 	for round := range rounds {
 		dir := filepath.Join(root, strconv.Itoa(round))
+		// 64 new tokens per rollout, one at a time: the winner holds the directory for a good
+		// part of a second, so that the other process (started at the same moment) finds it
+		// held even when loading a model takes next to nothing.
 		args := []string{"persona", "run", "--model", model, "--out", dir, "--roles-limit", "2", "--prompts-limit", "1",
-			"--questions-limit", "2", "--samples", "2", "--max-tokens", "4", "--batch", "1"}
+			"--questions-limit", "2", "--samples", "2", "--max-tokens", "64", "--batch", "1"}
 		a, b := startTether(t, nil, true, args...), startTether(t, nil, true, args...)
 		a.release()
 		b.release()
