@@ -1,10 +1,8 @@
 package engine
 
 import (
-	"encoding/binary"
 	"fmt"
 	"slices"
-	"unsafe"
 
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/backends/simplego"
@@ -138,7 +136,7 @@ func (ld *loader) uploadParts(dtype dtypes.DType, names []string, dims [][]int, 
 // be copied: the backend is not "cpu", mapping is off, the host is
 // big-endian, or the stored bytes are not the weight.
 func (ld *loader) mapView(dtype dtypes.DType, names []string, dims [][]int, outDims []int) (backends.Buffer, error) {
-	if ld.views == nil || !littleEndian {
+	if ld.views == nil {
 		return nil, nil
 	}
 	stored := make([]weights.TensorInfo, len(names))
@@ -150,7 +148,7 @@ func (ld *loader) mapView(dtype dtypes.DType, names []string, dims [][]int, outD
 		stored[i] = info
 	}
 	data, ok := ld.mapped.Span(names...)
-	if !ok || len(data) == 0 || uintptr(unsafe.Pointer(&data[0]))%uintptr(dtype.Size()) != 0 {
+	if !ok || !cpubackend.CanView(dtype, data) {
 		return nil, nil
 	}
 	off := int64(0)
@@ -166,10 +164,6 @@ func (ld *loader) mapView(dtype dtypes.DType, names []string, dims [][]int, outD
 	}
 	return buf, nil
 }
-
-// littleEndian reports whether the host's values have the byte order of
-// safetensors data (a big-endian host copies every weight).
-var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 
 // storedDType is the backend dtype of a stored dtype (InvalidDType for
 // those the engine does not hold).

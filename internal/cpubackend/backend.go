@@ -162,11 +162,8 @@ func (b *Backend) NewReadOnlyBuffer(shape shapes.Shape, data []byte) (backends.B
 	if len(data) != n*shape.DType.Size() || n == 0 {
 		return nil, fmt.Errorf("cpubackend: read-only buffer %s: %d bytes, expected %d (and at least one value)", shape, len(data), n*shape.DType.Size())
 	}
-	if !littleEndian {
-		return nil, fmt.Errorf("cpubackend: read-only buffer %s: little-endian data on a big-endian host", shape)
-	}
-	if uintptr(unsafe.Pointer(&data[0]))%uintptr(shape.DType.Size()) != 0 {
-		return nil, fmt.Errorf("cpubackend: read-only buffer %s: data is not aligned to %d bytes", shape, shape.DType.Size())
+	if !CanView(shape.DType, data) {
+		return nil, fmt.Errorf("cpubackend: read-only buffer %s: data must be little-endian on a little-endian host and aligned to %d bytes", shape, shape.DType.Size())
 	}
 	p := unsafe.Pointer(&data[0])
 	var flat any
@@ -181,6 +178,13 @@ func (b *Backend) NewReadOnlyBuffer(shape shapes.Shape, data []byte) (backends.B
 		return nil, fmt.Errorf("cpubackend: read-only buffer %s: dtype %s, expected float32, bfloat16 or float16", shape, shape.DType)
 	}
 	return &Buffer{shape: shape, flat: flat, readOnly: true}, nil
+}
+
+// CanView reports whether NewReadOnlyBuffer can read data, little-endian
+// values of dtype, where it lies: the host is little-endian and data is
+// aligned to the dtype's size (a caller copies the values otherwise).
+func CanView(dtype dtypes.DType, data []byte) bool {
+	return littleEndian && len(data) > 0 && uintptr(unsafe.Pointer(&data[0]))%uintptr(dtype.Size()) == 0
 }
 
 // littleEndian reports whether the host stores values little-endian.
