@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -78,23 +77,7 @@ func BenchmarkBatcher(b *testing.B) {
 // caches of 128 and 2048 slots. Run: TETHER_BENCH_BACKEND=cpu go test
 // ./engine/ -run '^$' -bench BatcherStepSmolLM2Shape -benchtime 10x
 func BenchmarkBatcherStepSmolLM2Shape(b *testing.B) {
-	if testing.Short() {
-		b.Skip("skipping the 540 MB model benchmark in -short mode")
-	}
-	backendName := "go"
-	if name := os.Getenv("TETHER_BENCH_BACKEND"); name != "" {
-		backendName = name
-	}
-	be, err := NewBackend(backendName)
-	if err != nil {
-		b.Fatal(err)
-	}
-	cfg := smolLM2Config()
-	m, err := Load(be, cfg, randomSource(cfg, 9))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer m.Close()
+	m, cfg := loadSmolLM2Bench(b)
 	const batch, T = 8, 16
 	rng := rand.New(rand.NewPCG(1, 1))
 	feed := make([][]int32, batch)

@@ -22,30 +22,39 @@ func smolLM2Config() *weights.Config {
 	}
 }
 
-// BenchmarkDecodeSmolLM2Shape measures batched decoding steps (one new token
-// per sequence per step, with a KV cache) on a random model of SmolLM2-135M's
-// shape. Run: go test ./engine/ -run '^$' -bench DecodeSmolLM2Shape -benchtime 40x
-// ($TETHER_BENCH_BACKEND picks another backend, e.g. "go:dotgeneral_large").
-func BenchmarkDecodeSmolLM2Shape(b *testing.B) {
+// loadSmolLM2Bench loads the random SmolLM2-135M-shaped model (seed 9) of the
+// benchmarks on $TETHER_BENCH_BACKEND (default "go"; e.g. "cpu",
+// "go:dotgeneral_large" or "xla:cuda") with the matrices held in
+// $TETHER_BENCH_DTYPE (e.g. "bfloat16"; default the backend's), closed when
+// the benchmark ends. It skips in -short mode.
+func loadSmolLM2Bench(b *testing.B) (*Model, *weights.Config) {
+	b.Helper()
 	if testing.Short() {
 		b.Skip("skipping the 540 MB model benchmark in -short mode")
 	}
 	backendName := "go"
 	if name := os.Getenv("TETHER_BENCH_BACKEND"); name != "" {
-		backendName = name // e.g. "go:dotgeneral_large" or "xla:cuda"
+		backendName = name
 	}
-	cfg := smolLM2Config()
-	src := randomSource(cfg, 9)
 	be, err := NewBackend(backendName)
 	if err != nil {
 		b.Fatal(err)
 	}
-	// $TETHER_BENCH_DTYPE=bfloat16 stores the matrices in bfloat16.
-	m, err := LoadWithOptions(be, cfg, src, LoadOptions{WeightDType: os.Getenv("TETHER_BENCH_DTYPE")})
+	cfg := smolLM2Config()
+	m, err := LoadWithOptions(be, cfg, randomSource(cfg, 9), LoadOptions{WeightDType: os.Getenv("TETHER_BENCH_DTYPE")})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer m.Close()
+	b.Cleanup(m.Close)
+	return m, cfg
+}
+
+// BenchmarkDecodeSmolLM2Shape measures batched decoding steps (one new token
+// per sequence per step, with a KV cache) on a random model of SmolLM2-135M's
+// shape. Run: go test ./engine/ -run '^$' -bench DecodeSmolLM2Shape -benchtime 40x
+// (loadSmolLM2Bench: $TETHER_BENCH_BACKEND and $TETHER_BENCH_DTYPE choose the backend and dtype).
+func BenchmarkDecodeSmolLM2Shape(b *testing.B) {
+	m, cfg := loadSmolLM2Bench(b)
 	for _, batch := range []int{1, 8} {
 		b.Run(fmt.Sprintf("batch%d", batch), func(b *testing.B) {
 			rng := rand.New(rand.NewPCG(1, 1))
@@ -93,23 +102,7 @@ func BenchmarkDecodeSmolLM2Shape(b *testing.B) {
 // BenchmarkPrefillSmolLM2Shape measures a 64-token prompt step at batch 1 on
 // the SmolLM2-135M-shaped random model.
 func BenchmarkPrefillSmolLM2Shape(b *testing.B) {
-	if testing.Short() {
-		b.Skip("skipping the 540 MB model benchmark in -short mode")
-	}
-	backendName := "go"
-	if name := os.Getenv("TETHER_BENCH_BACKEND"); name != "" {
-		backendName = name
-	}
-	cfg := smolLM2Config()
-	be, err := NewBackend(backendName)
-	if err != nil {
-		b.Fatal(err)
-	}
-	m, err := Load(be, cfg, randomSource(cfg, 9))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer m.Close()
+	m, cfg := loadSmolLM2Bench(b)
 	rng := rand.New(rand.NewPCG(1, 1))
 	const T = 64
 	rows, pad := m.leftPad([][]int{randomTokens(rng, T, cfg.VocabSize)}, T)
@@ -136,23 +129,7 @@ func BenchmarkPrefillSmolLM2Shape(b *testing.B) {
 // "capped/uncapped") and of their difference. Run:
 // TETHER_BENCH_BACKEND=cpu go test ./engine/ -run '^$' -bench DecodeCapped -benchtime 200x
 func BenchmarkDecodeCappedSmolLM2Shape(b *testing.B) {
-	if testing.Short() {
-		b.Skip("skipping the 540 MB model benchmark in -short mode")
-	}
-	backendName := "go"
-	if name := os.Getenv("TETHER_BENCH_BACKEND"); name != "" {
-		backendName = name
-	}
-	cfg := smolLM2Config()
-	be, err := NewBackend(backendName)
-	if err != nil {
-		b.Fatal(err)
-	}
-	m, err := LoadWithOptions(be, cfg, randomSource(cfg, 9), LoadOptions{WeightDType: os.Getenv("TETHER_BENCH_DTYPE")})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer m.Close()
+	m, cfg := loadSmolLM2Bench(b)
 	rng := rand.New(rand.NewPCG(1, 1))
 	hooks := Hooks{}
 	for l := 11; l < 19; l++ {
