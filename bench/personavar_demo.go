@@ -18,17 +18,12 @@ func DemoVariance(ctx context.Context, m *model.Model, axisPath, out string, war
 	if err != nil {
 		return nil, err
 	}
-	set, err := personas.Builtin()
+	ps, q, err := demoSubset(4, 3)
 	if err != nil {
 		return nil, err
 	}
-	q, err := personas.BuiltinQuestionnaire()
-	if err != nil {
-		return nil, err
-	}
-	q.Items = q.Items[:3]
 	return RunPersonaVariance(ctx, m, PersonaVarianceOptions{
-		Out: out, Personas: set.Personas[:4], PersonasSource: personas.BuiltinFile, Questionnaire: q,
+		Out: out, Personas: ps, PersonasSource: personas.BuiltinFile, Questionnaire: q,
 		Seeds: []uint64{1, 2, 3}, Temperature: DefaultVarianceTemperature, MaxTokens: 8, Layer: -1,
 		Axis: ax, AxisPath: axisPath, Bootstrap: 200, Backend: m.Engine.Backend().Name(),
 		Warn: warn, Progress: progress,
@@ -41,19 +36,29 @@ func DemoVariance(ctx context.Context, m *model.Model, axisPath, out string, war
 // the model itself (greedy, at most consistency.DefaultJudgeMaxTokens tokens per verdict). It
 // writes the report into out (resuming a run there).
 func DemoConsistency(ctx context.Context, m *model.Model, out string, progress func(done, total int)) (*VarianceReport, error) {
-	set, err := personas.Builtin()
+	ps, q, err := demoSubset(2, 2)
 	if err != nil {
 		return nil, err
 	}
-	q, err := personas.BuiltinQuestionnaire()
-	if err != nil {
-		return nil, err
-	}
-	q.Items = q.Items[:2]
 	return RunPersonaVariance(ctx, m, PersonaVarianceOptions{
-		Out: out, Personas: set.Personas[:2], PersonasSource: personas.BuiltinFile, Questionnaire: q,
+		Out: out, Personas: ps, PersonasSource: personas.BuiltinFile, Questionnaire: q,
 		Forms: []string{personas.Sparse}, Seeds: []uint64{1, 2}, Temperature: DefaultVarianceTemperature,
 		MaxTokens: 8, Layer: -1, Bootstrap: 200, Backend: m.Engine.Backend().Name(),
 		Judge: consistency.NewModelJudge(m, 0), JudgeName: consistency.JudgeSelf, Progress: progress,
 	})
+}
+
+// demoSubset returns the first n built-in personas and the built-in questionnaire cut to its
+// first items items.
+func demoSubset(n, items int) ([]personas.Persona, *personas.Questionnaire, error) {
+	set, err := personas.Builtin()
+	if err != nil {
+		return nil, nil, err
+	}
+	q, err := personas.BuiltinQuestionnaire()
+	if err != nil {
+		return nil, nil, err
+	}
+	q.Items = q.Items[:items]
+	return set.Personas[:n], q, nil
 }
