@@ -17,8 +17,9 @@ type Executable struct {
 	params  []*node
 	steps   []*node // operations to run, in dependency order
 	outputs []*node
-	uses    []int // per node id: consumers among steps plus outputs
-	done    bool  // Finalize was called
+	uses    []int        // per node id: consumers among steps plus outputs
+	reads   []weightRead // products reading a weight, for the prefetcher
+	done    bool         // Finalize was called
 }
 
 var _ backends.Executable = (*Executable)(nil)
@@ -56,6 +57,7 @@ func (b *Builder) Compile(outputs []backends.Op, _ []*backends.ShardingSpec) (ba
 	for _, o := range outs {
 		e.uses[o.id]++
 	}
+	e.reads = planPrefetch(e.steps)
 	b.compiled = true
 	return e, nil
 }
@@ -132,12 +134,23 @@ func (e *Executable) Execute(inputs []backends.Buffer, donate []bool, _ backends
 			st[o.id] = &storage{flat: o.flat, refs: e.uses[o.id]}
 		}
 	}
-	for _, n := range e.steps {
+	var pf *prefetcher
+	if len(e.reads) > 0 {
+		params := make([]*storage, len(e.params))
+		for i, p := range e.params {
+			params[i] = st[p.id]
+		}
+		pf = newPrefetcher(be.pool, e.reads, params)
+	}
+	for i, n := range e.steps {
 		if err := e.run(n, st); err != nil {
+			pf.stop()
 			e.releaseAll(st)
 			return nil, fmt.Errorf("cpubackend: %s %s: %w", n.kind, n.shape, err)
 		}
+		pf.ran(i)
 	}
+	pf.stop() // no worker reads the weights once Execute returns
 	out := make([]backends.Buffer, len(e.outputs))
 	for i, o := range e.outputs {
 		s := st[o.id]
