@@ -21,20 +21,25 @@ func (sb *stepBuilder) attention(i int, x, kCache, vCache *G.Node) (*G.Node, *G.
 	if lp.qkvBias >= 0 {
 		qkv = G.Add(qkv, G.Reshape(p[lp.qkvBias], 1, (nH+2*kvH)*hd))
 	}
-	q := G.Reshape(G.Slice(qkv, G.AxisRange(), G.AxisRange(0, nH*hd)), B, T, nH, hd)
-	k := G.Reshape(G.Slice(qkv, G.AxisRange(), G.AxisRange(nH*hd, (nH+kvH)*hd)), B, T, kvH, hd)
 	v := G.Reshape(G.Slice(qkv, G.AxisRange(), G.AxisRange((nH+kvH)*hd, (nH+2*kvH)*hd)), B, T, kvH, hd)
-	if lp.qNorm >= 0 {
-		q = sb.rmsNorm(q, p[lp.qNorm])
-		k = sb.rmsNorm(k, p[lp.kNorm])
-	}
 	sliding := m.slidingLayer(i)
 	cos, sin := sb.cosG, sb.sinG
 	if sliding {
 		cos, sin = sb.cosL, sb.sinL
 	}
-	q = applyRope(q, cos, sin)
-	k = applyRope(k, cos, sin)
+	var q, k *G.Node
+	if lp.qNorm >= 0 {
+		q = G.Reshape(G.Slice(qkv, G.AxisRange(), G.AxisRange(0, nH*hd)), B, T, nH, hd)
+		k = G.Reshape(G.Slice(qkv, G.AxisRange(), G.AxisRange(nH*hd, (nH+kvH)*hd)), B, T, kvH, hd)
+		q = applyRope(sb.rmsNorm(q, p[lp.qNorm]), cos, sin)
+		k = applyRope(sb.rmsNorm(k, p[lp.kNorm]), cos, sin)
+	} else {
+		// q's and k's heads rotated together (the same values as one by one, in half the
+		// operations), then split.
+		qk := applyRope(G.Reshape(G.Slice(qkv, G.AxisRange(), G.AxisRange(0, (nH+kvH)*hd)), B, T, nH+kvH, hd), cos, sin)
+		q = G.Slice(qk, G.AxisRange(), G.AxisRange(), G.AxisRange(0, nH))
+		k = G.Slice(qk, G.AxisRange(), G.AxisRange(), G.AxisRange(nH, nH+kvH))
+	}
 	kCache = sb.writeCache(kCache, G.TransposeAllDims(k, 0, 2, 1, 3)) // [B, kvH, S, hd]
 	vCache = sb.writeCache(vCache, G.TransposeAllDims(v, 0, 2, 1, 3))
 
