@@ -208,13 +208,27 @@ func (b *Backend) alloc(dtype dtypes.DType, n int) any {
 
 // release hands flat back for reuse.
 func (b *Backend) release(dtype dtypes.DType, flat any) {
-	key := poolKey{dtype, flatLen(flat)}
-	size := key.n * dtype.Size()
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.releaseLocked(poolKey{dtype, flatLen(flat)}, flat)
+}
+
+// releaseLocked pools flat (of key) when there is room; b.mu is held.
+func (b *Backend) releaseLocked(key poolKey, flat any) {
+	size := key.n * key.dtype.Size()
 	if b.free != nil && len(b.free[key]) < maxPooledPerKey && b.freeBytes+size <= maxPooledBytes {
 		b.free[key] = append(b.free[key], flat)
 		b.freeBytes += size
+	}
+}
+
+// releaseMany hands back flats[i], of dtype and length keys[i], under one
+// lock.
+func (b *Backend) releaseMany(keys []poolKey, flats []any) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i, f := range flats {
+		b.releaseLocked(keys[i], f)
 	}
 }
 

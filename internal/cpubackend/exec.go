@@ -9,20 +9,39 @@ import (
 )
 
 // Executable is a compiled computation: the operations its outputs need, in
-// order, with the number of uses of each, so that buffers return to the
-// backend's pool right after their last use.
+// order, each with the storage slots it reads and writes, and the number of
+// uses of each slot, so that buffers return to the pool right after their
+// last use.
 type Executable struct {
-	backend *Backend
-	name    string
-	params  []*node
-	steps   []*node // operations to run, in dependency order
-	outputs []*node
-	uses    []int        // per node id: consumers among steps plus outputs
-	reads   []weightRead // products reading a weight, for the prefetcher
-	done    bool         // Finalize was called
+	backend  *Backend
+	name     string
+	params   []*node
+	steps    []step // operations to run, in dependency order
+	outputs  []*node
+	slot     []int        // per node id: the storage slot holding its values
+	uses     []int        // per slot: reads among steps plus outputs
+	consts   []*node      // constants the steps or outputs read
+	keys     []poolKey    // the dtypes and lengths of the steps' results
+	slotKey  []int        // per slot: its index in keys, -1 for inputs and constants
+	maxArity int          // most inputs of one step
+	reads    []weightRead // products reading a weight, for the prefetcher
+	done     bool         // Finalize was called
 }
 
 var _ backends.Executable = (*Executable)(nil)
+
+// step is one operation of an Executable. A Reshape is no step: its node
+// shares its operand's slot.
+type step struct {
+	n   *node
+	ins []int // input slots
+	out int   // result slot
+	key int   // index of the result's dtype and length in Executable.keys
+	// view: the result is values [off, off+n.shape.Size()) of the operand's
+	// storage (a Slice of a contiguous range), read in place.
+	view bool
+	off  int
+}
 
 // Compile turns the computation into an Executable.
 func (b *Builder) Compile(outputs []backends.Op, _ []*backends.ShardingSpec) (backends.Executable, error) {
@@ -44,22 +63,90 @@ func (b *Builder) Compile(outputs []backends.Op, _ []*backends.ShardingSpec) (ba
 	for _, o := range outs {
 		mark(o)
 	}
-	e := &Executable{backend: b.backend, name: b.name, params: b.params, outputs: outs, uses: make([]int, len(b.nodes))}
+	e := &Executable{backend: b.backend, name: b.name, params: b.params, outputs: outs,
+		slot: make([]int, len(b.nodes)), uses: make([]int, len(b.nodes)), slotKey: make([]int, len(b.nodes))}
+	keyIndex := map[poolKey]int{}
+	isConst := make([]bool, len(b.nodes))
+	read := func(in *node) int {
+		s := e.slot[in.id]
+		e.uses[s]++
+		if root := b.nodes[s]; root.kind == backends.OpTypeConstant && !isConst[s] {
+			isConst[s] = true
+			e.consts = append(e.consts, root)
+		}
+		return s
+	}
 	for _, n := range b.nodes { // nodes are created after their inputs
+		e.slot[n.id], e.slotKey[n.id] = n.id, -1
 		if !needed[n.id] || n.kind == backends.OpTypeParameter || n.kind == backends.OpTypeConstant {
 			continue
 		}
-		e.steps = append(e.steps, n)
-		for _, in := range n.inputs {
-			e.uses[in.id]++
+		if n.kind == backends.OpTypeReshape {
+			e.slot[n.id] = e.slot[n.inputs[0].id] // same values, same storage
+			continue
 		}
+		s := step{n: n, out: n.id, ins: make([]int, len(n.inputs))}
+		for i, in := range n.inputs {
+			s.ins[i] = read(in)
+		}
+		s.off, s.view = contiguousSlice(n)
+		key := poolKey{n.shape.DType, n.shape.Size()}
+		k, ok := keyIndex[key]
+		if !ok {
+			k = len(e.keys)
+			keyIndex[key] = k
+			e.keys = append(e.keys, key)
+		}
+		s.key, e.slotKey[n.id] = k, k
+		e.maxArity = max(e.maxArity, len(s.ins))
+		e.steps = append(e.steps, s)
 	}
 	for _, o := range outs {
-		e.uses[o.id]++
+		read(o)
 	}
-	e.reads = planPrefetch(e.steps)
+	e.reads = planPrefetch(e.products())
 	b.compiled = true
 	return e, nil
+}
+
+// products returns, per step, the node planPrefetch looks at for a product:
+// the step's node.
+func (e *Executable) products() []*node {
+	ns := make([]*node, len(e.steps))
+	for i := range e.steps {
+		ns[i] = e.steps[i].n
+	}
+	return ns
+}
+
+// contiguousSlice reports whether n is a Slice whose values are one run of
+// its operand's (all axes before some axis a take one index, axis a a
+// range, the axes after it whole, strides 1), and the run's start.
+func contiguousSlice(n *node) (int, bool) {
+	if n.kind != backends.OpTypeSlice {
+		return 0, false
+	}
+	in := n.inputs[0].shape.Dimensions
+	out := n.shape.Dimensions
+	st := stridesOf(in)
+	off := 0
+	for a := range in {
+		if n.strides[a] != 1 && out[a] > 1 {
+			return 0, false
+		}
+		off += n.starts[a] * st[a]
+	}
+	// From the first axis with more than one value on, every axis is whole.
+	partial := false
+	for a := range in {
+		if partial && out[a] != in[a] {
+			return 0, false
+		}
+		if out[a] > 1 {
+			partial = true
+		}
+	}
+	return off, true
 }
 
 // Finalize drops the compiled plan; Execute fails afterwards.
@@ -84,14 +171,28 @@ func (e *Executable) Outputs() []shapes.Shape {
 	return shs
 }
 
-// storage is one flat buffer during an execution, shared by a node and the
-// reshapes (and in-place results) of it.
+// storage is one slot's flat buffer during an execution, shared by a node
+// and the reshapes (and in-place results) of it.
 type storage struct {
 	flat     any
 	owned    bool // allocated here or donated: may be reused or released
 	refs     int  // remaining uses
 	returned bool // handed out as an output
 	dtype    dtypes.DType
+	// view: flat lies inside the storage of slot parent, which stays live
+	// (one use held) until the view's last use; a view is never owned.
+	view   bool
+	parent int
+}
+
+// execState is one execution's scratch: the slots' storage, the inputs of
+// the current step and the buffers released during the execution, by
+// Executable.keys index, for reuse without the backend's lock. It is
+// allocated once per Execute, so that an Executable may run concurrently.
+type execState struct {
+	st   []storage
+	ins  []any
+	free [][]any
 }
 
 // Execute runs the computation. Donated inputs may be reused for results
@@ -105,7 +206,8 @@ func (e *Executable) Execute(inputs []backends.Buffer, donate []bool, _ backends
 		return nil, fmt.Errorf("cpubackend: executable %q takes %d inputs, got %d", e.name, len(e.params), len(inputs))
 	}
 	be := e.backend
-	st := make([]*storage, len(e.uses))
+	x := &execState{st: make([]storage, len(e.uses)), ins: make([]any, e.maxArity), free: make([][]any, len(e.keys))}
+	st := x.st
 	for i, p := range e.params {
 		buf, err := be.buffer(inputs[i])
 		if err != nil {
@@ -117,43 +219,31 @@ func (e *Executable) Execute(inputs []backends.Buffer, donate []bool, _ backends
 		// Only owned storage is ever written, reused or pooled; a read-only
 		// buffer is never owned, donated or not.
 		owned := i < len(donate) && donate[i] && !buf.readOnly
-		st[p.id] = &storage{flat: buf.flat, owned: owned, refs: e.uses[p.id], dtype: p.shape.DType}
+		st[p.id] = storage{flat: buf.flat, owned: owned, refs: e.uses[p.id], dtype: p.shape.DType}
 		if owned {
 			buf.flat = nil // the buffer is consumed
 		}
 	}
-	for _, n := range e.steps {
-		for _, in := range n.inputs {
-			if in.kind == backends.OpTypeConstant && st[in.id] == nil {
-				st[in.id] = &storage{flat: in.flat, refs: e.uses[in.id]}
-			}
-		}
-	}
-	for _, o := range e.outputs {
-		if o.kind == backends.OpTypeConstant && st[o.id] == nil {
-			st[o.id] = &storage{flat: o.flat, refs: e.uses[o.id]}
-		}
+	for _, c := range e.consts {
+		st[c.id] = storage{flat: c.flat, refs: e.uses[c.id]}
 	}
 	var pf *prefetcher
 	if len(e.reads) > 0 {
 		params := make([]*storage, len(e.params))
 		for i, p := range e.params {
-			params[i] = st[p.id]
+			params[i] = &st[p.id]
 		}
 		pf = newPrefetcher(be.pool, e.reads, params)
 	}
-	for i, n := range e.steps {
-		if err := e.run(n, st); err != nil {
-			pf.stop()
-			e.releaseAll(st)
-			return nil, fmt.Errorf("cpubackend: %s %s: %w", n.kind, n.shape, err)
-		}
-		pf.ran(i)
-	}
+	err := e.runSteps(x, pf)
 	pf.stop() // no worker reads the weights once Execute returns
+	if err != nil {
+		e.releaseAll(x)
+		return nil, err
+	}
 	out := make([]backends.Buffer, len(e.outputs))
 	for i, o := range e.outputs {
-		s := st[o.id]
+		s := &st[e.slot[o.id]]
 		if s.owned && !s.returned {
 			s.returned = true
 			out[i] = &Buffer{shape: o.shape, flat: s.flat}
@@ -161,77 +251,138 @@ func (e *Executable) Execute(inputs []backends.Buffer, donate []bool, _ backends
 		}
 		flat := be.alloc(o.shape.DType, o.shape.Size())
 		if err := copyFlat(flat, s.flat); err != nil {
+			e.releaseAll(x)
 			return nil, err
 		}
 		out[i] = &Buffer{shape: o.shape, flat: flat}
 	}
-	for _, o := range e.outputs {
-		st[o.id].refs--
-	}
-	e.releaseAll(st)
+	e.releaseAll(x)
 	return out, nil
 }
 
+// runSteps runs every step in order. A panic in a kernel (a failing bounds
+// check is a bug here, not the caller's) becomes an error naming the step.
+func (e *Executable) runSteps(x *execState, pf *prefetcher) (err error) {
+	var cur *node
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("cpubackend: %s %s: internal error: %v", cur.kind, cur.shape, r)
+		}
+	}()
+	for i := range e.steps {
+		s := &e.steps[i]
+		cur = s.n
+		if err := e.run(s, x); err != nil {
+			return fmt.Errorf("cpubackend: %s %s: %w", s.n.kind, s.n.shape, err)
+		}
+		pf.ran(i)
+	}
+	return nil
+}
+
 // releaseAll returns every owned, unreturned storage to the pool (donated
-// inputs that were not reused among them).
-func (e *Executable) releaseAll(st []*storage) {
-	for _, s := range st {
-		if s != nil && s.owned && !s.returned && s.flat != nil {
-			e.backend.release(s.dtype, s.flat)
+// inputs that were not reused among them), with the buffers released
+// during the execution.
+func (e *Executable) releaseAll(x *execState) {
+	var rel []any
+	var keys []poolKey
+	for i := range x.st {
+		s := &x.st[i]
+		if s.owned && !s.returned && s.flat != nil {
+			rel, keys = append(rel, s.flat), append(keys, poolKey{s.dtype, flatLen(s.flat)})
 			s.flat = nil
 		}
 	}
+	for k, list := range x.free {
+		for _, f := range list {
+			rel, keys = append(rel, f), append(keys, e.keys[k])
+		}
+		x.free[k] = nil
+	}
+	e.backend.releaseMany(keys, rel)
 }
 
-// consume counts one use of input n and releases its storage after the last.
-func (e *Executable) consume(s *storage) {
-	s.refs--
-	if s.refs == 0 && s.owned && !s.returned && s.flat != nil {
-		e.backend.release(s.dtype, s.flat)
-		s.flat = nil
+// alloc returns a buffer for step s's result: one released earlier in this
+// execution, else one from the backend's pool.
+func (e *Executable) alloc(s *step, x *execState) any {
+	if list := x.free[s.key]; len(list) > 0 {
+		f := list[len(list)-1]
+		x.free[s.key] = list[:len(list)-1]
+		return f
+	}
+	k := e.keys[s.key]
+	return e.backend.alloc(k.dtype, k.n)
+}
+
+// consume counts one use of slot i and, after the last, releases its
+// storage (a view's last use releases its hold on its parent).
+func (e *Executable) consume(i int, x *execState) {
+	for {
+		s := &x.st[i]
+		s.refs--
+		if s.refs > 0 {
+			return
+		}
+		if s.view {
+			i = s.parent
+			continue
+		}
+		if s.owned && !s.returned && s.flat != nil {
+			if k := e.slotKey[i]; k >= 0 {
+				x.free[k] = append(x.free[k], s.flat)
+			} else {
+				e.backend.release(s.dtype, s.flat)
+			}
+			s.flat = nil
+		}
+		return
 	}
 }
 
-// reusable reports whether the result of n may be written over input in:
-// the input's storage is owned, this is its last use, and it has n's dtype
-// and size.
+// reusable reports whether the result of n may be written over input in
+// (held in s): the storage is owned, this is its last use, and it has n's
+// dtype and size.
 func reusable(s *storage, in, n *node) bool {
 	return s.owned && !s.returned && s.refs == 1 && in.shape.DType == n.shape.DType && in.shape.Size() == n.shape.Size()
 }
 
-// run executes step n, setting st[n.id].
-func (e *Executable) run(n *node, st []*storage) (err error) {
-	defer func() {
-		// A kernel's bounds check failing is a bug here, not the caller's:
-		// report it as an error rather than crash the program.
-		if r := recover(); r != nil {
-			err = fmt.Errorf("internal error: %v", r)
+// run executes step s, setting its result's slot.
+func (e *Executable) run(s *step, x *execState) error {
+	st, n := x.st, s.n
+	if s.view {
+		p := s.ins[0]
+		st[s.out] = storage{flat: subFlat(st[p].flat, s.off, n.shape.Size()), refs: e.uses[s.out], dtype: n.shape.DType, view: true, parent: p}
+		if st[s.out].refs == 0 {
+			e.consume(p, x)
 		}
-	}()
-	ins := make([]any, len(n.inputs))
-	for i, in := range n.inputs {
-		ins[i] = st[in.id].flat
-	}
-	if n.kind == backends.OpTypeReshape {
-		s := st[n.inputs[0].id]
-		s.refs += e.uses[n.id]
-		e.consume(s)
-		st[n.id] = s
 		return nil
 	}
-	var s *storage
-	if inPlace[n.kind] && len(n.inputs) > 0 && reusable(st[n.inputs[0].id], n.inputs[0], n) {
-		s = st[n.inputs[0].id]
-		s.refs += e.uses[n.id]
+	ins := x.ins[:len(s.ins)]
+	for i, in := range s.ins {
+		ins[i] = st[in].flat
+	}
+	if inPlace[n.kind] && len(s.ins) > 0 && reusable(&st[s.ins[0]], n.inputs[0], n) {
+		o := &st[s.ins[0]]
+		if err := e.backend.exec(n, ins, o.flat); err != nil {
+			return err
+		}
+		// The result takes over the operand's storage: the operand's last
+		// use is this one, so the slot moves to the result.
+		st[s.out] = storage{flat: o.flat, owned: true, refs: e.uses[s.out], dtype: n.shape.DType}
+		o.flat, o.refs = nil, 0
+		for _, in := range s.ins[1:] {
+			e.consume(in, x)
+		}
 	} else {
-		s = &storage{flat: e.backend.alloc(n.shape.DType, n.shape.Size()), owned: true, refs: e.uses[n.id], dtype: n.shape.DType}
+		flat := e.alloc(s, x)
+		st[s.out] = storage{flat: flat, owned: true, refs: e.uses[s.out], dtype: n.shape.DType}
+		if err := e.backend.exec(n, ins, flat); err != nil {
+			return err
+		}
+		for _, in := range s.ins {
+			e.consume(in, x)
+		}
 	}
-	if err := e.backend.exec(n, ins, s.flat); err != nil {
-		return err
-	}
-	st[n.id] = s
-	for _, in := range n.inputs {
-		e.consume(st[in.id])
-	}
+	clear(ins)
 	return nil
 }

@@ -173,3 +173,20 @@ func reflectSlice(flat any) *sliceInfo {
 func sameStorage(a, b any) bool {
 	return reflect.ValueOf(a).Pointer() == reflect.ValueOf(b).Pointer()
 }
+
+// subFlat returns values [off, off+n) of flat, sharing its storage.
+func subFlat(flat any, off, n int) any {
+	switch f := flat.(type) {
+	case []float32:
+		return f[off : off+n : off+n]
+	case []int32:
+		return f[off : off+n : off+n]
+	case []bool:
+		return f[off : off+n : off+n]
+	case []bfloat16.BFloat16:
+		return f[off : off+n : off+n]
+	case []float16.Float16:
+		return f[off : off+n : off+n]
+	}
+	panic(fmt.Sprintf("cpubackend: subFlat of %T (dtypes are checked at build time)", flat))
+}
