@@ -2,6 +2,7 @@ package cpubackend
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
@@ -41,6 +42,16 @@ type step struct {
 	// storage (a Slice of a contiguous range), read in place.
 	view bool
 	off  int
+	// fused: the step runs a chain of operations ending at n (findFusions).
+	fused fused
+}
+
+// String names the step in errors.
+func (s *step) String() string {
+	if s.fused != nil {
+		return fmt.Sprintf("%s (%s %s)", s.fused.name(), s.n.kind, s.n.shape)
+	}
+	return fmt.Sprintf("%s %s", s.n.kind, s.n.shape)
 }
 
 // Compile turns the computation into an Executable.
@@ -76,18 +87,37 @@ func (b *Builder) Compile(outputs []backends.Op, _ []*backends.ShardingSpec) (ba
 		}
 		return s
 	}
+	fusions := findFusions(b.nodes, needed, outs)
+	inside := make([]bool, len(b.nodes))
+	for _, n := range b.nodes {
+		f := fusions[n.id]
+		if f == nil {
+			continue
+		}
+		if slices.ContainsFunc(f.inside(), func(m *node) bool { return inside[m.id] || fusions[m.id] != nil }) {
+			delete(fusions, n.id) // overlaps an earlier fused chain
+			continue
+		}
+		for _, m := range f.inside() {
+			inside[m.id] = true
+		}
+	}
 	for _, n := range b.nodes { // nodes are created after their inputs
 		e.slot[n.id], e.slotKey[n.id] = n.id, -1
-		if !needed[n.id] || n.kind == backends.OpTypeParameter || n.kind == backends.OpTypeConstant {
+		if !needed[n.id] || inside[n.id] || n.kind == backends.OpTypeParameter || n.kind == backends.OpTypeConstant {
 			continue
 		}
 		if n.kind == backends.OpTypeReshape {
 			e.slot[n.id] = e.slot[n.inputs[0].id] // same values, same storage
 			continue
 		}
-		s := step{n: n, out: n.id, ins: make([]int, len(n.inputs))}
-		for i, in := range n.inputs {
-			s.ins[i] = read(in)
+		s := step{n: n, out: n.id, fused: fusions[n.id]}
+		ins := n.inputs
+		if s.fused != nil {
+			ins = s.fused.inputs()
+		}
+		for _, in := range ins {
+			s.ins = append(s.ins, read(in))
 		}
 		s.off, s.view = contiguousSlice(n)
 		key := poolKey{n.shape.DType, n.shape.Size()}
@@ -263,17 +293,17 @@ func (e *Executable) Execute(inputs []backends.Buffer, donate []bool, _ backends
 // runSteps runs every step in order. A panic in a kernel (a failing bounds
 // check is a bug here, not the caller's) becomes an error naming the step.
 func (e *Executable) runSteps(x *execState, pf *prefetcher) (err error) {
-	var cur *node
+	var cur *step
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("cpubackend: %s %s: internal error: %v", cur.kind, cur.shape, r)
+			err = fmt.Errorf("cpubackend: %s: internal error: %v", cur, r)
 		}
 	}()
 	for i := range e.steps {
 		s := &e.steps[i]
-		cur = s.n
+		cur = s
 		if err := e.run(s, x); err != nil {
-			return fmt.Errorf("cpubackend: %s %s: %w", s.n.kind, s.n.shape, err)
+			return fmt.Errorf("cpubackend: %s: %w", s, err)
 		}
 		pf.ran(i)
 	}
@@ -361,7 +391,16 @@ func (e *Executable) run(s *step, x *execState) error {
 	for i, in := range s.ins {
 		ins[i] = st[in].flat
 	}
-	if inPlace[n.kind] && len(s.ins) > 0 && reusable(&st[s.ins[0]], n.inputs[0], n) {
+	if s.fused != nil {
+		flat := e.alloc(s, x)
+		st[s.out] = storage{flat: flat, owned: true, refs: e.uses[s.out], dtype: n.shape.DType}
+		if err := s.fused.exec(e.backend, ins, flat); err != nil {
+			return err
+		}
+		for _, in := range s.ins {
+			e.consume(in, x)
+		}
+	} else if inPlace[n.kind] && len(s.ins) > 0 && reusable(&st[s.ins[0]], n.inputs[0], n) {
 		o := &st[s.ins[0]]
 		if err := e.backend.exec(n, ins, o.flat); err != nil {
 			return err

@@ -1,0 +1,342 @@
+package cpubackend
+
+import (
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/gomlx/gomlx/backends"
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	"github.com/gomlx/gomlx/pkg/core/dtypes/bfloat16"
+	"github.com/x448/float16"
+
+	"tether/internal/kernels"
+)
+
+// fused is a chain of operations that Compile runs as one step, with the
+// same result bits as the operations one by one. The step takes the place
+// of the chain's last node; the nodes inside the chain are not run.
+type fused interface {
+	// exec computes the chain's result into out from the step's inputs.
+	exec(b *Backend, ins []any, out any) error
+	// inputs returns the nodes the step reads.
+	inputs() []*node
+	// inside returns the nodes the step replaces, its last node excluded.
+	inside() []*node
+	// name describes the step in errors.
+	name() string
+}
+
+// graphUses counts, per node id, the reads of each node among the needed
+// nodes (an input read twice counts twice) plus one per output.
+type graphUses struct {
+	count  []int
+	output []bool
+}
+
+// single reports whether n is read exactly once, not as an output.
+func (u graphUses) single(n *node) bool { return u.count[n.id] == 1 && !u.output[n.id] }
+
+// findFusions returns, per node id, the fused step ending at that node.
+func findFusions(nodes []*node, needed []bool, outs []*node) map[int]fused {
+	u := graphUses{count: make([]int, len(nodes)), output: make([]bool, len(nodes))}
+	for _, n := range nodes {
+		if needed[n.id] {
+			for _, in := range n.inputs {
+				u.count[in.id]++
+			}
+		}
+	}
+	for _, o := range outs {
+		u.output[o.id] = true
+	}
+	fs := map[int]fused{}
+	for _, n := range nodes {
+		if !needed[n.id] {
+			continue
+		}
+		var f fused
+		if d := matchRoundedDot(n, u); d != nil {
+			f = d
+		} else if c := matchNonFiniteCount(n, u); c != nil {
+			f = c
+		}
+		if f != nil {
+			fs[n.id] = f
+		}
+	}
+	return fs
+}
+
+// roundedDot is ConvertDType(DotGeneral(ConvertDType(x, T) [reshaped,
+// broadcast along the batch axes], w), float32) with w and the product of
+// 16-bit type T (bfloat16 or float16), w in the N × K layout: the engine's
+// product of float32 activations with 16-bit weights. It rounds x to T
+// (as ConvertDType does) in a float32 scratch, runs the same kernel as the
+// product, and rounds each result through T (as the two conversions of the
+// result do), without the 16-bit intermediates.
+type roundedDot struct {
+	last, dot, lower, bcast *node // bcast: nil, or the broadcast of the rounded x
+	chain                   []*node
+	dtype                   dtypes.DType
+	batch, M, K, N          int
+	repeat                  bool // one x for every batch (broadcast along the batch axes)
+}
+
+// matchRoundedDot recognises a roundedDot ending at n.
+func matchRoundedDot(n *node, u graphUses) *roundedDot {
+	if n.kind != backends.OpTypeConvertDType || n.shape.DType != dtypes.Float32 {
+		return nil
+	}
+	d := n.inputs[0]
+	t := d.shape.DType
+	if d.kind != backends.OpTypeDotGeneral || !u.single(d) || (t != dtypes.BFloat16 && t != dtypes.Float16) {
+		return nil
+	}
+	da := d.dot
+	l, r := d.inputs[0].shape, d.inputs[1].shape
+	lFree := freeAxes(l.Rank(), da.lhsContract, da.lhsBatch)
+	rFree := freeAxes(r.Rank(), da.rhsContract, da.rhsBatch)
+	if r.DType != t || !inOrder(l.Dimensions, concat(da.lhsBatch, lFree, da.lhsContract)) ||
+		!inOrder(r.Dimensions, concat(da.rhsBatch, rFree, da.rhsContract)) {
+		return nil
+	}
+	f := &roundedDot{last: n, dot: d, dtype: t}
+	prod := func(dims []int, axes []int) int {
+		p := 1
+		for _, a := range axes {
+			p *= dims[a]
+		}
+		return p
+	}
+	f.batch, f.M, f.K, f.N = prod(l.Dimensions, da.lhsBatch), prod(l.Dimensions, lFree), prod(l.Dimensions, da.lhsContract), prod(r.Dimensions, rFree)
+	x := d.inputs[0]
+	if x.kind == backends.OpTypeBroadcastInDim {
+		if !u.single(x) || !batchRepeat(x, da.lhsBatch) {
+			return nil
+		}
+		f.bcast, f.repeat = x, true
+		f.chain = append(f.chain, x)
+		x = x.inputs[0]
+	}
+	for x.kind == backends.OpTypeReshape {
+		if !u.single(x) {
+			return nil
+		}
+		f.chain = append(f.chain, x)
+		x = x.inputs[0]
+	}
+	if x.kind != backends.OpTypeConvertDType || x.shape.DType != t || x.inputs[0].shape.DType != dtypes.Float32 || !u.single(x) {
+		return nil
+	}
+	f.lower = x
+	f.chain = append(f.chain, x, d)
+	return f
+}
+
+// batchRepeat reports whether broadcast b only repeats its operand along
+// batch axes (the operand keeps b's rank and axis order, with size 1 on
+// every batch axis and b's size on the others), so that every batch of b
+// holds the operand's values.
+func batchRepeat(b *node, batch []int) bool {
+	in, out := b.inputs[0].shape.Dimensions, b.shape.Dimensions
+	if len(in) != len(out) {
+		return false
+	}
+	for i, a := range b.axes {
+		if a != i {
+			return false
+		}
+		if slices.Contains(batch, i) {
+			if in[i] != 1 {
+				return false
+			}
+		} else if in[i] != out[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func (f *roundedDot) inputs() []*node { return []*node{f.lower.inputs[0], f.dot.inputs[1]} }
+func (f *roundedDot) inside() []*node { return f.chain }
+func (f *roundedDot) name() string {
+	return fmt.Sprintf("DotGeneral of %s rounded to %s", f.dot.inputs[1].shape, f.dtype)
+}
+
+func (f *roundedDot) exec(b *Backend, ins []any, out any) error {
+	x, ok := ins[0].([]float32)
+	res, ok2 := out.([]float32)
+	if !ok || !ok2 {
+		return fmt.Errorf("rounded product of %T into %T", ins[0], out)
+	}
+	a := b.alloc(dtypes.Float32, len(x)).([]float32)
+	defer b.release(dtypes.Float32, a)
+	M, K, N := f.M, f.K, f.N
+	switch w := ins[1].(type) {
+	case []bfloat16.BFloat16:
+		for i, v := range x {
+			a[i] = bfloat16.FromFloat32(v).Float32()
+		}
+		for bi := range f.batch {
+			ab := a
+			if !f.repeat {
+				ab = a[bi*M*K : (bi+1)*M*K]
+			}
+			kernels.LinearBF16(b.pool, res[bi*M*N:(bi+1)*M*N], ab, M, K, bits16(w[bi*N*K:(bi+1)*N*K]), N)
+		}
+		for i, v := range res {
+			res[i] = bfloat16.FromFloat32(v).Float32()
+		}
+	case []float16.Float16:
+		for i, v := range x {
+			a[i] = float16.Fromfloat32(v).Float32()
+		}
+		for bi := range f.batch {
+			ab := a
+			if !f.repeat {
+				ab = a[bi*M*K : (bi+1)*M*K]
+			}
+			kernels.LinearF16(b.pool, res[bi*M*N:(bi+1)*M*N], ab, M, K, bits16(w[bi*N*K:(bi+1)*N*K]), N)
+		}
+		for i, v := range res {
+			res[i] = float16.Fromfloat32(v).Float32()
+		}
+	default:
+		return fmt.Errorf("rounded product with weights %T", ins[1])
+	}
+	return nil
+}
+
+// nonFiniteCount is ReduceSum over all axes of ConvertDType(int32) of
+// LogicalNot(IsFinite(x)), optionally LogicalAnd a mask (read through its
+// broadcast when the broadcast has no other use), x optionally Mul(y, y):
+// the engine's finite check. It counts in one pass.
+type nonFiniteCount struct {
+	last  *node
+	x     *node // the float32 values checked (y when square)
+	sq    bool  // x*x is checked
+	mask  *node // nil, or the bool mask read with maskStrides
+	chain []*node
+	dims  []int // the shape checked
+	ms    []int // the mask's strides in dims' index space
+}
+
+// matchNonFiniteCount recognises a nonFiniteCount ending at n.
+func matchNonFiniteCount(n *node, u graphUses) *nonFiniteCount {
+	if n.kind != backends.OpTypeReduceSum || n.shape.Rank() != 0 || n.shape.DType != dtypes.Int32 {
+		return nil
+	}
+	conv := n.inputs[0]
+	if conv.kind != backends.OpTypeConvertDType || !u.single(conv) || conv.inputs[0].shape.DType != dtypes.Bool {
+		return nil
+	}
+	f := &nonFiniteCount{last: n, chain: []*node{conv}}
+	bad := conv.inputs[0]
+	if bad.kind == backends.OpTypeLogicalAnd {
+		and := bad
+		if !u.single(and) || !and.inputs[1].shape.Equal(and.shape) || !and.inputs[0].shape.Equal(and.shape) {
+			return nil
+		}
+		f.chain = append(f.chain, and)
+		bad = and.inputs[0]
+		m := and.inputs[1]
+		f.dims = and.shape.Dimensions
+		if m.kind == backends.OpTypeBroadcastInDim && u.single(m) {
+			f.chain = append(f.chain, m)
+			in := m.inputs[0].shape.Dimensions
+			st := stridesOf(in)
+			f.ms = make([]int, len(f.dims))
+			for i, a := range m.axes {
+				if in[i] != 1 {
+					f.ms[a] = st[i]
+				}
+			}
+			m = m.inputs[0]
+		} else {
+			f.ms = stridesOf(f.dims)
+		}
+		f.mask = m
+	}
+	if bad.kind != backends.OpTypeLogicalNot || !u.single(bad) {
+		return nil
+	}
+	fin := bad.inputs[0]
+	if fin.kind != backends.OpTypeIsFinite || !u.single(fin) || fin.inputs[0].shape.DType != dtypes.Float32 {
+		return nil
+	}
+	f.chain = append(f.chain, bad, fin)
+	f.dims = fin.shape.Dimensions
+	f.x = fin.inputs[0]
+	if sq := f.x; sq.kind == backends.OpTypeMul && sq.inputs[0] == sq.inputs[1] && u.count[sq.id] == 1 && !u.output[sq.id] {
+		f.chain = append(f.chain, sq)
+		f.x, f.sq = sq.inputs[0], true
+	}
+	return f
+}
+
+func (f *nonFiniteCount) inputs() []*node {
+	if f.mask == nil {
+		return []*node{f.x}
+	}
+	return []*node{f.x, f.mask}
+}
+func (f *nonFiniteCount) inside() []*node { return f.chain }
+func (f *nonFiniteCount) name() string    { return "count of non-finite values" }
+
+// notFinite reports whether v (its square when sq) is NaN or infinite.
+func notFinite(v float32, sq bool) bool {
+	if sq {
+		v = float32(v * v)
+	}
+	return math.Float32bits(v)&0x7f800000 == 0x7f800000
+}
+
+func (f *nonFiniteCount) exec(_ *Backend, ins []any, out any) error {
+	x, ok := ins[0].([]float32)
+	res, ok2 := out.([]int32)
+	if !ok || !ok2 {
+		return fmt.Errorf("non-finite count of %T into %T", ins[0], out)
+	}
+	var count int32
+	if f.mask == nil {
+		for _, v := range x {
+			if notFinite(v, f.sq) {
+				count++
+			}
+		}
+		res[0] = count
+		return nil
+	}
+	m, ok := ins[1].([]bool)
+	if !ok {
+		return fmt.Errorf("non-finite count with mask %T", ins[1])
+	}
+	last := 0
+	if len(f.ms) > 0 {
+		last = f.ms[len(f.ms)-1]
+	}
+	walk(f.dims, [][]int{stridesOf(f.dims), f.ms}, []int{0, 0}, func(offs []int, n int) {
+		xs := x[offs[0] : offs[0]+n]
+		if last == 0 {
+			if !m[offs[1]] {
+				return
+			}
+			for _, v := range xs {
+				if notFinite(v, f.sq) {
+					count++
+				}
+			}
+			return
+		}
+		o := offs[1]
+		for _, v := range xs {
+			if m[o] && notFinite(v, f.sq) {
+				count++
+			}
+			o += last
+		}
+	})
+	res[0] = count
+	return nil
+}
