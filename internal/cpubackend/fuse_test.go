@@ -1,0 +1,410 @@
+package cpubackend
+
+import (
+	"math"
+	"math/rand/v2"
+	"sync"
+	"testing"
+
+	"github.com/gomlx/gomlx/backends"
+	"github.com/gomlx/gomlx/backends/simplego"
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	G "github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/core/shapes"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+)
+
+// fusedSteps compiles fn on a fresh cpu backend and counts its fused steps
+// and its views.
+func fusedSteps(t *testing.T, fn func([]*G.Node) []*G.Node, inputs []any) (fusedN, views int) {
+	t.Helper()
+	inner, err := New("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	be := &capturing{Backend: inner}
+	run(t, be, fn, inputs)
+	compiled := be.last
+	if compiled == nil {
+		t.Fatal("no executable compiled")
+	}
+	for _, s := range compiled.steps {
+		if s.fused != nil {
+			fusedN++
+		}
+		if s.view {
+			views++
+		}
+	}
+	return fusedN, views
+}
+
+// capturing is the cpu backend, keeping the last Executable compiled.
+type capturing struct {
+	*Backend
+	last *Executable
+}
+
+func (c *capturing) Builder(name string) backends.Builder {
+	return &capturingBuilder{Builder: c.Backend.Builder(name).(*Builder), c: c}
+}
+
+type capturingBuilder struct {
+	*Builder
+	c *capturing
+}
+
+func (b *capturingBuilder) Compile(outs []backends.Op, sh []*backends.ShardingSpec) (backends.Executable, error) {
+	e, err := b.Builder.Compile(outs, sh)
+	if err == nil {
+		b.c.last = e.(*Executable)
+	}
+	return e, err
+}
+
+func sameBits(a, b []float32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// TestRoundedDotSameBits checks the fused 16-bit product (a float32 input
+// rounded to the weights' dtype, the product widened back) against the
+// same operations run one by one (the product also returned as an output,
+// which keeps it from being fused): the results must have the same bits.
+// The bfloat16 case is also checked against simplego.
+func TestRoundedDotSameBits(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	const N, K, R = 3, 37, 29
+	x := tensors.FromFlatDataAndDimensions(randFloats(rng, N*K), N, K)
+	w1 := tensors.FromFlatDataAndDimensions(randFloats(rng, R*K), 1, R, K)
+	w2 := tensors.FromFlatDataAndDimensions(randFloats(rng, 2*R*K), 2, R, K)
+	wKN := tensors.FromFlatDataAndDimensions(randFloats(rng, K*R), 1, K, R)
+	for _, dt := range []dtypes.DType{dtypes.BFloat16, dtypes.Float16} {
+		for _, tc := range []struct {
+			name   string
+			w      *tensors.Tensor
+			eq     string
+			repeat bool
+			fuses  int
+		}{
+			{"one block", w1, "pbi,poi->pbo", false, 1},
+			{"gate|up broadcast", w2, "pbi,poi->pbo", true, 1},
+			{"weights K×N (not fused)", wKN, "pbi,pio->pbo", false, 0},
+		} {
+			t.Run(dt.String()+"/"+tc.name, func(t *testing.T) {
+				P := tc.w.Shape().Dimensions[0]
+				product := func(in []*G.Node) *G.Node {
+					xb := G.Reshape(G.ConvertDType(in[0], dt), 1, N, K)
+					if tc.repeat {
+						xb = G.BroadcastToDims(xb, P, N, K)
+					}
+					return G.Einsum(tc.eq, xb, G.ConvertDType(in[1], dt))
+				}
+				fusedFn := func(in []*G.Node) []*G.Node { return []*G.Node{G.ConvertDType(product(in), dtypes.Float32)} }
+				apart := func(in []*G.Node) []*G.Node {
+					p := product(in)
+					return []*G.Node{G.ConvertDType(p, dtypes.Float32), p}
+				}
+				inputs := []any{x, tc.w}
+				if n, _ := fusedSteps(t, fusedFn, inputs); n != tc.fuses {
+					t.Fatalf("%d fused steps, want %d", n, tc.fuses)
+				}
+				if n, _ := fusedSteps(t, apart, inputs); n != 0 {
+					t.Fatalf("the product returned as an output was fused (%d fused steps)", n)
+				}
+				be, err := New("")
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := run(t, be, fusedFn, inputs)[0]
+				want := run(t, be, apart, inputs)[0]
+				if !sameBits(got, want) {
+					t.Errorf("fused product differs from the operations one by one: max rel %g", maxRel(got, want))
+				}
+				if dt == dtypes.BFloat16 {
+					ref, err := simplego.New("ops_sequential")
+					if err != nil {
+						t.Fatal(err)
+					}
+					// simplego sums in another order, then rounds to bfloat16.
+					if d := maxRel(got, run(t, ref, fusedFn, inputs)[0]); d > 1e-2 {
+						t.Errorf("fused product differs from simplego by %g", d)
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestNonFiniteCountFused checks the fused finite check against a count
+// by hand over planted NaN, infinities and values whose square overflows,
+// with and without a mask (broadcast or whole) and a square.
+func TestNonFiniteCountFused(t *testing.T) {
+	const B, T, H = 2, 3, 5
+	vals := make([]float32, B*T*H)
+	for i := range vals {
+		vals[i] = float32(i%7) - 3
+	}
+	vals[2] = float32(math.NaN())                           // b0 t0
+	vals[H+1] = float32(math.Inf(1))                        // b0 t1
+	vals[2*H+4] = 3e19                                      // b0 t2: finite, its square is not
+	vals[3*H] = float32(math.Inf(-1))                       // b1 t0
+	vals[4*H+2] = -2e19                                     // b1 t1: square overflows
+	vals[5*H+3] = float32(math.NaN())                       // b1 t2
+	rowMask := []bool{true, false, true, false, true, true} // [B, T]
+	x := tensors.FromFlatDataAndDimensions(vals, B, T, H)
+	mask := tensors.FromFlatDataAndDimensions(rowMask, B, T)
+	count := func(sq bool, m []bool) float32 {
+		n := 0
+		for i, v := range vals {
+			if sq {
+				v = float32(v * v)
+			}
+			if (math.IsNaN(float64(v)) || math.IsInf(float64(v), 0)) && (m == nil || m[i/H]) {
+				n++
+			}
+		}
+		return float32(n)
+	}
+	fullMask := make([]bool, B*T*H)
+	for i := range fullMask {
+		fullMask[i] = rowMask[i/H]
+	}
+	check := func(x, m *G.Node, sq bool) *G.Node {
+		if sq {
+			x = G.Square(x)
+		}
+		bad := G.LogicalNot(G.IsFinite(x))
+		if m != nil {
+			bad = G.LogicalAnd(bad, m)
+		}
+		return G.ConvertDType(G.ReduceAllSum(G.ConvertDType(bad, dtypes.Int32)), dtypes.Float32)
+	}
+	be, err := New("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		sq   bool
+		mask string // "", "broadcast", "whole"
+	}{
+		{"plain", false, ""}, {"square", true, ""},
+		{"square, broadcast mask", true, "broadcast"}, {"broadcast mask", false, "broadcast"},
+		{"square, whole mask", true, "whole"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var m []bool
+			fn := func(in []*G.Node) []*G.Node {
+				var mk *G.Node
+				switch tc.mask {
+				case "broadcast":
+					mk = G.BroadcastToDims(G.Reshape(in[1], B, T, 1), B, T, H)
+				case "whole":
+					mk = in[2]
+				}
+				return []*G.Node{check(in[0], mk, tc.sq)}
+			}
+			switch tc.mask {
+			case "broadcast":
+				m = rowMask
+			case "whole":
+				m = rowMask
+			}
+			inputs := []any{x, mask, tensors.FromFlatDataAndDimensions(fullMask, B, T, H)}
+			if n, _ := fusedSteps(t, fn, inputs); n != 1 {
+				t.Fatalf("%d fused steps, want 1", n)
+			}
+			got := run(t, be, fn, inputs)[0][0]
+			if want := count(tc.sq, m); got != want {
+				t.Errorf("count %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+// TestSliceViews checks slices read in place (a contiguous range of their
+// operand): their values against simplego, and the ownership rules: an
+// element-wise operation or an update that could write over the operand
+// waits until the views are done (their later users see the old values),
+// and an output that is a view (or a reshape of one) gets its own copy.
+func TestSliceViews(t *testing.T) {
+	ref, err := simplego.New("ops_sequential")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	a := tensors.FromFlatDataAndDimensions(randFloats(rng, 2*4*6), 2, 4, 6)
+	row := tensors.FromFlatDataAndDimensions(randFloats(rng, 1*8), 1, 8)
+	fn := func(in []*G.Node) []*G.Node {
+		g := in[0].Graph()
+		p := G.Add(in[0], G.Const(g, float32(1)))                              // owned by the execution
+		gate := G.Slice(p, G.AxisRange(0, 1))                                  // [1, 4, 6]: a view
+		up := G.Slice(p, G.AxisRange(1, 2))                                    // a view
+		mid := G.Slice(p, G.AxisRange(1, 2), G.AxisRange(1, 3))                // one run: a view
+		strided := G.Slice(p, G.AxisRange(), G.AxisRange(), G.AxisRange(0, 3)) // not a run: a copy
+		scaled := G.Mul(p, G.Const(g, float32(3)))                             // p's last direct use, with views still to be read
+		q := G.Slice(in[1], G.AxisRange(), G.AxisRange(2, 5))                  // a view of a parameter
+		return []*G.Node{
+			scaled,
+			G.Mul(gate, G.Logistic(gate)), G.Add(up, G.Const(g, float32(0))),
+			mid, G.Reshape(mid, 12), strided, q,
+			G.Mul(G.Reshape(G.Const(g, []float32{1, 2, 3}), 1, 3), q), // a reshaped constant
+		}
+	}
+	inputs := []any{a, row}
+	if _, views := fusedSteps(t, fn, inputs); views != 4 {
+		t.Errorf("%d views, want 4 (gate, up, mid, q)", views)
+	}
+	be, err := New("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := run(t, be, fn, inputs)
+	want := run(t, ref, fn, inputs)
+	for i := range want {
+		if d := maxRel(got[i], want[i]); d > 1e-6 {
+			t.Errorf("output %d: max rel diff %g from simplego", i, d)
+		}
+	}
+}
+
+// TestViewOfDonatedCache checks that an update of a donated operand is not
+// done in place while a view of the operand is still to be read: the view's
+// user sees the values from before the update.
+func TestViewOfDonatedCache(t *testing.T) {
+	be, err := New("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := G.NewExec(be, func(cache, kv *G.Node) (*G.Node, *G.Node) {
+		zero := G.Const(cache.Graph(), int32(0))
+		first := G.Slice(cache, G.AxisRange(0, 1)) // a view of row 0
+		upd := G.DynamicUpdateSlice(cache, kv, []*G.Node{zero, zero})
+		return upd, G.Add(first, G.Const(cache.Graph(), float32(0)))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := tensors.FromFlatDataAndDimensions([]float32{1, 2, 3, 4, 5, 6}, 3, 2)
+	kv := tensors.FromFlatDataAndDimensions([]float32{9, 9}, 1, 2)
+	first, err := e.Exec(cache, kv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	donated, err := G.DonateTensorBuffer(first[0], be, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv2 := tensors.FromFlatDataAndDimensions([]float32{7, 8}, 1, 2)
+	out, err := e.Exec(donated, kv2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := tensors.MustCopyFlatData[float32](out[0]); !sameBits(got, []float32{7, 8, 3, 4, 5, 6}) {
+		t.Errorf("update = %v", got)
+	}
+	if got := tensors.MustCopyFlatData[float32](out[1]); !sameBits(got, []float32{9, 9}) {
+		t.Errorf("the view read %v after the update, want the row before it, [9 9]", got)
+	}
+}
+
+// TestContiguousSlice checks which slices are views, by the rule: one run
+// of the operand's values.
+func TestContiguousSlice(t *testing.T) {
+	for _, tc := range []struct {
+		in, starts, limits, strides []int
+		view                        bool
+		off                         int
+	}{
+		{[]int{2, 16, 8}, []int{1, 0, 0}, []int{2, 16, 8}, nil, true, 128},          // gate|up split
+		{[]int{1, 960}, []int{0, 576}, []int{1, 768}, nil, true, 576},               // q/k/v split of a row
+		{[]int{1, 1, 3, 64}, []int{0, 0, 0, 32}, []int{1, 1, 3, 64}, nil, false, 0}, // rope half
+		{[]int{4, 6}, []int{2, 1}, []int{3, 5}, nil, true, 13},                      // inside one row
+		{[]int{4, 6}, []int{0, 0}, []int{4, 6}, []int{2, 1}, false, 0},              // strided
+		{[]int{4, 6}, []int{1, 0}, []int{3, 6}, nil, true, 6},                       // whole rows
+		{[]int{4, 6}, []int{1, 1}, []int{3, 6}, nil, false, 0},                      // two partial rows
+	} {
+		be, err := New("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := be.Builder("slice").(*Builder)
+		x, err := b.Parameter("x", shapes.Make(dtypes.Float32, tc.in...), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		strides := tc.strides
+		if strides == nil {
+			strides = make([]int, len(tc.in))
+			for i := range strides {
+				strides[i] = 1
+			}
+		}
+		op, err := b.Slice(x, tc.starts, tc.limits, strides)
+		if err != nil {
+			t.Fatal(err)
+		}
+		off, view := contiguousSlice(op.(*node))
+		if view != tc.view || (view && off != tc.off) {
+			t.Errorf("slice %v..%v of %v: view %v at %d, want %v at %d", tc.starts, tc.limits, tc.in, view, off, tc.view, tc.off)
+		}
+	}
+}
+
+// TestConcurrentExecute runs one executable from several goroutines at
+// once: each execution has its own scratch, so every result matches.
+func TestConcurrentExecute(t *testing.T) {
+	be, err := New("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := G.NewExec(be, func(x *G.Node) *G.Node {
+		h := G.Mul(x, G.Logistic(x))
+		return G.ReduceSum(G.Add(G.Slice(h, G.AxisRange(0, 1)), G.Slice(h, G.AxisRange(1, 2))), -1)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan string, 64)
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			vals := make([]float32, 2*50)
+			for i := range vals {
+				vals[i] = float32(g) + float32(i%50)/100
+			}
+			var want float32
+			for i := range 50 {
+				a, b := vals[i], vals[50+i]
+				want += a*float32(1/(1+math.Exp(-float64(a)))) + b*float32(1/(1+math.Exp(-float64(b))))
+			}
+			for range 20 {
+				out, err := e.Exec(tensors.FromFlatDataAndDimensions(vals, 2, 50))
+				if err != nil {
+					errs <- err.Error()
+					return
+				}
+				got := tensors.MustCopyFlatData[float32](out[0])[0]
+				if math.Abs(float64(got-want)) > 1e-4*math.Abs(float64(want)) {
+					errs <- "wrong sum"
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for msg := range errs {
+		t.Error(msg)
+	}
+}
