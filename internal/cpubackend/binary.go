@@ -43,10 +43,22 @@ func binaryOp(n *node, ins []any, out any) error {
 		ld, rd = ls[r-1], rs[r-1]
 	}
 	var err error
+	x, xok := ins[0].([]float32)
+	y, yok := ins[1].([]float32)
+	res, rok := out.([]float32)
 	walk(dims, strides, []int{0, 0, 0}, func(offs []int, cnt int) {
-		if err == nil {
-			err = binaryRun(n.kind, out, ins[0], ins[1], offs[0], offs[1], offs[2], cnt, ld, rd)
+		if err != nil {
+			return
 		}
+		if xok && yok && rok && ld <= 1 && rd <= 1 {
+			// A run of the last axis is a whole operand or one value each:
+			// the plain loops of floatRun (same results).
+			var ok bool
+			if ok, err = floatRun(n.kind, res[offs[0]:offs[0]+cnt], x[offs[1]:], y[offs[2]:], ld, rd); ok || err != nil {
+				return
+			}
+		}
+		err = binaryRun(n.kind, out, ins[0], ins[1], offs[0], offs[1], offs[2], cnt, ld, rd)
 	})
 	return err
 }

@@ -60,6 +60,8 @@ func findFusions(nodes []*node, needed []bool, outs []*node) map[int]fused {
 			f = d
 		} else if c := matchNonFiniteCount(n, u); c != nil {
 			f = c
+		} else if r := matchRotateHalf(n, u); r != nil {
+			f = r
 		}
 		if f != nil {
 			fs[n.id] = f
@@ -338,5 +340,110 @@ func (f *nonFiniteCount) exec(_ *Backend, ins []any, out any) error {
 		}
 	})
 	res[0] = count
+	return nil
+}
+
+// rotateHalf is the rotary embedding's rotate-half step: with x1 and x2
+// the first and second halves of x's last axis,
+// Concatenate(x1*cos - x2*sin, x2*cos + x1*sin) along that axis, cos and sin
+// broadcast over x's other axes (each a size-1 axis or x's). It computes
+// each value with the same float32 operations, in one pass.
+type rotateHalf struct {
+	last, x, cos, sin *node
+	chain             []*node
+	dims              []int // the halves' shape
+	half              int
+}
+
+// matchRotateHalf recognises a rotateHalf ending at n.
+func matchRotateHalf(n *node, u graphUses) *rotateHalf {
+	if n.kind != backends.OpTypeConcatenate || len(n.inputs) != 2 || n.shape.DType != dtypes.Float32 || n.axes[0] != n.shape.Rank()-1 {
+		return nil
+	}
+	sub, add := n.inputs[0], n.inputs[1]
+	if sub.kind != backends.OpTypeSub || add.kind != backends.OpTypeAdd || !u.single(sub) || !u.single(add) {
+		return nil
+	}
+	m1, m2, m3, m4 := sub.inputs[0], sub.inputs[1], add.inputs[0], add.inputs[1]
+	for _, m := range []*node{m1, m2, m3, m4} {
+		if m.kind != backends.OpTypeMul || !u.single(m) {
+			return nil
+		}
+	}
+	x1, x2, cos, sin := m1.inputs[0], m2.inputs[0], m1.inputs[1], m2.inputs[1]
+	if m3.inputs[0] != x2 || m3.inputs[1] != cos || m4.inputs[0] != x1 || m4.inputs[1] != sin || x1 == x2 || cos == sin {
+		return nil
+	}
+	if x1.kind != backends.OpTypeSlice || x2.kind != backends.OpTypeSlice || x1.inputs[0] != x2.inputs[0] ||
+		u.count[x1.id] != 2 || u.count[x2.id] != 2 || u.output[x1.id] || u.output[x2.id] {
+		return nil
+	}
+	x := x1.inputs[0]
+	r := x.shape.Rank()
+	hd := x.shape.Dimensions[r-1]
+	half := hd / 2
+	if x.shape.DType != dtypes.Float32 || hd%2 != 0 || !x1.shape.Equal(x2.shape) || !m1.shape.Equal(x1.shape) || !n.shape.Equal(x.shape) {
+		return nil
+	}
+	for a := range r {
+		for _, sl := range []*node{x1, x2} {
+			if sl.strides[a] != 1 && sl.shape.Dimensions[a] > 1 {
+				return nil
+			}
+		}
+		if a < r-1 && (x1.shape.Dimensions[a] != x.shape.Dimensions[a] || x1.starts[a] != 0 || x2.starts[a] != 0) {
+			return nil
+		}
+	}
+	if x1.starts[r-1] != 0 || x2.starts[r-1] != half || x1.shape.Dimensions[r-1] != half {
+		return nil
+	}
+	for _, c := range []*node{cos, sin} {
+		if c.shape.DType != dtypes.Float32 || c.shape.Rank() != r {
+			return nil
+		}
+		for a, d := range c.shape.Dimensions {
+			if d != 1 && d != x1.shape.Dimensions[a] {
+				return nil
+			}
+		}
+	}
+	return &rotateHalf{last: n, x: x, cos: cos, sin: sin, dims: x1.shape.Dimensions, half: half,
+		chain: []*node{x1, x2, m1, m2, m3, m4, sub, add}}
+}
+
+func (f *rotateHalf) inputs() []*node { return []*node{f.x, f.cos, f.sin} }
+func (f *rotateHalf) inside() []*node { return f.chain }
+func (f *rotateHalf) name() string    { return "rotate-half (rotary embedding)" }
+
+func (f *rotateHalf) exec(_ *Backend, ins []any, out any) error {
+	x, ok1 := ins[0].([]float32)
+	c, ok2 := ins[1].([]float32)
+	s, ok3 := ins[2].([]float32)
+	res, ok4 := out.([]float32)
+	if !ok1 || !ok2 || !ok3 || !ok4 {
+		return fmt.Errorf("rotate-half of %T, %T, %T into %T", ins[0], ins[1], ins[2], out)
+	}
+	r := len(f.dims)
+	full := slices.Clone(f.dims)
+	full[r-1] *= 2
+	xs := stridesOf(full)
+	cs := broadcastStrides(f.cos.shape.Dimensions, r)
+	ss := broadcastStrides(f.sin.shape.Dimensions, r)
+	cStep, sStep := cs[r-1], ss[r-1]
+	h := f.half
+	walk(f.dims, [][]int{xs, cs, ss}, []int{0, 0, 0}, func(offs []int, n int) {
+		o, ci, si := offs[0], offs[1], offs[2]
+		x1, x2 := x[o:o+n], x[o+h:o+h+n]
+		r1, r2 := res[o:o+n], res[o+h:o+h+n]
+		for i := range x1 {
+			cv, sv := c[ci], s[si]
+			// Explicit conversions: each product rounded, as apart (no FMA).
+			r1[i] = float32(x1[i]*cv) - float32(x2[i]*sv)
+			r2[i] = float32(x2[i]*cv) + float32(x1[i]*sv)
+			ci += cStep
+			si += sStep
+		}
+	})
 	return nil
 }

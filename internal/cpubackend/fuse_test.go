@@ -408,3 +408,48 @@ func TestConcurrentExecute(t *testing.T) {
 		t.Error(msg)
 	}
 }
+
+// TestRotateHalfSameBits checks the fused rotary step against the same
+// operations one by one (a product also returned as an output keeps them
+// apart): same bits; and against simplego.
+func TestRotateHalfSameBits(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	const B, T, H, hd = 2, 3, 5, 8
+	x := tensors.FromFlatDataAndDimensions(randFloats(rng, B*T*H*hd), B, T, H, hd)
+	cos := tensors.FromFlatDataAndDimensions(randFloats(rng, B*T*hd/2), B, T, 1, hd/2)
+	sin := tensors.FromFlatDataAndDimensions(randFloats(rng, T*hd/2), 1, T, 1, hd/2)
+	rope := func(in []*G.Node, apart bool) []*G.Node {
+		x1 := G.Slice(in[0], G.AxisRange(), G.AxisRange(), G.AxisRange(), G.AxisRange(0, hd/2))
+		x2 := G.Slice(in[0], G.AxisRange(), G.AxisRange(), G.AxisRange(), G.AxisRange(hd/2, hd))
+		m := G.Mul(x1, in[1])
+		out := []*G.Node{G.Concatenate([]*G.Node{G.Sub(m, G.Mul(x2, in[2])), G.Add(G.Mul(x2, in[1]), G.Mul(x1, in[2]))}, 3)}
+		if apart {
+			out = append(out, m)
+		}
+		return out
+	}
+	fusedFn := func(in []*G.Node) []*G.Node { return rope(in, false) }
+	apartFn := func(in []*G.Node) []*G.Node { return rope(in, true) }
+	inputs := []any{x, cos, sin}
+	if n, _ := fusedSteps(t, fusedFn, inputs); n != 1 {
+		t.Fatalf("%d fused steps, want 1", n)
+	}
+	if n, _ := fusedSteps(t, apartFn, inputs); n != 0 {
+		t.Fatalf("%d fused steps with a product returned, want 0", n)
+	}
+	be, err := New("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := run(t, be, fusedFn, inputs)[0]
+	if want := run(t, be, apartFn, inputs)[0]; !sameBits(got, want) {
+		t.Errorf("fused rotary step differs from the operations one by one: max rel %g", maxRel(got, want))
+	}
+	ref, err := simplego.New("ops_sequential")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := maxRel(got, run(t, ref, fusedFn, inputs)[0]); d > 1e-6 {
+		t.Errorf("fused rotary step differs from simplego by %g", d)
+	}
+}
