@@ -44,6 +44,10 @@ type step struct {
 	off  int
 	// fused: the step runs a chain of operations ending at n (findFusions).
 	fused fused
+	// overwrites: the result may be written over the first operand's
+	// storage (an in-place operation of the operand's dtype and size) when
+	// that storage is owned and this is its last use.
+	overwrites bool
 }
 
 // String names the step in errors.
@@ -120,6 +124,8 @@ func (b *Builder) Compile(outputs []backends.Op, _ []*backends.ShardingSpec) (ba
 			s.ins = append(s.ins, read(in))
 		}
 		s.off, s.view = contiguousSlice(n)
+		s.overwrites = s.fused == nil && inPlace[n.kind] && len(n.inputs) > 0 &&
+			n.inputs[0].shape.DType == n.shape.DType && n.inputs[0].shape.Size() == n.shape.Size()
 		key := poolKey{n.shape.DType, n.shape.Size()}
 		k, ok := keyIndex[key]
 		if !ok {
@@ -369,11 +375,10 @@ func (e *Executable) consume(i int, x *execState) {
 	}
 }
 
-// reusable reports whether the result of n may be written over input in
-// (held in s): the storage is owned, this is its last use, and it has n's
-// dtype and size.
-func reusable(s *storage, in, n *node) bool {
-	return s.owned && !s.returned && s.refs == 1 && in.shape.DType == n.shape.DType && in.shape.Size() == n.shape.Size()
+// reusable reports whether a result may be written over storage s: it is
+// owned and this is its last use.
+func reusable(s *storage) bool {
+	return s.owned && !s.returned && s.refs == 1
 }
 
 // run executes step s, setting its result's slot.
@@ -400,7 +405,7 @@ func (e *Executable) run(s *step, x *execState) error {
 		for _, in := range s.ins {
 			e.consume(in, x)
 		}
-	} else if inPlace[n.kind] && len(s.ins) > 0 && reusable(&st[s.ins[0]], n.inputs[0], n) {
+	} else if s.overwrites && reusable(&st[s.ins[0]]) {
 		o := &st[s.ins[0]]
 		if err := e.backend.exec(n, ins, o.flat); err != nil {
 			return err
