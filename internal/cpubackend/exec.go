@@ -59,7 +59,13 @@ func (s *step) String() string {
 }
 
 // Compile turns the computation into an Executable.
-func (b *Builder) Compile(outputs []backends.Op, _ []*backends.ShardingSpec) (backends.Executable, error) {
+func (b *Builder) Compile(outputs []backends.Op, _ []*backends.ShardingSpec) (_ backends.Executable, err error) {
+	defer func() {
+		// A failing check in the planning is a bug here: an error, not a crash.
+		if r := recover(); r != nil {
+			err = fmt.Errorf("cpubackend: compiling %q: internal error: %v", b.name, r)
+		}
+	}()
 	outs, err := b.in(outputs...)
 	if err != nil {
 		return nil, err

@@ -62,6 +62,8 @@ func findFusions(nodes []*node, needed []bool, outs []*node) map[int]fused {
 			f = c
 		} else if r := matchRotateHalf(n, u); r != nil {
 			f = r
+		} else if r := matchRMSNorm(n, u); r != nil {
+			f = r
 		}
 		if f != nil {
 			fs[n.id] = f
@@ -445,5 +447,111 @@ func (f *rotateHalf) exec(_ *Backend, ins []any, out any) error {
 			si += sStep
 		}
 	})
+	return nil
+}
+
+// rmsNorm is the RMS norm over x's last axis, as GoMLX builds it:
+// Mul(Mul(x, Rsqrt(Add(Reshape(Mul(ReduceSum(Mul(x, x), last), 1/n)), eps))),
+// w) with w of n values along the last axis. It computes each row with the
+// same float32 operations in the same order, in one pass over the row for
+// the sum and one for the result.
+type rmsNorm struct {
+	last, x, scale, eps, w *node
+	chain                  []*node
+	n                      int // the last axis
+}
+
+// scalarBeside returns, of binary node b's operands, the one of kind k and
+// the other when that one is a single float32 value, or nils.
+func scalarBeside(b *node, k backends.OpType) (scalar, other *node) {
+	for i := range 2 {
+		if o, s := b.inputs[i], b.inputs[1-i]; o.kind == k && s.shape.Size() == 1 && s.shape.DType == dtypes.Float32 && s.shape.Rank() <= b.shape.Rank() {
+			return s, o
+		}
+	}
+	return nil, nil
+}
+
+// matchRMSNorm recognises an rmsNorm ending at n.
+func matchRMSNorm(n *node, u graphUses) *rmsNorm {
+	if n.kind != backends.OpTypeMul || n.shape.DType != dtypes.Float32 || n.shape.Rank() == 0 {
+		return nil
+	}
+	normed, w := n.inputs[0], n.inputs[1]
+	if normed.kind != backends.OpTypeMul || !u.single(normed) || !normed.shape.Equal(n.shape) {
+		return nil
+	}
+	x, r := normed.inputs[0], normed.inputs[1]
+	if !x.shape.Equal(n.shape) {
+		return nil
+	}
+	rank := x.shape.Rank()
+	H := x.shape.Dimensions[rank-1]
+	if w.shape.Size() != H || w.shape.Rank() != rank || w.shape.Dimensions[rank-1] != H || w.shape.DType != dtypes.Float32 {
+		return nil
+	}
+	if r.kind != backends.OpTypeRsqrt || !u.single(r) {
+		return nil
+	}
+	add := r.inputs[0]
+	if add.kind != backends.OpTypeAdd || !u.single(add) {
+		return nil
+	}
+	eps, keep := scalarBeside(add, backends.OpTypeReshape)
+	if eps == nil || !u.single(keep) {
+		return nil
+	}
+	// r holds one value per row: x's shape with a last axis of 1.
+	if !slices.Equal(keep.shape.Dimensions[:rank-1], x.shape.Dimensions[:rank-1]) || keep.shape.Rank() != rank || keep.shape.Dimensions[rank-1] != 1 || !add.shape.Equal(keep.shape) {
+		return nil
+	}
+	mean := keep.inputs[0]
+	if mean.kind != backends.OpTypeMul || !u.single(mean) {
+		return nil
+	}
+	scale, sum := scalarBeside(mean, backends.OpTypeReduceSum)
+	if scale == nil || !u.single(sum) || !slices.Equal(sum.axes, []int{rank - 1}) {
+		return nil
+	}
+	sq := sum.inputs[0]
+	if sq.kind != backends.OpTypeMul || sq.inputs[0] != x || sq.inputs[1] != x || !u.single(sq) {
+		return nil
+	}
+	for a := range rank - 1 {
+		if w.shape.Dimensions[a] != 1 {
+			return nil
+		}
+	}
+	return &rmsNorm{last: n, x: x, scale: scale, eps: eps, w: w, n: H,
+		chain: []*node{sq, sum, mean, keep, add, r, normed}}
+}
+
+func (f *rmsNorm) inputs() []*node { return []*node{f.x, f.scale, f.eps, f.w} }
+func (f *rmsNorm) inside() []*node { return f.chain }
+func (f *rmsNorm) name() string    { return "RMS norm" }
+
+func (f *rmsNorm) exec(_ *Backend, ins []any, out any) error {
+	x, ok1 := ins[0].([]float32)
+	sc, ok2 := ins[1].([]float32)
+	eps, ok3 := ins[2].([]float32)
+	w, ok4 := ins[3].([]float32)
+	res, ok5 := out.([]float32)
+	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 {
+		return fmt.Errorf("RMS norm of %T, %T, %T, %T into %T", ins[0], ins[1], ins[2], ins[3], out)
+	}
+	H := f.n
+	w = w[:H]
+	for row := 0; row+H <= len(x); row += H {
+		xs, rs := x[row:row+H], res[row:row+H]
+		var acc float32
+		for _, v := range xs {
+			acc += float32(v * v)
+		}
+		a := float32(acc*sc[0]) + eps[0]
+		r := float32(1 / math.Sqrt(float64(a)))
+		for i, v := range xs {
+			rs[i] = float32(v*r) * w[i]
+		}
+	}
 	return nil
 }

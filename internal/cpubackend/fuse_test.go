@@ -453,3 +453,58 @@ func TestRotateHalfSameBits(t *testing.T) {
 		t.Errorf("fused rotary step differs from simplego by %g", d)
 	}
 }
+
+// TestRMSNormSameBits checks the fused RMS norm (built as the engine builds
+// it) against the same operations one by one (the mean also returned as an
+// output keeps them apart): same bits; and against simplego.
+func TestRMSNormSameBits(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	for _, dims := range [][]int{{2, 3, 37}, {1, 2, 5, 16}, {1, 1, 576}} {
+		size, H := 1, dims[len(dims)-1]
+		for _, d := range dims {
+			size *= d
+		}
+		x := tensors.FromFlatDataAndDimensions(randFloats(rng, size), dims...)
+		w := tensors.FromFlatDataAndDimensions(randFloats(rng, H), H)
+		norm := func(in []*G.Node, apart bool) []*G.Node {
+			x, w := in[0], in[1]
+			rank := x.Rank()
+			meanSq := G.ReduceAndKeep(G.Square(x), G.ReduceMean, rank-1)
+			normed := G.Mul(x, G.Rsqrt(G.Add(meanSq, G.Const(x.Graph(), float32(1e-5)))))
+			wd := make([]int, rank)
+			for i := range wd {
+				wd[i] = 1
+			}
+			wd[rank-1] = H
+			out := []*G.Node{G.Mul(normed, G.Reshape(w, wd...))}
+			if apart {
+				out = append(out, meanSq)
+			}
+			return out
+		}
+		fusedFn := func(in []*G.Node) []*G.Node { return norm(in, false) }
+		apartFn := func(in []*G.Node) []*G.Node { return norm(in, true) }
+		inputs := []any{x, w}
+		if n, _ := fusedSteps(t, fusedFn, inputs); n != 1 {
+			t.Fatalf("%v: %d fused steps, want 1", dims, n)
+		}
+		if n, _ := fusedSteps(t, apartFn, inputs); n != 0 {
+			t.Fatalf("%v: %d fused steps with the mean returned, want 0", dims, n)
+		}
+		be, err := New("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := run(t, be, fusedFn, inputs)[0]
+		if want := run(t, be, apartFn, inputs)[0]; !sameBits(got, want) {
+			t.Errorf("%v: fused RMS norm differs from the operations one by one: max rel %g", dims, maxRel(got, want))
+		}
+		ref, err := simplego.New("ops_sequential")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := maxRel(got, run(t, ref, fusedFn, inputs)[0]); d > 1e-5 {
+			t.Errorf("%v: fused RMS norm differs from simplego by %g", dims, d)
+		}
+	}
+}
