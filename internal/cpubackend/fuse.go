@@ -64,6 +64,8 @@ func findFusions(nodes []*node, needed []bool, outs []*node) map[int]fused {
 			f = r
 		} else if r := matchRMSNorm(n, u); r != nil {
 			f = r
+		} else if sm := matchSoftmax(n, u); sm != nil {
+			f = sm
 		}
 		if f != nil {
 			fs[n.id] = f
@@ -551,6 +553,151 @@ func (f *rmsNorm) exec(_ *Backend, ins []any, out any) error {
 		r := float32(1 / math.Sqrt(float64(a)))
 		for i, v := range xs {
 			rs[i] = float32(v*r) * w[i]
+		}
+	}
+	return nil
+}
+
+// softmax is GoMLX's Softmax over the last axis (ReduceMax, Sub, Exp,
+// ReduceSum, Div, with the reductions reshaped to keep the axis), and, when
+// the logits are a Where of full-size operands and a single fill value
+// read only by the softmax, that Where too, and a Mul of its values by a
+// single value (the engine's scaled, masked attention scores). It computes
+// each row with the same float32 operations, in order, and the same Exp
+// kernel.
+type softmax struct {
+	last, logits *node
+	cond, fill   *node // the Where: nil when logits are an input
+	scale        *node // nil, or the value logits (or the Where's values) are scaled by
+	chain        []*node
+	n            int // the last axis
+}
+
+// keepOf returns the reduction under a Reshape that restores the reduced
+// last axis of a rank-r x with size 1, when it reduces exactly that axis of
+// x with kind k and both have one use; else nil.
+func keepOf(keep *node, x *node, k backends.OpType, u graphUses) *node {
+	r := x.shape.Rank()
+	if keep.kind != backends.OpTypeReshape || !u.single(keep) || keep.shape.Rank() != r ||
+		!slices.Equal(keep.shape.Dimensions[:r-1], x.shape.Dimensions[:r-1]) || keep.shape.Dimensions[r-1] != 1 {
+		return nil
+	}
+	red := keep.inputs[0]
+	if red.kind != k || red.inputs[0] != x || !u.single(red) || !slices.Equal(red.axes, []int{r - 1}) {
+		return nil
+	}
+	return red
+}
+
+// matchSoftmax recognises a softmax ending at n.
+func matchSoftmax(n *node, u graphUses) *softmax {
+	if n.kind != backends.OpTypeDiv || n.shape.DType != dtypes.Float32 || n.shape.Rank() == 0 {
+		return nil
+	}
+	e := n.inputs[0]
+	if e.kind != backends.OpTypeExp || u.count[e.id] != 2 || u.output[e.id] || !e.shape.Equal(n.shape) {
+		return nil
+	}
+	sumR := keepOf(n.inputs[1], e, backends.OpTypeReduceSum, u)
+	sub := e.inputs[0]
+	if sumR == nil || sub.kind != backends.OpTypeSub || !u.single(sub) || !sub.shape.Equal(n.shape) {
+		return nil
+	}
+	logits := sub.inputs[0]
+	maxR := keepOf(sub.inputs[1], logits, backends.OpTypeReduceMax, u)
+	if maxR == nil || !logits.shape.Equal(n.shape) {
+		return nil
+	}
+	f := &softmax{last: n, logits: logits, n: n.shape.Dimensions[n.shape.Rank()-1],
+		chain: []*node{sumR, n.inputs[1], e, sub, maxR, sub.inputs[1]}}
+	if w := logits; w.kind == backends.OpTypeWhere && u.count[w.id] == 2 && !u.output[w.id] &&
+		w.inputs[0].shape.Size() == w.shape.Size() && w.inputs[1].shape.Size() == w.shape.Size() &&
+		w.inputs[2].shape.Size() == 1 && w.shape.DType == dtypes.Float32 {
+		f.chain = append(f.chain, w)
+		f.cond, f.logits, f.fill = w.inputs[0], w.inputs[1], w.inputs[2]
+		if m := f.logits; m.kind == backends.OpTypeMul && u.single(m) {
+			for i := range 2 {
+				x, sc := m.inputs[i], m.inputs[1-i]
+				if sc.shape.Size() == 1 && sc.shape.DType == dtypes.Float32 && x.shape.Size() == m.shape.Size() {
+					f.chain = append(f.chain, m)
+					f.logits, f.scale = x, sc
+					break
+				}
+			}
+		}
+	}
+	return f
+}
+
+func (f *softmax) inputs() []*node {
+	ins := []*node{f.logits}
+	if f.cond != nil {
+		ins = append(ins, f.cond, f.fill)
+	}
+	if f.scale != nil {
+		ins = append(ins, f.scale)
+	}
+	return ins
+}
+func (f *softmax) inside() []*node { return f.chain }
+func (f *softmax) name() string    { return "softmax" }
+
+func (f *softmax) exec(_ *Backend, ins []any, out any) error {
+	x, ok1 := ins[0].([]float32)
+	res, ok2 := out.([]float32)
+	if !ok1 || !ok2 {
+		return fmt.Errorf("softmax of %T into %T", ins[0], out)
+	}
+	var cond []bool
+	var fill, scale float32
+	k := 1
+	if f.cond != nil {
+		c, ok3 := ins[1].([]bool)
+		v, ok4 := ins[2].([]float32)
+		if !ok3 || !ok4 {
+			return fmt.Errorf("softmax's Where of %T and %T", ins[1], ins[2])
+		}
+		cond, fill, k = c, v[0], 3
+	}
+	if f.scale != nil {
+		s, ok := ins[k].([]float32)
+		if !ok {
+			return fmt.Errorf("softmax's scale %T", ins[k])
+		}
+		scale = s[0]
+	}
+	S := f.n
+	for row := 0; row+S <= len(res); row += S {
+		r := res[row : row+S]
+		copy(r, x[row:row+S])
+		if f.scale != nil {
+			for i, v := range r {
+				r[i] = v * scale
+			}
+		}
+		if cond != nil {
+			for i, c := range cond[row : row+S] {
+				if !c {
+					r[i] = fill
+				}
+			}
+		}
+		m := float32(math.Inf(-1))
+		for _, v := range r {
+			if v > m || v != v {
+				m = v
+			}
+		}
+		for i, v := range r {
+			r[i] = v - m
+		}
+		kernels.Exp(r, r)
+		var sum float32
+		for _, v := range r {
+			sum += v
+		}
+		for i, v := range r {
+			r[i] = v / sum
 		}
 	}
 	return nil

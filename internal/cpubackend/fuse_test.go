@@ -508,3 +508,58 @@ func TestRMSNormSameBits(t *testing.T) {
 		}
 	}
 }
+
+// TestSoftmaxSameBits checks the fused softmax, alone and with the
+// engine's scaled and masked scores, against the same operations one by
+// one (an intermediate also returned as an output keeps them apart): same
+// bits; and against simplego.
+func TestSoftmaxSameBits(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 14))
+	const B, Hh, T, S = 1, 3, 2, 11
+	x := tensors.FromFlatDataAndDimensions(randFloats(rng, B*Hh*T*S), B, Hh, T, S)
+	m := make([]bool, B*Hh*T*S)
+	for i := range m {
+		m[i] = i%S <= (i/S)%T+5 // a causal-like mask, every row with some values
+	}
+	mask := tensors.FromFlatDataAndDimensions(m, B, Hh, T, S)
+	for _, masked := range []bool{false, true} {
+		sm := func(in []*G.Node, apart bool) []*G.Node {
+			logits := in[0]
+			if masked {
+				scaled := G.Mul(in[0], G.Const(in[0].Graph(), float32(0.125)))
+				logits = G.Where(in[1], scaled, G.Const(in[0].Graph(), float32(-1e30)))
+			}
+			if !apart {
+				return []*G.Node{G.Softmax(logits, -1)}
+			}
+			// GoMLX's Softmax written out, its Exp also returned: nothing fuses.
+			e := G.Exp(G.Sub(logits, G.ReduceAndKeep(logits, G.ReduceMax, -1)))
+			return []*G.Node{G.Div(e, G.ReduceAndKeep(e, G.ReduceSum, -1)), e, logits}
+		}
+		fusedFn := func(in []*G.Node) []*G.Node { return sm(in, false) }
+		apartFn := func(in []*G.Node) []*G.Node { return sm(in, true) }
+		inputs := []any{x, mask}
+		wantFused := 1
+		if n, _ := fusedSteps(t, fusedFn, inputs); n != wantFused {
+			t.Fatalf("masked %v: %d fused steps, want %d", masked, n, wantFused)
+		}
+		if n, _ := fusedSteps(t, apartFn, inputs); n != 0 {
+			t.Fatalf("masked %v: %d fused steps with the Exp returned, want 0", masked, n)
+		}
+		be, err := New("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := run(t, be, fusedFn, inputs)[0]
+		if want := run(t, be, apartFn, inputs)[0]; !sameBits(got, want) {
+			t.Errorf("masked %v: fused softmax differs from the operations apart: max rel %g", masked, maxRel(got, want))
+		}
+		ref, err := simplego.New("ops_sequential")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := maxRel(got, run(t, ref, fusedFn, inputs)[0]); d > 1e-5 {
+			t.Errorf("masked %v: fused softmax differs from simplego by %g", masked, d)
+		}
+	}
+}
