@@ -19,7 +19,7 @@ type Executable struct {
 	params   []*node
 	steps    []step // operations to run, in dependency order
 	outputs  []*node
-	slot     []int        // per node id: the storage slot holding its values
+	slot     []int        // per node id: the storage slot holding its values (-1: never read)
 	uses     []int        // per slot: reads among steps plus outputs
 	consts   []*node      // constants the steps or outputs read
 	keys     []poolKey    // the dtypes and lengths of the steps' results
@@ -147,8 +147,59 @@ func (b *Builder) Compile(outputs []backends.Op, _ []*backends.ShardingSpec) (_ 
 		read(o)
 	}
 	e.reads = planPrefetch(e.products())
+	e.compact()
 	b.compiled = true
 	return e, nil
+}
+
+// compact renumbers the slots densely in the order the execution first
+// touches them (inputs, constants, then the steps) and packs the steps'
+// input lists into one array, so that an execution's bookkeeping is small
+// and read mostly in order.
+func (e *Executable) compact() {
+	dense := make([]int, len(e.uses))
+	for i := range dense {
+		dense[i] = -1
+	}
+	var uses, keys []int
+	id := func(s int) int {
+		if dense[s] < 0 {
+			dense[s] = len(uses)
+			uses, keys = append(uses, e.uses[s]), append(keys, e.slotKey[s])
+		}
+		return dense[s]
+	}
+	for _, p := range e.params {
+		id(e.slot[p.id])
+	}
+	for _, c := range e.consts {
+		id(e.slot[c.id])
+	}
+	total := 0
+	for i := range e.steps {
+		total += len(e.steps[i].ins)
+	}
+	all := make([]int, 0, total)
+	for i := range e.steps {
+		s := &e.steps[i]
+		start := len(all)
+		for _, in := range s.ins {
+			all = append(all, id(in))
+		}
+		s.ins = all[start:len(all):len(all)]
+		s.out = id(s.out)
+	}
+	for _, o := range e.outputs {
+		id(e.slot[o.id])
+	}
+	for n, sl := range e.slot {
+		if dense[sl] >= 0 {
+			e.slot[n] = dense[sl]
+		} else {
+			e.slot[n] = -1 // not read by this computation
+		}
+	}
+	e.uses, e.slotKey = uses, keys
 }
 
 // products returns, per step, the node planPrefetch looks at for a product:
@@ -261,19 +312,25 @@ func (e *Executable) Execute(inputs []backends.Buffer, donate []bool, _ backends
 		// Only owned storage is ever written, reused or pooled; a read-only
 		// buffer is never owned, donated or not.
 		owned := i < len(donate) && donate[i] && !buf.readOnly
-		st[p.id] = storage{flat: buf.flat, owned: owned, refs: e.uses[p.id], dtype: p.shape.DType}
+		if sl := e.slot[p.id]; sl >= 0 {
+			st[sl] = storage{flat: buf.flat, owned: owned, refs: e.uses[sl], dtype: p.shape.DType}
+		} else if owned {
+			e.backend.release(p.shape.DType, buf.flat) // a donated input nothing reads
+		}
 		if owned {
 			buf.flat = nil // the buffer is consumed
 		}
 	}
 	for _, c := range e.consts {
-		st[c.id] = storage{flat: c.flat, refs: e.uses[c.id]}
+		st[e.slot[c.id]] = storage{flat: c.flat, refs: e.uses[e.slot[c.id]]}
 	}
 	var pf *prefetcher
 	if len(e.reads) > 0 {
 		params := make([]*storage, len(e.params))
 		for i, p := range e.params {
-			params[i] = &st[p.id]
+			if sl := e.slot[p.id]; sl >= 0 {
+				params[i] = &st[sl]
+			}
 		}
 		pf = newPrefetcher(be.pool, e.reads, params)
 	}

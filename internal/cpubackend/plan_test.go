@@ -563,3 +563,53 @@ func TestSoftmaxSameBits(t *testing.T) {
 		}
 	}
 }
+
+// TestUnusedDonatedInput checks that a donated input nothing reads is
+// consumed (handed back to the pool) without disturbing the result.
+func TestUnusedDonatedInput(t *testing.T) {
+	be, err := New("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := be.Builder("unused")
+	if _, err := b.Parameter("unused", shapes.Make(dtypes.Float32, 3), nil); err != nil {
+		t.Fatal(err)
+	}
+	x, err := b.Parameter("x", shapes.Make(dtypes.Float32, 2), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	y, err := b.Add(x, x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := b.Compile([]backends.Op{y}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ub, err := be.BufferFromFlatData(0, []float32{1, 2, 3}, shapes.Make(dtypes.Float32, 3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	xb, err := be.BufferFromFlatData(0, []float32{4, 5}, shapes.Make(dtypes.Float32, 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := e.Execute([]backends.Buffer{ub, xb}, []bool{true, false}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([]float32, 2)
+	if err := be.BufferToFlatData(out[0], got); err != nil {
+		t.Fatal(err)
+	}
+	if !sameBits(got, []float32{8, 10}) {
+		t.Errorf("x+x = %v, want [8 10]", got)
+	}
+	if _, err := be.BufferShape(ub); err == nil {
+		t.Errorf("the donated input is still usable after the execution consumed it")
+	}
+	if be.free[poolKey{dtypes.Float32, 3}] == nil {
+		t.Errorf("the donated input was not handed back to the pool")
+	}
+}
