@@ -66,6 +66,8 @@ func findFusions(nodes []*node, needed []bool, outs []*node) map[int]fused {
 			f = r
 		} else if sm := matchSoftmax(n, u); sm != nil {
 			f = sm
+		} else if sw := matchSwiGLU(n, u); sw != nil {
+			f = sw
 		}
 		if f != nil {
 			fs[n.id] = f
@@ -699,6 +701,52 @@ func (f *softmax) exec(_ *Backend, ins []any, out any) error {
 		for i, v := range r {
 			r[i] = v / sum
 		}
+	}
+	return nil
+}
+
+// swiGLU is Mul(Mul(g, Logistic(g)), up) of float32 operands of one shape
+// (SiLU(gate) times up, the gated MLP's activation). It runs the same
+// Logistic kernel and the same two rounded products per value, in one pass.
+type swiGLU struct {
+	last, gate, up *node
+	chain          []*node
+}
+
+// matchSwiGLU recognises a swiGLU ending at n.
+func matchSwiGLU(n *node, u graphUses) *swiGLU {
+	if n.kind != backends.OpTypeMul || n.shape.DType != dtypes.Float32 {
+		return nil
+	}
+	for i := range 2 {
+		act, up := n.inputs[i], n.inputs[1-i]
+		if act.kind != backends.OpTypeMul || !u.single(act) || !act.shape.Equal(n.shape) || !up.shape.Equal(n.shape) {
+			continue
+		}
+		g, l := act.inputs[0], act.inputs[1]
+		if l.kind != backends.OpTypeLogistic || l.inputs[0] != g || !u.single(l) || !g.shape.Equal(n.shape) {
+			continue
+		}
+		return &swiGLU{last: n, gate: g, up: up, chain: []*node{act, l}}
+	}
+	return nil
+}
+
+func (f *swiGLU) inputs() []*node { return []*node{f.gate, f.up} }
+func (f *swiGLU) inside() []*node { return f.chain }
+func (f *swiGLU) name() string    { return "SiLU(gate) times up" }
+
+func (f *swiGLU) exec(_ *Backend, ins []any, out any) error {
+	g, ok1 := ins[0].([]float32)
+	up, ok2 := ins[1].([]float32)
+	res, ok3 := out.([]float32)
+	if !ok1 || !ok2 || !ok3 {
+		return fmt.Errorf("SiLU(gate) times up of %T and %T into %T", ins[0], ins[1], out)
+	}
+	kernels.Logistic(res, g)
+	g, up = g[:len(res)], up[:len(res)]
+	for i, l := range res {
+		res[i] = float32(g[i]*l) * up[i]
 	}
 	return nil
 }

@@ -613,3 +613,46 @@ func TestUnusedDonatedInput(t *testing.T) {
 		t.Errorf("the donated input was not handed back to the pool")
 	}
 }
+
+// TestSwiGLUSameBits checks the fused SiLU(gate) times up (gate and up
+// views of one product, as in the engine) against the same operations one
+// by one (the activation also returned keeps them apart): same bits; and
+// against simplego.
+func TestSwiGLUSameBits(t *testing.T) {
+	rng := rand.New(rand.NewPCG(15, 16))
+	gu := tensors.FromFlatDataAndDimensions(randFloats(rng, 2*3*19), 2, 3, 19)
+	sw := func(in []*G.Node, apart bool) []*G.Node {
+		gate := G.Reshape(G.Slice(in[0], G.AxisRange(0, 1)), 3, 19)
+		up := G.Reshape(G.Slice(in[0], G.AxisRange(1, 2)), 3, 19)
+		act := G.Mul(gate, G.Logistic(gate))
+		out := []*G.Node{G.Mul(act, up)}
+		if apart {
+			out = append(out, act)
+		}
+		return out
+	}
+	fusedFn := func(in []*G.Node) []*G.Node { return sw(in, false) }
+	apartFn := func(in []*G.Node) []*G.Node { return sw(in, true) }
+	inputs := []any{gu}
+	if n, _ := fusedSteps(t, fusedFn, inputs); n != 1 {
+		t.Fatalf("%d fused steps, want 1", n)
+	}
+	if n, _ := fusedSteps(t, apartFn, inputs); n != 0 {
+		t.Fatalf("%d fused steps with the activation returned, want 0", n)
+	}
+	be, err := New("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := run(t, be, fusedFn, inputs)[0]
+	if want := run(t, be, apartFn, inputs)[0]; !sameBits(got, want) {
+		t.Errorf("fused SwiGLU differs from the operations one by one: max rel %g", maxRel(got, want))
+	}
+	ref, err := simplego.New("ops_sequential")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := maxRel(got, run(t, ref, fusedFn, inputs)[0]); d > 1e-5 {
+		t.Errorf("fused SwiGLU differs from simplego by %g", d)
+	}
+}
