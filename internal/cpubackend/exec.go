@@ -203,11 +203,14 @@ func (e *Executable) compact() {
 }
 
 // products returns, per step, the node planPrefetch looks at for a product:
-// the step's node.
+// the DotGeneral of a fused 16-bit product, else the step's node.
 func (e *Executable) products() []*node {
 	ns := make([]*node, len(e.steps))
 	for i := range e.steps {
 		ns[i] = e.steps[i].n
+		if d, ok := e.steps[i].fused.(*roundedDot); ok {
+			ns[i] = d.dot
+		}
 	}
 	return ns
 }
