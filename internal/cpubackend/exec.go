@@ -19,13 +19,14 @@ type Executable struct {
 	params   []*node
 	steps    []step // operations to run, in dependency order
 	outputs  []*node
-	slot     []int     // per node id: the storage slot holding its values (-1: never read)
-	uses     []int     // per slot: reads among steps plus outputs
-	consts   []*node   // constants the steps or outputs read
-	keys     []poolKey // the dtypes and lengths of the steps' results
-	slotKey  []int     // per slot: its index in keys, -1 for inputs and constants
-	maxArity int       // most inputs of one step
-	done     bool      // Finalize was called
+	slot     []int        // per node id: the storage slot holding its values (-1: never read)
+	uses     []int        // per slot: reads among steps plus outputs
+	consts   []*node      // constants the steps or outputs read
+	keys     []poolKey    // the dtypes and lengths of the steps' results
+	slotKey  []int        // per slot: its index in keys, -1 for inputs and constants
+	maxArity int          // most inputs of one step
+	reads    []weightRead // products reading a weight, for the prefetcher
+	done     bool         // Finalize was called
 }
 
 var _ backends.Executable = (*Executable)(nil)
@@ -145,6 +146,7 @@ func (b *Builder) Compile(outputs []backends.Op, _ []*backends.ShardingSpec) (_ 
 	for _, o := range outs {
 		read(o)
 	}
+	e.reads = planPrefetch(e.products())
 	e.compact()
 	b.compiled = true
 	return e, nil
@@ -198,6 +200,19 @@ func (e *Executable) compact() {
 		}
 	}
 	e.uses, e.slotKey = uses, keys
+}
+
+// products returns, per step, the node planPrefetch looks at for a product:
+// the DotGeneral of a fused 16-bit product, else the step's node.
+func (e *Executable) products() []*node {
+	ns := make([]*node, len(e.steps))
+	for i := range e.steps {
+		ns[i] = e.steps[i].n
+		if d, ok := e.steps[i].fused.(*roundedDot); ok {
+			ns[i] = d.dot
+		}
+	}
+	return ns
 }
 
 // contiguousSlice reports whether n is a Slice whose values are one run of
@@ -312,7 +327,18 @@ func (e *Executable) Execute(inputs []backends.Buffer, donate []bool, _ backends
 	for _, c := range e.consts {
 		st[e.slot[c.id]] = storage{flat: c.flat, refs: e.uses[e.slot[c.id]]}
 	}
-	err := e.runSteps(x)
+	var pf *prefetcher
+	if len(e.reads) > 0 {
+		params := make([]*storage, len(e.params))
+		for i, p := range e.params {
+			if sl := e.slot[p.id]; sl >= 0 {
+				params[i] = &st[sl]
+			}
+		}
+		pf = newPrefetcher(be.pool, e.reads, params)
+	}
+	err := e.runSteps(x, pf)
+	pf.stop() // no worker reads the weights once Execute returns
 	if err != nil {
 		e.releaseAll(x)
 		return nil, err
@@ -338,7 +364,7 @@ func (e *Executable) Execute(inputs []backends.Buffer, donate []bool, _ backends
 
 // runSteps runs every step in order. A panic in a kernel (a failing bounds
 // check is a bug here, not the caller's) becomes an error naming the step.
-func (e *Executable) runSteps(x *execState) (err error) {
+func (e *Executable) runSteps(x *execState, pf *prefetcher) (err error) {
 	var cur *step
 	defer func() {
 		if r := recover(); r != nil {
@@ -351,6 +377,7 @@ func (e *Executable) runSteps(x *execState) (err error) {
 		if err := e.run(s, x); err != nil {
 			return fmt.Errorf("cpubackend: %s: %w", s, err)
 		}
+		pf.ran(i)
 	}
 	return nil
 }

@@ -656,3 +656,26 @@ func TestSwiGLUSameBits(t *testing.T) {
 		t.Errorf("fused SwiGLU differs from simplego by %g", d)
 	}
 }
+
+// TestPrefetchPlansFusedProducts checks that the weight of a fused 16-bit
+// product (its input rounded to bfloat16, its result widened back) is
+// still read ahead, as the plain product's is (TestPrefetchPlan).
+func TestPrefetchPlansFusedProducts(t *testing.T) {
+	const rows, in = 512, 256 // 256 KiB of bfloat16 weights
+	be, err := New("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer be.Finalize()
+	b := be.Builder("plan").(*Builder)
+	x := must(b.Parameter("x", shapes.Make(dtypes.Float32, 1, 1, in), nil))
+	w := must(b.Parameter("w", shapes.Make(dtypes.BFloat16, 1, rows, in), nil))
+	y := must(b.DotGeneral(must(b.ConvertDType(x, dtypes.BFloat16)), []int{2}, []int{0}, w, []int{2}, []int{0}))
+	e := compileExec(t, b, must(b.ConvertDType(y, dtypes.Float32)))
+	if len(e.steps) != 1 || e.steps[0].fused == nil {
+		t.Fatalf("%d steps, want one fused product", len(e.steps))
+	}
+	if len(e.reads) != 1 || e.reads[0].param != 1 || e.reads[0].step != 0 {
+		t.Errorf("reads %+v, want the weight (parameter 1) read ahead for step 0", e.reads)
+	}
+}

@@ -39,6 +39,9 @@ type Pool struct {
 	closed  bool
 	epoch   atomic.Uint64 // incremented (under mu) whenever a job is published or the pool closes
 	stopped sync.WaitGroup
+
+	published atomic.Uint64              // Parallel jobs published so far
+	bg        atomic.Pointer[Background] // background work waiting for an idle worker
 }
 
 // job is one Parallel call: [0,n) cut into nchunks contiguous chunks.
@@ -118,6 +121,7 @@ func (p *Pool) Parallel(n int, fn func(lo, hi int)) {
 		return
 	}
 	p.jobs = append(p.jobs, j)
+	p.published.Add(1)
 	p.epoch.Add(1)
 	p.cond.Broadcast()
 	p.mu.Unlock()
@@ -210,6 +214,10 @@ func (p *Pool) worker() {
 			}
 			continue
 		}
+		if bg := p.bg.Swap(nil); bg != nil {
+			bg.run(p)
+			continue
+		}
 		if p.spin > 0 {
 			deadline := time.Now().Add(p.spin)
 			for i := 0; p.epoch.Load() == e; i++ {
@@ -234,4 +242,72 @@ func (p *Pool) worker() {
 			return
 		}
 	}
+}
+
+// Background is work that one idle worker does while the caller of Post goes on: reading the
+// weights of the next matrix products into the cache while the caller runs the small operations
+// between them (cpubackend's prefetch). It yields to Parallel: fn is asked to return as soon as
+// its stop function reports true, which it does once a Parallel call has been made on the pool
+// since fn started (its workers are wanted there) or the caller has called Cancel.
+type Background struct {
+	fn     func(stop func() bool)
+	state  atomic.Int32 // bgQueued, bgRunning, bgDone or bgCancelled
+	cancel atomic.Bool
+}
+
+const (
+	bgQueued = iota
+	bgRunning
+	bgDone
+	bgCancelled
+)
+
+// NewBackground wraps fn as background work for Post. fn must return soon after stop() reports
+// true, and check it often (every few microseconds of work).
+func NewBackground(fn func(stop func() bool)) *Background { return &Background{fn: fn} }
+
+// Post hands bg to the next idle worker, replacing background work posted earlier that no
+// worker has started yet (that work is cancelled). With one worker (nobody but the caller) bg
+// never runs. Post a Background once.
+func (p *Pool) Post(bg *Background) {
+	if p.workers == 1 {
+		bg.state.Store(bgCancelled)
+		return
+	}
+	if old := p.bg.Swap(bg); old != nil {
+		old.state.CompareAndSwap(bgQueued, bgCancelled)
+	}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		bg.state.CompareAndSwap(bgQueued, bgCancelled)
+		return
+	}
+	p.epoch.Add(1)
+	p.cond.Broadcast()
+	p.mu.Unlock()
+}
+
+// Cancel stops bg: a worker that has not started it never will, and Cancel waits for a worker
+// that has to return from it. After Cancel, bg's fn no longer runs (what it reads may be freed).
+func (bg *Background) Cancel() {
+	bg.cancel.Store(true)
+	if bg.state.CompareAndSwap(bgQueued, bgCancelled) {
+		return
+	}
+	for i := 0; bg.state.Load() == bgRunning; i++ {
+		if i&63 == 63 {
+			runtime.Gosched()
+		}
+	}
+}
+
+// run runs bg on the calling worker unless it was cancelled first.
+func (bg *Background) run(p *Pool) {
+	if !bg.state.CompareAndSwap(bgQueued, bgRunning) {
+		return
+	}
+	since := p.published.Load()
+	bg.fn(func() bool { return p.published.Load() != since || bg.cancel.Load() })
+	bg.state.Store(bgDone)
 }
