@@ -180,39 +180,29 @@ func (f *roundedDot) exec(b *Backend, ins []any, out any) error {
 	}
 	a := b.alloc(dtypes.Float32, len(x)).([]float32)
 	defer b.release(dtypes.Float32, a)
-	M, K, N := f.M, f.K, f.N
-	switch w := ins[1].(type) {
+	var (
+		round  func(dst, src []float32) // through the 16-bit type and back
+		linear func(p *kernels.Pool, out, x []float32, m, k int, w []uint16, n int)
+		w      []uint16
+	)
+	switch wt := ins[1].(type) {
 	case []bfloat16.BFloat16:
-		for i, v := range x {
-			a[i] = bfloat16.FromFloat32(v).Float32()
-		}
-		for bi := range f.batch {
-			ab := a
-			if !f.repeat {
-				ab = a[bi*M*K : (bi+1)*M*K]
-			}
-			kernels.LinearBF16(b.pool, res[bi*M*N:(bi+1)*M*N], ab, M, K, bits16(w[bi*N*K:(bi+1)*N*K]), N)
-		}
-		for i, v := range res {
-			res[i] = bfloat16.FromFloat32(v).Float32()
-		}
+		round, linear, w = roundBF16, kernels.LinearBF16, bits16(wt)
 	case []float16.Float16:
-		for i, v := range x {
-			a[i] = float16.Fromfloat32(v).Float32()
-		}
-		for bi := range f.batch {
-			ab := a
-			if !f.repeat {
-				ab = a[bi*M*K : (bi+1)*M*K]
-			}
-			kernels.LinearF16(b.pool, res[bi*M*N:(bi+1)*M*N], ab, M, K, bits16(w[bi*N*K:(bi+1)*N*K]), N)
-		}
-		for i, v := range res {
-			res[i] = float16.Fromfloat32(v).Float32()
-		}
+		round, linear, w = roundF16, kernels.LinearF16, bits16(wt)
 	default:
 		return fmt.Errorf("rounded product with weights %T", ins[1])
 	}
+	M, K, N := f.M, f.K, f.N
+	round(a, x)
+	for bi := range f.batch {
+		ab := a
+		if !f.repeat {
+			ab = a[bi*M*K : (bi+1)*M*K]
+		}
+		linear(b.pool, res[bi*M*N:(bi+1)*M*N], ab, M, K, w[bi*N*K:(bi+1)*N*K], N)
+	}
+	round(res, res)
 	return nil
 }
 
@@ -749,4 +739,18 @@ func (f *swiGLU) exec(_ *Backend, ins []any, out any) error {
 		res[i] = float32(g[i]*l) * up[i]
 	}
 	return nil
+}
+
+// roundBF16 sets dst[i] to src[i] rounded to bfloat16 (as ConvertDType rounds) and widened back.
+func roundBF16(dst, src []float32) {
+	for i, v := range src {
+		dst[i] = bfloat16.FromFloat32(v).Float32()
+	}
+}
+
+// roundF16 sets dst[i] to src[i] rounded to float16 (as ConvertDType rounds) and widened back.
+func roundF16(dst, src []float32) {
+	for i, v := range src {
+		dst[i] = float16.Fromfloat32(v).Float32()
+	}
 }

@@ -1,8 +1,10 @@
 package cpubackend
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
 
@@ -62,16 +64,9 @@ func (b *capturingBuilder) Compile(outs []backends.Op, sh []*backends.ShardingSp
 	return e, err
 }
 
+// sameBits reports whether a and b hold the same float32 bit patterns.
 func sameBits(a, b []float32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
-			return false
-		}
-	}
-	return true
+	return slices.EqualFunc(a, b, func(x, y float32) bool { return math.Float32bits(x) == math.Float32bits(y) })
 }
 
 // TestRoundedDotSameBits checks the fused 16-bit product (a float32 input
@@ -431,27 +426,7 @@ func TestRotateHalfSameBits(t *testing.T) {
 	fusedFn := func(in []*G.Node) []*G.Node { return rope(in, false) }
 	apartFn := func(in []*G.Node) []*G.Node { return rope(in, true) }
 	inputs := []any{x, cos, sin}
-	if n, _ := fusedSteps(t, fusedFn, inputs); n != 1 {
-		t.Fatalf("%d fused steps, want 1", n)
-	}
-	if n, _ := fusedSteps(t, apartFn, inputs); n != 0 {
-		t.Fatalf("%d fused steps with a product returned, want 0", n)
-	}
-	be, err := New("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := run(t, be, fusedFn, inputs)[0]
-	if want := run(t, be, apartFn, inputs)[0]; !sameBits(got, want) {
-		t.Errorf("fused rotary step differs from the operations one by one: max rel %g", maxRel(got, want))
-	}
-	ref, err := simplego.New("ops_sequential")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d := maxRel(got, run(t, ref, fusedFn, inputs)[0]); d > 1e-6 {
-		t.Errorf("fused rotary step differs from simplego by %g", d)
-	}
+	checkFusion(t, "rotary step", fusedFn, apartFn, inputs, 1, 1e-6)
 }
 
 // TestRMSNormSameBits checks the fused RMS norm (built as the engine builds
@@ -485,27 +460,7 @@ func TestRMSNormSameBits(t *testing.T) {
 		fusedFn := func(in []*G.Node) []*G.Node { return norm(in, false) }
 		apartFn := func(in []*G.Node) []*G.Node { return norm(in, true) }
 		inputs := []any{x, w}
-		if n, _ := fusedSteps(t, fusedFn, inputs); n != 1 {
-			t.Fatalf("%v: %d fused steps, want 1", dims, n)
-		}
-		if n, _ := fusedSteps(t, apartFn, inputs); n != 0 {
-			t.Fatalf("%v: %d fused steps with the mean returned, want 0", dims, n)
-		}
-		be, err := New("")
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := run(t, be, fusedFn, inputs)[0]
-		if want := run(t, be, apartFn, inputs)[0]; !sameBits(got, want) {
-			t.Errorf("%v: fused RMS norm differs from the operations one by one: max rel %g", dims, maxRel(got, want))
-		}
-		ref, err := simplego.New("ops_sequential")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if d := maxRel(got, run(t, ref, fusedFn, inputs)[0]); d > 1e-5 {
-			t.Errorf("%v: fused RMS norm differs from simplego by %g", dims, d)
-		}
+		checkFusion(t, fmt.Sprintf("%v RMS norm", dims), fusedFn, apartFn, inputs, 1, 1e-5)
 	}
 }
 
@@ -539,28 +494,7 @@ func TestSoftmaxSameBits(t *testing.T) {
 		fusedFn := func(in []*G.Node) []*G.Node { return sm(in, false) }
 		apartFn := func(in []*G.Node) []*G.Node { return sm(in, true) }
 		inputs := []any{x, mask}
-		wantFused := 1
-		if n, _ := fusedSteps(t, fusedFn, inputs); n != wantFused {
-			t.Fatalf("masked %v: %d fused steps, want %d", masked, n, wantFused)
-		}
-		if n, _ := fusedSteps(t, apartFn, inputs); n != 0 {
-			t.Fatalf("masked %v: %d fused steps with the Exp returned, want 0", masked, n)
-		}
-		be, err := New("")
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := run(t, be, fusedFn, inputs)[0]
-		if want := run(t, be, apartFn, inputs)[0]; !sameBits(got, want) {
-			t.Errorf("masked %v: fused softmax differs from the operations apart: max rel %g", masked, maxRel(got, want))
-		}
-		ref, err := simplego.New("ops_sequential")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if d := maxRel(got, run(t, ref, fusedFn, inputs)[0]); d > 1e-5 {
-			t.Errorf("masked %v: fused softmax differs from simplego by %g", masked, d)
-		}
+		checkFusion(t, fmt.Sprintf("softmax (masked %v)", masked), fusedFn, apartFn, inputs, 1, 1e-5)
 	}
 }
 
@@ -634,27 +568,7 @@ func TestSwiGLUSameBits(t *testing.T) {
 	fusedFn := func(in []*G.Node) []*G.Node { return sw(in, false) }
 	apartFn := func(in []*G.Node) []*G.Node { return sw(in, true) }
 	inputs := []any{gu}
-	if n, _ := fusedSteps(t, fusedFn, inputs); n != 1 {
-		t.Fatalf("%d fused steps, want 1", n)
-	}
-	if n, _ := fusedSteps(t, apartFn, inputs); n != 0 {
-		t.Fatalf("%d fused steps with the activation returned, want 0", n)
-	}
-	be, err := New("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := run(t, be, fusedFn, inputs)[0]
-	if want := run(t, be, apartFn, inputs)[0]; !sameBits(got, want) {
-		t.Errorf("fused SwiGLU differs from the operations one by one: max rel %g", maxRel(got, want))
-	}
-	ref, err := simplego.New("ops_sequential")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d := maxRel(got, run(t, ref, fusedFn, inputs)[0]); d > 1e-5 {
-		t.Errorf("fused SwiGLU differs from simplego by %g", d)
-	}
+	checkFusion(t, "SwiGLU", fusedFn, apartFn, inputs, 1, 1e-5)
 }
 
 // TestPrefetchPlansFusedProducts checks that the weight of a fused 16-bit
@@ -677,5 +591,35 @@ func TestPrefetchPlansFusedProducts(t *testing.T) {
 	}
 	if len(e.reads) != 1 || e.reads[0].param != 1 || e.reads[0].step != 0 {
 		t.Errorf("reads %+v, want the weight (parameter 1) read ahead for step 0", e.reads)
+	}
+}
+
+// checkFusion checks a fused step (what names it in errors): fusedFn compiles
+// to wantFused fused steps and apartFn (the same operations with an
+// intermediate also returned, which keeps them apart) to none; the fused
+// result has the same bits as the operations one by one, and is within tol
+// of simplego's.
+func checkFusion(t *testing.T, what string, fusedFn, apartFn func([]*G.Node) []*G.Node, inputs []any, wantFused int, tol float64) {
+	t.Helper()
+	if n, _ := fusedSteps(t, fusedFn, inputs); n != wantFused {
+		t.Fatalf("%s: %d fused steps, want %d", what, n, wantFused)
+	}
+	if n, _ := fusedSteps(t, apartFn, inputs); n != 0 {
+		t.Fatalf("%s: %d fused steps with an intermediate returned, want 0", what, n)
+	}
+	be, err := New("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := run(t, be, fusedFn, inputs)[0]
+	if want := run(t, be, apartFn, inputs)[0]; !sameBits(got, want) {
+		t.Errorf("%s: fused step differs from the operations one by one: max rel %g", what, maxRel(got, want))
+	}
+	ref, err := simplego.New("ops_sequential")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := maxRel(got, run(t, ref, fusedFn, inputs)[0]); d > tol {
+		t.Errorf("%s: fused step differs from simplego by %g", what, d)
 	}
 }
