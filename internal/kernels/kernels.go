@@ -122,17 +122,6 @@ func ntBlock[W float32 | uint16](ks *kernelSet, t *tiles[W], widen func(W) float
 	out, x []float32, w []W, n, k, kv, i0, i1, j0, j1 int) {
 	R := ks.rows
 	j := j0
-	if i1-i0 < R && k >= streamMinK && t.gemv != nil {
-		// No block tile here (every row of a batch-1 decode step): each x row against all
-		// the chunk's w rows of full units of four, in one call reading them one after the
-		// other; the columns past them take the loop below, as inside a batch.
-		full := j0 + (j1-j0)&^3
-		for i := i0; i < i1 && full > j0; i++ {
-			t.gemv(&x[i*k], &w[j0*k], k, kv, &out[i*n+j0], full-j0)
-			addTails(out, x, w, widen, n, k, kv, i, i+1, j0, full)
-		}
-		j = full
-	}
 	for ; j+4 <= j1; j += 4 {
 		i := i0
 		for ; i+R <= i1; i += R {
