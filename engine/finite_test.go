@@ -32,16 +32,24 @@ func TestLoadRejectsNonFiniteWeights(t *testing.T) {
 			src := randomSource(cfg, 42)
 			src.data[c.tensor][c.index] = c.value
 			m, err := Load(b, cfg, src)
-			if err == nil {
-				m.Close()
-				t.Fatalf("Load accepted %v planted in %s", c.value, c.tensor)
-			}
-			for _, want := range []string{`"` + c.tensor + `"`, "flat index " + strconv.Itoa(c.index), "not finite"} {
-				if !strings.Contains(err.Error(), want) {
-					t.Errorf("error %q does not contain %q", err, want)
-				}
-			}
+			requireNonFiniteError(t, m, err, c.tensor, c.index, c.value)
 		})
+	}
+}
+
+// requireNonFiniteError fails the test unless Load (which returned m, err)
+// refused a NaN or Inf planted at flat index of tensor with an error naming
+// both.
+func requireNonFiniteError(t *testing.T, m *Model, err error, tensor string, index int, value float32) {
+	t.Helper()
+	if err == nil {
+		m.Close()
+		t.Fatalf("Load accepted %v planted in %s", value, tensor)
+	}
+	for _, want := range []string{`"` + tensor + `"`, "flat index " + strconv.Itoa(index), "not finite"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not contain %q", err, want)
+		}
 	}
 }
 
