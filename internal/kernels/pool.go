@@ -25,8 +25,9 @@ const DefaultSpin = 10 * time.Microsecond
 // process on a shared machine does not hold up the whole product.
 const chunksPerWorker = 4
 
-// Pool runs work on a fixed set of persistent goroutines. Idle workers spin briefly, then park;
-// no goroutine is started per call. A Pool is safe for concurrent use, and fn passed to Parallel
+// Pool runs work on a fixed set of persistent goroutines. Idle workers spin briefly, then sleep
+// on the pool's epoch (a futex on Linux, not the Go scheduler: see waitWord), as does a caller
+// waiting for the workers' last chunks; no goroutine is started per call. A Pool is safe for concurrent use, and fn passed to Parallel
 // may itself call Parallel on the same pool (the calling goroutine always works on its own job,
 // so nested calls cannot deadlock).
 type Pool struct {
@@ -34,10 +35,9 @@ type Pool struct {
 	spin    time.Duration
 
 	mu      sync.Mutex
-	cond    *sync.Cond
-	jobs    []*job // jobs that may still have unclaimed chunks
-	closed  bool
-	epoch   atomic.Uint64 // incremented (under mu) whenever a job is published or the pool closes
+	jobs    []*job // jobs that may still have unclaimed chunks (guarded by mu)
+	closed  atomic.Bool
+	epoch   waitWord // bumped whenever a job or background work is published or the pool closes
 	stopped sync.WaitGroup
 
 	published atomic.Uint64              // Parallel jobs published so far
@@ -51,7 +51,7 @@ type job struct {
 	nchunks   int
 	next      atomic.Int64 // next chunk to claim
 	remaining atomic.Int64 // chunks not yet finished
-	done      chan struct{}
+	done      waitWord     // bumped once, by the goroutine that finishes the last chunk
 	panicked  atomic.Pointer[panicValue]
 }
 
@@ -72,7 +72,6 @@ func NewPoolSpin(workers int, spin time.Duration) *Pool {
 		spin = 0
 	}
 	p := &Pool{workers: workers, spin: spin}
-	p.cond = sync.NewCond(&p.mu)
 	for i := 1; i < workers; i++ {
 		p.stopped.Add(1)
 		go p.worker()
@@ -86,15 +85,10 @@ func (p *Pool) Workers() int { return p.workers }
 // Close stops the pool's goroutines and waits for them to exit. Parallel calls after Close run
 // entirely on the calling goroutine. Close is idempotent.
 func (p *Pool) Close() {
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
+	if p.closed.Swap(true) {
 		return
 	}
-	p.closed = true
-	p.epoch.Add(1)
-	p.cond.Broadcast()
-	p.mu.Unlock()
+	p.epoch.bump()
 	p.stopped.Wait()
 }
 
@@ -111,22 +105,20 @@ func (p *Pool) Parallel(n int, fn func(lo, hi int)) {
 		fn(0, n)
 		return
 	}
-	j := &job{fn: fn, n: n, nchunks: nchunks, done: make(chan struct{}, 1)}
-	j.remaining.Store(int64(nchunks))
-
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
+	if p.closed.Load() {
 		fn(0, n)
 		return
 	}
-	p.jobs = append(p.jobs, j)
-	p.published.Add(1)
-	p.epoch.Add(1)
-	p.cond.Broadcast()
-	p.mu.Unlock()
+	j := &job{fn: fn, n: n, nchunks: nchunks}
+	j.remaining.Store(int64(nchunks))
 
-	finishedLast := p.run(j)
+	p.mu.Lock()
+	p.jobs = append(p.jobs, j)
+	p.mu.Unlock()
+	p.published.Add(1)
+	p.epoch.bump()
+
+	p.run(j)
 
 	// Every chunk is claimed now: withdraw the job so idle workers stop looking at it.
 	p.mu.Lock()
@@ -138,19 +130,21 @@ func (p *Pool) Parallel(n int, fn func(lo, hi int)) {
 	}
 	p.mu.Unlock()
 
-	if !finishedLast {
-		p.waitDone(j)
-	}
+	p.waitDone(j)
 	if pv := j.panicked.Load(); pv != nil {
 		panic(pv.v)
 	}
 }
 
-// waitDone waits for the other goroutines' chunks of j: spin for p.spin, then block.
+// waitDone waits for the other goroutines' chunks of j: spin for p.spin, then sleep until the
+// last chunk's goroutine bumps j.done.
 func (p *Pool) waitDone(j *job) {
+	if j.done.load() != 0 {
+		return
+	}
 	if p.spin > 0 {
 		deadline := time.Now().Add(p.spin)
-		for i := 0; j.remaining.Load() != 0; i++ {
+		for i := 0; j.done.load() == 0; i++ {
 			if i&63 == 63 {
 				if time.Now().After(deadline) {
 					break
@@ -159,23 +153,22 @@ func (p *Pool) waitDone(j *job) {
 			}
 		}
 	}
-	// The goroutine that finishes the last chunk always signals done, once.
-	<-j.done
+	j.done.wait(0)
 }
 
-// run claims and runs chunks of j until none is left; it reports whether this goroutine finished
-// the job's last chunk (and so has consumed the done signal itself).
-func (p *Pool) run(j *job) (finishedLast bool) {
+// run claims and runs chunks of j until none is left; the goroutine that finishes the job's last
+// chunk bumps j.done.
+func (p *Pool) run(j *job) {
 	for {
 		c := int(j.next.Add(1) - 1)
 		if c >= j.nchunks {
-			return finishedLast
+			return
 		}
 		lo := c * j.n / j.nchunks
 		hi := (c + 1) * j.n / j.nchunks
 		j.call(lo, hi)
 		if j.remaining.Add(-1) == 0 {
-			finishedLast = true
+			j.done.bump()
 		}
 	}
 }
@@ -207,11 +200,12 @@ func (p *Pool) grab() *job {
 func (p *Pool) worker() {
 	defer p.stopped.Done()
 	for {
-		e := p.epoch.Load()
+		e := p.epoch.load()
+		if p.closed.Load() {
+			return
+		}
 		if j := p.grab(); j != nil {
-			if p.run(j) {
-				j.done <- struct{}{}
-			}
+			p.run(j)
 			continue
 		}
 		if bg := p.bg.Swap(nil); bg != nil {
@@ -220,7 +214,7 @@ func (p *Pool) worker() {
 		}
 		if p.spin > 0 {
 			deadline := time.Now().Add(p.spin)
-			for i := 0; p.epoch.Load() == e; i++ {
+			for i := 0; p.epoch.load() == e; i++ {
 				if i&63 == 63 {
 					if time.Now().After(deadline) {
 						break
@@ -228,19 +222,11 @@ func (p *Pool) worker() {
 					runtime.Gosched() // let other goroutines have this P while we wait
 				}
 			}
-			if p.epoch.Load() != e {
+			if p.epoch.load() != e {
 				continue
 			}
 		}
-		p.mu.Lock()
-		for p.epoch.Load() == e && !p.closed {
-			p.cond.Wait()
-		}
-		closed := p.closed
-		p.mu.Unlock()
-		if closed {
-			return
-		}
+		p.epoch.wait(e)
 	}
 }
 
@@ -277,15 +263,11 @@ func (p *Pool) Post(bg *Background) {
 	if old := p.bg.Swap(bg); old != nil {
 		old.state.CompareAndSwap(bgQueued, bgCancelled)
 	}
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
+	if p.closed.Load() {
 		bg.state.CompareAndSwap(bgQueued, bgCancelled)
 		return
 	}
-	p.epoch.Add(1)
-	p.cond.Broadcast()
-	p.mu.Unlock()
+	p.epoch.bump()
 }
 
 // Cancel stops bg: a worker that has not started it never will, and Cancel waits for a worker
