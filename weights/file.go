@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"os"
 	"sync"
-
-	"golang.org/x/sys/unix"
 )
 
 // File is a safetensors file mapped read-only into memory. Slices returned by
@@ -46,13 +44,13 @@ func OpenFile(path string) (*File, error) {
 	if int64(int(size)) != size {
 		return nil, fmt.Errorf("weights: %s: file of %d bytes is too large to map", path, size)
 	}
-	data, err := unix.Mmap(int(fd.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_SHARED)
+	data, err := mapFile(int(fd.Fd()), int(size))
 	if err != nil {
-		return nil, fmt.Errorf("weights: %s: mmap: %w", path, err)
+		return nil, fmt.Errorf("weights: %s: %w", path, err)
 	}
 	f, err := newFile(path, data)
 	if err != nil {
-		_ = unix.Munmap(data)
+		_ = unmapFile(data)
 		return nil, err
 	}
 	f.readOnly, f.refs = true, 1
@@ -182,7 +180,7 @@ func (f *File) dropLocked() error {
 	if !f.readOnly {
 		return nil
 	}
-	if err := unix.Munmap(data); err != nil {
+	if err := unmapFile(data); err != nil {
 		return fmt.Errorf("weights: %s: munmap: %w", f.path, err)
 	}
 	return nil
