@@ -43,7 +43,7 @@ func mapFile(fd int, size int) ([]byte, error) {
 		_ = unix.MunmapPtr(unsafe.Add(res, end), span-end)
 	}
 	data := unsafe.Slice((*byte)(addr), size)
-	_ = unix.Madvise(data, unix.MADV_HUGEPAGE) // a hint; EINVAL where the kernel has no THP
+	adviseHugePages(data)
 	return data, nil
 }
 
