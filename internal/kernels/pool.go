@@ -21,13 +21,22 @@ import (
 // BenchmarkParallelOverhead), 10µs did as well as 50µs in wall time and burned less CPU.
 const DefaultSpin = 10 * time.Microsecond
 
+// crowdCheckEvery is how often a pool looks again at whether the machine is crowded (crowded),
+// and crowdedLooks how many looks in a row must find it so before its idle goroutines sleep in
+// the Go scheduler instead of the kernel (sleepInKernel).
+const (
+	crowdCheckEvery = 50 * time.Millisecond
+	crowdedLooks    = 3
+)
+
 // chunksPerWorker is how many chunks Parallel cuts per worker, so that a worker slowed by another
 // process on a shared machine does not hold up the whole product.
 const chunksPerWorker = 4
 
 // Pool runs work on a fixed set of persistent goroutines. Idle workers spin briefly, then sleep
-// on the pool's epoch (a futex on Linux, not the Go scheduler: see waitWord), as does a caller
-// waiting for the workers' last chunks; no goroutine is started per call. A Pool is safe for concurrent use, and fn passed to Parallel
+// on the pool's epoch, as does a caller waiting for the workers' last chunks: in the kernel
+// while the machine has a CPU for every runnable thread, in the Go scheduler while it is
+// crowded (see waitWord). No goroutine is started per call. A Pool is safe for concurrent use, and fn passed to Parallel
 // may itself call Parallel on the same pool (the calling goroutine always works on its own job,
 // so nested calls cannot deadlock).
 type Pool struct {
@@ -42,6 +51,28 @@ type Pool struct {
 
 	published atomic.Uint64              // Parallel jobs published so far
 	bg        atomic.Pointer[Background] // background work waiting for an idle worker
+
+	crowdedRun atomic.Int32 // how many looks in a row found the machine crowded
+	checkedAt  atomic.Int64 // when the machine was last looked at, nanoseconds after poolClock
+}
+
+// poolClock is the origin of Pool.checkedAt.
+var poolClock = time.Now()
+
+// sleepInKernel reports whether an idle goroutine of the pool sleeps in the kernel (a futex)
+// rather than in the Go scheduler (see waitWord): unless the machine was crowded the last
+// crowdedLooks times it was looked at (every crowdCheckEvery), so that a moment's extra thread
+// (this process's garbage collector, a kernel thread) does not count.
+func (p *Pool) sleepInKernel() bool {
+	now := int64(time.Since(poolClock))
+	if last := p.checkedAt.Load(); now-last >= int64(crowdCheckEvery) && p.checkedAt.CompareAndSwap(last, now) {
+		if crowded() {
+			p.crowdedRun.Store(min(p.crowdedRun.Load()+1, crowdedLooks))
+		} else {
+			p.crowdedRun.Store(0)
+		}
+	}
+	return p.crowdedRun.Load() < crowdedLooks
 }
 
 // job is one Parallel call: [0,n) cut into nchunks contiguous chunks.
@@ -153,7 +184,7 @@ func (p *Pool) waitDone(j *job) {
 			}
 		}
 	}
-	j.done.wait(0)
+	j.done.wait(0, p.sleepInKernel())
 }
 
 // run claims and runs chunks of j until none is left; the goroutine that finishes the job's last
@@ -226,7 +257,7 @@ func (p *Pool) worker() {
 				continue
 			}
 		}
-		p.epoch.wait(e)
+		p.epoch.wait(e, p.sleepInKernel())
 	}
 }
 
