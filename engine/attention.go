@@ -43,15 +43,21 @@ func (sb *stepBuilder) attention(i int, x, kCache, vCache *G.Node) (*G.Node, *G.
 	kCache = sb.writeCache(kCache, G.TransposeAllDims(k, 0, 2, 1, 3)) // [B, kvH, S, hd]
 	vCache = sb.writeCache(vCache, G.TransposeAllDims(v, 0, 2, 1, 3))
 
+	// A 16-bit cache is read widened to float32 (exact); the cpu backend
+	// widens it inside the product instead of converting the whole cache.
+	kRead, vRead := kCache, vCache
+	if kCache.DType() != dtypes.Float32 {
+		kRead, vRead = G.ConvertDType(kCache, dtypes.Float32), G.ConvertDType(vCache, dtypes.Float32)
+	}
 	qg := G.Reshape(q, B, T, kvH, group, hd)
-	scores := G.Einsum("btkgd,bksd->bkgts", qg, kCache) // [B, kvH, G, T, S]
+	scores := G.Einsum("btkgd,bksd->bkgts", qg, kRead) // [B, kvH, G, T, S]
 	scores = G.Mul(scores, G.Const(sb.g, float32(m.attnScale)))
 	if cfg.AttnSoftcap > 0 {
 		scores = softcap(scores, cfg.AttnSoftcap)
 	}
 	scores = G.Where(sb.scoresMask(sliding), scores, G.Const(sb.g, float32(-1e30)))
 	probs := G.Softmax(scores, -1)
-	out := G.Einsum("bkgts,bksd->btkgd", probs, vCache) // [B, T, kvH, G, hd]
+	out := G.Einsum("bkgts,bksd->btkgd", probs, vRead) // [B, T, kvH, G, hd]
 	o := sb.linear(G.Reshape(out, n, nH*hd), p[lp.o])
 	if lp.oBias >= 0 {
 		o = G.Add(o, G.Reshape(p[lp.oBias], 1, H))
@@ -59,17 +65,27 @@ func (sb *stepBuilder) attention(i int, x, kCache, vCache *G.Node) (*G.Node, *G.
 	return G.Reshape(o, B, T, H), kCache, vCache
 }
 
-// writeCache stores kv [B, kvH, T, hd] into cache [B, kvH, S, hd] at slots
-// slot .. slot+T-1. Backends with DynamicUpdateSlice use it; others (simplego)
-// select between the cache and the new values with a mask over the slots.
+// writeCache stores kv [B, kvH, T, hd] (float32) into cache [B, kvH, S, hd]
+// at slots slot .. slot+T-1, rounded to the cache's dtype. Backends with
+// DynamicUpdateSlice use it; others (simplego) select between the cache and
+// the new values with a mask over the slots.
 func (sb *stepBuilder) writeCache(cache, kv *G.Node) *G.Node {
 	dims := cache.Shape().Dimensions
 	B, kvH, S, hd := dims[0], dims[1], dims[2], dims[3]
 	T := sb.steps
 	g := sb.g
+	toCache := func(x *G.Node) *G.Node {
+		if cache.DType() != x.DType() {
+			return G.ConvertDType(x, cache.DType())
+		}
+		return x
+	}
 	if sb.m.dynamicUpdate && !sb.plan.rowSlots {
 		zero := G.Const(g, int32(0))
-		return G.DynamicUpdateSlice(cache, kv, []*G.Node{zero, zero, sb.slot, zero})
+		return G.DynamicUpdateSlice(cache, toCache(kv), []*G.Node{zero, zero, sb.slot, zero})
+	}
+	if sb.m.dynamicUpdate && T == 1 {
+		kv = toCache(kv)
 	}
 	if sb.m.dynamicUpdate && T == 1 {
 		// The Batcher's decode step: each row writes its one slot in place,
@@ -103,7 +119,7 @@ func (sb *stepBuilder) writeCache(cache, kv *G.Node) *G.Node {
 			G.LessThan(iota, G.Add(first, G.Const(g, int32(T))))) // [1 or B, S]
 		sb.cacheCond = G.BroadcastToDims(G.Reshape(inStep, -1, 1, S, 1), B, kvH, S, hd)
 	}
-	return G.Where(sb.cacheCond, written, cache)
+	return G.Where(sb.cacheCond, toCache(written), cache)
 }
 
 // scoresMask returns the attention mask broadcast to the scores' shape

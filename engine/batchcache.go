@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	G "github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 )
 
@@ -80,18 +81,19 @@ func (b *Batcher) resizeSlots(slots int) error {
 	D := b.m.cfg.HeadDim
 	kept := min(slots, c.slots) * D
 	for i, t := range c.kv {
+		// The rows are copied as raw bytes of the cache's dtype.
+		elem := t.DType().Size()
+		out := tensors.FromShape(shapes.Make(t.DType(), c.batch, b.m.cfg.NumKVHeads, slots, D))
 		b.m.mu.Lock()
-		data, err := tensors.CopyFlatData[float32](t)
+		t.ConstBytes(func(data []byte) {
+			out.MutableBytes(func(dst []byte) {
+				for j := range lead {
+					copy(dst[j*slots*D*elem:(j*slots*D+kept)*elem], data[j*c.slots*D*elem:(j*c.slots*D+kept)*elem])
+				}
+			})
+		})
 		b.m.mu.Unlock()
-		if err != nil {
-			resized.free()
-			return fmt.Errorf("engine: reading the batch cache to resize it from %d to %d slots: %w", c.slots, slots, err)
-		}
-		out := make([]float32, lead*slots*D)
-		for j := range lead {
-			copy(out[j*slots*D:j*slots*D+kept], data[j*c.slots*D:j*c.slots*D+kept])
-		}
-		resized.kv[i] = tensors.FromFlatDataAndDimensions(out, c.batch, b.m.cfg.NumKVHeads, slots, D)
+		resized.kv[i] = out
 	}
 	c.free()
 	b.setCache(resized)

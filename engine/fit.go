@@ -159,7 +159,9 @@ func PlanMemory(cfg *weights.Config, checkpointBytes int64, backend string, opts
 			p.CacheSlots = cacheBucket(T+w.NewTokens+1, false)
 			S := int64(p.CacheSlots)
 			p.Weights = cfg.ParamCount() * elem
-			p.KVCache = kvCacheBytes(cfg, w.Batch, S)
+			if p.KVCache, err = kvCacheBytes(cfg, opts, w.Batch, S); err != nil {
+				return p, err
+			}
 			p.Workspace = blockStepBytes(cfg, w.Batch, int64(min(T, prefillChunk)), S, int64(runtime.GOMAXPROCS(0))) + 4*int64(w.Batch)*int64(cfg.VocabSize)*2
 		}
 		p.Need = p.Weights + p.KVCache + p.Workspace + p.Other

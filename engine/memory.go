@@ -113,7 +113,9 @@ func EstimateMemory(cfg *weights.Config, checkpointBytes, baseline int64, backen
 		e.Weights = max(0, e.Weights-bytes)
 		copied -= values
 	}
-	e.KVCache = kvCacheBytes(cfg, w.Batch, S)
+	if e.KVCache, err = kvCacheBytes(cfg, opts, w.Batch, S); err != nil {
+		return MemoryEstimate{}, err
+	}
 	logits := f32 * int64(w.Batch) * V * 2
 	var garbage int64
 	if backend == "go" {
@@ -231,10 +233,14 @@ func heldWeightDType(backend, dtype string, stored int64) (string, int64, error)
 	return "", 0, fmt.Errorf("engine: memory estimate: weight dtype %q: expected float32, bfloat16 or float16", dtype)
 }
 
-// kvCacheBytes is the K and V caches (float32, on every backend) of batch
-// sequences over slots cache positions.
-func kvCacheBytes(cfg *weights.Config, batch int, slots int64) int64 {
-	return 2 * int64(cfg.NumLayers) * int64(batch) * int64(cfg.NumKVHeads) * slots * int64(cfg.HeadDim) * 4
+// kvCacheBytes is the K and V caches of batch sequences over slots cache
+// positions, held in the dtype opts.CacheDType names (float32 by default).
+func kvCacheBytes(cfg *weights.Config, opts LoadOptions, batch int, slots int64) (int64, error) {
+	dt, err := cacheDType(opts.CacheDType, nil)
+	if err != nil {
+		return 0, err
+	}
+	return 2 * int64(cfg.NumLayers) * int64(batch) * int64(cfg.NumKVHeads) * slots * int64(cfg.HeadDim) * int64(dt.Size()), nil
 }
 
 // blockStepBytes is what one block allocates in a step of t positions of

@@ -36,6 +36,8 @@ type Model struct {
 	// weightDType is the stored dtype of the projection and embedding
 	// matrices (Float32 or BFloat16); norms and biases are always Float32.
 	weightDType dtypes.DType
+	// cacheDType is the dtype of the K and V caches (LoadOptions.CacheDType).
+	cacheDType dtypes.DType
 
 	params []*tensors.Tensor // every weight, resident on the backend
 	embed  int               // index in params: embedding [P, V/P, H]
@@ -145,6 +147,40 @@ type LoadOptions struct {
 	// (a mapped page then changes, or faults when the file is truncated).
 	// Other backends always copy.
 	CopyWeights bool
+	// CacheDType is the dtype the K and V caches are held in: "" (also
+	// "auto", "float32", "f32") for float32, or "bfloat16" ("bf16") or
+	// "float16" ("f16") for half the memory, on backends that write the
+	// cache in place ("cpu", XLA; float16 only where the backend has it).
+	// New keys and values are rounded to it as they are written; attention
+	// reads them widened to float32 and accumulates in float32.
+	CacheDType string
+}
+
+// cacheDType parses LoadOptions.CacheDType for backend b (nil: any backend,
+// for estimates).
+func cacheDType(opt string, b backends.Backend) (dtypes.DType, error) {
+	var dt dtypes.DType
+	switch opt {
+	case "", "auto", "float32", "f32":
+		return dtypes.Float32, nil
+	case "bfloat16", "bf16":
+		dt = dtypes.BFloat16
+	case "float16", "f16":
+		dt = dtypes.Float16
+	default:
+		return dtypes.InvalidDType, fmt.Errorf("engine: LoadOptions.CacheDType %q, expected \"float32\", \"bfloat16\" or \"float16\"", opt)
+	}
+	if b == nil {
+		return dt, nil
+	}
+	caps := b.Capabilities()
+	if !caps.Operations[backends.OpTypeDynamicUpdateSlice] {
+		return dtypes.InvalidDType, fmt.Errorf("engine: LoadOptions.CacheDType %q: backend %q does not write the cache in place; a 16-bit cache needs the \"cpu\" backend or XLA", opt, b.Name())
+	}
+	if !caps.DTypes[dt] {
+		return dtypes.InvalidDType, fmt.Errorf("engine: LoadOptions.CacheDType %q: backend %q has no %s; use \"bfloat16\" or the \"cpu\" backend", opt, b.Name(), dt)
+	}
+	return dt, nil
 }
 
 // Load checks that src holds every tensor cfg expects, with the expected
@@ -171,6 +207,11 @@ func LoadWithOptions(b backends.Backend, cfg *weights.Config, src weights.Tensor
 		weightDType:   dtypes.Float32,
 	}
 	m.slowCompile = b.String() != simplego.BackendName && b.String() != cpubackend.BackendName
+	cdt, err := cacheDType(opts.CacheDType, b)
+	if err != nil {
+		return nil, err
+	}
+	m.cacheDType = cdt
 	switch opts.WeightDType {
 	case "", "auto":
 		switch {
@@ -454,6 +495,10 @@ func (m *Model) HeldWeightBytes() int64 {
 	}
 	return n
 }
+
+// CacheDType is the dtype the model's K and V caches are held in
+// (LoadOptions.CacheDType).
+func (m *Model) CacheDType() dtypes.DType { return m.cacheDType }
 
 // WeightDType is the dtype the model's projection and embedding matrices
 // are held in.

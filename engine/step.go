@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 )
 
@@ -14,12 +15,12 @@ type kvCache struct {
 	kv           []*tensors.Tensor
 }
 
-// newKVCache returns a zeroed cache for batch sequences and slots slots.
+// newKVCache returns a zeroed cache for batch sequences and slots slots, in
+// the model's cache dtype.
 func (m *Model) newKVCache(batch, slots int) *kvCache {
 	c := &kvCache{batch: batch, slots: slots, kv: make([]*tensors.Tensor, 2*m.cfg.NumLayers)}
-	size := batch * m.cfg.NumKVHeads * slots * m.cfg.HeadDim
 	for i := range c.kv {
-		c.kv[i] = tensors.FromFlatDataAndDimensions(make([]float32, size), batch, m.cfg.NumKVHeads, slots, m.cfg.HeadDim)
+		c.kv[i] = tensors.FromShape(shapes.Make(m.cacheDType, batch, m.cfg.NumKVHeads, slots, m.cfg.HeadDim))
 	}
 	return c
 }

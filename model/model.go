@@ -68,6 +68,9 @@ type Options struct {
 	// instead of reading those used as stored where they lie in the
 	// memory-mapped checkpoint.
 	CopyWeights bool
+	// CacheDType is engine.LoadOptions.CacheDType: "" or "f32" (float32),
+	// "bf16" or "f16" (the K and V caches in half the memory).
+	CacheDType string
 	// NoWeights opens config, tokenizer and template only (for info, tokenize, template).
 	NoWeights bool
 	// NoTokenizer skips the tokenizer (for a weights-only directory).
@@ -87,7 +90,7 @@ type Options struct {
 
 // loadOptions are the engine's options for loading the weights.
 func (o Options) loadOptions() engine.LoadOptions {
-	return engine.LoadOptions{WeightDType: o.WeightDType, CopyWeights: o.CopyWeights}
+	return engine.LoadOptions{WeightDType: o.WeightDType, CopyWeights: o.CopyWeights, CacheDType: o.CacheDType}
 }
 
 // Open resolves ref and opens it.

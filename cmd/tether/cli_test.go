@@ -333,6 +333,8 @@ func TestFlagCombinationExitStatus(t *testing.T) {
 		{[]string{"bench", "drift", "--model", f.model, "--axis", f.axis, "--cap-layers", "1", "--out", t.TempDir(), "--steer", f.gguf}, 2},
 		{append(gen, "--axis", f.axis, "--cap-layers", "1:3", "--cap-percentile", "10"), 1},
 		{append(gen, "--weights-dtype", "f8"), 2},
+		{append(gen, "--cache-dtype", "f8"), 2},
+		{append(gen, "--backend", "go", "--cache-dtype", "bf16"), 1},
 		{[]string{"bench", "perf", "--model", f.model, "--weights-dtype", "f32,q4"}, 2},
 	}
 	for _, tc := range tests {

@@ -178,7 +178,7 @@ func runInfo(args []string) error {
 	if *prompt < 1 || *prompt > ctxLen || ctxLen > c.MaxPositions {
 		return fmt.Errorf("info: --prompt %d, --context %d: expected 1 <= prompt <= context <= the model's context %d", *prompt, ctxLen, c.MaxPositions)
 	}
-	est, err := engine.EstimateMemory(c, m.WeightBytes, baseline, estimateBackend(*backendName), engine.LoadOptions{WeightDType: weightsDType, CopyWeights: copyWeights}, engine.MemoryWorkload{Batch: *batch, Prompt: *prompt, NewTokens: ctxLen - *prompt})
+	est, err := engine.EstimateMemory(c, m.WeightBytes, baseline, estimateBackend(*backendName), engine.LoadOptions{WeightDType: weightsDType, CopyWeights: copyWeights, CacheDType: cacheDTypeFlag}, engine.MemoryWorkload{Batch: *batch, Prompt: *prompt, NewTokens: ctxLen - *prompt})
 	if err != nil {
 		return fmt.Errorf("info: %w", err)
 	}

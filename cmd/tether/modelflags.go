@@ -14,15 +14,20 @@ var weightsDType = "auto"
 // openModel.
 var copyWeights bool
 
+// cacheDTypeFlag is the --cache-dtype of the command being run, applied by
+// openModel.
+var cacheDTypeFlag = "f32"
+
 // copyWeightsUsage is the help of --copy-weights.
 const copyWeightsUsage = "copy every weight into memory instead of reading those used as stored where they lie in the memory-mapped checkpoint (cpu backend; for a checkpoint on a network filesystem or one rewritten in place)"
 
 // addBackendFlag defines --backend, the compute backend of a command that
-// loads a model (default "cpu"), and beside it --weights-dtype and
-// --copy-weights.
+// loads a model (default "cpu"), and beside it --weights-dtype,
+// --copy-weights and --cache-dtype.
 func addBackendFlag(fs *pflag.FlagSet) *string {
 	fs.StringVar(&weightsDType, "weights-dtype", "auto", "dtype the weights are held in: auto (the checkpoint's on cpu, f32 on go, bf16 on xla), f32, bf16 or f16 (cpu only)")
 	fs.BoolVar(&copyWeights, "copy-weights", false, copyWeightsUsage)
+	fs.StringVar(&cacheDTypeFlag, "cache-dtype", "f32", "dtype the K and V caches are held in: f32, or bf16 or f16 (half the memory; cpu and xla, f16 cpu only); new keys and values are rounded to it")
 	return fs.String("backend", "cpu", "compute backend: cpu (tether's CPU backend), go (GoMLX's pure-Go backend) or xla:cuda (GPU)")
 }
 
@@ -35,7 +40,13 @@ func openModel(ref string, opts model.Options) (*model.Model, error) {
 		opts.WeightDType = weightsDType
 	}
 	opts.CopyWeights = opts.CopyWeights || copyWeights
+	if opts.CacheDType == "" {
+		opts.CacheDType = cacheDTypeFlag
+	}
 	if err := checkWeightsDType(opts.WeightDType); err != nil {
+		return nil, err
+	}
+	if err := checkCacheDType(opts.CacheDType); err != nil {
 		return nil, err
 	}
 	stop := startSpinner("loading " + ref)
@@ -75,4 +86,14 @@ func checkWeightsDType(dtype string) error {
 		return nil
 	}
 	return usageErrorf("--weights-dtype %q: expected auto, f32, bf16 or f16", dtype)
+}
+
+// checkCacheDType refuses a --cache-dtype value other than f32, bf16 and
+// f16 with a usage error.
+func checkCacheDType(dtype string) error {
+	switch dtype {
+	case "f32", "bf16", "f16":
+		return nil
+	}
+	return usageErrorf("--cache-dtype %q: expected f32, bf16 or f16", dtype)
 }
