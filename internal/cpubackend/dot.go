@@ -65,19 +65,26 @@ func (b *Backend) dotGeneral(n *node, ins []any, out any) error {
 	rhs := ins[1]
 	nk := inOrder(r.Dimensions, concat(d.rhsBatch, rFree, d.rhsContract))
 	kn := inOrder(r.Dimensions, concat(d.rhsBatch, d.rhsContract, rFree))
+	// A 16-bit right operand in either layout (weights, a 16-bit KV cache) is
+	// widened inside the kernels, with the bits of the float32 product of the
+	// widened values.
 	switch w := rhs.(type) {
 	case []bfloat16.BFloat16:
-		if nk {
-			for bi := range batch {
-				kernels.LinearBF16(b.pool, res[bi*M*N:(bi+1)*M*N], a[bi*M*K:(bi+1)*M*K], M, K, bits16(w[bi*N*K:(bi+1)*N*K]), N)
-			}
+		switch {
+		case nk:
+			kernels.BatchMatMulTransBBF16(b.pool, res, a, bits16(w), batch, M, N, K)
+			return finishDot(out, res)
+		case kn:
+			kernels.BatchMatMulBF16(b.pool, res, a, bits16(w), batch, M, N, K)
 			return finishDot(out, res)
 		}
 	case []float16.Float16:
-		if nk {
-			for bi := range batch {
-				kernels.LinearF16(b.pool, res[bi*M*N:(bi+1)*M*N], a[bi*M*K:(bi+1)*M*K], M, K, bits16(w[bi*N*K:(bi+1)*N*K]), N)
-			}
+		switch {
+		case nk:
+			kernels.BatchMatMulTransBF16(b.pool, res, a, bits16(w), batch, M, N, K)
+			return finishDot(out, res)
+		case kn:
+			kernels.BatchMatMulF16(b.pool, res, a, bits16(w), batch, M, N, K)
 			return finishDot(out, res)
 		}
 	}

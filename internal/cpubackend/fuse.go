@@ -68,6 +68,8 @@ func findFusions(nodes []*node, needed []bool, outs []*node) map[int]fused {
 			f = sm
 		} else if sw := matchSwiGLU(n, u); sw != nil {
 			f = sw
+		} else if wd := matchWidenedDot(n, u); wd != nil {
+			f = wd
 		}
 		if f != nil {
 			fs[n.id] = f
@@ -141,6 +143,46 @@ func matchRoundedDot(n *node, u graphUses) *roundedDot {
 	f.chain = append(f.chain, x, d)
 	return f
 }
+
+// widenedDot is DotGeneral(x, ConvertDType(w, float32)) with x float32, w
+// bfloat16 or float16 in the N × K or K × N layout, and the conversion read
+// only here: attention over a 16-bit KV cache (the engine widens the cache
+// to attend over it). The step hands w's 16-bit storage to the product,
+// whose kernels widen it (exactly, so with the same bits), instead of a
+// float32 copy of the whole cache each step.
+type widenedDot struct {
+	dot, widen *node
+}
+
+// matchWidenedDot recognises a widenedDot ending at n.
+func matchWidenedDot(n *node, u graphUses) *widenedDot {
+	if n.kind != backends.OpTypeDotGeneral || n.shape.DType != dtypes.Float32 || n.inputs[0].shape.DType != dtypes.Float32 {
+		return nil
+	}
+	c := n.inputs[1]
+	if c.kind != backends.OpTypeConvertDType || !u.single(c) {
+		return nil
+	}
+	if t := c.inputs[0].shape.DType; t != dtypes.BFloat16 && t != dtypes.Float16 {
+		return nil
+	}
+	d, r := n.dot, c.shape
+	rFree := freeAxes(r.Rank(), d.rhsContract, d.rhsBatch)
+	if !inOrder(r.Dimensions, concat(d.rhsBatch, rFree, d.rhsContract)) && !inOrder(r.Dimensions, concat(d.rhsBatch, d.rhsContract, rFree)) {
+		return nil // a transposed copy would be needed: leave it to the two steps
+	}
+	return &widenedDot{dot: n, widen: c}
+}
+
+func (f *widenedDot) inputs() []*node { return []*node{f.dot.inputs[0], f.widen.inputs[0]} }
+func (f *widenedDot) inside() []*node { return []*node{f.widen} }
+func (f *widenedDot) name() string {
+	return fmt.Sprintf("DotGeneral widening %s", f.widen.inputs[0].shape)
+}
+
+// exec runs the product with the 16-bit operand as it is stored (dotGeneral
+// widens it in the kernels).
+func (f *widenedDot) exec(b *Backend, ins []any, out any) error { return b.dotGeneral(f.dot, ins, out) }
 
 // batchRepeat reports whether broadcast b only repeats its operand along
 // batch axes (the operand keeps b's rank and axis order, with size 1 on

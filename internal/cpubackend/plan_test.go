@@ -11,9 +11,11 @@ import (
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/backends/simplego"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	"github.com/gomlx/gomlx/pkg/core/dtypes/bfloat16"
 	G "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"github.com/x448/float16"
 )
 
 // fusedSteps compiles fn on a fresh cpu backend and counts its fused steps
@@ -569,6 +571,77 @@ func TestSwiGLUSameBits(t *testing.T) {
 	apartFn := func(in []*G.Node) []*G.Node { return sw(in, true) }
 	inputs := []any{gu}
 	checkFusion(t, "SwiGLU", fusedFn, apartFn, inputs, 1, 1e-5)
+}
+
+// TestWidenedDotSameBits checks the product over a 16-bit operand widened
+// to float32 (attention over a bfloat16 or float16 KV cache), in the N × K
+// (keys) and K × N (values) layouts the engine uses: fused into one step,
+// with the bits of the conversion and the product one by one (the widened
+// operand also returned, which keeps them apart), and for bfloat16 within
+// 1e-5 of simplego (which has no float16 conversion).
+func TestWidenedDotSameBits(t *testing.T) {
+	rng := rand.New(rand.NewPCG(17, 18))
+	w32 := randFloats(rng, 2*3*40*64) // the cache [B, kvH, S, hd]
+	for _, dt := range []dtypes.DType{dtypes.BFloat16, dtypes.Float16} {
+		var w any
+		if dt == dtypes.BFloat16 {
+			w = tensors.FromFlatDataAndDimensions(toBF16(w32), 2, 3, 40, 64)
+		} else {
+			w = tensors.FromFlatDataAndDimensions(toF16(w32), 2, 3, 40, 64)
+		}
+		for _, c := range []struct {
+			name, eq string
+			lhs      []int
+		}{
+			{"keys (N × K)", "bkgd,bksd->bkgs", []int{2, 3, 4, 64}},
+			{"values (K × N)", "bkgs,bksd->bkgd", []int{2, 3, 4, 40}},
+		} {
+			what := fmt.Sprintf("%s %s", dt, c.name)
+			x := tensors.FromFlatDataAndDimensions(randFloats(rng, 2*3*4*c.lhs[3]), c.lhs...)
+			prod := func(in []*G.Node, apart bool) []*G.Node {
+				widened := G.ConvertDType(in[1], dtypes.Float32)
+				out := []*G.Node{G.Einsum(c.eq, in[0], widened)}
+				if apart {
+					out = append(out, widened)
+				}
+				return out
+			}
+			fusedFn := func(in []*G.Node) []*G.Node { return prod(in, false) }
+			apartFn := func(in []*G.Node) []*G.Node { return prod(in, true) }
+			inputs := []any{x, w}
+			if dt == dtypes.BFloat16 {
+				checkFusion(t, what, fusedFn, apartFn, inputs, 1, 1e-5)
+				continue
+			}
+			if n, _ := fusedSteps(t, fusedFn, inputs); n != 1 {
+				t.Fatalf("%s: %d fused steps, want 1", what, n)
+			}
+			be, err := New("")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, want := run(t, be, fusedFn, inputs)[0], run(t, be, apartFn, inputs)[0]; !sameBits(got, want) {
+				t.Errorf("%s: fused step differs from the operations one by one: max rel %g", what, maxRel(got, want))
+			}
+		}
+	}
+}
+
+// toBF16 and toF16 round float32 values to bfloat16 and float16.
+func toBF16(v []float32) []bfloat16.BFloat16 {
+	out := make([]bfloat16.BFloat16, len(v))
+	for i, x := range v {
+		out[i] = bfloat16.FromFloat32(x)
+	}
+	return out
+}
+
+func toF16(v []float32) []float16.Float16 {
+	out := make([]float16.Float16, len(v))
+	for i, x := range v {
+		out[i] = float16.Fromfloat32(x)
+	}
+	return out
 }
 
 // TestPrefetchPlansFusedProducts checks that the weight of a fused 16-bit

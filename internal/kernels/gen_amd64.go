@@ -225,24 +225,39 @@ func gemv(w *writer, is isa, dt dtype) {
 	w.p("")
 }
 
-// cols writes func cols<V>(out, a, b *float32, ldb, k int):
-// out[j] = sum over t < k of a[t]*b[t*ldb+j] for j < V vectors' worth of lanes (overwrites out).
-func cols(w *writer, is isa, V int) {
-	name := fmt.Sprintf("cols%d%s", V, is.name)
-	w.p("// func %s(out *float32, a *float32, b *float32, ldb int, k int)", name)
+// cols writes func cols<V><dt><isa>(out, a *float32, b *W, ldb, k int) (dt empty for float32 b):
+// out[j] = sum over t < k of a[t]*b[t*ldb+j] for j < V vectors' worth of lanes (overwrites out),
+// 16-bit b widened in registers (the same products, so the same bits as on widened float32 b).
+func cols(w *writer, is isa, V int, dt dtype) {
+	suffix := dt.name
+	if dt.name == "F32" {
+		suffix = ""
+	}
+	name := fmt.Sprintf("cols%d%s%s", V, suffix, is.name)
+	w.p("// func %s(out *float32, a *float32, b *%s, ldb int, k int)", name, map[bool]string{true: "float32", false: "uint16"}[dt.name == "F32"])
 	w.p("TEXT ·%s(SB), NOSPLIT, $0-40", name)
 	w.p("\tMOVQ out+0(FP), DX")
 	w.p("\tMOVQ a+8(FP), SI")
 	w.p("\tMOVQ b+16(FP), DI")
 	w.p("\tMOVQ ldb+24(FP), R8")
-	w.p("\tSHLQ $2, R8")
+	w.p("\tSHLQ $%d, R8", dt.shift)
 	w.p("\tMOVQ k+32(FP), CX")
 	// Two sets of V accumulators (even and odd t) double the independent FMA chains.
 	for i := 0; i < 2*V; i++ {
 		w.p("\t%s %s, %s, %s", is.zero, r(is, i), r(is, i), r(is, i))
 	}
-	xb := is.vw * 4
+	wb := is.vw << dt.shift // bytes of b per vector
 	b0, b1 := r(is, 2*V), r(is, 2*V+1)
+	tmp := r(is, 2*V+2)
+	// fma adds the vector at off(base) of b, times bcast, to accumulator acc.
+	fma := func(off int, base, bcast string, acc int) {
+		if dt.name == "F32" {
+			w.p("\tVFMADD231PS %d(%s), %s, %s", off, base, bcast, r(is, acc))
+			return
+		}
+		loadW(w, is, dt, fmt.Sprintf("%d(%s)", off, base), tmp)
+		w.p("\tVFMADD231PS %s, %s, %s", tmp, bcast, r(is, acc))
+	}
 	w.p("\tMOVQ CX, AX")
 	w.p("\tSHRQ $1, AX")
 	w.p("\tANDQ $1, CX")
@@ -253,8 +268,8 @@ func cols(w *writer, is isa, V int) {
 	w.p("\tVBROADCASTSS 4(SI), %s", b1)
 	w.p("\tLEAQ (DI)(R8*1), R9")
 	for v := 0; v < V; v++ {
-		w.p("\tVFMADD231PS %d(DI), %s, %s", v*xb, b0, r(is, v))
-		w.p("\tVFMADD231PS %d(R9), %s, %s", v*xb, b1, r(is, V+v))
+		fma(v*wb, "DI", b0, v)
+		fma(v*wb, "R9", b1, V+v)
 	}
 	w.p("\tADDQ $8, SI")
 	w.p("\tLEAQ (DI)(R8*2), DI")
@@ -265,9 +280,10 @@ func cols(w *writer, is isa, V int) {
 	w.p("\tJZ %s_store", name)
 	w.p("\tVBROADCASTSS (SI), %s", b0)
 	for v := 0; v < V; v++ {
-		w.p("\tVFMADD231PS %d(DI), %s, %s", v*xb, b0, r(is, v))
+		fma(v*wb, "DI", b0, v)
 	}
 	w.p("%s_store:", name)
+	xb := is.vw * 4
 	for v := 0; v < V; v++ {
 		w.p("\tVADDPS %s, %s, %s", r(is, V+v), r(is, v), r(is, v))
 		w.p("\tVMOVUPS %s, %d(DX)", r(is, v), v*xb)
@@ -438,8 +454,10 @@ func main() {
 			tile(&w, is, dt, is.bigR, 4)
 			gemv(&w, is, dt)
 		}
-		cols(&w, is, 4)
-		cols(&w, is, 1)
+		for _, dt := range dtypes {
+			cols(&w, is, 4, dt)
+			cols(&w, is, 1, dt)
+		}
 		read(&w, is)
 	}
 	expData(&w)

@@ -23,10 +23,18 @@ var genericSet = &kernelSet{
 			genericBlock(genericRowF32, x, ldx, w, ldw, k, out, ldo)
 		},
 	},
-	bf16:     tiles16(widenBF16Slice),
-	f16:      tiles16(widenF16Slice),
-	cols4:    func(out, a, b *float32, ldb, k int) { genericCols(out, a, b, ldb, k, 4) },
-	cols1:    func(out, a, b *float32, ldb, k int) { genericCols(out, a, b, ldb, k, 1) },
+	bf16:  tiles16(widenBF16Slice),
+	f16:   tiles16(widenF16Slice),
+	cols4: func(out, a, b *float32, ldb, k int) { genericCols(out, a, b, ldb, k, 4, widenF32) },
+	cols1: func(out, a, b *float32, ldb, k int) { genericCols(out, a, b, ldb, k, 1, widenF32) },
+	colsBF16: cols16{
+		four: func(out, a *float32, b *uint16, ldb, k int) { genericCols(out, a, b, ldb, k, 4, widenBF16) },
+		one:  func(out, a *float32, b *uint16, ldb, k int) { genericCols(out, a, b, ldb, k, 1, widenBF16) },
+	},
+	colsF16: cols16{
+		four: func(out, a *float32, b *uint16, ldb, k int) { genericCols(out, a, b, ldb, k, 4, widenF16) },
+		one:  func(out, a *float32, b *uint16, ldb, k int) { genericCols(out, a, b, ldb, k, 1, widenF16) },
+	},
 	read:     genericRead,
 	exp:      genericExp,
 	logistic: genericLogistic,
@@ -175,7 +183,7 @@ func tiles16(widen func(dst []float32, src []uint16)) tiles[uint16] {
 }
 
 // genericCols computes out[j] = sum_t a[t]*b[t*ldb+j] for j < cols.
-func genericCols(out, a, b *float32, ldb, k, cols int) {
+func genericCols[W float32 | uint16](out, a *float32, b *W, ldb, k, cols int, widen func(W) float32) {
 	o := unsafe.Slice(out, cols)
 	clear(o)
 	if k == 0 {
@@ -186,7 +194,7 @@ func genericCols(out, a, b *float32, ldb, k, cols int) {
 	for t, av := range as {
 		row := bs[t*ldb : t*ldb+cols]
 		for j, bv := range row {
-			o[j] += av * bv
+			o[j] += av * widen(bv)
 		}
 	}
 }

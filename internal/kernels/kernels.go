@@ -53,6 +53,19 @@ func BatchMatMulTransB(p *Pool, out, a, bT []float32, batch, m, n, k int) {
 	gemmNT(p, ks, &ks.f32, widenF32, out, a, bT, batch, m, n, k, "BatchMatMulTransB")
 }
 
+// BatchMatMulTransBBF16 is BatchMatMulTransB with bT in bfloat16 (raw bits), widened to float32
+// in registers: the result has the bits BatchMatMulTransB gives on the widened values.
+func BatchMatMulTransBBF16(p *Pool, out, a []float32, bT []uint16, batch, m, n, k int) {
+	ks := active.Load()
+	gemmNT(p, ks, &ks.bf16, widenBF16, out, a, bT, batch, m, n, k, "BatchMatMulTransBBF16")
+}
+
+// BatchMatMulTransBF16 is BatchMatMulTransB with bT in IEEE 754 half precision (raw bits).
+func BatchMatMulTransBF16(p *Pool, out, a []float32, bT []uint16, batch, m, n, k int) {
+	ks := active.Load()
+	gemmNT(p, ks, &ks.f16, widenF16, out, a, bT, batch, m, n, k, "BatchMatMulTransBF16")
+}
+
 // Dot returns the float32 dot product of a and b, which must have the same length.
 func Dot(a, b []float32) float32 {
 	if len(a) != len(b) {
@@ -189,6 +202,66 @@ func BatchMatMul(p *Pool, out, a, bm []float32, batch, m, n, k int) {
 			b := row / m
 			j0 := cb * colsPerTask
 			nnRow(ks, out[row*n+j0:row*n+min(n, j0+colsPerTask)], a[row*k:(row+1)*k], bm[b*k*n+j0:(b+1)*k*n], n)
+		}
+	}
+	tasks := batch * m * colBlocks
+	if batch*m*n*k < inlineWork {
+		body(0, tasks)
+		return
+	}
+	p.Parallel(tasks, body)
+}
+
+// BatchMatMulBF16 is BatchMatMul with bm in bfloat16 (raw bits), widened to float32 in
+// registers: the result has the bits BatchMatMul gives on the widened values.
+func BatchMatMulBF16(p *Pool, out, a []float32, bm []uint16, batch, m, n, k int) {
+	ks := active.Load()
+	batchMatMul16(p, ks, &ks.colsBF16, widenBF16, out, a, bm, batch, m, n, k, "BatchMatMulBF16")
+}
+
+// BatchMatMulF16 is BatchMatMulBF16 with bm in IEEE 754 half precision (raw bits).
+func BatchMatMulF16(p *Pool, out, a []float32, bm []uint16, batch, m, n, k int) {
+	ks := active.Load()
+	batchMatMul16(p, ks, &ks.colsF16, widenF16, out, a, bm, batch, m, n, k, "BatchMatMulF16")
+}
+
+// batchMatMul16 is BatchMatMul over 16-bit bm with the column kernels c (and widen for the
+// columns past the last whole vector).
+func batchMatMul16(p *Pool, ks *kernelSet, c *cols16, widen func(uint16) float32, out, a []float32, bm []uint16, batch, m, n, k int, kernel string) {
+	if batch <= 0 || m <= 0 || n <= 0 {
+		return
+	}
+	k = max(k, 0)
+	checkLen(kernel, "out", len(out), batch*m*n)
+	checkLen(kernel, "a", len(a), batch*m*k)
+	checkLen(kernel, "bm", len(bm), batch*k*n)
+	if k == 0 {
+		clear(out[:batch*m*n])
+		return
+	}
+	colBlocks := (n + colsPerTask - 1) / colsPerTask
+	body := func(lo, hi int) {
+		for task := lo; task < hi; task++ {
+			row, cb := task/colBlocks, task%colBlocks
+			b := row / m
+			j0 := cb * colsPerTask
+			o := out[row*n+j0 : row*n+min(n, j0+colsPerTask)]
+			ar, br := a[row*k:(row+1)*k], bm[b*k*n+j0:(b+1)*k*n]
+			w4, w1 := 4*ks.vw, ks.vw
+			j := 0
+			for ; j+w4 <= len(o); j += w4 {
+				c.four(&o[j], &ar[0], &br[j], n, k)
+			}
+			for ; j+w1 <= len(o); j += w1 {
+				c.one(&o[j], &ar[0], &br[j], n, k)
+			}
+			for ; j < len(o); j++ {
+				var s float32
+				for t, av := range ar {
+					s += av * widen(br[t*n+j])
+				}
+				o[j] = s
+			}
 		}
 	}
 	tasks := batch * m * colBlocks

@@ -26,6 +26,10 @@ func gemvF16AVX512(x *float32, w *uint16, ldw, k int, out *float32, rows int)
 func cols4AVX2(out *float32, a *float32, b *float32, ldb int, k int)
 func cols1AVX2(out *float32, a *float32, b *float32, ldb int, k int)
 func readAVX2(p *byte, n int) uint64
+func cols4BF16AVX2(out *float32, a *float32, b *uint16, ldb int, k int)
+func cols1BF16AVX2(out *float32, a *float32, b *uint16, ldb int, k int)
+func cols4F16AVX2(out *float32, a *float32, b *uint16, ldb int, k int)
+func cols1F16AVX2(out *float32, a *float32, b *uint16, ldb int, k int)
 
 func tileF32_1x1AVX512(x *float32, ldx int, w *float32, ldw int, k int, out *float32, ldo int)
 func tileF32_1x4AVX512(x *float32, ldx int, w *float32, ldw int, k int, out *float32, ldo int)
@@ -39,17 +43,23 @@ func tileF16_4x4AVX512(x *float32, ldx int, w *uint16, ldw int, k int, out *floa
 func cols4AVX512(out *float32, a *float32, b *float32, ldb int, k int)
 func cols1AVX512(out *float32, a *float32, b *float32, ldb int, k int)
 func readAVX512(p *byte, n int) uint64
+func cols4BF16AVX512(out *float32, a *float32, b *uint16, ldb int, k int)
+func cols1BF16AVX512(out *float32, a *float32, b *uint16, ldb int, k int)
+func cols4F16AVX512(out *float32, a *float32, b *uint16, ldb int, k int)
+func cols1F16AVX512(out *float32, a *float32, b *uint16, ldb int, k int)
 
 var avx2Set = &kernelSet{
-	name:  "avx2",
-	vw:    8,
-	rows:  3,
-	f32:   tiles[float32]{one: tileF32_1x1AVX2, row: tileF32_1x4AVX2, block: tileF32_3x4AVX2, gemv: gemvF32AVX2},
-	bf16:  tiles[uint16]{one: tileBF16_1x1AVX2, row: tileBF16_1x4AVX2, block: tileBF16_3x4AVX2, gemv: gemvBF16AVX2},
-	f16:   tiles[uint16]{one: tileF16_1x1AVX2, row: tileF16_1x4AVX2, block: tileF16_3x4AVX2, gemv: gemvF16AVX2},
-	cols4: cols4AVX2,
-	cols1: cols1AVX2,
-	read:  readAVX2,
+	name:     "avx2",
+	vw:       8,
+	rows:     3,
+	f32:      tiles[float32]{one: tileF32_1x1AVX2, row: tileF32_1x4AVX2, block: tileF32_3x4AVX2, gemv: gemvF32AVX2},
+	bf16:     tiles[uint16]{one: tileBF16_1x1AVX2, row: tileBF16_1x4AVX2, block: tileBF16_3x4AVX2, gemv: gemvBF16AVX2},
+	f16:      tiles[uint16]{one: tileF16_1x1AVX2, row: tileF16_1x4AVX2, block: tileF16_3x4AVX2, gemv: gemvF16AVX2},
+	cols4:    cols4AVX2,
+	cols1:    cols1AVX2,
+	colsBF16: cols16{four: cols4BF16AVX2, one: cols1BF16AVX2},
+	colsF16:  cols16{four: cols4F16AVX2, one: cols1F16AVX2},
+	read:     readAVX2,
 	// The element-wise kernels are AVX2 on both levels.
 	exp:      vectorEW(expAVX2, exp32),
 	logistic: vectorEW(logisticAVX2, logistic32),
@@ -64,6 +74,8 @@ var avx512Set = &kernelSet{
 	f16:      tiles[uint16]{one: tileF16_1x1AVX512, row: tileF16_1x4AVX512, block: tileF16_4x4AVX512, gemv: gemvF16AVX512},
 	cols4:    cols4AVX512,
 	cols1:    cols1AVX512,
+	colsBF16: cols16{four: cols4BF16AVX512, one: cols1BF16AVX512},
+	colsF16:  cols16{four: cols4F16AVX512, one: cols1F16AVX512},
 	read:     readAVX512,
 	exp:      vectorEW(expAVX2, exp32),
 	logistic: vectorEW(logisticAVX2, logistic32),

@@ -390,3 +390,63 @@ func TestReadKernels(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchedSixteenBitSameBits checks the batched products over a 16-bit operand
+// (BatchMatMulTransBBF16/F16, BatchMatMulBF16/F16: a bfloat16 or float16 KV cache) against
+// the float32 products on the widened values: the same bits, on every kernel level, for odd
+// sizes, several column blocks, and sizes below and above the inline threshold. (The portable
+// 16-bit kernels widen chunk16 weights at a time and add the chunks' sums, so past chunk16 their
+// products round differently from the float32 ones; an attention head is at most 256 wide.)
+func TestBatchedSixteenBitSameBits(t *testing.T) {
+	p := NewPool(2)
+	defer p.Close()
+	const batch = 3
+	forEachLevel(t, func(t *testing.T) {
+		for _, dtype := range []string{"bf16", "f16"} {
+			for _, k := range []int{1, 17, 64, 300} {
+				for _, mn := range [][2]int{{1, 1}, {3, 33}, {5, 300}, {3, 2048}} {
+					m, n := mn[0], mn[1]
+					if Features() == "generic" && k > chunk16 {
+						continue
+					}
+					r := rand.New(rand.NewPCG(uint64(k), uint64(m*10000+n)))
+					a := randF32(r, batch*m*k)
+					_, bits, exact := weights(r, dtype, batch, n*k)
+					wide := make([]float32, len(exact))
+					for i, v := range exact {
+						wide[i] = float32(v)
+					}
+					want, got := make([]float32, batch*m*n), make([]float32, batch*m*n)
+					BatchMatMulTransB(p, want, a, wide, batch, m, n, k)
+					if dtype == "bf16" {
+						BatchMatMulTransBBF16(p, got, a, bits, batch, m, n, k)
+					} else {
+						BatchMatMulTransBF16(p, got, a, bits, batch, m, n, k)
+					}
+					if i := firstBitDiff(got, want); i >= 0 {
+						t.Fatalf("%s TransB k=%d m=%d n=%d: out[%d] = %v, float32 product %v", dtype, k, m, n, i, got[i], want[i])
+					}
+					BatchMatMul(p, want, a, wide, batch, m, n, k)
+					if dtype == "bf16" {
+						BatchMatMulBF16(p, got, a, bits, batch, m, n, k)
+					} else {
+						BatchMatMulF16(p, got, a, bits, batch, m, n, k)
+					}
+					if i := firstBitDiff(got, want); i >= 0 {
+						t.Fatalf("%s k=%d m=%d n=%d: out[%d] = %v, float32 product %v", dtype, k, m, n, i, got[i], want[i])
+					}
+				}
+			}
+		}
+	})
+}
+
+// firstBitDiff returns the first index where a and b hold different float32 bits, or -1.
+func firstBitDiff(a, b []float32) int {
+	for i := range a {
+		if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
+			return i
+		}
+	}
+	return -1
+}
