@@ -9,7 +9,8 @@
 #   make bench-peers                 # 3 rounds
 #   ROUNDS=5 THREADS=2 scripts/bench-peers.sh
 #
-# Results (the raw JSON lines of every run and summary.md) go to .tether/bench/peers/.
+# Results (the raw JSON lines of every run, page-cache.txt and summary.md) go to
+# .tether/bench/peers/.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -40,6 +41,9 @@ BF16=$DIR/smollm2-135m-bf16
 
 rm -f "$OUT"/*.jsonl
 lscpu > "$OUT/lscpu.txt"
+# Both engines map their weights; put the four files in the same page-cache state (dropped, then
+# read back in large pieces: large folios) so that neither is measured on 4 KiB mappings.
+"$PY" scripts/page_cache.py "$F32/model.safetensors" "$BF16/model.safetensors" "$OUT/model-f32.gguf" "$OUT/model-f16.gguf" >"$OUT/page-cache.txt"
 export GOMAXPROCS=$THREADS
 for r in $(seq 1 "$ROUNDS"); do
 	echo "bench-peers: round $r of $ROUNDS" >&2

@@ -89,6 +89,14 @@ def main():
     caps = [r["capped_over_uncapped"] for r in t32 if r.get("capped_over_uncapped")]
     print()
     print("capped (8 layers) / uncapped decode, f32, median of back-to-back pairs per round: %s" % fmt(caps))
+    pc = os.path.join(d, "page-cache.txt")
+    if os.path.exists(pc):
+        print()
+        print("page cache before the rounds (scripts/page_cache.py):")
+        print()
+        with open(pc) as f:
+            for line in f:
+                print("- " + line.strip())
 
 
 if __name__ == "__main__":
