@@ -15,15 +15,18 @@ import (
 	"tether/weights"
 )
 
-// cacheTestModel writes a small random Llama-family checkpoint and opens it.
-func cacheTestModel(t *testing.T) (*weights.Config, *weights.Checkpoint) {
-	t.Helper()
-	cfgJSON := []byte(`{"architectures": ["LlamaForCausalLM"], "model_type": "llama",
+// tinyLlamaJSON is the config.json of a small random Llama-family model.
+var tinyLlamaJSON = []byte(`{"architectures": ["LlamaForCausalLM"], "model_type": "llama",
   "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
   "num_key_value_heads": 2, "vocab_size": 300, "max_position_embeddings": 256, "rms_norm_eps": 1e-5,
   "rope_theta": 10000, "hidden_act": "silu", "tie_word_embeddings": true, "bos_token_id": 1, "eos_token_id": 2}`)
+
+// writeRandomCheckpoint writes a random model of cfgJSON (seed, stored in dt) and opens it; the
+// checkpoint is closed when the test ends.
+func writeRandomCheckpoint(t *testing.T, cfgJSON []byte, seed uint64, dt weights.DType) (*weights.Config, *weights.Checkpoint) {
+	t.Helper()
 	dir := t.TempDir()
-	if err := weights.WriteRandomModel(dir, cfgJSON, 7, weights.F32); err != nil {
+	if err := weights.WriteRandomModel(dir, cfgJSON, seed, dt); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := weights.LoadConfig(dir)
@@ -47,7 +50,7 @@ func cacheTestModel(t *testing.T) (*weights.Config, *weights.Checkpoint) {
 // decode; and a Batcher's rows, joining and growing the cache, generate the tokens each
 // request generates alone.
 func TestCacheDType16(t *testing.T) {
-	cfg, ck := cacheTestModel(t)
+	cfg, ck := writeRandomCheckpoint(t, tinyLlamaJSON, 7, weights.F32)
 	m32 := loadCPU(t, cfg, ck, LoadOptions{})
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(21, 22))
@@ -204,7 +207,7 @@ func logSoftmaxAt(logits []float32, i int) float64 {
 // TestCacheDTypeErrors checks that a cache dtype the backend cannot hold, or an unknown one, is
 // an error naming it, and that the memory estimate counts a 16-bit cache at half the bytes.
 func TestCacheDTypeErrors(t *testing.T) {
-	cfg, ck := cacheTestModel(t)
+	cfg, ck := writeRandomCheckpoint(t, tinyLlamaJSON, 7, weights.F32)
 	for _, c := range []struct {
 		backend, opt, want string
 	}{

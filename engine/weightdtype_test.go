@@ -18,26 +18,8 @@ import (
 // values are the same, only the products round to bfloat16), and
 // "float32" asked explicitly wins over the default.
 func TestCheckpointDTypeByDefault(t *testing.T) {
-	cfgJSON := []byte(`{"architectures": ["LlamaForCausalLM"], "model_type": "llama",
-  "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
-  "num_key_value_heads": 2, "vocab_size": 300, "max_position_embeddings": 128, "rms_norm_eps": 1e-5,
-  "rope_theta": 10000, "hidden_act": "silu", "tie_word_embeddings": true, "bos_token_id": 1, "eos_token_id": 2}`)
 	open := func(dt weights.DType) (*weights.Config, *weights.Checkpoint) {
-		dir := t.TempDir()
-		if err := weights.WriteRandomModel(dir, cfgJSON, 1, dt); err != nil {
-			t.Fatal(err)
-		}
-		cfg, err := weights.LoadConfig(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ck, err := weights.OpenCheckpoint(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = ck.Close() })
-		ck.SetPrefix(cfg.TensorPrefix)
-		return cfg, ck
+		return writeRandomCheckpoint(t, tinyLlamaJSON, 1, dt)
 	}
 	load := func(backend string, cfg *weights.Config, ck *weights.Checkpoint, opts LoadOptions) *Model {
 		be, err := NewBackend(backend)

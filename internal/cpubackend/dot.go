@@ -68,25 +68,22 @@ func (b *Backend) dotGeneral(n *node, ins []any, out any) error {
 	// A 16-bit right operand in either layout (weights, a 16-bit KV cache) is
 	// widened inside the kernels, with the bits of the float32 product of the
 	// widened values.
+	type product16 func(p *kernels.Pool, out, a []float32, b []uint16, batch, m, n, k int)
+	var w16 []uint16
+	var transB16, nn16 product16
 	switch w := rhs.(type) {
 	case []bfloat16.BFloat16:
-		switch {
-		case nk:
-			kernels.BatchMatMulTransBBF16(b.pool, res, a, bits16(w), batch, M, N, K)
-			return finishDot(out, res)
-		case kn:
-			kernels.BatchMatMulBF16(b.pool, res, a, bits16(w), batch, M, N, K)
-			return finishDot(out, res)
-		}
+		w16, transB16, nn16 = bits16(w), kernels.BatchMatMulTransBBF16, kernels.BatchMatMulBF16
 	case []float16.Float16:
-		switch {
-		case nk:
-			kernels.BatchMatMulTransBF16(b.pool, res, a, bits16(w), batch, M, N, K)
-			return finishDot(out, res)
-		case kn:
-			kernels.BatchMatMulF16(b.pool, res, a, bits16(w), batch, M, N, K)
-			return finishDot(out, res)
+		w16, transB16, nn16 = bits16(w), kernels.BatchMatMulTransBF16, kernels.BatchMatMulF16
+	}
+	if w16 != nil && (nk || kn) {
+		if nk {
+			transB16(b.pool, res, a, w16, batch, M, N, K)
+		} else {
+			nn16(b.pool, res, a, w16, batch, M, N, K)
 		}
+		return finishDot(out, res)
 	}
 	transB := true
 	if !nk {

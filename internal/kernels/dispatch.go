@@ -27,10 +27,10 @@ type kernelSet struct {
 	f32  tiles[float32]
 	bf16 tiles[uint16]
 	f16  tiles[uint16]
-	// cols4 and cols1 compute out[j] = sum_{t<k} a[t]*b[t*ldb+j] for 4*vw and vw columns;
-	// colsBF16 and colsF16 the same over 16-bit b, widened (same bits as on widened b).
-	cols4, cols1      func(out, a, b *float32, ldb, k int)
-	colsBF16, colsF16 cols16
+	// colsF32, colsBF16 and colsF16 compute out[j] = sum_{t<k} a[t]*b[t*ldb+j] over float32,
+	// bfloat16 and float16 b (16-bit b widened: the bits of float32 b holding the same values).
+	colsF32           cols[float32]
+	colsBF16, colsF16 cols[uint16]
 	// read xors the 64-bit words of p[:n&^255] (a bandwidth probe).
 	read func(p *byte, n int) uint64
 	// exp and logistic are Exp and Logistic over whole slices of equal length.
@@ -59,7 +59,7 @@ func SetGeneric(on bool) {
 	}
 }
 
-// cols16 is the column kernels over 16-bit b: four for 4*vw columns, one for vw.
-type cols16 struct {
-	four, one func(out, a *float32, b *uint16, ldb, k int)
+// cols is one dtype's column kernels: four for 4*vw columns, one for vw.
+type cols[W float32 | uint16] struct {
+	four, one func(out, a *float32, b *W, ldb, k int)
 }

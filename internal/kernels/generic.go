@@ -23,18 +23,11 @@ var genericSet = &kernelSet{
 			genericBlock(genericRowF32, x, ldx, w, ldw, k, out, ldo)
 		},
 	},
-	bf16:  tiles16(widenBF16Slice),
-	f16:   tiles16(widenF16Slice),
-	cols4: func(out, a, b *float32, ldb, k int) { genericCols(out, a, b, ldb, k, 4, widenF32) },
-	cols1: func(out, a, b *float32, ldb, k int) { genericCols(out, a, b, ldb, k, 1, widenF32) },
-	colsBF16: cols16{
-		four: func(out, a *float32, b *uint16, ldb, k int) { genericCols(out, a, b, ldb, k, 4, widenBF16) },
-		one:  func(out, a *float32, b *uint16, ldb, k int) { genericCols(out, a, b, ldb, k, 1, widenBF16) },
-	},
-	colsF16: cols16{
-		four: func(out, a *float32, b *uint16, ldb, k int) { genericCols(out, a, b, ldb, k, 4, widenF16) },
-		one:  func(out, a *float32, b *uint16, ldb, k int) { genericCols(out, a, b, ldb, k, 1, widenF16) },
-	},
+	bf16:     tiles16(widenBF16Slice),
+	f16:      tiles16(widenF16Slice),
+	colsF32:  genericColsOf(widenF32),
+	colsBF16: genericColsOf(widenBF16),
+	colsF16:  genericColsOf(widenF16),
 	read:     genericRead,
 	exp:      genericExp,
 	logistic: genericLogistic,
@@ -183,6 +176,14 @@ func tiles16(widen func(dst []float32, src []uint16)) tiles[uint16] {
 }
 
 // genericCols computes out[j] = sum_t a[t]*b[t*ldb+j] for j < cols.
+// genericColsOf returns the portable column kernels over b widened by widen.
+func genericColsOf[W float32 | uint16](widen func(W) float32) cols[W] {
+	return cols[W]{
+		four: func(out, a *float32, b *W, ldb, k int) { genericCols(out, a, b, ldb, k, 4, widen) },
+		one:  func(out, a *float32, b *W, ldb, k int) { genericCols(out, a, b, ldb, k, 1, widen) },
+	}
+}
+
 func genericCols[W float32 | uint16](out, a *float32, b *W, ldb, k, cols int, widen func(W) float32) {
 	o := unsafe.Slice(out, cols)
 	clear(o)

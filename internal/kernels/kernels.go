@@ -183,51 +183,27 @@ const colsPerTask = 256
 // (attention weights times V). Output rows (and blocks of columns when n is wide) are split
 // across the pool. It panics if a slice is shorter than its shape says.
 func BatchMatMul(p *Pool, out, a, bm []float32, batch, m, n, k int) {
-	if batch <= 0 || m <= 0 || n <= 0 {
-		return
-	}
-	k = max(k, 0)
-	checkLen("BatchMatMul", "out", len(out), batch*m*n)
-	checkLen("BatchMatMul", "a", len(a), batch*m*k)
-	checkLen("BatchMatMul", "bm", len(bm), batch*k*n)
-	if k == 0 {
-		clear(out[:batch*m*n])
-		return
-	}
 	ks := active.Load()
-	colBlocks := (n + colsPerTask - 1) / colsPerTask
-	body := func(lo, hi int) {
-		for task := lo; task < hi; task++ {
-			row, cb := task/colBlocks, task%colBlocks
-			b := row / m
-			j0 := cb * colsPerTask
-			nnRow(ks, out[row*n+j0:row*n+min(n, j0+colsPerTask)], a[row*k:(row+1)*k], bm[b*k*n+j0:(b+1)*k*n], n)
-		}
-	}
-	tasks := batch * m * colBlocks
-	if batch*m*n*k < inlineWork {
-		body(0, tasks)
-		return
-	}
-	p.Parallel(tasks, body)
+	batchMatMul(p, ks, &ks.colsF32, widenF32, out, a, bm, batch, m, n, k, "BatchMatMul")
 }
 
 // BatchMatMulBF16 is BatchMatMul with bm in bfloat16 (raw bits), widened to float32 in
 // registers: the result has the bits BatchMatMul gives on the widened values.
 func BatchMatMulBF16(p *Pool, out, a []float32, bm []uint16, batch, m, n, k int) {
 	ks := active.Load()
-	batchMatMul16(p, ks, &ks.colsBF16, widenBF16, out, a, bm, batch, m, n, k, "BatchMatMulBF16")
+	batchMatMul(p, ks, &ks.colsBF16, widenBF16, out, a, bm, batch, m, n, k, "BatchMatMulBF16")
 }
 
 // BatchMatMulF16 is BatchMatMulBF16 with bm in IEEE 754 half precision (raw bits).
 func BatchMatMulF16(p *Pool, out, a []float32, bm []uint16, batch, m, n, k int) {
 	ks := active.Load()
-	batchMatMul16(p, ks, &ks.colsF16, widenF16, out, a, bm, batch, m, n, k, "BatchMatMulF16")
+	batchMatMul(p, ks, &ks.colsF16, widenF16, out, a, bm, batch, m, n, k, "BatchMatMulF16")
 }
 
-// batchMatMul16 is BatchMatMul over 16-bit bm with the column kernels c (and widen for the
-// columns past the last whole vector).
-func batchMatMul16(p *Pool, ks *kernelSet, c *cols16, widen func(uint16) float32, out, a []float32, bm []uint16, batch, m, n, k int, kernel string) {
+// batchMatMul is BatchMatMul over bm of type W with the column kernels c (widen for the columns
+// past the last whole vector); tasks are (row of a, block of colsPerTask columns).
+func batchMatMul[W float32 | uint16](p *Pool, ks *kernelSet, c *cols[W], widen func(W) float32,
+	out, a []float32, bm []W, batch, m, n, k int, kernel string) {
 	if batch <= 0 || m <= 0 || n <= 0 {
 		return
 	}
@@ -245,23 +221,7 @@ func batchMatMul16(p *Pool, ks *kernelSet, c *cols16, widen func(uint16) float32
 			row, cb := task/colBlocks, task%colBlocks
 			b := row / m
 			j0 := cb * colsPerTask
-			o := out[row*n+j0 : row*n+min(n, j0+colsPerTask)]
-			ar, br := a[row*k:(row+1)*k], bm[b*k*n+j0:(b+1)*k*n]
-			w4, w1 := 4*ks.vw, ks.vw
-			j := 0
-			for ; j+w4 <= len(o); j += w4 {
-				c.four(&o[j], &ar[0], &br[j], n, k)
-			}
-			for ; j+w1 <= len(o); j += w1 {
-				c.one(&o[j], &ar[0], &br[j], n, k)
-			}
-			for ; j < len(o); j++ {
-				var s float32
-				for t, av := range ar {
-					s += av * widen(br[t*n+j])
-				}
-				o[j] = s
-			}
+			nnRow(ks, c, widen, out[row*n+j0:row*n+min(n, j0+colsPerTask)], a[row*k:(row+1)*k], bm[b*k*n+j0:(b+1)*k*n], n)
 		}
 	}
 	tasks := batch * m * colBlocks
@@ -272,22 +232,22 @@ func batchMatMul16(p *Pool, ks *kernelSet, c *cols16, widen func(uint16) float32
 	p.Parallel(tasks, body)
 }
 
-// nnRow computes o[j] = sum_t a[t]*b[t*ldb+j] for j < len(o), where b starts at o's first
+// nnRow computes o[j] = sum_t a[t]*widen(b[t*ldb+j]) for j < len(o), where b starts at o's first
 // column: whole vectors with the kernels, the last len(o) mod vw columns in Go.
-func nnRow(ks *kernelSet, o, a, b []float32, ldb int) {
+func nnRow[W float32 | uint16](ks *kernelSet, c *cols[W], widen func(W) float32, o, a []float32, b []W, ldb int) {
 	k := len(a)
 	w4, w1 := 4*ks.vw, ks.vw
 	j := 0
 	for ; j+w4 <= len(o); j += w4 {
-		ks.cols4(&o[j], &a[0], &b[j], ldb, k)
+		c.four(&o[j], &a[0], &b[j], ldb, k)
 	}
 	for ; j+w1 <= len(o); j += w1 {
-		ks.cols1(&o[j], &a[0], &b[j], ldb, k)
+		c.one(&o[j], &a[0], &b[j], ldb, k)
 	}
 	for ; j < len(o); j++ {
 		var s float32
 		for t, av := range a {
-			s += av * b[t*ldb+j]
+			s += av * widen(b[t*ldb+j])
 		}
 		o[j] = s
 	}

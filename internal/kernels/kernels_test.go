@@ -416,24 +416,20 @@ func TestBatchedSixteenBitSameBits(t *testing.T) {
 					for i, v := range exact {
 						wide[i] = float32(v)
 					}
-					want, got := make([]float32, batch*m*n), make([]float32, batch*m*n)
-					BatchMatMulTransB(p, want, a, wide, batch, m, n, k)
-					if dtype == "bf16" {
-						BatchMatMulTransBBF16(p, got, a, bits, batch, m, n, k)
-					} else {
-						BatchMatMulTransBF16(p, got, a, bits, batch, m, n, k)
-					}
-					if i := firstBitDiff(got, want); i >= 0 {
-						t.Fatalf("%s TransB k=%d m=%d n=%d: out[%d] = %v, float32 product %v", dtype, k, m, n, i, got[i], want[i])
-					}
-					BatchMatMul(p, want, a, wide, batch, m, n, k)
-					if dtype == "bf16" {
-						BatchMatMulBF16(p, got, a, bits, batch, m, n, k)
-					} else {
-						BatchMatMulF16(p, got, a, bits, batch, m, n, k)
-					}
-					if i := firstBitDiff(got, want); i >= 0 {
-						t.Fatalf("%s k=%d m=%d n=%d: out[%d] = %v, float32 product %v", dtype, k, m, n, i, got[i], want[i])
+					for _, pr := range []struct {
+						name string
+						f32  func(p *Pool, out, a, b []float32, batch, m, n, k int)
+						w16  func(p *Pool, out, a []float32, b []uint16, batch, m, n, k int)
+					}{
+						{"TransB", BatchMatMulTransB, map[string]func(*Pool, []float32, []float32, []uint16, int, int, int, int){"bf16": BatchMatMulTransBBF16, "f16": BatchMatMulTransBF16}[dtype]},
+						{"NN", BatchMatMul, map[string]func(*Pool, []float32, []float32, []uint16, int, int, int, int){"bf16": BatchMatMulBF16, "f16": BatchMatMulF16}[dtype]},
+					} {
+						want, got := make([]float32, batch*m*n), make([]float32, batch*m*n)
+						pr.f32(p, want, a, wide, batch, m, n, k)
+						pr.w16(p, got, a, bits, batch, m, n, k)
+						if i := firstBitDiff(got, want); i >= 0 {
+							t.Fatalf("%s %s k=%d m=%d n=%d: out[%d] = %v, float32 product %v", dtype, pr.name, k, m, n, i, got[i], want[i])
+						}
 					}
 				}
 			}
