@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
 
 	G "github.com/gomlx/gomlx/pkg/core/graph"
@@ -84,16 +85,21 @@ func (b *Batcher) resizeSlots(slots int) error {
 		// The rows are copied as raw bytes of the cache's dtype.
 		elem := t.DType().Size()
 		out := tensors.FromShape(shapes.Make(t.DType(), c.batch, b.m.cfg.NumKVHeads, slots, D))
+		resized.kv[i] = out
+		var dstErr error
 		b.m.mu.Lock()
-		t.ConstBytes(func(data []byte) {
-			out.MutableBytes(func(dst []byte) {
+		err := t.ConstBytes(func(data []byte) {
+			dstErr = out.MutableBytes(func(dst []byte) {
 				for j := range lead {
 					copy(dst[j*slots*D*elem:(j*slots*D+kept)*elem], data[j*c.slots*D*elem:(j*c.slots*D+kept)*elem])
 				}
 			})
 		})
 		b.m.mu.Unlock()
-		resized.kv[i] = out
+		if err = errors.Join(err, dstErr); err != nil {
+			resized.free()
+			return fmt.Errorf("engine: copying the batch cache to resize it from %d to %d slots: %w", c.slots, slots, err)
+		}
 	}
 	c.free()
 	b.setCache(resized)
