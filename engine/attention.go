@@ -86,8 +86,6 @@ func (sb *stepBuilder) writeCache(cache, kv *G.Node) *G.Node {
 	}
 	if sb.m.dynamicUpdate && T == 1 {
 		kv = toCache(kv)
-	}
-	if sb.m.dynamicUpdate && T == 1 {
 		// The Batcher's decode step: each row writes its one slot in place,
 		// instead of a masked select over the whole cache.
 		zero := G.Const(g, int32(0))

@@ -182,3 +182,30 @@ func maxRelDiff(a, b []float32) float64 {
 	}
 	return diff / (scale + 1e-12)
 }
+
+// tinyLlamaJSON is the config.json of a small random Llama-family model.
+var tinyLlamaJSON = []byte(`{"architectures": ["LlamaForCausalLM"], "model_type": "llama",
+  "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+  "num_key_value_heads": 2, "vocab_size": 300, "max_position_embeddings": 256, "rms_norm_eps": 1e-5,
+  "rope_theta": 10000, "hidden_act": "silu", "tie_word_embeddings": true, "bos_token_id": 1, "eos_token_id": 2}`)
+
+// writeRandomCheckpoint writes a random model of cfgJSON (seed, stored in dt) and opens it; the
+// checkpoint is closed when the test ends.
+func writeRandomCheckpoint(t *testing.T, cfgJSON []byte, seed uint64, dt weights.DType) (*weights.Config, *weights.Checkpoint) {
+	t.Helper()
+	dir := t.TempDir()
+	if err := weights.WriteRandomModel(dir, cfgJSON, seed, dt); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := weights.LoadConfig(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck, err := weights.OpenCheckpoint(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ck.Close() })
+	ck.SetPrefix(cfg.TensorPrefix)
+	return cfg, ck
+}

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"slices"
+	"strings"
+
 	"github.com/spf13/pflag"
 
 	"tether/model"
@@ -81,19 +84,21 @@ func (f modelFlags) parseAndOpen(fs *pflag.FlagSet, args []string, opts model.Op
 // checkWeightsDType refuses a --weights-dtype value other than auto, f32,
 // bf16 and f16 with a usage error.
 func checkWeightsDType(dtype string) error {
-	switch dtype {
-	case "auto", "f32", "bf16", "f16":
-		return nil
-	}
-	return usageErrorf("--weights-dtype %q: expected auto, f32, bf16 or f16", dtype)
+	return checkDTypeFlag("--weights-dtype", dtype, "auto", "f32", "bf16", "f16")
 }
 
 // checkCacheDType refuses a --cache-dtype value other than f32, bf16 and
 // f16 with a usage error.
 func checkCacheDType(dtype string) error {
-	switch dtype {
-	case "f32", "bf16", "f16":
+	return checkDTypeFlag("--cache-dtype", dtype, "f32", "bf16", "f16")
+}
+
+// checkDTypeFlag refuses a value of flag outside allowed with a usage error
+// naming them ("expected a, b or c").
+func checkDTypeFlag(flag, value string, allowed ...string) error {
+	if slices.Contains(allowed, value) {
 		return nil
 	}
-	return usageErrorf("--cache-dtype %q: expected f32, bf16 or f16", dtype)
+	n := len(allowed)
+	return usageErrorf("%s %q: expected %s or %s", flag, value, strings.Join(allowed[:n-1], ", "), allowed[n-1])
 }

@@ -36,9 +36,9 @@ const chunksPerWorker = 4
 // Pool runs work on a fixed set of persistent goroutines. Idle workers spin briefly, then sleep
 // on the pool's epoch, as does a caller waiting for the workers' last chunks: in the kernel
 // while the machine has a CPU for every runnable thread, in the Go scheduler while it is
-// crowded (see waitWord). No goroutine is started per call. A Pool is safe for concurrent use, and fn passed to Parallel
-// may itself call Parallel on the same pool (the calling goroutine always works on its own job,
-// so nested calls cannot deadlock).
+// crowded (see waitWord). No goroutine is started per call. A Pool is safe for concurrent use,
+// and fn passed to Parallel may itself call Parallel on the same pool (the calling goroutine
+// always works on its own job, so nested calls cannot deadlock).
 type Pool struct {
 	workers int
 	spin    time.Duration
@@ -167,24 +167,35 @@ func (p *Pool) Parallel(n int, fn func(lo, hi int)) {
 	}
 }
 
-// waitDone waits for the other goroutines' chunks of j: spin for p.spin, then sleep until the
+// waitDone waits for the other goroutines' chunks of j: spin (spinUntil), then sleep until the
 // last chunk's goroutine bumps j.done.
 func (p *Pool) waitDone(j *job) {
-	if j.done.load() != 0 {
-		return
+	if !p.spinUntil(func() bool { return j.done.load() != 0 }) {
+		j.done.wait(0, p.sleepInKernel())
 	}
-	if p.spin > 0 {
-		deadline := time.Now().Add(p.spin)
-		for i := 0; j.done.load() == 0; i++ {
-			if i&63 == 63 {
-				if time.Now().After(deadline) {
-					break
-				}
-				runtime.Gosched()
+}
+
+// spinUntil polls ready for up to p.spin, yielding the processor to other goroutines every 64
+// polls, and reports whether ready became true.
+func (p *Pool) spinUntil(ready func() bool) bool {
+	if ready() {
+		return true
+	}
+	if p.spin <= 0 {
+		return false
+	}
+	deadline := time.Now().Add(p.spin)
+	for i := 1; ; i++ {
+		if ready() {
+			return true
+		}
+		if i&63 == 63 {
+			if time.Now().After(deadline) {
+				return false
 			}
+			runtime.Gosched()
 		}
 	}
-	j.done.wait(0, p.sleepInKernel())
 }
 
 // run claims and runs chunks of j until none is left; the goroutine that finishes the job's last
@@ -226,8 +237,8 @@ func (p *Pool) grab() *job {
 	return nil
 }
 
-// worker is the loop of one pool goroutine: run any job with unclaimed chunks; otherwise spin for
-// p.spin watching the epoch, then park until the epoch moves.
+// worker is the loop of one pool goroutine: run any job with unclaimed chunks, else background
+// work; otherwise spin watching the epoch (spinUntil), then sleep until the epoch moves.
 func (p *Pool) worker() {
 	defer p.stopped.Done()
 	for {
@@ -243,21 +254,9 @@ func (p *Pool) worker() {
 			bg.run(p)
 			continue
 		}
-		if p.spin > 0 {
-			deadline := time.Now().Add(p.spin)
-			for i := 0; p.epoch.load() == e; i++ {
-				if i&63 == 63 {
-					if time.Now().After(deadline) {
-						break
-					}
-					runtime.Gosched() // let other goroutines have this P while we wait
-				}
-			}
-			if p.epoch.load() != e {
-				continue
-			}
+		if !p.spinUntil(func() bool { return p.epoch.load() != e }) {
+			p.epoch.wait(e, p.sleepInKernel())
 		}
-		p.epoch.wait(e, p.sleepInKernel())
 	}
 }
 
