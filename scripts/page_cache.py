@@ -2,9 +2,9 @@
 """Put model files in the same page-cache state before a benchmark, and report that state.
 
 How a file's pages sit in the page cache decides whether a mapping of it can use 2 MiB
-page-table entries, and both tether and llama.cpp map their weights: the same file decoded 15 to
-20% faster (and llama.cpp's GGUF 15 to 20% faster too) once its pages were in large folios
-(docs/cpu-backend.md). A file written in small pieces (or read in small pieces) sits in 4 KiB
+page-table entries, and both tether and llama.cpp map their weights: tether's bf16 test model
+decoded at 0.90 to 0.93 of a heap copy while its file sat in 4 KiB folios, and llama.cpp's F16
+went from 104-111 to 124-128 tokens/s once its GGUF had been read again (docs/cpu-backend.md). A file written in small pieces (or read in small pieces) sits in 4 KiB
 folios until it leaves the cache, so which engine wins can depend on how each file was written.
 For each FILE this script drops its clean pages from the cache (fsync, then
 posix_fadvise(DONTNEED): no root needed), reads it back sequentially 8 MiB at a time (the page

@@ -14,9 +14,9 @@ const hugePage = 2 << 20
 // is a multiple of hugePage, and asks for transparent huge pages (MADV_HUGEPAGE). With file
 // offsets and addresses equal modulo 2 MiB the kernel can map each 2 MiB folio of the page cache
 // with one page-table entry: a decode step streams every weight once, and with 4 KiB entries it
-// spends a large part of its time on TLB misses (measured on this project's VM: a SmolLM2-135M
-// bf16 checkpoint decoded 15 to 20% faster once its pages were mapped 2 MiB at a time;
-// docs/cpu-backend.md). Where the kernel has no huge pages for the file (small folios already in
+// is slower (measured on this project's VM: a SmolLM2-135M-shaped bf16 checkpoint in 4 KiB
+// folios decoded at 0.90 to 0.93 of the same weights copied into the heap, and level with them
+// once its folios were large; docs/cpu-backend.md). Where the kernel has no huge pages for the file (small folios already in
 // the page cache, a filesystem without large folios, THP off) the advice does nothing.
 func mapFile(fd int, size int) ([]byte, error) {
 	// Reserve size+hugePage bytes of address space, map the file over the reservation from its
