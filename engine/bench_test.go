@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -25,7 +26,8 @@ func smolLM2Config() *weights.Config {
 // loadSmolLM2Bench loads the random SmolLM2-135M-shaped model (seed 9) of the
 // benchmarks on $TETHER_BENCH_BACKEND (default "go"; e.g. "cpu",
 // "go:dotgeneral_large" or "xla:cuda") with the matrices held in
-// $TETHER_BENCH_DTYPE (e.g. "bfloat16"; default the backend's), closed when
+// $TETHER_BENCH_DTYPE (e.g. "bfloat16"; default the backend's) and the K and V
+// caches in $TETHER_BENCH_CACHE_DTYPE (e.g. "bf16"; default float32), closed when
 // the benchmark ends. It skips in -short mode.
 func loadSmolLM2Bench(b *testing.B) (*Model, *weights.Config) {
 	b.Helper()
@@ -41,7 +43,7 @@ func loadSmolLM2Bench(b *testing.B) (*Model, *weights.Config) {
 		b.Fatal(err)
 	}
 	cfg := smolLM2Config()
-	m, err := LoadWithOptions(be, cfg, randomSource(cfg, 9), LoadOptions{WeightDType: os.Getenv("TETHER_BENCH_DTYPE")})
+	m, err := LoadWithOptions(be, cfg, randomSource(cfg, 9), LoadOptions{WeightDType: os.Getenv("TETHER_BENCH_DTYPE"), CacheDType: os.Getenv("TETHER_BENCH_CACHE_DTYPE")})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -52,9 +54,19 @@ func loadSmolLM2Bench(b *testing.B) (*Model, *weights.Config) {
 // BenchmarkDecodeSmolLM2Shape measures batched decoding steps (one new token
 // per sequence per step, with a KV cache) on a random model of SmolLM2-135M's
 // shape. Run: go test ./engine/ -run '^$' -bench DecodeSmolLM2Shape -benchtime 40x
-// (loadSmolLM2Bench: $TETHER_BENCH_BACKEND and $TETHER_BENCH_DTYPE choose the backend and dtype).
+// (loadSmolLM2Bench: $TETHER_BENCH_BACKEND, $TETHER_BENCH_DTYPE and
+// $TETHER_BENCH_CACHE_DTYPE choose the backend, weight and cache dtypes;
+// $TETHER_BENCH_SLOTS the cache length, 256 by default).
 func BenchmarkDecodeSmolLM2Shape(b *testing.B) {
 	m, cfg := loadSmolLM2Bench(b)
+	slots := 256
+	if v := os.Getenv("TETHER_BENCH_SLOTS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 16 {
+			b.Fatalf("TETHER_BENCH_SLOTS=%q: expected a cache length above the 16-token prompt", v)
+		}
+		slots = n
+	}
 	for _, batch := range []int{1, 8} {
 		b.Run(fmt.Sprintf("batch%d", batch), func(b *testing.B) {
 			rng := rand.New(rand.NewPCG(1, 1))
@@ -66,7 +78,7 @@ func BenchmarkDecodeSmolLM2Shape(b *testing.B) {
 			rows, pad := m.leftPad(prompts, T)
 			m.mu.Lock()
 			defer m.mu.Unlock()
-			cache := m.newKVCache(batch, 256)
+			cache := m.newKVCache(batch, slots)
 			defer cache.free()
 			plan := stepPlan{}
 			if _, err := m.runStep(stepRequest{tokens: rows, pad: pad, cache: cache, plan: plan}); err != nil {
@@ -81,7 +93,7 @@ func BenchmarkDecodeSmolLM2Shape(b *testing.B) {
 			start := time.Now()
 			best := time.Duration(math.MaxInt64)
 			for range b.N {
-				if slot == 256 {
+				if slot == slots {
 					slot = T
 				}
 				stepStart := time.Now()
